@@ -1,0 +1,160 @@
+//! Records written by `gp-migrate`: the scenario, every `query-migrate` snapshot, QMP events,
+//! the actions it took and the result.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Role;
+
+/// A migration scenario, with the original guestperf's field names and units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    pub name: String,
+    /// Maximum downtime, ms.
+    pub downtime: u64,
+    /// Maximum bandwidth, MiB/s (0: unlimited).
+    pub bandwidth: u64,
+    pub max_iters: u64,
+    /// Seconds.
+    pub max_time: u64,
+    pub pause: bool,
+    pub pause_iters: u64,
+    pub post_copy: bool,
+    pub post_copy_iters: u64,
+    pub auto_converge: bool,
+    pub auto_converge_step: u64,
+    pub compression_mt: bool,
+    pub compression_mt_threads: u64,
+    pub compression_xbzrle: bool,
+    /// Percent of guest RAM.
+    pub compression_xbzrle_cache: u64,
+    pub multifd: bool,
+    pub multifd_channels: u64,
+    pub multifd_compression: String,
+    pub dirty_limit: bool,
+    /// ms.
+    pub x_vcpu_dirty_limit_period: u64,
+    /// MB/s.
+    pub vcpu_dirty_limit: u64,
+}
+
+impl Default for Scenario {
+    /// The original guestperf defaults.
+    fn default() -> Self {
+        Scenario {
+            name: "default".into(),
+            downtime: 500,
+            bandwidth: 125_000,
+            max_iters: 30,
+            max_time: 300,
+            pause: false,
+            pause_iters: 5,
+            post_copy: false,
+            post_copy_iters: 5,
+            auto_converge: false,
+            auto_converge_step: 10,
+            compression_mt: false,
+            compression_mt_threads: 1,
+            compression_xbzrle: false,
+            compression_xbzrle_cache: 10,
+            multifd: false,
+            multifd_channels: 2,
+            multifd_compression: "none".into(),
+            dirty_limit: false,
+            x_vcpu_dirty_limit_period: 500,
+            vcpu_dirty_limit: 1,
+        }
+    }
+}
+
+/// gp-migrate's header: the scenario it runs and what it found the QEMUs support.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioRecord {
+    pub time_s: f64,
+    pub scenario: Scenario,
+    /// Settle time before and after migration, seconds.
+    pub sleep_s: f64,
+    /// `query-migrate` poll interval, ms.
+    pub poll_ms: f64,
+    /// Extra capabilities and parameters from `--capability` / `--parameter`.
+    #[serde(default)]
+    pub extra_capabilities: Value,
+    #[serde(default)]
+    pub extra_parameters: Value,
+    /// Migration capabilities the source QEMU reports (`query-migrate-capabilities`).
+    #[serde(default)]
+    pub capabilities: Value,
+    /// Migration parameters the source QEMU reports after configuration.
+    #[serde(default)]
+    pub parameters: Value,
+}
+
+/// One `query-migrate` snapshot, verbatim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub time_s: f64,
+    pub role: Role,
+    /// `status` from the snapshot (`setup`, `active`, `postcopy-active`, `completed`, ...).
+    pub status: String,
+    /// Passes over RAM so far (`ram.dirty-sync-count`), when QEMU reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<u64>,
+    /// Everything `query-migrate` returned.
+    pub info: Value,
+}
+
+/// A QMP event as QEMU sent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QmpEvent {
+    /// Host time the event was read.
+    pub time_s: f64,
+    pub role: Role,
+    pub event: String,
+    /// QEMU's own timestamp of the event, seconds since the epoch.
+    pub qemu_time_s: f64,
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// Something gp-migrate did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    pub time_s: f64,
+    /// `migrate`, `postcopy`, `pause`, `resume`, `cancel`, `shutdown`, ...
+    pub action: String,
+    /// Why, in words: `iteration 1 reached --post-copy-iters 1`.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+/// How a migration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    Failed,
+    /// Cancelled by gp-migrate after `--max-iters` or `--max-time`.
+    Cancelled,
+    /// Ctrl-C, SIGTERM, a closed pipe, or a stream that ended before a result.
+    Interrupted,
+}
+
+/// The final record of gp-migrate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationResult {
+    pub time_s: f64,
+    pub outcome: Outcome,
+    /// What happened, in words (QEMU's error text for `failed`).
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_time_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_time_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transferred_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u64>,
+}
