@@ -176,6 +176,10 @@ pub struct StageError {
 
 impl StageError {
     pub fn new(stage: &str, message: impl Into<String>) -> Self {
-        StageError { time_s: now_s(), stage: stage.to_string(), message: message.into() }
+        StageError {
+            time_s: now_s(),
+            stage: stage.to_string(),
+            message: message.into(),
+        }
     }
 }

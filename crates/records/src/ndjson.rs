@@ -19,7 +19,11 @@ pub const MAX_LINE_BYTES: usize = 16 << 20;
 #[derive(Debug, Error)]
 pub enum ReadError {
     #[error("{stage}: input line {line}: {message}")]
-    Malformed { stage: String, line: u64, message: String },
+    Malformed {
+        stage: String,
+        line: u64,
+        message: String,
+    },
     #[error("{stage}: reading input line {line}: {source}")]
     Io {
         stage: String,
@@ -71,7 +75,12 @@ pub struct Reader<R> {
 impl<R: BufRead> Reader<R> {
     /// `stage` names the reading stage in error messages (`gp-collect`).
     pub fn new(input: R, stage: &str) -> Self {
-        Reader { input, stage: stage.to_string(), line: 0, buf: Vec::new() }
+        Reader {
+            input,
+            stage: stage.to_string(),
+            line: 0,
+            buf: Vec::new(),
+        }
     }
 
     /// Number of the last line read.
@@ -80,7 +89,11 @@ impl<R: BufRead> Reader<R> {
     }
 
     fn malformed(&self, message: String) -> ReadError {
-        ReadError::Malformed { stage: self.stage.clone(), line: self.line, message }
+        ReadError::Malformed {
+            stage: self.stage.clone(),
+            line: self.line,
+            message,
+        }
     }
 
     /// Reads the next line into `self.buf`, at most [`MAX_LINE_BYTES`]. Returns false at EOF.
@@ -88,9 +101,16 @@ impl<R: BufRead> Reader<R> {
         self.buf.clear();
         self.line += 1;
         let limit = (MAX_LINE_BYTES + 1) as u64;
-        let n = self.input.by_ref().take(limit).read_until(b'\n', &mut self.buf).map_err(|source| {
-            ReadError::Io { stage: self.stage.clone(), line: self.line, source }
-        })?;
+        let n = self
+            .input
+            .by_ref()
+            .take(limit)
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|source| ReadError::Io {
+                stage: self.stage.clone(),
+                line: self.line,
+                source,
+            })?;
         if n == 0 {
             self.line -= 1;
             return Ok(false);
@@ -102,7 +122,9 @@ impl<R: BufRead> Reader<R> {
             let mut sink = Vec::new();
             loop {
                 sink.clear();
-                let n = self.input.by_ref()
+                let n = self
+                    .input
+                    .by_ref()
                     .take(1 << 20)
                     .read_until(b'\n', &mut sink)
                     .map_err(|source| ReadError::Io {
@@ -138,7 +160,11 @@ impl<R: BufRead> Reader<R> {
                 Err(e) => return Some(Err(self.malformed(format!("not UTF-8 ({e})")))),
             };
             return Some(match parse_line(&raw) {
-                Ok(record) => Ok(Line { number: self.line, raw, record }),
+                Ok(record) => Ok(Line {
+                    number: self.line,
+                    raw,
+                    record,
+                }),
                 Err(message) => Err(self.malformed(message)),
             });
         }
@@ -182,7 +208,10 @@ pub struct Writer<W> {
 
 impl<W: Write> Writer<W> {
     pub fn new(out: W) -> Self {
-        Writer { out, buf: Vec::with_capacity(512) }
+        Writer {
+            out,
+            buf: Vec::with_capacity(512),
+        }
     }
 
     /// Writes a record as one line.
@@ -227,7 +256,11 @@ mod tests {
         assert_eq!(first.number, 1);
         assert_eq!(
             first.record,
-            Some(Record::Console(Console { time_s: 1.5, role: Role::Src, line: "hi".into() }))
+            Some(Record::Console(Console {
+                time_s: 1.5,
+                role: Role::Src,
+                line: "hi".into()
+            }))
         );
         let second = lines[1].as_ref().unwrap();
         assert_eq!(second.number, 3);
@@ -238,9 +271,20 @@ mod tests {
     #[test]
     fn malformed_lines_name_stage_and_line() {
         let lines = read_all("{\"type\":\"vm_exit\"}\nnot json\n[1,2]\n{\"no_type\":1}\n");
-        let msgs: Vec<String> = lines.into_iter().map(|l| l.unwrap_err().to_string()).collect();
-        assert!(msgs[0].starts_with("test: input line 1: bad \"vm_exit\" record"), "{}", msgs[0]);
-        assert!(msgs[1].starts_with("test: input line 2: not valid JSON"), "{}", msgs[1]);
+        let msgs: Vec<String> = lines
+            .into_iter()
+            .map(|l| l.unwrap_err().to_string())
+            .collect();
+        assert!(
+            msgs[0].starts_with("test: input line 1: bad \"vm_exit\" record"),
+            "{}",
+            msgs[0]
+        );
+        assert!(
+            msgs[1].starts_with("test: input line 2: not valid JSON"),
+            "{}",
+            msgs[1]
+        );
         assert!(msgs[2].contains("line 3: not a record"), "{}", msgs[2]);
         assert!(msgs[3].contains("line 4: not a record"), "{}", msgs[3]);
     }
@@ -252,7 +296,11 @@ mod tests {
         input.push_str("{\"type\":\"mystery\"}\n");
         let lines = read_all(&input);
         assert_eq!(lines.len(), 2);
-        assert!(lines[0].as_ref().unwrap_err().to_string().contains("longer than"));
+        assert!(lines[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("longer than"));
         assert_eq!(lines[1].as_ref().unwrap().number, 2);
     }
 
@@ -266,7 +314,11 @@ mod tests {
     #[test]
     fn non_utf8_is_an_error() {
         let lines: Vec<_> = Reader::new(&b"\xff\xfe\n"[..], "t").collect();
-        assert!(lines[0].as_ref().unwrap_err().to_string().contains("not UTF-8"));
+        assert!(lines[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("not UTF-8"));
     }
 
     #[test]

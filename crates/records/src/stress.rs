@@ -20,11 +20,30 @@ use std::fmt;
 /// One line printed by the workload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StressLine {
-    Start { threads: u32, ram_bytes: u64, grain_ms: f64, guest_ms: f64 },
-    Progress { thread: u32, guest_ms: f64, bytes: u64, elapsed_ms: f64 },
-    Gb { thread: u32, tid: u32, guest_ms: f64, elapsed_ms: f64 },
-    Fatal { message: String },
-    Done { reason: String },
+    Start {
+        threads: u32,
+        ram_bytes: u64,
+        grain_ms: f64,
+        guest_ms: f64,
+    },
+    Progress {
+        thread: u32,
+        guest_ms: f64,
+        bytes: u64,
+        elapsed_ms: f64,
+    },
+    Gb {
+        thread: u32,
+        tid: u32,
+        guest_ms: f64,
+        elapsed_ms: f64,
+    },
+    Fatal {
+        message: String,
+    },
+    Done {
+        reason: String,
+    },
 }
 
 /// What a console line turned out to be.
@@ -33,7 +52,11 @@ pub enum ConsoleLine {
     /// A line of our `stress`.
     Stress(StressLine),
     /// The original C stress program's per-GB line.
-    OriginalGb { tid: u32, guest_ms: f64, elapsed_ms: f64 },
+    OriginalGb {
+        tid: u32,
+        guest_ms: f64,
+        elapsed_ms: f64,
+    },
     /// Anything else (kernel messages, ...).
     Other,
 }
@@ -43,13 +66,34 @@ const PREFIX: &str = "@gp ";
 impl fmt::Display for StressLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StressLine::Start { threads, ram_bytes, grain_ms, guest_ms } => {
-                write!(f, "{PREFIX}start {threads} {ram_bytes} {grain_ms} {guest_ms:.3}")
+            StressLine::Start {
+                threads,
+                ram_bytes,
+                grain_ms,
+                guest_ms,
+            } => {
+                write!(
+                    f,
+                    "{PREFIX}start {threads} {ram_bytes} {grain_ms} {guest_ms:.3}"
+                )
             }
-            StressLine::Progress { thread, guest_ms, bytes, elapsed_ms } => {
-                write!(f, "{PREFIX}p {thread} {guest_ms:.3} {bytes} {elapsed_ms:.3}")
+            StressLine::Progress {
+                thread,
+                guest_ms,
+                bytes,
+                elapsed_ms,
+            } => {
+                write!(
+                    f,
+                    "{PREFIX}p {thread} {guest_ms:.3} {bytes} {elapsed_ms:.3}"
+                )
             }
-            StressLine::Gb { thread, tid, guest_ms, elapsed_ms } => {
+            StressLine::Gb {
+                thread,
+                tid,
+                guest_ms,
+                elapsed_ms,
+            } => {
                 write!(f, "{PREFIX}gb {thread} {tid} {guest_ms:.3} {elapsed_ms:.3}")
             }
             StressLine::Fatal { message } => write!(f, "{PREFIX}fatal {message}"),
@@ -84,8 +128,16 @@ impl StressLine {
                 guest_ms: finite(field()?)?,
                 elapsed_ms: finite(field()?)?,
             },
-            "fatal" => return Some(StressLine::Fatal { message: args.trim().to_string() }),
-            "done" => return Some(StressLine::Done { reason: args.trim().to_string() }),
+            "fatal" => {
+                return Some(StressLine::Fatal {
+                    message: args.trim().to_string(),
+                })
+            }
+            "done" => {
+                return Some(StressLine::Done {
+                    reason: args.trim().to_string(),
+                })
+            }
             _ => return None,
         };
         // Trailing garbage means the line was mangled (e.g. interleaved with a kernel message).
@@ -134,16 +186,39 @@ mod tests {
     #[test]
     fn every_line_round_trips() {
         let lines = [
-            StressLine::Start { threads: 2, ram_bytes: 256 << 20, grain_ms: 20.0, guest_ms: 1.5 },
-            StressLine::Progress { thread: 1, guest_ms: 17e11, bytes: 4096, elapsed_ms: 20.125 },
-            StressLine::Gb { thread: 0, tid: 77, guest_ms: 17e11, elapsed_ms: 812.5 },
-            StressLine::Fatal { message: "mmap of 256 MiB failed: out of memory".into() },
-            StressLine::Done { reason: "ran for stress.duration_s=5".into() },
+            StressLine::Start {
+                threads: 2,
+                ram_bytes: 256 << 20,
+                grain_ms: 20.0,
+                guest_ms: 1.5,
+            },
+            StressLine::Progress {
+                thread: 1,
+                guest_ms: 17e11,
+                bytes: 4096,
+                elapsed_ms: 20.125,
+            },
+            StressLine::Gb {
+                thread: 0,
+                tid: 77,
+                guest_ms: 17e11,
+                elapsed_ms: 812.5,
+            },
+            StressLine::Fatal {
+                message: "mmap of 256 MiB failed: out of memory".into(),
+            },
+            StressLine::Done {
+                reason: "ran for stress.duration_s=5".into(),
+            },
         ];
         for line in lines {
             let text = line.to_string();
             assert!(text.starts_with("@gp "));
-            assert_eq!(parse_console_line(&text), ConsoleLine::Stress(line), "{text}");
+            assert_eq!(
+                parse_console_line(&text),
+                ConsoleLine::Stress(line),
+                "{text}"
+            );
         }
     }
 
@@ -152,7 +227,11 @@ mod tests {
         let l = "stress (01234): INFO: 1469020993123ms copied 1 GB in 00812ms\r";
         assert_eq!(
             parse_console_line(l),
-            ConsoleLine::OriginalGb { tid: 1234, guest_ms: 1469020993123.0, elapsed_ms: 812.0 }
+            ConsoleLine::OriginalGb {
+                tid: 1234,
+                guest_ms: 1469020993123.0,
+                elapsed_ms: 812.0
+            }
         );
     }
 
