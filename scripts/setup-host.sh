@@ -81,7 +81,7 @@ install_kernel() {
   local pkg
   pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
   [ -n "$pkg" ] || { say "apt-cache knows no linux-image-cloud-amd64; run apt-get update"; return 1; }
-  (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null)
+  (chmod 755 "$tmp"; cd "$tmp" && apt-get download -qq "$pkg" >/dev/null)
   dpkg-deb -x "$tmp"/*.deb "$tmp/root"
   mkdir -p "$dir"
   cp "$tmp"/root/boot/vmlinuz-* "$dir"/
