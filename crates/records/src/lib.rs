@@ -12,6 +12,7 @@
 pub mod launch;
 pub mod migrate;
 pub mod ndjson;
+pub mod report;
 pub mod sample;
 pub mod stress;
 pub mod time;
