@@ -1,0 +1,412 @@
+//! gp-sample: a filter stage that samples the host CPU time of each QEMU in the stream.
+//!
+//! Every input line goes to stdout unchanged, flushed as it arrives. For each `vm` record
+//! (from gp-launch) whose QEMU runs on this host, a sampler thread reads `/proc/PID/stat` and
+//! every `/proc/PID/task/TID/{stat,schedstat}` each `--interval` and writes a `cpu_sample`
+//! record: the whole process, and each thread classified as a vCPU (by the launch record's thread
+//! ids), a migration thread (by QEMU's thread name) or other. Sampling of a VM stops at its
+//! `vm_exit` record (all its samples precede that record in the output) or when the process is
+//! gone; the stage ends when its input ends.
+//!
+//! Threads: one reads the input, one samples, one forwards signals; the main thread owns the
+//! only writer and selects over the three channels.
+
+pub mod classify;
+pub mod procstat;
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use crossbeam_channel::{after, never, select, tick, unbounded, Receiver, Sender};
+use gp_records::ndjson::{Line, ReadError, Reader, WriteError, Writer};
+use gp_records::{CpuSample, Record, Role, StageError};
+use thiserror::Error;
+
+use procstat::Target;
+
+/// Stage name in messages and `stage_error` records.
+pub const STAGE: &str = "gp-sample";
+
+/// Default sampling interval: fine enough that a 100-200 ms downtime shows as a dip.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub interval: Duration,
+    /// After SIGINT/SIGTERM, how long to keep passing input through so the records upstream
+    /// stages write while they shut down still reach the sink. A second signal ends at once.
+    pub grace: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            interval: DEFAULT_INTERVAL,
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How the stage ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Input ended.
+    EndOfInput,
+    /// The next stage closed its input; nothing more can be delivered.
+    OutputClosed,
+    /// Ended by this signal (after the input ended or the grace period ran out).
+    Signal(i32),
+}
+
+/// A failure of the stage.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{count} malformed input line(s), first: {first}")]
+    MalformedInput { count: usize, first: ReadError },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("starting the {0} thread: {1}")]
+    Spawn(&'static str, #[source] std::io::Error),
+}
+
+enum Ctl {
+    Add {
+        role: Role,
+        pid: u32,
+        vcpu_tids: Vec<u32>,
+    },
+    Remove {
+        pid: u32,
+    },
+}
+
+enum Out {
+    Sample(CpuSample),
+    /// Acknowledges `Ctl::Remove`: no sample of `pid` follows.
+    Removed(u32),
+}
+
+/// Runs the filter until the input ends, the output closes, or a signal arrives on `signals`.
+pub fn run<R, W>(
+    opts: &Options,
+    input: R,
+    output: W,
+    signals: Receiver<i32>,
+) -> Result<Ended, Error>
+where
+    R: BufRead + Send + 'static,
+    W: Write,
+{
+    let mut out = Writer::new(output);
+    let (line_tx, line_rx) = crossbeam_channel::bounded::<Result<Line, ReadError>>(256);
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            for item in Reader::new(input, STAGE) {
+                if line_tx.send(item).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| Error::Spawn("input", e))?;
+
+    let (ctl_tx, ctl_rx) = unbounded::<Ctl>();
+    let (out_tx, out_rx) = unbounded::<Out>();
+    let interval = opts.interval;
+    let sampler = std::thread::Builder::new()
+        .name("sampler".into())
+        .spawn(move || sampler(interval, ctl_rx, out_tx))
+        .map_err(|e| Error::Spawn("sampler", e))?;
+
+    let mut malformed = Vec::new();
+    let ended = main_loop(
+        opts,
+        &mut out,
+        &line_rx,
+        &ctl_tx,
+        &out_rx,
+        &signals,
+        &mut malformed,
+    );
+
+    // Stop the sampler, then write what it produced before it saw the stop.
+    drop(ctl_tx);
+    let _ = sampler.join();
+    let ended = ended.and_then(|ended| {
+        if ended != Ended::OutputClosed {
+            for msg in out_rx.try_iter() {
+                if let Out::Sample(s) = msg {
+                    match out.write(&Record::CpuSample(s)) {
+                        Err(WriteError::Closed) => return Ok(Ended::OutputClosed),
+                        other => other?,
+                    }
+                }
+            }
+        }
+        Ok(ended)
+    });
+    match ended {
+        Err(Error::Write(WriteError::Closed)) => Ok(Ended::OutputClosed),
+        Err(e) => Err(e),
+        Ok(ended) if malformed.is_empty() || ended == Ended::OutputClosed => Ok(ended),
+        Ok(_) => {
+            let count = malformed.len();
+            Err(Error::MalformedInput {
+                count,
+                first: malformed.swap_remove(0),
+            })
+        }
+    }
+}
+
+fn main_loop<W: Write>(
+    opts: &Options,
+    out: &mut Writer<W>,
+    lines: &Receiver<Result<Line, ReadError>>,
+    ctl: &Sender<Ctl>,
+    samples: &Receiver<Out>,
+    signals: &Receiver<i32>,
+    malformed: &mut Vec<ReadError>,
+) -> Result<Ended, Error> {
+    let mut signalled: Option<i32> = None;
+    let mut deadline = never();
+    let ended = |signalled: Option<i32>| signalled.map_or(Ended::EndOfInput, Ended::Signal);
+    loop {
+        select! {
+            recv(lines) -> item => match item {
+                Err(_) => return Ok(ended(signalled)),
+                Ok(Ok(line)) => pass_line(out, &line, ctl, samples)?,
+                Ok(Err(e)) => {
+                    // The line itself cannot be passed on: say so in the stream and carry on.
+                    eprintln!("{STAGE}: {e}");
+                    out.write(&Record::StageError(StageError::new(STAGE, e.to_string())))?;
+                    malformed.push(e);
+                }
+            },
+            recv(samples) -> msg => {
+                if let Ok(Out::Sample(s)) = msg {
+                    out.write(&Record::CpuSample(s))?;
+                }
+            }
+            recv(signals) -> sig => {
+                let Ok(sig) = sig else { continue };
+                if signalled.is_some() || opts.grace.is_zero() {
+                    return Ok(Ended::Signal(sig));
+                }
+                signalled = Some(sig);
+                deadline = after(opts.grace);
+            }
+            recv(deadline) -> _ => {
+                eprintln!(
+                    "{STAGE}: input still open {:.0?} after the signal; ending",
+                    opts.grace
+                );
+                return Ok(ended(signalled));
+            }
+        }
+    }
+}
+
+/// Passes one line through, starting or stopping sampling for `vm` / `vm_exit` records.
+fn pass_line<W: Write>(
+    out: &mut Writer<W>,
+    line: &Line,
+    ctl: &Sender<Ctl>,
+    samples: &Receiver<Out>,
+) -> Result<(), Error> {
+    match &line.record {
+        Some(Record::Vm(vm)) => {
+            out.write_raw(&line.raw)?;
+            if let Some(host) = &vm.host {
+                eprintln!(
+                    "{STAGE}: not sampling the {} VM (pid {}) on {host}: remote hosts are not \
+                     sampled yet",
+                    vm.role, vm.pid
+                );
+            } else {
+                let add = Ctl::Add {
+                    role: vm.role,
+                    pid: vm.pid,
+                    vcpu_tids: vm.vcpu_tids.clone(),
+                };
+                let _ = ctl.send(add);
+            }
+        }
+        Some(Record::VmExit(exit)) => {
+            // Every sample of this VM goes out before its exit record.
+            if ctl.send(Ctl::Remove { pid: exit.pid }).is_ok() {
+                for msg in samples.iter() {
+                    match msg {
+                        Out::Sample(s) => out.write(&Record::CpuSample(s))?,
+                        Out::Removed(pid) if pid == exit.pid => break,
+                        Out::Removed(_) => {}
+                    }
+                }
+            }
+            out.write_raw(&line.raw)?;
+        }
+        _ => out.write_raw(&line.raw)?,
+    }
+    Ok(())
+}
+
+/// The sampler thread: samples every target each tick until `ctl` disconnects.
+fn sampler(interval: Duration, ctl: Receiver<Ctl>, out: Sender<Out>) {
+    let ticker = tick(interval);
+    let mut targets: Vec<Target> = Vec::new();
+    let sample = |t: &mut Target| match t.sample() {
+        Ok(s) => {
+            let _ = out.send(Out::Sample(s));
+            true
+        }
+        Err(gone) => {
+            eprintln!(
+                "{STAGE}: stopped sampling the {} VM (pid {}): {}",
+                t.role, t.pid, gone.0
+            );
+            false
+        }
+    };
+    loop {
+        select! {
+            recv(ctl) -> msg => match msg {
+                Ok(Ctl::Add { role, pid, vcpu_tids }) => {
+                    targets.retain(|t| t.pid != pid);
+                    match Target::open(role, pid, vcpu_tids) {
+                        Ok(mut t) => {
+                            if sample(&mut t) {
+                                targets.push(t);
+                            }
+                        }
+                        Err(gone) => {
+                            eprintln!("{STAGE}: cannot sample the {role} VM (pid {pid}): {}", gone.0)
+                        }
+                    }
+                }
+                Ok(Ctl::Remove { pid }) => {
+                    targets.retain(|t| t.pid != pid);
+                    let _ = out.send(Out::Removed(pid));
+                }
+                Err(_) => return,
+            },
+            recv(ticker) -> _ => targets.retain_mut(|t| sample(t)),
+        }
+    }
+}
+
+/// Parses `100ms`, `0.5s`, `2s`. A unit is required.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        return Err(format!("\"{s}\" has no unit: write e.g. 100ms or 0.5s"));
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a duration: write e.g. 100ms or 0.5s"))?;
+    let secs = value * scale;
+    if !(0.01..=3600.0).contains(&secs) {
+        return Err(format!(
+            "{s} is out of range: the interval must be 10ms to 3600s"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_interval("0.5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_interval("100").unwrap_err().contains("no unit"));
+        assert!(parse_interval("1ms").unwrap_err().contains("out of range"));
+        assert!(parse_interval("fast s")
+            .unwrap_err()
+            .contains("not a duration"));
+    }
+
+    fn run_on(input: String) -> (Result<Ended, Error>, String) {
+        let mut out = Vec::new();
+        let (_tx, rx) = unbounded();
+        let opts = Options {
+            interval: Duration::from_millis(20),
+            grace: Duration::ZERO,
+        };
+        let r = run(
+            &opts,
+            std::io::Cursor::new(input.into_bytes()),
+            &mut out,
+            rx,
+        );
+        (r, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn passes_every_line_through_unchanged() {
+        let input = "{\"type\":\"console\",\"time_s\":1,\"role\":\"src\",\"line\":\"x\"}\n\
+                     {\"type\":\"from_the_future\",\"a\":[1, 2]}\n";
+        let (r, out) = run_on(input.to_string());
+        assert_eq!(r.unwrap(), Ended::EndOfInput);
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn malformed_line_becomes_a_stage_error_and_the_rest_passes() {
+        let input = "not json\n{\"type\":\"mystery\"}\n";
+        let (r, out) = run_on(input.to_string());
+        let err = r.unwrap_err().to_string();
+        assert!(err.contains("input line 1"), "{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains("\"stage_error\"") && lines[0].contains("input line 1"));
+        assert_eq!(lines[1], "{\"type\":\"mystery\"}");
+    }
+
+    #[test]
+    fn samples_a_vm_until_its_exit_record() {
+        let pid = std::process::id();
+        let vm = format!(
+            "{{\"type\":\"vm\",\"time_s\":1,\"role\":\"src\",\"pid\":{pid},\"qmp_socket\":\"/x\",\
+             \"vcpu_tids\":[],\"spawned_s\":1,\"argv\":[]}}"
+        );
+        let exit = format!(
+            "{{\"type\":\"vm_exit\",\"time_s\":2,\"role\":\"src\",\"pid\":{pid},\"status\":0}}"
+        );
+        // The input ends right after vm_exit: the exit record must still follow every sample.
+        let (r, out) = run_on(format!("{vm}\n{exit}\n"));
+        assert_eq!(r.unwrap(), Ended::EndOfInput);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], vm);
+        assert_eq!(*lines.last().unwrap(), exit);
+        let samples = &lines[1..lines.len() - 1];
+        assert!(
+            !samples.is_empty(),
+            "no sample between vm and vm_exit: {out}"
+        );
+        for s in samples {
+            let rec: Record = serde_json::from_str(s).unwrap();
+            let Record::CpuSample(s) = rec else {
+                panic!("not a sample: {s}")
+            };
+            assert_eq!(s.pid, pid);
+        }
+    }
+
+    #[test]
+    fn remote_vms_are_passed_but_not_sampled() {
+        let vm = "{\"type\":\"vm\",\"time_s\":1,\"role\":\"dst\",\"pid\":1,\"host\":\"far\",\
+                  \"qmp_socket\":\"/x\",\"vcpu_tids\":[],\"spawned_s\":1,\"argv\":[]}";
+        let (r, out) = run_on(format!("{vm}\n"));
+        assert_eq!(r.unwrap(), Ended::EndOfInput);
+        assert_eq!(out, format!("{vm}\n"));
+    }
+}
