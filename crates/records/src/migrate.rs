@@ -87,6 +87,16 @@ pub struct ScenarioRecord {
     /// Migration parameters the source QEMU reports after configuration.
     #[serde(default)]
     pub parameters: Value,
+    /// QEMU versions (`query-version`: `10.0.2`) of the source and the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_qemu_version: Option<String>,
+    /// What the destination QEMU reports after configuration.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub dst_capabilities: Value,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub dst_parameters: Value,
 }
 
 /// One `query-migrate` snapshot, verbatim.
