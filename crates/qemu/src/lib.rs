@@ -1,5 +1,22 @@
-//! Shared plumbing for the stages that touch QEMU: where the guest kernel and initrd live, and
-//! (added by the launch work) process supervision and QMP connections.
+//! Shared plumbing for the stages that touch QEMU.
+//!
+//! - [`paths`]: where the guest kernel and the stress initrd live.
+//! - [`binary`]: finding the QEMU binary, its version and accelerators.
+//! - [`kernel`]: finding the guest kernel.
+//! - [`qmp`]: QMP connections over qapi's synchronous client that never hang.
+//! - [`process`]: supervising a child so it never outlives us; exit status as code or
+//!   128+signal; stderr tails for error messages.
+//! - [`bind`]: CPU and NUMA memory binding through numactl or natively.
+//! - [`runtime`]: private (0700) runtime directories for sockets, removed on drop.
+//! - [`signals`]: SIGINT/SIGTERM/SIGHUP forwarded into a channel.
+//! - [`testing`]: support for tests that boot real VMs.
 
+pub mod binary;
+pub mod bind;
+pub mod kernel;
 pub mod paths;
+pub mod process;
+pub mod qmp;
+pub mod runtime;
+pub mod signals;
 pub mod testing;

@@ -11,7 +11,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir).join("guestperf");
     }
-    let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).unwrap_or_else(|| "/".into());
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "/".into());
     PathBuf::from(home).join(".cache").join("guestperf")
 }
 

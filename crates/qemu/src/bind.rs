@@ -1,0 +1,445 @@
+//! Binding a process to host CPUs and NUMA memory nodes, through `numactl` or natively.
+//!
+//! Lists are written as the original guestperf and `numactl` take them: `0,1`, `0-3`, `0-3,6`.
+//! A binding that names a CPU or node the host does not have is an error, never ignored.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::process::Spec;
+
+/// A CPU or NUMA node list could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid list {input:?}: {reason} (write ids like 0,1 or ranges like 0-3)")]
+pub struct ListError {
+    pub input: String,
+    pub reason: String,
+}
+
+/// Parses `0,1`, `0-3`, `0-3,6` into sorted, de-duplicated ids.
+pub fn parse_list(input: &str) -> Result<Vec<u32>, ListError> {
+    let err = |reason: String| ListError {
+        input: input.to_string(),
+        reason,
+    };
+    let mut ids = Vec::new();
+    if input.trim().is_empty() {
+        return Err(err("it is empty".into()));
+    }
+    for part in input.split(',') {
+        let part = part.trim();
+        let num = |s: &str| {
+            s.trim()
+                .parse::<u32>()
+                .map_err(|_| err(format!("{s:?} is not a non-negative integer")))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(err(format!("range {part} runs backwards")));
+                }
+                if b - a > 65535 {
+                    return Err(err(format!("range {part} is too long")));
+                }
+                ids.extend(a..=b);
+            }
+            None => ids.push(num(part)?),
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Formats ids compactly, the inverse of [`parse_list`]: `[0,1,2,5]` → `0-2,5`.
+pub fn format_list(ids: &[u32]) -> String {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
+/// The host's online CPUs and NUMA nodes, from sysfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    pub cpus: Vec<u32>,
+    pub nodes: Vec<u32>,
+}
+
+impl Topology {
+    /// Reads `/sys/devices/system/{cpu,node}/online`. A kernel without NUMA has one node, 0.
+    pub fn host() -> io::Result<Topology> {
+        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string());
+        let cpus = read("/sys/devices/system/cpu/online")?;
+        let cpus = parse_list(&cpus).map_err(io::Error::other)?;
+        let nodes = match read("/sys/devices/system/node/online") {
+            Ok(s) => parse_list(&s).map_err(io::Error::other)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => vec![0],
+            Err(e) => return Err(e),
+        };
+        Ok(Topology { cpus, nodes })
+    }
+
+    /// Checks that every id in a binding exists here. `what` names the option in the message.
+    pub fn check(&self, what: &str, binding: &Binding) -> Result<(), BindError> {
+        let missing_cpus: Vec<u32> = binding
+            .cpus
+            .iter()
+            .copied()
+            .filter(|c| !self.cpus.contains(c))
+            .collect();
+        if !missing_cpus.is_empty() {
+            return Err(BindError::NoSuchCpu {
+                what: what.to_string(),
+                missing: format_list(&missing_cpus),
+                online: format_list(&self.cpus),
+            });
+        }
+        let missing_nodes: Vec<u32> = binding
+            .nodes
+            .iter()
+            .copied()
+            .filter(|n| !self.nodes.contains(n))
+            .collect();
+        if !missing_nodes.is_empty() {
+            return Err(BindError::NoSuchNode {
+                what: what.to_string(),
+                missing: format_list(&missing_nodes),
+                online: format_list(&self.nodes),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A binding that cannot be honoured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindError {
+    #[error("{what}: this host has no CPU {missing} (online CPUs: {online})")]
+    NoSuchCpu {
+        what: String,
+        missing: String,
+        online: String,
+    },
+    #[error("{what}: this host has no NUMA node {missing} (online nodes: {online})")]
+    NoSuchNode {
+        what: String,
+        missing: String,
+        online: String,
+    },
+    #[error("numactl was asked for but is not installed (install the numactl package, or use the native binding)")]
+    NoNumactl,
+    #[error("{0}")]
+    Native(String),
+}
+
+/// Where one process may run and allocate. Empty lists mean "no restriction".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding {
+    pub cpus: Vec<u32>,
+    pub nodes: Vec<u32>,
+}
+
+impl Binding {
+    pub fn is_empty(&self) -> bool {
+        self.cpus.is_empty() && self.nodes.is_empty()
+    }
+}
+
+impl fmt::Display for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.cpus.is_empty(), self.nodes.is_empty()) {
+            (true, true) => f.write_str("unbound"),
+            (false, true) => write!(f, "cpus {}", format_list(&self.cpus)),
+            (true, false) => write!(f, "mem nodes {}", format_list(&self.nodes)),
+            (false, false) => {
+                write!(
+                    f,
+                    "cpus {}, mem nodes {}",
+                    format_list(&self.cpus),
+                    format_list(&self.nodes)
+                )
+            }
+        }
+    }
+}
+
+/// How bindings are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// Run the child under `numactl --physcpubind=... --membind=... --`.
+    Numactl(PathBuf),
+    /// `sched_setaffinity` and `set_mempolicy(MPOL_BIND)` in the child before `exec`.
+    Native,
+}
+
+impl Method {
+    /// `numactl` when installed, else native.
+    pub fn auto() -> Method {
+        find_on_path("numactl").map_or(Method::Native, Method::Numactl)
+    }
+
+    /// `numactl`, or an error saying it is missing.
+    pub fn numactl() -> Result<Method, BindError> {
+        find_on_path("numactl")
+            .map(Method::Numactl)
+            .ok_or(BindError::NoNumactl)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Numactl(_) => "numactl",
+            Method::Native => "native",
+        }
+    }
+
+    /// Applies `binding` to `spec`: wraps it in numactl, or attaches a native binding.
+    pub fn apply(&self, binding: &Binding, spec: &mut Spec) {
+        if binding.is_empty() {
+            return;
+        }
+        match self {
+            Method::Numactl(numactl) => {
+                let mut args: Vec<OsString> = Vec::new();
+                if !binding.cpus.is_empty() {
+                    args.push(format!("--physcpubind={}", format_list(&binding.cpus)).into());
+                }
+                if !binding.nodes.is_empty() {
+                    args.push(format!("--membind={}", format_list(&binding.nodes)).into());
+                }
+                args.push("--".into());
+                args.push(std::mem::take(&mut spec.program));
+                args.append(&mut spec.args);
+                spec.program = numactl.clone().into_os_string();
+                spec.args = args;
+            }
+            Method::Native => {
+                spec.native_binding = Some(NativeBinding {
+                    cpus: binding.cpus.clone(),
+                    nodes: binding.nodes.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// Looks `name` up on `$PATH` (or takes it as is when it contains a `/`).
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return is_executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A binding applied in the child between `fork` and `exec`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeBinding {
+    pub cpus: Vec<u32>,
+    pub nodes: Vec<u32>,
+}
+
+/// A [`NativeBinding`] turned into the exact system-call arguments, so that applying it after
+/// `fork` allocates nothing.
+pub struct PreparedBinding {
+    cpuset: Option<libc::cpu_set_t>,
+    nodemask: Vec<libc::c_ulong>,
+}
+
+const MPOL_BIND: libc::c_int = 2;
+
+impl NativeBinding {
+    /// Precomputes the affinity mask and node mask.
+    pub fn prepare(&self) -> PreparedBinding {
+        let cpuset = (!self.cpus.is_empty()).then(|| {
+            // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write within it.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            for &c in &self.cpus {
+                // SAFETY: CPU_SET ignores ids beyond the set's capacity.
+                unsafe { libc::CPU_SET(c as usize, &mut set) };
+            }
+            set
+        });
+        let bits = libc::c_ulong::BITS as usize;
+        let mut nodemask = Vec::new();
+        if let Some(&max) = self.nodes.iter().max() {
+            nodemask = vec![0 as libc::c_ulong; max as usize / bits + 1];
+            for &n in &self.nodes {
+                nodemask[n as usize / bits] |= 1 << (n as usize % bits);
+            }
+        }
+        PreparedBinding { cpuset, nodemask }
+    }
+
+    /// Applies the binding to the calling process (for tests and in-process use).
+    pub fn apply_to_self(&self) -> io::Result<()> {
+        self.prepare().apply()
+    }
+}
+
+impl PreparedBinding {
+    /// Applies the binding to the calling thread/process. Async-signal-safe.
+    pub fn apply(&self) -> io::Result<()> {
+        if let Some(set) = &self.cpuset {
+            // SAFETY: valid pointer and size of a cpu_set_t.
+            let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(set), set) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if !self.nodemask.is_empty() {
+            let maxnode = (self.nodemask.len() * libc::c_ulong::BITS as usize + 1) as libc::c_ulong;
+            // SAFETY: set_mempolicy reads `maxnode` bits from a mask we own.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_set_mempolicy,
+                    MPOL_BIND,
+                    self.nodemask.as_ptr(),
+                    maxnode,
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_parse_and_format() {
+        assert_eq!(parse_list("0,1").unwrap(), [0, 1]);
+        assert_eq!(parse_list("0-3").unwrap(), [0, 1, 2, 3]);
+        assert_eq!(parse_list(" 5, 0-2 ,1").unwrap(), [0, 1, 2, 5]);
+        assert_eq!(format_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
+        assert_eq!(format_list(&[3]), "3");
+        for bad in ["", "a", "3-1", "1,,2", "-1", "0-"] {
+            let e = parse_list(bad).unwrap_err();
+            assert!(e.to_string().contains("0-3"), "{e}");
+        }
+    }
+
+    #[test]
+    fn check_names_missing_ids_and_online_list() {
+        let topo = Topology {
+            cpus: vec![0, 1],
+            nodes: vec![0],
+        };
+        let ok = Binding {
+            cpus: vec![1],
+            nodes: vec![0],
+        };
+        topo.check("--src-cpu-bind", &ok).unwrap();
+        let bad = Binding {
+            cpus: vec![1, 7, 8],
+            nodes: vec![],
+        };
+        let e = topo.check("--src-cpu-bind", &bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "--src-cpu-bind: this host has no CPU 7-8 (online CPUs: 0-1)"
+        );
+        let bad = Binding {
+            cpus: vec![],
+            nodes: vec![3],
+        };
+        let e = topo.check("--dst-mem-bind", &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("no NUMA node 3") && e.contains("online nodes: 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn host_topology_is_readable() {
+        let t = Topology::host().unwrap();
+        assert!(!t.cpus.is_empty());
+        assert!(!t.nodes.is_empty());
+    }
+
+    #[test]
+    fn numactl_wraps_the_command() {
+        let mut spec = Spec::new("q", "qemu");
+        spec.args(["-m", "1G"]);
+        let b = Binding {
+            cpus: vec![0, 1],
+            nodes: vec![0],
+        };
+        Method::Numactl("/usr/bin/numactl".into()).apply(&b, &mut spec);
+        assert_eq!(
+            spec.argv(),
+            [
+                "/usr/bin/numactl",
+                "--physcpubind=0-1",
+                "--membind=0",
+                "--",
+                "qemu",
+                "-m",
+                "1G"
+            ]
+        );
+        let mut spec = Spec::new("q", "qemu");
+        Method::Native.apply(&b, &mut spec);
+        assert_eq!(spec.argv(), ["qemu"]);
+        assert_eq!(spec.native_binding.unwrap().cpus, [0, 1]);
+    }
+
+    #[test]
+    fn native_binding_applies_in_a_child() {
+        let online = Topology::host().unwrap();
+        let cpu = *online.cpus.last().unwrap();
+        let mut spec = Spec::new("bind-test", "/bin/sh");
+        spec.args(["-c", "grep -E '^Cpus_allowed_list' /proc/self/status"]);
+        Method::Native.apply(
+            &Binding {
+                cpus: vec![cpu],
+                nodes: vec![0],
+            },
+            &mut spec,
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let hooks = crate::process::Hooks {
+            on_stdout_line: Box::new(move |l| tx.send(l.text).unwrap()),
+            on_stderr_line: None,
+            on_exit: None,
+        };
+        let child = crate::process::spawn(&spec, hooks).unwrap();
+        let exit = child
+            .wait_until(std::time::Instant::now() + std::time::Duration::from_secs(20))
+            .unwrap();
+        assert_eq!(exit.status, 0, "{:?}", child.stderr_tail());
+        let line = rx.recv().unwrap();
+        assert!(line.ends_with(&format!("\t{cpu}")), "{line}");
+    }
+}
