@@ -1,0 +1,303 @@
+//! Pixel layout decisions that do not need a drawing backend: label stacking, legend flow,
+//! colours and short report names. Kept apart from the drawing code so they are unit-tested.
+
+use std::path::Path;
+
+/// An RGB colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rgb(pub u8, pub u8, pub u8);
+
+/// One colour per report, chosen to stay distinct from each other and for colour-blind readers
+/// (the Okabe-Ito set, darkest first so that thin lines stay visible on white).
+pub const REPORT_COLOURS: [Rgb; 8] = [
+    Rgb(0, 114, 178),   // blue
+    Rgb(213, 94, 0),    // vermillion
+    Rgb(0, 158, 115),   // bluish green
+    Rgb(204, 121, 167), // reddish purple
+    Rgb(230, 159, 0),   // orange
+    Rgb(86, 180, 233),  // sky blue
+    Rgb(0, 0, 0),       // black
+    Rgb(240, 228, 66),  // yellow
+];
+
+/// The colour of report `index` (cycling when there are more reports than colours).
+pub fn report_colour(index: usize) -> Rgb {
+    REPORT_COLOURS[index % REPORT_COLOURS.len()]
+}
+
+/// A variant of `base` for the `i`-th of `n` lines of the same kind within one report: shades
+/// from darker to lighter so the threads of one report stay recognisably that report's colour.
+pub fn shade(base: Rgb, i: usize, n: usize) -> Rgb {
+    if n <= 1 {
+        return base;
+    }
+    // -0.35 (towards black) .. +0.35 (towards white)
+    let t = -0.35 + 0.7 * i as f64 / (n - 1) as f64;
+    mix(base, t)
+}
+
+/// Lighter (t > 0, towards white) or darker (t < 0, towards black) by fraction |t|.
+pub fn mix(c: Rgb, t: f64) -> Rgb {
+    let f = |v: u8| -> u8 {
+        let v = f64::from(v);
+        let out = if t >= 0.0 {
+            v + (255.0 - v) * t
+        } else {
+            v * (1.0 + t)
+        };
+        out.round().clamp(0.0, 255.0) as u8
+    };
+    Rgb(f(c.0), f(c.1), f(c.2))
+}
+
+/// Stacks labels so that none overlaps another: each label, given as (left x, width) in pixels,
+/// gets the lowest row in which it clears every label already placed by `gap` pixels.
+/// Returns the row of each label, in input order.
+pub fn stack_labels(labels: &[(i32, i32)], gap: i32) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.sort_by_key(|&i| labels[i].0);
+    // Right edge of the last label in each row.
+    let mut row_end: Vec<i32> = Vec::new();
+    let mut rows = vec![0; labels.len()];
+    for i in order {
+        let (x, w) = labels[i];
+        let row = match row_end.iter().position(|&end| x >= end + gap) {
+            Some(r) => r,
+            None => {
+                row_end.push(i32::MIN);
+                row_end.len() - 1
+            }
+        };
+        row_end[row] = x + w;
+        rows[i] = row;
+    }
+    rows
+}
+
+/// Places legend entries of the given pixel widths left to right, wrapping at `width`, in
+/// columns of equal width so that the legend reads as a grid. Returns (column count, rows).
+pub fn legend_grid(entry_widths: &[i32], width: i32, gap: i32) -> (usize, usize) {
+    if entry_widths.is_empty() {
+        return (1, 0);
+    }
+    let widest = entry_widths.iter().copied().max().unwrap_or(0) + gap;
+    let columns = (width / widest.max(1)).clamp(1, entry_widths.len() as i32) as usize;
+    let rows = entry_widths.len().div_ceil(columns);
+    (columns, rows)
+}
+
+/// Short names for report files, for legends: the file name without `.json`, with as many
+/// parent directories as it takes to tell reports apart (`a/report` and `b/report`).
+pub fn short_names(paths: &[&Path]) -> Vec<String> {
+    let comps: Vec<Vec<String>> = paths
+        .iter()
+        .map(|p| {
+            let mut c: Vec<String> = p
+                .iter()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|s| s != "/")
+                .collect();
+            if let Some(last) = c.last_mut() {
+                if let Some(stem) = last.strip_suffix(".json") {
+                    *last = stem.to_string();
+                }
+            }
+            c
+        })
+        .collect();
+    let name = |c: &Vec<String>, depth: usize| -> String {
+        let start = c.len().saturating_sub(depth);
+        c[start..].join("/")
+    };
+    let max_depth = comps.iter().map(Vec::len).max().unwrap_or(1);
+    let mut depth = 1;
+    loop {
+        let names: Vec<String> = comps.iter().map(|c| name(c, depth)).collect();
+        let unique = names.iter().enumerate().all(|(i, n)| {
+            names
+                .iter()
+                .enumerate()
+                .all(|(j, m)| i == j || n != m || paths[i] == paths[j])
+        });
+        if unique || depth >= max_depth {
+            return names;
+        }
+        depth += 1;
+    }
+}
+
+/// Shortens `text` to at most `max_chars` characters, ending in an ellipsis when cut.
+pub fn ellipsize(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let keep: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    format!("{keep}…")
+}
+
+/// Shortens `text` to at most `max_chars` characters by cutting its start (for paths, whose
+/// end is the telling part).
+pub fn ellipsize_start(text: &str, max_chars: usize) -> String {
+    let n = text.chars().count();
+    if n <= max_chars {
+        return text.to_string();
+    }
+    let keep: String = text.chars().skip(n - max_chars.saturating_sub(1)).collect();
+    format!("…{keep}")
+}
+
+/// A "nice" axis maximum at or above `v`: 1, 2, 2.5 or 5 times a power of ten.
+pub fn nice_ceiling(v: f64) -> f64 {
+    if !(v.is_finite() && v > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        if m * p >= v * (1.0 - 1e-12) {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+/// Cuts a polyline (pixel coordinates) into the "on" pieces of a dash `pattern`
+/// (on, off, on, off, ... lengths in pixels, repeated). The pattern runs on along the whole
+/// line, across its vertices, as a stroke-dasharray does. An empty or all-zero pattern gives
+/// the line back whole.
+pub fn dash_path(points: &[(f64, f64)], pattern: &[f64]) -> Vec<Vec<(f64, f64)>> {
+    let period: f64 = pattern.iter().sum();
+    if points.len() < 2 || pattern.is_empty() || period <= 0.0 {
+        return if points.is_empty() {
+            Vec::new()
+        } else {
+            vec![points.to_vec()]
+        };
+    }
+    let mut out = Vec::new();
+    let mut current: Vec<(f64, f64)> = vec![points[0]];
+    let mut idx = 0; // position in the pattern
+    let mut left = pattern[0]; // length left in the current pattern element
+    let on = |i: usize| i % 2 == 0;
+    for w in points.windows(2) {
+        let (mut a, b) = (w[0], w[1]);
+        let mut seg = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+        while seg > 0.0 {
+            if left >= seg {
+                left -= seg;
+                if on(idx) {
+                    current.push(b);
+                }
+                seg = 0.0;
+            } else {
+                let t = left / seg;
+                let p = (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
+                if on(idx) {
+                    current.push(p);
+                    out.push(std::mem::take(&mut current));
+                } else {
+                    current = vec![p];
+                }
+                seg -= left;
+                a = p;
+                idx = (idx + 1) % pattern.len();
+                left = pattern[idx];
+            }
+        }
+    }
+    if on(idx) && current.len() > 1 {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_far_apart_share_a_row_close_ones_stack() {
+        // "active" at 100, "postcopy-active" 5 px later, "completed" far away.
+        let rows = stack_labels(&[(100, 40), (105, 90), (400, 60)], 4);
+        assert_eq!(rows, vec![0, 1, 0]);
+        // A fourth label overlapping both rows goes to a third.
+        let rows = stack_labels(&[(100, 40), (105, 90), (120, 30)], 4);
+        assert_eq!(rows, vec![0, 1, 2]);
+        // ... but one that clears row 0 goes back there.
+        let rows = stack_labels(&[(100, 40), (105, 90), (150, 30)], 4);
+        assert_eq!(rows, vec![0, 1, 0]);
+    }
+
+    #[test]
+    fn legend_wraps_into_equal_columns() {
+        assert_eq!(legend_grid(&[100, 150, 120, 90, 80], 500, 10), (3, 2));
+        assert_eq!(legend_grid(&[600], 500, 10), (1, 1));
+        assert_eq!(legend_grid(&[10, 10], 500, 10), (2, 1));
+        assert_eq!(legend_grid(&[], 500, 10), (1, 0));
+    }
+
+    #[test]
+    fn short_names_disambiguate_by_parent_directory() {
+        let a = Path::new("/tmp/runs/a/report.json");
+        let b = Path::new("/tmp/runs/b/report.json");
+        let c = Path::new("precopy.json");
+        assert_eq!(
+            short_names(&[a, b, c]),
+            vec!["a/report", "b/report", "precopy"]
+        );
+        assert_eq!(short_names(&[c]), vec!["precopy"]);
+        // The same file twice stays short.
+        assert_eq!(short_names(&[c, c]), vec!["precopy", "precopy"]);
+    }
+
+    #[test]
+    fn shades_stay_distinct_and_in_range() {
+        let base = report_colour(0);
+        let s: Vec<Rgb> = (0..4).map(|i| shade(base, i, 4)).collect();
+        for w in s.windows(2) {
+            assert_ne!(w[0], w[1]);
+        }
+        assert_eq!(shade(base, 0, 1), base);
+        assert_eq!(mix(Rgb(100, 100, 100), 1.0), Rgb(255, 255, 255));
+        assert_eq!(mix(Rgb(100, 100, 100), -1.0), Rgb(0, 0, 0));
+    }
+
+    #[test]
+    fn dashes_follow_the_pattern_across_vertices() {
+        // A 20 px horizontal line then 10 px down, pattern 6 on / 4 off.
+        let d = dash_path(&[(0.0, 0.0), (20.0, 0.0), (20.0, 10.0)], &[6.0, 4.0]);
+        let len = |seg: &Vec<(f64, f64)>| -> f64 {
+            seg.windows(2)
+                .map(|w| ((w[1].0 - w[0].0).powi(2) + (w[1].1 - w[0].1).powi(2)).sqrt())
+                .sum()
+        };
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[0], vec![(0.0, 0.0), (6.0, 0.0)]);
+        assert_eq!(d[1], vec![(10.0, 0.0), (16.0, 0.0)]);
+        // The gap ends on the corner, so the third dash starts there and runs down.
+        assert_eq!(d[2], vec![(20.0, 0.0), (20.0, 6.0)]);
+        assert!(d.iter().all(|s| (len(s) - 6.0).abs() < 1e-9));
+        // A dash that turns a corner keeps the corner point.
+        let d = dash_path(&[(0.0, 0.0), (3.0, 0.0), (3.0, 10.0)], &[6.0, 4.0]);
+        assert_eq!(d[0], vec![(0.0, 0.0), (3.0, 0.0), (3.0, 3.0)]);
+        // No pattern: the line whole.
+        assert_eq!(dash_path(&[(0.0, 0.0), (1.0, 1.0)], &[]).len(), 1);
+        assert!(dash_path(&[], &[1.0, 1.0]).is_empty());
+    }
+
+    #[test]
+    fn nice_ceilings() {
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        assert_eq!(nice_ceiling(87.0), 100.0);
+        assert_eq!(nice_ceiling(110.0), 200.0);
+        assert_eq!(nice_ceiling(2300.0), 2500.0);
+        assert_eq!(nice_ceiling(100.0), 100.0);
+    }
+
+    #[test]
+    fn ellipsize_cuts_long_text() {
+        assert_eq!(ellipsize("short", 10), "short");
+        assert_eq!(ellipsize("a-very-long-scenario-name", 10), "a-very-lo…");
+        assert_eq!(ellipsize_start("/a/long/path/run.json", 10), "…/run.json");
+        assert_eq!(ellipsize_start("run.json", 10), "run.json");
+    }
+}

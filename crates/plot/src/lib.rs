@@ -1,0 +1,218 @@
+//! gp-plot: static SVG and PNG charts of one or many guestperf reports.
+//!
+//! It draws what the original `guestperf-plot.py` drew with plotly (guest memory update speed
+//! in ms/GB on the left axis, host CPU utilization on the right, markers at each pass over
+//! RAM), plus the destination after the switchover, the migration threads' CPU, the downtime
+//! window and a table of each run, into a file that needs no JavaScript to view. It reads
+//! reports written by `gp-collect` and original guestperf result files alike, only through
+//! [`gp_records::report::Report`].
+//!
+//! Modules: [`series`] turns a report into lines and marks ([`model`]), [`decimate`] thins
+//! lines to the chart's pixel columns, [`layout`] makes pixel decisions, [`render`] draws with
+//! plotters, [`font`] embeds the font.
+
+pub mod cli;
+pub mod decimate;
+pub mod font;
+pub mod layout;
+pub mod model;
+pub mod render;
+pub mod series;
+pub mod synth;
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use gp_records::report::Report;
+use plotters::prelude::*;
+use serde_json::error::Category;
+
+use crate::model::{Run, Selection};
+use crate::render::Chart;
+
+/// Everything that can go wrong, each naming the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error("cannot read report {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is empty: expected a guestperf report (the JSON object gp-collect writes)")]
+    EmptyFile { path: PathBuf },
+    #[error("{path} is not JSON ({source}); expected a guestperf report written by gp-collect or guestperf.py")]
+    NotJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path} is a stream of records, not a report: pipe it through gp-collect first (gp-collect < stream > report.json)")]
+    RecordStream { path: PathBuf },
+    #[error("{path} is JSON but not a guestperf report: {source}")]
+    NotAReport {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path} holds no data to plot: no guest timings, CPU samples or migration progress")]
+    NothingToPlot { path: PathBuf },
+    #[error("cannot tell the image format of {path}: use an .svg or .png file name")]
+    UnknownFormat { path: PathBuf },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot draw the chart: {0}")]
+    Render(String),
+}
+
+/// Output image formats, picked from the file name's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Svg,
+    Png,
+}
+
+impl Format {
+    pub fn from_path(path: &Path) -> Result<Format, PlotError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("svg") => Ok(Format::Svg),
+            Some("png") => Ok(Format::Png),
+            _ => Err(PlotError::UnknownFormat {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+}
+
+/// What to plot and where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub reports: Vec<PathBuf>,
+    pub output: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    /// `None`: no chart flag was given, use [`Selection::default_for`].
+    pub selection: Option<Selection>,
+    pub title: Option<String>,
+}
+
+/// Reads one report file, with an error that names the file and what is wrong with it.
+pub fn load_report(path: &Path) -> Result<Report, PlotError> {
+    let bytes = fs::read(path).map_err(|source| PlotError::Read {
+        path: path.into(),
+        source,
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(PlotError::EmptyFile { path: path.into() });
+    }
+    match serde_json::from_slice::<Report>(&bytes) {
+        Ok(r) => Ok(r),
+        Err(source) => {
+            // An NDJSON record stream: the first line alone is an object with a "type".
+            let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+            let is_record = serde_json::from_slice::<serde_json::Value>(first)
+                .ok()
+                .is_some_and(|v| v.get("type").is_some_and(|t| t.is_string()));
+            let path = path.into();
+            Err(match source.classify() {
+                _ if is_record => PlotError::RecordStream { path },
+                Category::Data => PlotError::NotAReport { path, source },
+                _ => PlotError::NotJson { path, source },
+            })
+        }
+    }
+}
+
+/// Builds the chart of `reports` (already loaded, with their paths).
+pub fn build_chart(
+    reports: &[(PathBuf, Report)],
+    selection: Option<Selection>,
+    title: Option<String>,
+) -> Chart {
+    let sel = selection.unwrap_or_else(|| Selection::default_for(reports.len()));
+    let paths: Vec<&Path> = reports.iter().map(|(p, _)| p.as_path()).collect();
+    let labels = layout::short_names(&paths);
+    let runs: Vec<Run> = reports
+        .iter()
+        .zip(&labels)
+        .map(|((p, r), label)| Run::from_report(r, &p.display().to_string(), label, &sel))
+        .collect();
+    let title = title.unwrap_or_else(|| match runs.as_slice() {
+        [one] => format!("Migration of {} ({})", one.label, one.summary.scenario),
+        many => format!("Migration comparison: {} reports", many.len()),
+    });
+    Chart {
+        title,
+        runs,
+        migration_iters: sel.migration_iters,
+    }
+}
+
+/// Renders `chart` to an image in memory: SVG text or PNG bytes.
+pub fn render_bytes(
+    chart: &Chart,
+    format: Format,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, PlotError> {
+    font::register().map_err(PlotError::Render)?;
+    match format {
+        Format::Svg => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+                render::draw(&root, chart).map_err(PlotError::Render)?;
+            }
+            Ok(svg.into_bytes())
+        }
+        Format::Png => {
+            let mut rgb = vec![0u8; width as usize * height as usize * 3];
+            {
+                let root =
+                    BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+                render::draw(&root, chart).map_err(PlotError::Render)?;
+            }
+            let mut png = Vec::new();
+            image::codecs::png::PngEncoder::new(&mut png)
+                .write_image(&rgb, width, height, image::ColorType::Rgb8)
+                .map_err(|e| PlotError::Render(format!("PNG encoding failed: {e}")))?;
+            Ok(png)
+        }
+    }
+}
+
+use image::ImageEncoder as _;
+
+/// Writes `bytes` to `path`, replacing it.
+fn write_output(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
+    let werr = |source| PlotError::Write {
+        path: path.into(),
+        source,
+    };
+    let file = fs::File::create(path).map_err(werr)?;
+    let mut w = BufWriter::new(file);
+    w.write_all(bytes).map_err(werr)?;
+    w.flush().map_err(werr)
+}
+
+/// The whole tool: load every report, draw, write the image.
+pub fn run(opts: &Options) -> Result<(), PlotError> {
+    let format = Format::from_path(&opts.output)?;
+    let mut reports = Vec::with_capacity(opts.reports.len());
+    for path in &opts.reports {
+        let report = load_report(path)?;
+        if !series::has_data(&report) {
+            return Err(PlotError::NothingToPlot { path: path.clone() });
+        }
+        reports.push((path.clone(), report));
+    }
+    let chart = build_chart(&reports, opts.selection, opts.title.clone());
+    drop(reports);
+    let bytes = render_bytes(&chart, format, opts.width, opts.height)?;
+    write_output(&opts.output, &bytes)
+}

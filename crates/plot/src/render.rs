@@ -1,0 +1,783 @@
+//! Drawing a [`Chart`] with plotters, on any backend (SVG text or an RGB pixel buffer).
+//!
+//! The page, top to bottom: a title; the plot (left axis guest ms/GB, right axis host CPU %,
+//! x seconds since the run started) with the downtime window shaded, a labelled dashed line at
+//! each status change and a triangle on the x axis at each pass over RAM; a legend, one row
+//! (or more) per report; a table with one row per report.
+//!
+//! Colour tells reports apart, line style tells what a line measures (solid guest speed,
+//! dashed QEMU, dotted vCPU, dash-dot migration threads), shade tells threads apart and a
+//! lighter shade marks the destination.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::decimate::min_max_per_column;
+use crate::font::FAMILY;
+use crate::layout::{
+    dash_path, ellipsize, ellipsize_start, mix, nice_ceiling, report_colour, shade, stack_labels,
+    Rgb,
+};
+use crate::model::{Axis, Run, Series, SeriesKind};
+use gp_records::Role;
+
+/// Everything that goes on one page.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub title: String,
+    pub runs: Vec<Run>,
+    /// Draw the iteration triangles (`--migration-iters`).
+    pub migration_iters: bool,
+}
+
+pub const X_DESC: &str = "Time since start of run (s)";
+pub const Y_DESC: &str = "Guest memory update speed (ms/GB)";
+pub const Y2_DESC: &str = "Host CPU utilization (%)";
+
+type Res = Result<(), String>;
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Font sizes and spacings for a page of the given size (designed at 1280x800).
+struct Metrics {
+    s: f64,
+    margin: i32,
+    title: f64,
+    text: f64,
+    small: f64,
+}
+
+impl Metrics {
+    fn new(width: u32, height: u32) -> Self {
+        let s = (f64::from(width) / 1280.0)
+            .min(f64::from(height) / 800.0)
+            .clamp(0.75, 2.5);
+        Metrics {
+            s,
+            margin: px(12.0 * s),
+            title: 20.0 * s,
+            text: 14.0 * s,
+            small: 12.5 * s,
+        }
+    }
+
+    fn px(&self, v: f64) -> i32 {
+        px(v * self.s)
+    }
+
+    fn font(&self, size: f64) -> TextStyle<'static> {
+        TextStyle::from((FAMILY, size).into_font()).color(&BLACK)
+    }
+
+    // The plot's frame, as given to ChartBuilder.
+    fn y_label_area(&self) -> i32 {
+        self.px(80.0)
+    }
+    fn y2_label_area(&self) -> i32 {
+        self.px(72.0)
+    }
+    fn x_label_area(&self) -> i32 {
+        self.px(46.0)
+    }
+    fn plot_top_margin(&self) -> i32 {
+        self.px(4.0)
+    }
+    fn label_row(&self) -> i32 {
+        px(self.small * 1.4)
+    }
+}
+
+fn px(v: f64) -> i32 {
+    v.round() as i32
+}
+
+fn rgb(c: Rgb) -> RGBColor {
+    RGBColor(c.0, c.1, c.2)
+}
+
+/// The colour of one line: the report's colour, shaded per thread, lighter on the destination.
+fn series_colour(run_index: usize, s: &Series) -> RGBColor {
+    let mut c = shade(report_colour(run_index), s.index, s.count);
+    if s.role == Role::Dst {
+        c = mix(c, 0.45);
+    }
+    rgb(c)
+}
+
+/// Dash pattern (on, off, ... in pixels at scale 1) per kind of line.
+fn dash(kind: SeriesKind) -> &'static [f64] {
+    match kind {
+        SeriesKind::GuestTotal | SeriesKind::GuestThread => &[],
+        SeriesKind::QemuCpu => &[11.0, 5.0],
+        SeriesKind::VcpuCpu => &[2.0, 4.0],
+        SeriesKind::MigrationCpu => &[10.0, 4.0, 2.5, 4.0],
+    }
+}
+
+fn stroke(kind: SeriesKind, m: &Metrics) -> u32 {
+    let w = match kind {
+        SeriesKind::GuestTotal | SeriesKind::GuestThread => 1.5,
+        _ => 2.0,
+    };
+    (w * m.s).round().max(1.0) as u32
+}
+
+/// Draws a polyline in absolute pixel coordinates with the dash pattern of `kind`.
+fn draw_line<DB: DrawingBackend>(
+    screen: &DrawingArea<DB, Shift>,
+    points: &[(f64, f64)],
+    kind: SeriesKind,
+    colour: RGBColor,
+    m: &Metrics,
+) -> Res {
+    let style = colour.stroke_width(stroke(kind, m));
+    let pattern: Vec<f64> = dash(kind).iter().map(|v| v * m.s).collect();
+    for piece in dash_path(points, &pattern) {
+        let pts: Vec<(i32, i32)> = piece.iter().map(|p| (px(p.0), px(p.1))).collect();
+        screen.draw(&PathElement::new(pts, style)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One legend item: a style sample and its text.
+struct LegendEntry {
+    text: String,
+    sample: Sample,
+}
+
+enum Sample {
+    Line { colour: RGBColor, kind: SeriesKind },
+    Triangle(RGBColor),
+    Shade(RGBColor),
+}
+
+fn legend_entries(run_index: usize, run: &Run, migration_iters: bool) -> Vec<LegendEntry> {
+    let mut out: Vec<LegendEntry> = run
+        .series
+        .iter()
+        .map(|s| LegendEntry {
+            text: s.name.clone(),
+            sample: Sample::Line {
+                colour: series_colour(run_index, s),
+                kind: s.kind,
+            },
+        })
+        .collect();
+    let c = rgb(report_colour(run_index));
+    if migration_iters && !run.iterations.is_empty() {
+        out.push(LegendEntry {
+            text: "migration iterations".into(),
+            sample: Sample::Triangle(c),
+        });
+    }
+    if run.downtime.is_some() {
+        out.push(LegendEntry {
+            text: "downtime".into(),
+            sample: Sample::Shade(c),
+        });
+    }
+    out
+}
+
+/// Formats a duration in ms for the table.
+pub fn format_ms(ms: Option<f64>) -> String {
+    match ms {
+        None => "-".into(),
+        Some(v) if v >= 10_000.0 => format!("{:.1} s", v / 1000.0),
+        Some(v) if v >= 1000.0 => format!("{:.2} s", v / 1000.0),
+        Some(v) => format!("{v:.0} ms"),
+    }
+}
+
+/// Formats a byte count with binary units.
+pub fn format_bytes(b: Option<u64>) -> String {
+    let Some(b) = b else { return "-".into() };
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.2} {}", units[u])
+    }
+}
+
+/// The table under the chart: header and one row per run.
+pub fn table_rows(chart: &Chart) -> Vec<[String; 7]> {
+    let mut rows = vec![[
+        "report".to_string(),
+        "scenario".into(),
+        "result".into(),
+        "total time".into(),
+        "downtime".into(),
+        "iterations".into(),
+        "transferred".into(),
+    ]];
+    for run in &chart.runs {
+        let s = &run.summary;
+        rows.push([
+            ellipsize_start(&run.path, 56),
+            ellipsize(&s.scenario, 28),
+            ellipsize(&s.result, 48),
+            format_ms(s.total_time_ms),
+            format_ms(s.downtime_ms),
+            s.iterations.map_or("-".into(), |i| i.to_string()),
+            format_bytes(s.transferred_bytes),
+        ]);
+    }
+    rows
+}
+
+/// Where the legend goes: per run, which entries on which rows.
+struct LegendLayout {
+    /// Width of the column holding each run's name (0 for a single run).
+    header_w: i32,
+    col_w: i32,
+    columns: usize,
+    /// (run index, entries) in drawing order; a run takes `ceil(entries / columns)` rows.
+    runs: Vec<(usize, Vec<LegendEntry>)>,
+    rows: usize,
+    hidden: usize,
+}
+
+fn text_width<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    t: &str,
+    style: &TextStyle,
+) -> i32 {
+    root.estimate_text_size(t, style)
+        .map_or(0, |(w, _)| w as i32)
+}
+
+fn legend_layout<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+    m: &Metrics,
+    width: i32,
+    max_rows: usize,
+) -> LegendLayout {
+    let small = m.font(m.small);
+    let multi = chart.runs.len() > 1;
+    let gap = m.px(22.0);
+    let header_w = if multi {
+        chart
+            .runs
+            .iter()
+            .map(|r| text_width(root, &r.label, &small))
+            .max()
+            .unwrap_or(0)
+            + gap
+    } else {
+        0
+    };
+    let runs: Vec<(usize, Vec<LegendEntry>)> = chart
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i, legend_entries(i, r, chart.migration_iters)))
+        .collect();
+    let sample_w = m.px(34.0) + m.px(6.0);
+    let widest = runs
+        .iter()
+        .flat_map(|(_, es)| es.iter().map(|e| text_width(root, &e.text, &small)))
+        .max()
+        .unwrap_or(0);
+    let col_w = sample_w + widest + gap;
+    let columns = ((width - header_w) / col_w.max(1)).max(1) as usize;
+    // Drop entries from the end when the legend would take more rows than allowed.
+    let mut rows = 0;
+    let mut hidden = 0;
+    let mut kept = Vec::new();
+    for (i, mut es) in runs {
+        let need = es.len().div_ceil(columns).max(1);
+        let room = max_rows.saturating_sub(rows);
+        if room == 0 {
+            hidden += es.len();
+            continue;
+        }
+        if need > room {
+            // Keep one cell for the "... more" note.
+            let keep = (room * columns).saturating_sub(1);
+            hidden += es.len() - keep.min(es.len());
+            es.truncate(keep);
+        }
+        rows += es.len().div_ceil(columns).max(1).min(room);
+        kept.push((i, es));
+    }
+    if hidden > 0 && kept.iter().map(|(_, es)| es.len()).sum::<usize>() % columns == 0 {
+        rows = max_rows; // the note needs a cell of its own
+    }
+    LegendLayout {
+        header_w,
+        col_w,
+        columns,
+        runs: kept,
+        rows,
+        hidden,
+    }
+}
+
+/// Draws `chart` on `root`, which must be blank (it is filled white first).
+pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res {
+    let (width, height) = root.dim_in_pixel();
+    let m = Metrics::new(width, height);
+    root.fill(&WHITE).map_err(err)?;
+    let (w, h) = (width as i32, height as i32);
+
+    // Title.
+    let title_style = m.font(m.title).pos(Pos::new(HPos::Center, VPos::Top));
+    root.draw(&Text::new(
+        chart.title.clone(),
+        (w / 2, m.margin),
+        title_style,
+    ))
+    .map_err(err)?;
+    let top = m.margin + px(m.title * 1.6);
+
+    // The table and legend decide how much height the plot gets; the plot keeps at least 45%.
+    let rows = table_rows(chart);
+    let table_row_h = px(m.text * 1.5);
+    let table_h = table_row_h * rows.len() as i32;
+    let legend_row_h = px(m.small * 1.5);
+    let gap = m.px(10.0);
+    let min_plot = h * 45 / 100;
+    let fixed = top + table_h + 2 * gap + m.margin;
+    let max_legend_rows = ((h - fixed - min_plot) / legend_row_h).max(1) as usize;
+    let legend = legend_layout(root, chart, &m, w - 2 * m.margin, max_legend_rows);
+    let legend_h = legend_row_h * legend.rows as i32;
+    let plot_bottom = h - m.margin - table_h - legend_h - 2 * gap;
+    if plot_bottom - top < m.px(150.0) {
+        return Err(format!(
+            "{width}x{height} pixels leave no room for the plot above the legend and the table \
+             of {} report(s): use a larger --height",
+            chart.runs.len()
+        ));
+    }
+
+    let plot_area = root
+        .clone()
+        .shrink((0, top), (width, (plot_bottom - top) as u32));
+    draw_plot(&plot_area, chart, &m)?;
+    let legend_top = plot_bottom + gap;
+    draw_legend(root, &legend, legend_top, legend_row_h, chart, &m)?;
+    draw_table(root, &rows, legend_top + legend_h + gap, table_row_h, &m)?;
+    root.present().map_err(err)
+}
+
+fn draw_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    legend: &LegendLayout,
+    top: i32,
+    row_h: i32,
+    chart: &Chart,
+    m: &Metrics,
+) -> Res {
+    let small = m.font(m.small).pos(Pos::new(HPos::Left, VPos::Center));
+    let sample_w = m.px(34.0);
+    let mut row = 0;
+    let mut last_cell = (0, 0);
+    for (ri, entries) in &legend.runs {
+        let y0 = top + row as i32 * row_h + row_h / 2;
+        if legend.header_w > 0 {
+            let c = rgb(report_colour(*ri));
+            let name = chart.runs[*ri].label.clone();
+            root.draw(&Text::new(name, (m.margin, y0), small.clone().color(&c)))
+                .map_err(err)?;
+        }
+        for (i, e) in entries.iter().enumerate() {
+            let (r, c) = (i / legend.columns, i % legend.columns);
+            let x = m.margin + legend.header_w + c as i32 * legend.col_w;
+            let y = y0 + r as i32 * row_h;
+            draw_sample(root, &e.sample, x, y, sample_w, m)?;
+            root.draw(&Text::new(
+                e.text.clone(),
+                (x + sample_w + m.px(6.0), y),
+                small.clone(),
+            ))
+            .map_err(err)?;
+            last_cell = (row + r, c);
+        }
+        row += entries.len().div_ceil(legend.columns).max(1);
+    }
+    if legend.hidden > 0 {
+        let (mut r, mut c) = (last_cell.0, last_cell.1 + 1);
+        if c >= legend.columns {
+            (r, c) = (r + 1, 0);
+        }
+        let at = (
+            m.margin + legend.header_w + c as i32 * legend.col_w,
+            top + r as i32 * row_h + row_h / 2,
+        );
+        let note = format!("... {} more not listed", legend.hidden);
+        root.draw(&Text::new(note, at, small)).map_err(err)?;
+    }
+    Ok(())
+}
+
+fn draw_sample<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    sample: &Sample,
+    x: i32,
+    y: i32,
+    w: i32,
+    m: &Metrics,
+) -> Res {
+    match sample {
+        Sample::Line { colour, kind } => {
+            let (xa, xb, yy) = (f64::from(x), f64::from(x + w), f64::from(y));
+            draw_line(root, &[(xa, yy), (xb, yy)], *kind, *colour, m)
+        }
+        Sample::Triangle(c) => root
+            .draw(&TriangleMarker::new((x + w / 2, y), m.px(5.0), c.filled()))
+            .map_err(err),
+        Sample::Shade(c) => {
+            let half = m.px(6.0);
+            root.draw(&Rectangle::new(
+                [(x, y - half), (x + w, y + half)],
+                c.mix(0.22).filled(),
+            ))
+            .map_err(err)
+        }
+    }
+}
+
+fn draw_table<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[[String; 7]],
+    top: i32,
+    row_h: i32,
+    m: &Metrics,
+) -> Res {
+    let text = m.font(m.text);
+    let pad = m.px(20.0);
+    let swatch = m.px(12.0);
+    let mut col_w = [0i32; 7];
+    for row in rows {
+        for (c, cell) in row.iter().enumerate() {
+            col_w[c] = col_w[c].max(text_width(root, cell, &text));
+        }
+    }
+    let mut col_x = [0i32; 7];
+    let mut x = m.margin + swatch + m.px(8.0);
+    for c in 0..7 {
+        col_x[c] = x;
+        x += col_w[c] + pad;
+    }
+    let rule_y = top + row_h;
+    root.draw(&PathElement::new(
+        vec![(m.margin, rule_y), (x - pad, rule_y)],
+        BLACK.mix(0.5).stroke_width(1),
+    ))
+    .map_err(err)?;
+    for (r, row) in rows.iter().enumerate() {
+        let y = top + r as i32 * row_h + row_h / 2;
+        if r > 0 {
+            let c = rgb(report_colour(r - 1));
+            root.draw(&Rectangle::new(
+                [
+                    (m.margin, y - swatch / 2),
+                    (m.margin + swatch, y + swatch / 2),
+                ],
+                c.filled(),
+            ))
+            .map_err(err)?;
+        }
+        for (c, cell) in row.iter().enumerate() {
+            // Figures (total time onwards) are right-aligned.
+            let (hpos, cx) = if c >= 3 {
+                (HPos::Right, col_x[c] + col_w[c])
+            } else {
+                (HPos::Left, col_x[c])
+            };
+            let style = text.clone().pos(Pos::new(hpos, VPos::Center));
+            root.draw(&Text::new(cell.clone(), (cx, y), style))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// A text label placed in the band at the top of the plot.
+struct Label {
+    x: f64,
+    text: String,
+    colour: RGBColor,
+}
+
+fn plot_labels(chart: &Chart) -> Vec<Label> {
+    let mut out = Vec::new();
+    for (ri, run) in chart.runs.iter().enumerate() {
+        let colour = rgb(report_colour(ri));
+        for st in &run.statuses {
+            out.push(Label {
+                x: st.x,
+                text: st.status.clone(),
+                colour,
+            });
+        }
+        if let Some(d) = &run.downtime {
+            let ms = d
+                .downtime_ms
+                .map_or(String::new(), |v| format!(" {v:.0} ms"));
+            let est = if d.estimated { " (est.)" } else { "" };
+            out.push(Label {
+                x: d.start,
+                text: format!("downtime{ms}{est}"),
+                colour,
+            });
+        }
+    }
+    out
+}
+
+/// Label boxes as (left, width) in plot pixels, kept inside a plot `plot_w` wide.
+fn label_boxes<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    labels: &[Label],
+    to_px: impl Fn(f64) -> i32,
+    plot_w: i32,
+    m: &Metrics,
+) -> Vec<(i32, i32)> {
+    let small = m.font(m.small);
+    let pad = m.px(3.0);
+    labels
+        .iter()
+        .map(|l| {
+            let w = text_width(root, &l.text, &small) + 2 * pad;
+            let left = (to_px(l.x) + 1).min(plot_w - w).max(0);
+            (left, w)
+        })
+        .collect()
+}
+
+fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, m: &Metrics) -> Res {
+    let (aw, ah) = area.dim_in_pixel();
+    let x_max = chart.runs.iter().map(|r| r.x_max).fold(0.0, f64::max);
+    let x_max = if x_max > 0.0 { x_max * 1.02 } else { 1.0 };
+
+    // Status labels sit in a band at the top of the plot; leave the data room below it.
+    let labels = plot_labels(chart);
+    let plot_w = aw as i32 - 2 * m.margin - m.y_label_area() - m.y2_label_area();
+    let plot_h = ah as i32 - m.plot_top_margin() - m.x_label_area();
+    let boxes = label_boxes(
+        area,
+        &labels,
+        |x| px(x / x_max * f64::from(plot_w)),
+        plot_w,
+        m,
+    );
+    let label_rows = stack_labels(&boxes, m.px(4.0));
+    let band_rows = label_rows.iter().map(|r| r + 1).max().unwrap_or(0);
+    let band = (band_rows as i32 * m.label_row() + m.px(4.0)) as f64 / f64::from(plot_h.max(1));
+    let headroom = 1.0 / (1.0 - band.min(0.5)) * 1.04;
+
+    let guest = chart
+        .runs
+        .iter()
+        .map(|r| r.y_max(Axis::GuestMsPerGb))
+        .fold(0.0, f64::max);
+    let y1_max = if guest > 0.0 {
+        nice_ceiling(guest * headroom)
+    } else {
+        1000.0
+    };
+    let host = chart
+        .runs
+        .iter()
+        .map(|r| r.y_max(Axis::HostPercent))
+        .fold(0.0, f64::max);
+    let y2_max = (host.max(100.0) * headroom / 10.0).ceil() * 10.0;
+
+    let mut cc = ChartBuilder::on(area)
+        .margin_left(m.margin)
+        .margin_right(m.margin)
+        .margin_top(m.plot_top_margin())
+        .x_label_area_size(m.x_label_area())
+        .y_label_area_size(m.y_label_area())
+        .right_y_label_area_size(m.y2_label_area())
+        .build_cartesian_2d(0f64..x_max, 0f64..y1_max)
+        .map_err(err)?
+        .set_secondary_coord(0f64..x_max, 0f64..y2_max);
+
+    let label_style = m.font(m.small);
+    let desc = m.font(m.text);
+    cc.configure_mesh()
+        .x_desc(X_DESC)
+        .y_desc(Y_DESC)
+        .label_style(label_style.clone())
+        .axis_desc_style(desc.clone())
+        .light_line_style(BLACK.mix(0.04))
+        .bold_line_style(BLACK.mix(0.12))
+        .x_labels(12)
+        .y_labels(10)
+        .x_label_formatter(&|v| trim_number(*v))
+        .y_label_formatter(&|v| trim_number(*v))
+        .draw()
+        .map_err(err)?;
+    cc.configure_secondary_axes()
+        .y_desc(Y2_DESC)
+        .label_style(label_style)
+        .axis_desc_style(desc)
+        .y_labels(10)
+        .y_label_formatter(&|v| trim_number(*v))
+        .draw()
+        .map_err(err)?;
+
+    let primary = cc.plotting_area().clone();
+    let secondary = cc.borrow_secondary().plotting_area().clone();
+    let (xr, yr) = primary.get_pixel_range();
+    let (plot_w, plot_h) = (xr.end - xr.start, yr.end - yr.start);
+    let columns = plot_w.max(1) as u32;
+    let origin = primary.get_base_pixel();
+    let plot = primary.strip_coord_spec(); // pixels relative to the plot's corner
+    let screen = primary.use_screen_coord(); // absolute pixels
+    let to_px = |x: f64| -> i32 { primary.map_coordinate(&(x, 0.0)).0 - origin.0 };
+
+    // Downtime windows, at least 4 px wide so that 40 ms on a 60 s chart still shows.
+    for (ri, run) in chart.runs.iter().enumerate() {
+        if let Some(d) = &run.downtime {
+            let (a, b) = (to_px(d.start), to_px(d.end));
+            let min_w = m.px(4.0);
+            let (a, b) = if b - a < min_w {
+                ((a + b) / 2 - min_w / 2, (a + b) / 2 + min_w / 2)
+            } else {
+                (a, b)
+            };
+            let c = rgb(report_colour(ri));
+            plot.draw(&Rectangle::new(
+                [(a.max(0), 0), (b.min(plot_w), plot_h)],
+                c.mix(0.22).filled(),
+            ))
+            .map_err(err)?;
+        }
+    }
+
+    // Status change lines.
+    for (ri, run) in chart.runs.iter().enumerate() {
+        let c = rgb(report_colour(ri)).mix(0.6);
+        for st in &run.statuses {
+            let x = to_px(st.x);
+            if (0..=plot_w).contains(&x) {
+                let pts = dash_path(
+                    &[(f64::from(x), 0.0), (f64::from(x), f64::from(plot_h))],
+                    &[4.0, 4.0],
+                );
+                for p in pts {
+                    let p: Vec<(i32, i32)> = p.iter().map(|q| (px(q.0), px(q.1))).collect();
+                    plot.draw(&PathElement::new(p, c.stroke_width(1)))
+                        .map_err(err)?;
+                }
+            }
+        }
+    }
+
+    // The lines, decimated to the plot's pixel columns, in absolute pixels.
+    for (ri, run) in chart.runs.iter().enumerate() {
+        for s in &run.series {
+            let pts = min_max_per_column(&s.points, (0.0, x_max), columns);
+            let (y_cap, area) = match s.kind.axis() {
+                Axis::GuestMsPerGb => (y1_max, &primary),
+                Axis::HostPercent => (y2_max, &secondary),
+            };
+            let pixels: Vec<(f64, f64)> = pts
+                .iter()
+                .map(|p| {
+                    let c = area.map_coordinate(&(p.0, p.1.clamp(0.0, y_cap)));
+                    (f64::from(c.0), f64::from(c.1))
+                })
+                .collect();
+            draw_line(&screen, &pixels, s.kind, series_colour(ri, s), m)?;
+        }
+    }
+
+    // Iteration markers on the x axis (a row per report), numbered where numbers fit.
+    if chart.migration_iters {
+        let size = m.px(5.0);
+        let num = m
+            .font(m.small * 0.85)
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        for (ri, run) in chart.runs.iter().enumerate() {
+            let c = rgb(report_colour(ri));
+            let mut last_right = i32::MIN;
+            let y = plot_h - size - 1 - ri as i32 * (2 * size + px(m.small * 0.9));
+            for it in &run.iterations {
+                let x = to_px(it.x);
+                if !(0..=plot_w).contains(&x) {
+                    continue;
+                }
+                plot.draw(&TriangleMarker::new((x, y), size, c.filled()))
+                    .map_err(err)?;
+                let t = it.iteration.to_string();
+                let tw = text_width(&plot, &t, &num);
+                if x - tw / 2 > last_right + m.px(3.0) {
+                    plot.draw(&Text::new(t, (x, y - size - 1), num.clone()))
+                        .map_err(err)?;
+                    last_right = x + tw / 2;
+                }
+            }
+        }
+    }
+
+    // Status and downtime labels in the band at the top, on a white backing.
+    let boxes = label_boxes(&plot, &labels, to_px, plot_w, m);
+    let label_rows = stack_labels(&boxes, m.px(4.0));
+    let small = m.font(m.small);
+    let row_h = m.label_row();
+    for (i, l) in labels.iter().enumerate() {
+        let (left, w) = boxes[i];
+        let top = m.px(3.0) + label_rows[i] as i32 * row_h;
+        plot.draw(&Rectangle::new(
+            [(left, top), (left + w, top + row_h - 2)],
+            WHITE.mix(0.85).filled(),
+        ))
+        .map_err(err)?;
+        let style = small
+            .clone()
+            .color(&l.colour)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        plot.draw(&Text::new(
+            l.text.clone(),
+            (left + m.px(3.0), top + (row_h - 2) / 2),
+            style,
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Tick labels without trailing zeros: 0, 2.5, 10.
+fn trim_number(v: f64) -> String {
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(format_ms(Some(45.0)), "45 ms");
+        assert_eq!(format_ms(Some(3210.0)), "3.21 s");
+        assert_eq!(format_ms(Some(65_000.0)), "65.0 s");
+        assert_eq!(format_ms(None), "-");
+        assert_eq!(format_bytes(Some(512)), "512 B");
+        assert_eq!(format_bytes(Some(3 << 29)), "1.50 GiB");
+        assert_eq!(format_bytes(None), "-");
+        assert_eq!(trim_number(2.5), "2.5");
+        assert_eq!(trim_number(10.0), "10");
+        assert_eq!(trim_number(0.0), "0");
+    }
+}

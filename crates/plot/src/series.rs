@@ -1,0 +1,551 @@
+//! From a report to the lines, marks and table row of one run.
+//!
+//! A report of ours carries every record under `guestperf_rs`; an original guestperf result
+//! has only the top-level `guest_timings`, `qemu_timings`, `vcpu_timings` and
+//! `progress_history`. Each figure is taken from the richest source the report has:
+//!
+//! | line | ours | original |
+//! |---|---|---|
+//! | guest ms/GB | `guest_progress` chunks (else `guest_gb`), per VM | `guest_timings` |
+//! | QEMU, vCPU, migration thread % | `samples`, source and destination | `qemu_timings`, `vcpu_timings` (source only) |
+//! | status changes | QMP `MIGRATION` events (else snapshots) | `progress_history` |
+//! | downtime window | source `STOP` .. destination `RESUME` | `downtime` before the final snapshot (estimated) |
+//!
+//! x is seconds since the start of the run: the `launch` header when there is one, else the
+//! earliest timestamp in the report (as the original did).
+
+use std::collections::BTreeMap;
+
+use gp_records::report::{utilization, Report, TimingRecord, GIB};
+use gp_records::sample::{CpuSample, CpuTime, ThreadClass};
+use gp_records::Role;
+
+use crate::model::{
+    DowntimeWindow, IterationMark, Run, Selection, Series, SeriesKind, StatusMark, Summary,
+};
+
+/// Everything a report holds that can be plotted, before choosing lines.
+impl Run {
+    /// Builds the run of `report`, read from `path`, with lines chosen by `sel`.
+    pub fn from_report(report: &Report, path: &str, label: &str, sel: &Selection) -> Run {
+        let start = start_time(report);
+        let mut series = Vec::new();
+        let guest = guest_points(report);
+        if sel.split_guest_cpu {
+            series.extend(guest_thread_series(&guest, start));
+        }
+        if sel.total_guest_cpu {
+            series.extend(guest_total_series(&guest, start));
+        }
+        let cpu = cpu_series(report, start);
+        series.extend(cpu.into_iter().filter(|s| sel.wants(s.kind)));
+        // Legend and drawing order: by what the line measures, source before destination.
+        series.sort_by_key(|s| (s.kind, s.role, s.index));
+        let x_max = [
+            series
+                .iter()
+                .filter_map(|s| s.points.last())
+                .map(|p| p.0)
+                .fold(0.0, f64::max),
+            report
+                .progress_history
+                .last()
+                .map_or(0.0, |p| p.now - start),
+        ]
+        .into_iter()
+        .fold(0.0, f64::max);
+        Run {
+            label: label.to_string(),
+            path: path.to_string(),
+            series,
+            iterations: iteration_marks(report, start),
+            statuses: status_marks(report, start),
+            downtime: downtime_window(report, start),
+            summary: summary(report),
+            x_max,
+        }
+    }
+}
+
+/// Whether the report holds anything at all to draw.
+pub fn has_data(report: &Report) -> bool {
+    let ext = report.guestperf_rs.as_ref();
+    !report.guest_timings.is_empty()
+        || !report.qemu_timings.is_empty()
+        || !report.vcpu_timings.is_empty()
+        || !report.progress_history.is_empty()
+        || ext.is_some_and(|e| {
+            !e.guest_progress.is_empty()
+                || !e.guest_gb.is_empty()
+                || !e.samples.is_empty()
+                || !e.progress.is_empty()
+        })
+}
+
+/// Time zero of the run, seconds since the epoch.
+pub fn start_time(report: &Report) -> f64 {
+    if let Some(h) = report.guestperf_rs.as_ref().and_then(|e| e.header.as_ref()) {
+        return h.time_s;
+    }
+    let ext = report.guestperf_rs.as_ref();
+    let firsts = [
+        report
+            .guest_timings
+            .iter()
+            .map(|r| r.timestamp)
+            .reduce(f64::min),
+        report
+            .qemu_timings
+            .iter()
+            .map(|r| r.timestamp)
+            .reduce(f64::min),
+        report
+            .vcpu_timings
+            .iter()
+            .map(|r| r.timestamp)
+            .reduce(f64::min),
+        report.progress_history.first().map(|p| p.now),
+        ext.and_then(|e| e.guest_progress.iter().map(|r| r.time_s).reduce(f64::min)),
+        ext.and_then(|e| e.guest_gb.iter().map(|r| r.time_s).reduce(f64::min)),
+        ext.and_then(|e| e.samples.iter().map(|r| r.time_s).reduce(f64::min)),
+        ext.and_then(|e| e.progress.iter().map(|r| r.time_s).reduce(f64::min)),
+    ];
+    firsts
+        .into_iter()
+        .flatten()
+        .filter(|t| t.is_finite())
+        .reduce(f64::min)
+        .unwrap_or(0.0)
+}
+
+/// One guest measurement: when (epoch s), which VM, which workload thread, ms per GB.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GuestPoint {
+    pub time_s: f64,
+    pub role: Role,
+    pub thread: u64,
+    pub ms_per_gb: f64,
+}
+
+/// Guest speed measurements from the finest source the report has, sorted by time.
+pub fn guest_points(report: &Report) -> Vec<GuestPoint> {
+    let ext = report.guestperf_rs.as_ref();
+    let mut pts: Vec<GuestPoint> = match ext {
+        Some(e) if !e.guest_progress.is_empty() => e
+            .guest_progress
+            .iter()
+            .filter(|p| p.bytes > 0)
+            .map(|p| GuestPoint {
+                time_s: p.time_s,
+                role: p.role,
+                thread: u64::from(p.thread),
+                ms_per_gb: p.elapsed_ms / p.bytes as f64 * GIB,
+            })
+            .collect(),
+        Some(e) if !e.guest_gb.is_empty() => e
+            .guest_gb
+            .iter()
+            .map(|g| GuestPoint {
+                time_s: g.time_s,
+                role: g.role,
+                thread: u64::from(g.thread),
+                ms_per_gb: g.elapsed_ms,
+            })
+            .collect(),
+        // The original: one line per guest thread id, source and destination mixed (the same
+        // guest threads carry on after the switchover).
+        _ => {
+            let mut ids: Vec<u64> = report.guest_timings.iter().map(|r| r.tid).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            report
+                .guest_timings
+                .iter()
+                .map(|r| GuestPoint {
+                    time_s: r.timestamp,
+                    role: Role::Src,
+                    thread: ids.binary_search(&r.tid).unwrap_or(0) as u64,
+                    ms_per_gb: r.value,
+                })
+                .collect()
+        }
+    };
+    pts.retain(|p| p.time_s.is_finite() && p.ms_per_gb.is_finite());
+    pts.sort_by(|a, b| a.time_s.total_cmp(&b.time_s));
+    pts
+}
+
+/// `--split-guest-cpu`: one line per workload thread and VM.
+fn guest_thread_series(points: &[GuestPoint], start: f64) -> Vec<Series> {
+    let mut by: BTreeMap<(Role, u64), Vec<(f64, f64)>> = BTreeMap::new();
+    for p in points {
+        by.entry((p.role, p.thread))
+            .or_default()
+            .push((p.time_s - start, p.ms_per_gb));
+    }
+    let threads: Vec<u64> = {
+        let mut t: Vec<u64> = by.keys().map(|k| k.1).collect();
+        t.sort_unstable();
+        t.dedup();
+        t
+    };
+    by.into_iter()
+        .map(|((role, thread), pts)| Series {
+            name: format!("guest thread {thread}{}", role_suffix(role)),
+            kind: SeriesKind::GuestThread,
+            role,
+            index: threads.binary_search(&thread).unwrap_or(0),
+            count: threads.len(),
+            points: pts,
+        })
+        .collect()
+}
+
+/// `--total-guest-cpu`: all workload threads of a VM as one line.
+fn guest_total_series(points: &[GuestPoint], start: f64) -> Vec<Series> {
+    let mut by: BTreeMap<Role, Vec<(f64, f64)>> = BTreeMap::new();
+    for p in points {
+        by.entry(p.role)
+            .or_default()
+            .push((p.time_s - start, p.ms_per_gb));
+    }
+    by.into_iter()
+        .map(|(role, pts)| Series {
+            name: format!("guest, all threads{}", role_suffix(role)),
+            kind: SeriesKind::GuestTotal,
+            role,
+            index: 0,
+            count: 1,
+            points: pts,
+        })
+        .collect()
+}
+
+fn role_suffix(role: Role) -> &'static str {
+    match role {
+        Role::Src => "",
+        Role::Dst => " (dst)",
+    }
+}
+
+/// QEMU, vCPU and migration thread utilization lines.
+fn cpu_series(report: &Report, start: f64) -> Vec<Series> {
+    match report.guestperf_rs.as_ref() {
+        Some(e) if !e.samples.is_empty() => sample_series(&e.samples, start),
+        _ => timing_series(&report.qemu_timings, &report.vcpu_timings, start),
+    }
+}
+
+/// The original's `qemu_timings` / `vcpu_timings` (source only; vCPU clamped to 100% as the
+/// original did, since clock-tick accounting overshoots).
+fn timing_series(qemu: &[TimingRecord], vcpu: &[TimingRecord], start: f64) -> Vec<Series> {
+    let mut out = Vec::new();
+    let q: Vec<(f64, f64)> = utilization(qemu)
+        .iter()
+        .map(|u| (u.timestamp - start, u.percent))
+        .collect();
+    if !q.is_empty() {
+        out.push(cpu_line("QEMU", SeriesKind::QemuCpu, Role::Src, 0, 1, q));
+    }
+    let mut by: BTreeMap<u64, Vec<(f64, f64)>> = BTreeMap::new();
+    for u in utilization(vcpu) {
+        by.entry(u.tid)
+            .or_default()
+            .push((u.timestamp - start, u.percent.min(100.0)));
+    }
+    let n = by.len();
+    for (i, (tid, pts)) in by.into_iter().enumerate() {
+        out.push(cpu_line(
+            &format!("vCPU {i} (tid {tid})"),
+            SeriesKind::VcpuCpu,
+            Role::Src,
+            i,
+            n,
+            pts,
+        ));
+    }
+    out
+}
+
+fn cpu_line(
+    name: &str,
+    kind: SeriesKind,
+    role: Role,
+    index: usize,
+    count: usize,
+    mut points: Vec<(f64, f64)>,
+) -> Series {
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Series {
+        name: name.to_string(),
+        kind,
+        role,
+        index,
+        count,
+        points,
+    }
+}
+
+/// CPU ms of a cumulative time: schedstat run time when present, else user + system.
+fn cpu_ms(t: &CpuTime, precise: bool) -> f64 {
+    match (precise, t.run_ns) {
+        (true, Some(ns)) => ns as f64 / 1e6,
+        _ => t.user_ms + t.system_ms,
+    }
+}
+
+/// Our `cpu_sample` records: per QEMU process (source and destination) the whole process, each
+/// vCPU thread, and the migration threads summed.
+fn sample_series(samples: &[CpuSample], start: f64) -> Vec<Series> {
+    // Group by VM process, in time order.
+    let mut by_vm: BTreeMap<(Role, u32), Vec<&CpuSample>> = BTreeMap::new();
+    for s in samples {
+        by_vm.entry((s.role, s.pid)).or_default().push(s);
+    }
+    let multiple_pids = |role: Role| by_vm.keys().filter(|k| k.0 == role).count() > 1;
+    let mut out = Vec::new();
+    for (&(role, pid), list) in &by_vm {
+        let mut list = list.clone();
+        list.sort_by(|a, b| a.time_s.total_cmp(&b.time_s));
+        let tag = match (role, multiple_pids(role)) {
+            (Role::Src, false) => String::new(),
+            (Role::Dst, false) => " dst".to_string(),
+            (r, true) => format!(" {r} pid {pid}"),
+        };
+        // Use schedstat only when every sample has it, so units never mix within a line.
+        let precise = list.iter().all(|s| s.process.run_ns.is_some());
+        let mut qemu = Vec::new();
+        let mut vcpus: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut migration = Vec::new();
+        let mut any_migration = false;
+        for w in list.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let dt = b.time_s - a.time_s;
+            if dt <= 0.0 {
+                continue;
+            }
+            let pct = |ms: f64| (ms / (dt * 1000.0) * 100.0).max(0.0);
+            let x = b.time_s - start;
+            qemu.push((
+                x,
+                pct(cpu_ms(&b.process, precise) - cpu_ms(&a.process, precise)),
+            ));
+            let mut mig_ms = 0.0;
+            let mut mig_seen = false;
+            for t in &b.threads {
+                let Some(prev) = a.threads.iter().find(|p| p.tid == t.tid) else {
+                    // A thread born in this interval: all its time is in the interval.
+                    if t.class == ThreadClass::Migration {
+                        mig_ms += cpu_ms(&t.cpu, precise);
+                        mig_seen = true;
+                    }
+                    continue;
+                };
+                let d = cpu_ms(&t.cpu, precise) - cpu_ms(&prev.cpu, precise);
+                match t.class {
+                    ThreadClass::Vcpu => {
+                        let idx = t.vcpu.unwrap_or(u32::MAX);
+                        vcpus.entry(idx).or_default().push((x, pct(d).min(100.0)));
+                    }
+                    ThreadClass::Migration => {
+                        mig_ms += d;
+                        mig_seen = true;
+                    }
+                    ThreadClass::Other => {}
+                }
+            }
+            any_migration |= mig_seen;
+            migration.push((x, pct(mig_ms)));
+        }
+        if !qemu.is_empty() {
+            out.push(cpu_line(
+                &format!("QEMU{tag}"),
+                SeriesKind::QemuCpu,
+                role,
+                0,
+                1,
+                qemu,
+            ));
+        }
+        let n = vcpus.len();
+        for (i, (idx, pts)) in vcpus.into_iter().enumerate() {
+            let name = if idx == u32::MAX {
+                format!("vCPU ?{tag}")
+            } else {
+                format!("vCPU {idx}{tag}")
+            };
+            out.push(cpu_line(&name, SeriesKind::VcpuCpu, role, i, n, pts));
+        }
+        if any_migration {
+            out.push(cpu_line(
+                &format!("migration threads{tag}"),
+                SeriesKind::MigrationCpu,
+                role,
+                0,
+                1,
+                migration,
+            ));
+        }
+    }
+    out
+}
+
+/// A mark at each snapshot where the pass count over RAM grew.
+fn iteration_marks(report: &Report, start: f64) -> Vec<IterationMark> {
+    let mut out = Vec::new();
+    let mut last = 0;
+    for p in &report.progress_history {
+        if p.ram.iterations > last {
+            out.push(IterationMark {
+                x: p.now - start,
+                iteration: p.ram.iterations,
+            });
+            last = p.ram.iterations;
+        }
+    }
+    out
+}
+
+/// The first time the source's migration reached each status (`setup` left out, as the
+/// original did).
+fn status_marks(report: &Report, start: f64) -> Vec<StatusMark> {
+    let ext = report.guestperf_rs.as_ref();
+    let mut changes: Vec<(f64, String)> = Vec::new();
+    if let Some(e) = ext {
+        changes = e
+            .events
+            .iter()
+            .filter(|ev| ev.role == Role::Src && ev.event == "MIGRATION")
+            .filter_map(|ev| {
+                ev.data
+                    .get("status")
+                    .and_then(|s| s.as_str())
+                    .map(|s| (ev.time_s, s.to_string()))
+            })
+            .collect();
+        if changes.is_empty() {
+            changes = e
+                .progress
+                .iter()
+                .filter(|p| p.role == Role::Src)
+                .map(|p| (p.time_s, p.status.clone()))
+                .collect();
+        }
+    }
+    if changes.is_empty() {
+        changes = report
+            .progress_history
+            .iter()
+            .map(|p| (p.now, p.status.clone()))
+            .collect();
+    }
+    changes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut seen: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for (t, status) in changes {
+        if status == "setup" || seen.contains(&status) {
+            continue;
+        }
+        seen.push(status.clone());
+        out.push(StatusMark {
+            x: t - start,
+            status,
+        });
+    }
+    out
+}
+
+/// When the guest ran on neither VM.
+fn downtime_window(report: &Report, start: f64) -> Option<DowntimeWindow> {
+    let summary = report.summary.as_ref();
+    let downtime_ms = summary
+        .and_then(|s| s.downtime_ms)
+        .or_else(|| {
+            report
+                .progress_history
+                .iter()
+                .rev()
+                .find(|p| p.is_final())
+                .map(|p| p.downtime)
+        })
+        .map(|v| v as f64);
+    if let (Some(sum), Some(ext)) = (summary, report.guestperf_rs.as_ref()) {
+        if let Some(sw) = sum.switchover_s {
+            // The destination resuming ends the window; without the event, QEMU's figure does.
+            let resume = ext
+                .events
+                .iter()
+                .filter(|e| e.role == Role::Dst && e.event == "RESUME" && e.time_s >= sw)
+                .map(|e| e.time_s)
+                .reduce(f64::min);
+            let end = resume.or(downtime_ms.map(|d| sw + d / 1000.0))?;
+            return Some(DowntimeWindow {
+                start: sw - start,
+                end: end - start,
+                downtime_ms,
+                estimated: resume.is_none(),
+            });
+        }
+    }
+    // Original reports: QEMU's downtime, placed before the snapshot that first showed the guest
+    // running on the destination (post-copy's switch, else completion).
+    let d = downtime_ms.filter(|d| *d > 0.0)?;
+    let end = report
+        .progress_history
+        .iter()
+        .find(|p| p.status == "postcopy-active" || p.status == "completed")?
+        .now;
+    Some(DowntimeWindow {
+        start: end - d / 1000.0 - start,
+        end: end - start,
+        downtime_ms: Some(d),
+        estimated: true,
+    })
+}
+
+/// The table row.
+fn summary(report: &Report) -> Summary {
+    let last = report
+        .progress_history
+        .iter()
+        .rev()
+        .find(|p| p.is_final())
+        .or(report.progress_history.last());
+    let s = report.summary.as_ref();
+    let outcome = s
+        .and_then(|s| s.outcome)
+        .or(report.result.as_ref().and_then(|r| r.outcome))
+        .and_then(|o| serde_json::to_value(o).ok())
+        .and_then(|v| v.as_str().map(str::to_string));
+    let reason = s
+        .map(|s| s.reason.clone())
+        .filter(|r| !r.is_empty())
+        .or(report.result.as_ref().and_then(|r| r.reason.clone()));
+    let result = match (outcome, last) {
+        (Some(o), _) if o != "completed" => match reason {
+            Some(r) => format!("{o}: {r}"),
+            None => o,
+        },
+        (Some(o), _) => o,
+        (None, Some(p)) => p.status.clone(),
+        (None, None) => "no migration".to_string(),
+    };
+    Summary {
+        scenario: report.scenario.name.clone(),
+        result,
+        total_time_ms: s
+            .and_then(|s| s.total_time_ms)
+            .or(last.map(|p| p.duration))
+            .map(|v| v as f64),
+        downtime_ms: s
+            .and_then(|s| s.downtime_ms)
+            .or(last.filter(|p| p.is_final()).map(|p| p.downtime))
+            .map(|v| v as f64),
+        iterations: s
+            .and_then(|s| s.iterations)
+            .or(last.map(|p| p.ram.iterations)),
+        transferred_bytes: s
+            .and_then(|s| s.transferred_bytes)
+            .or(last.map(|p| p.ram.transferred_bytes)),
+    }
+}
