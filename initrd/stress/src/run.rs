@@ -1,0 +1,215 @@
+//! Putting it together: settings, one worker thread per share, the `@gp` lines, and the ways a
+//! run ends (duration reached, fatal error, panic).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use gp_records::stress::StressLine;
+
+use crate::console::{emit, write_line};
+use crate::meter::{Meter, Walk, CHECK_BYTES};
+use crate::settings::{self, HostCommand, Machine, Settings, MIB};
+use crate::system::{self, Region};
+use crate::xor::{xor_words, Pattern, RandomSource};
+
+static PID1: AtomicBool = AtomicBool::new(false);
+
+/// Whether we run as the guest's init (set once at start-up).
+pub fn is_pid1() -> bool {
+    PID1.load(Ordering::Relaxed)
+}
+
+/// Collapses a message onto one line, so it stays one `@gp fatal` line.
+pub fn one_line(msg: &str) -> String {
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Reports a fatal error and ends: `@gp fatal <message>` on the console, then power-off as PID
+/// 1, or exit status 1 on a host (with the message on stderr too).
+pub fn fatal(msg: &str) -> ! {
+    let msg = one_line(msg);
+    let _ = write_line(
+        &StressLine::Fatal {
+            message: msg.clone(),
+        }
+        .to_string(),
+    );
+    if is_pid1() {
+        system::power_off()
+    }
+    eprintln!("stress: {msg}");
+    std::process::exit(1)
+}
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current().name().unwrap_or("main").to_string();
+        fatal(&format!("panic in thread {thread}: {info}"))
+    }));
+}
+
+/// The whole program; returns the exit status (on a host) or never returns (as PID 1).
+pub fn main() -> i32 {
+    let pid1 = system::is_pid1();
+    PID1.store(pid1, Ordering::Relaxed);
+    install_panic_hook();
+    let req = if pid1 {
+        let warnings = system::init_pid1().unwrap_or_else(|e| fatal(&e));
+        for w in warnings {
+            let _ = write_line(&w);
+        }
+        let cmdline = system::kernel_cmdline().unwrap_or_else(|e| fatal(&e));
+        settings::from_cmdline(&cmdline).unwrap_or_else(|e| fatal(&e.0))
+    } else {
+        match settings::from_args(std::env::args().skip(1)) {
+            Ok(HostCommand::Run(req)) => req,
+            Ok(HostCommand::Help) => {
+                println!("{}", settings::USAGE);
+                return 0;
+            }
+            Ok(HostCommand::Version) => {
+                println!("stress {}", env!("CARGO_PKG_VERSION"));
+                return 0;
+            }
+            Err(e) => {
+                eprintln!("stress: {e}");
+                return 2;
+            }
+        }
+    };
+    let free_bytes = system::free_memory_bytes()
+        .unwrap_or_else(|e| fatal(&format!("cannot read free memory (sysinfo): {e}")));
+    let machine = Machine {
+        online_cpus: system::online_cpus(),
+        free_bytes,
+    };
+    let settings = settings::resolve(&req, machine).unwrap_or_else(|e| fatal(&e.0));
+    run(&settings, machine.online_cpus)
+}
+
+/// Runs the workload; returns 0 after `duration_s` (on a host) or powers off (as PID 1).
+pub fn run(settings: &Settings, online_cpus: u32) -> i32 {
+    let threads = settings.threads as usize;
+    let stop = Arc::new(AtomicBool::new(false));
+    // `ready`: every thread has its memory and pattern; `go`: the start line is out.
+    let ready = Arc::new(Barrier::new(threads + 1));
+    let go = Arc::new(Barrier::new(threads + 1));
+    let mut handles = Vec::with_capacity(threads);
+    for index in 0..threads {
+        let (stop, ready, go) = (stop.clone(), ready.clone(), go.clone());
+        let s = settings.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("stress-{index}"))
+            .spawn(move || worker(index as u32, &s, online_cpus, &ready, &go, &stop));
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => fatal(&format!("cannot start thread {index}: {e}")),
+        }
+    }
+    ready.wait();
+    emit(&StressLine::Start {
+        threads: settings.threads,
+        ram_bytes: settings.ram_bytes(),
+        grain_ms: settings.grain_ms,
+        guest_ms: system::wall_ms(),
+    });
+    go.wait();
+    let started_ms = system::monotonic_ms();
+    if let Some(d) = settings.duration_s {
+        std::thread::sleep(Duration::from_secs_f64(d));
+        stop.store(true, Ordering::Relaxed);
+    }
+    let mut bytes = 0u64;
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.join() {
+            Ok(n) => bytes += n,
+            Err(_) => fatal(&format!("thread {i} panicked")),
+        }
+    }
+    let elapsed_ms = system::monotonic_ms() - started_ms;
+    let d = settings.duration_s.unwrap_or(0.0);
+    emit(&StressLine::Done {
+        reason: format!("duration_s={d} elapsed_ms={elapsed_ms:.1} bytes={bytes}"),
+    });
+    if is_pid1() {
+        system::power_off()
+    }
+    0
+}
+
+/// One thread: map and fault in its share, then xor it pass after pass, reporting as it goes.
+/// Returns the bytes xored once told to stop.
+fn worker(
+    index: u32,
+    s: &Settings,
+    online_cpus: u32,
+    ready: &Barrier,
+    go: &Barrier,
+    stop: &AtomicBool,
+) -> u64 {
+    if is_pid1() {
+        // One thread per vCPU, so thread i's records are vCPU i's.
+        system::pin_to_cpu(index as usize % online_cpus.max(1) as usize);
+    }
+    let share = s.share_bytes;
+    let mut region = Region::map(share as usize).unwrap_or_else(|e| {
+        fatal(&format!(
+            "thread {index}: cannot map its {} MiB share: {e}; lower ramsize",
+            share / MIB
+        ))
+    });
+    let (pattern, source) = Pattern::random();
+    if source == RandomSource::TimeSeeded && index == 0 {
+        let _ = write_line("stress: the kernel gave no random bytes without blocking; using a clock-seeded generator");
+    }
+    let tid = system::gettid();
+    ready.wait();
+    go.wait();
+    let words = region.words();
+    let mut walk = Walk::new(share, CHECK_BYTES);
+    let mut meter = Meter::new(system::monotonic_ms(), s.grain_ms);
+    loop {
+        let (start, len) = walk.next(meter.to_gb());
+        xor_words(
+            &mut words[(start / 8) as usize..((start + len) / 8) as usize],
+            &pattern,
+        );
+        let due = meter.add(len, system::monotonic_ms());
+        if due.progress.is_some() || due.gb_elapsed_ms.is_some() {
+            let guest_ms = system::wall_ms();
+            if let Some(p) = due.progress {
+                emit(&StressLine::Progress {
+                    thread: index,
+                    guest_ms,
+                    bytes: p.bytes,
+                    elapsed_ms: p.elapsed_ms,
+                });
+            }
+            if let Some(elapsed_ms) = due.gb_elapsed_ms {
+                emit(&StressLine::Gb {
+                    thread: index,
+                    tid,
+                    guest_ms,
+                    elapsed_ms,
+                });
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            return meter.total_bytes();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_collapses_newlines() {
+        assert_eq!(
+            one_line("panicked at src/x.rs:1:2:\nboom\r\n"),
+            "panicked at src/x.rs:1:2: boom"
+        );
+    }
+}
