@@ -120,8 +120,10 @@ pub struct Args {
 }
 
 fn non_negative_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if v.is_finite() && v >= 0.0 && v < 1e9 {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if (0.0..1e9).contains(&v) {
         Ok(v)
     } else {
         Err(format!("'{s}' must be 0 or more seconds"))
@@ -138,7 +140,9 @@ fn positive_secs(s: &str) -> Result<f64, String> {
 }
 
 fn poll_ms(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of ms"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of ms"))?;
     if (1.0..=10_000.0).contains(&v) {
         Ok(v)
     } else {
@@ -159,19 +163,24 @@ fn parse_capability(s: &str) -> Result<(String, bool), String> {
 }
 
 fn parse_parameter(s: &str) -> Result<(String, String), String> {
-    let (name, value) =
-        s.split_once('=').ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;
     check_name(name)?;
     Ok((name.to_string(), value.to_string()))
 }
 
 fn check_name(name: &str) -> Result<(), String> {
     if !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         Ok(())
     } else {
-        Err(format!("'{name}' is not a QEMU migration capability or parameter name"))
+        Err(format!(
+            "'{name}' is not a QEMU migration capability or parameter name"
+        ))
     }
 }
 
@@ -204,7 +213,10 @@ impl Args {
     }
 
     pub fn extras(&self) -> Extras {
-        Extras { capabilities: self.capabilities.clone(), parameters: self.parameters.clone() }
+        Extras {
+            capabilities: self.capabilities.clone(),
+            parameters: self.parameters.clone(),
+        }
     }
 
     pub fn poll(&self) -> Duration {
@@ -246,11 +258,17 @@ mod tests {
         .unwrap();
         assert_eq!(
             args.capabilities,
-            [("return-path".to_string(), true), ("zero-blocks".to_string(), false)]
+            [
+                ("return-path".to_string(), true),
+                ("zero-blocks".to_string(), false)
+            ]
         );
         assert_eq!(
             args.parameters,
-            [("announce-max".to_string(), "600".to_string()), ("tls-creds".into(), "".into())]
+            [
+                ("announce-max".to_string(), "600".to_string()),
+                ("tls-creds".into(), "".into())
+            ]
         );
     }
 
@@ -265,7 +283,10 @@ mod tests {
             &["gp-migrate", "--sleep", "-1"],
             &["gp-migrate", "--max-iters", "many"],
         ] {
-            assert!(Args::try_parse_from(bad).is_err(), "{bad:?} should be refused");
+            assert!(
+                Args::try_parse_from(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 }

@@ -131,34 +131,77 @@ mod tests {
     fn final_states_end_the_loop() {
         let s = Scenario::default();
         let d = Done::default();
-        assert_eq!(decide(&s, &d, &snap("completed", 3), SEC), [Step::Finished(Outcome::Completed)]);
-        assert_eq!(decide(&s, &d, &snap("failed", 3), SEC), [Step::Finished(Outcome::Failed)]);
-        assert_eq!(decide(&s, &d, &snap("cancelled", 3), SEC), [Step::Finished(Outcome::Cancelled)]);
+        assert_eq!(
+            decide(&s, &d, &snap("completed", 3), SEC),
+            [Step::Finished(Outcome::Completed)]
+        );
+        assert_eq!(
+            decide(&s, &d, &snap("failed", 3), SEC),
+            [Step::Finished(Outcome::Failed)]
+        );
+        assert_eq!(
+            decide(&s, &d, &snap("cancelled", 3), SEC),
+            [Step::Finished(Outcome::Cancelled)]
+        );
         assert!(decide(&s, &d, &snap("active", 3), SEC).is_empty());
         assert!(decide(&s, &d, &json!({"status": "setup"}), SEC).is_empty());
     }
 
     #[test]
     fn max_iters_and_max_time_cancel_once_and_not_in_post_copy() {
-        let s = Scenario { max_iters: 2, max_time: 10, ..Scenario::default() };
+        let s = Scenario {
+            max_iters: 2,
+            max_time: 10,
+            ..Scenario::default()
+        };
         let d = Done::default();
-        assert!(decide(&s, &d, &snap("active", 2), SEC).is_empty(), "2 passes is not more than 2");
+        assert!(
+            decide(&s, &d, &snap("active", 2), SEC).is_empty(),
+            "2 passes is not more than 2"
+        );
         let steps = decide(&s, &d, &snap("active", 3), SEC);
-        assert!(matches!(&steps[..], [Step::Cancel(r)] if r.contains("--max-iters 2")), "{steps:?}");
+        assert!(
+            matches!(&steps[..], [Step::Cancel(r)] if r.contains("--max-iters 2")),
+            "{steps:?}"
+        );
         let steps = decide(&s, &d, &snap("active", 1), Duration::from_secs(11));
-        assert!(matches!(&steps[..], [Step::Cancel(r)] if r.contains("--max-time 10")), "{steps:?}");
-        let cancelling = Done { cancelled: Some("x".into()), ..Done::default() };
+        assert!(
+            matches!(&steps[..], [Step::Cancel(r)] if r.contains("--max-time 10")),
+            "{steps:?}"
+        );
+        let cancelling = Done {
+            cancelled: Some("x".into()),
+            ..Done::default()
+        };
         assert!(decide(&s, &cancelling, &snap("cancelling", 5), SEC).is_empty());
-        let post = Done { postcopy_started: true, ..Done::default() };
-        assert!(decide(&s, &post, &snap("postcopy-active", 5), Duration::from_secs(99)).is_empty());
+        let post = Done {
+            postcopy_started: true,
+            ..Done::default()
+        };
+        assert!(decide(
+            &s,
+            &post,
+            &snap("postcopy-active", 5),
+            Duration::from_secs(99)
+        )
+        .is_empty());
     }
 
     #[test]
     fn post_copy_and_pause_happen_at_their_pass_once() {
-        let s = Scenario { post_copy: true, post_copy_iters: 2, pause: true, pause_iters: 1, ..Scenario::default() };
+        let s = Scenario {
+            post_copy: true,
+            post_copy_iters: 2,
+            pause: true,
+            pause_iters: 1,
+            ..Scenario::default()
+        };
         let mut d = Done::default();
         let steps = decide(&s, &d, &snap("active", 1), SEC);
-        assert!(matches!(&steps[..], [Step::Pause(r)] if r == "pass 1 over RAM reached --pause-iters 1"), "{steps:?}");
+        assert!(
+            matches!(&steps[..], [Step::Pause(r)] if r == "pass 1 over RAM reached --pause-iters 1"),
+            "{steps:?}"
+        );
         d.paused = true;
         let steps = decide(&s, &d, &snap("active", 2), SEC);
         assert!(matches!(&steps[..], [Step::StartPostcopy(_)]), "{steps:?}");
@@ -171,13 +214,20 @@ mod tests {
 
     #[test]
     fn result_takes_qemus_figures() {
-        let r = result(Outcome::Completed, completed_reason(&snap("completed", 4)), Some(&snap("completed", 4)));
+        let r = result(
+            Outcome::Completed,
+            completed_reason(&snap("completed", 4)),
+            Some(&snap("completed", 4)),
+        );
         assert_eq!(r.total_time_ms, Some(1500));
         assert_eq!(r.downtime_ms, Some(120));
         assert_eq!(r.setup_time_ms, Some(7));
         assert_eq!(r.transferred_bytes, Some(1234567));
         assert_eq!(r.iterations, Some(4));
-        assert_eq!(r.reason, "migration completed in 1500 ms with 120 ms downtime after 4 passes over RAM");
+        assert_eq!(
+            r.reason,
+            "migration completed in 1500 ms with 120 ms downtime after 4 passes over RAM"
+        );
         let r = result(Outcome::Interrupted, "SIGINT".into(), None);
         assert_eq!(r.total_time_ms, None);
     }

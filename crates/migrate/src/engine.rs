@@ -30,7 +30,7 @@ const POSTCOPY_GRACE: Duration = Duration::from_secs(120);
 
 /// What came in on stdin.
 enum Input {
-    Line(Line),
+    Line(Box<Line>),
     Bad(ReadError),
     End,
 }
@@ -48,7 +48,10 @@ enum Ending {
     /// The migration ended (or was given up) with this result.
     Result(MigrationResult),
     /// Something went wrong before or outside the migration.
-    Error { message: String, status: ExitStatus },
+    Error {
+        message: String,
+        status: ExitStatus,
+    },
     Stopped(Stop),
 }
 
@@ -121,7 +124,7 @@ where
         .spawn(move || {
             for item in Reader::new(input, STAGE) {
                 let msg = match item {
-                    Ok(line) => Input::Line(line),
+                    Ok(line) => Input::Line(Box::new(line)),
                     Err(e) => Input::Bad(e),
                 };
                 if tx.send(msg).is_err() {
@@ -132,7 +135,10 @@ where
         })
         .expect("spawn input thread");
     let mut run = Run {
-        display: Display { enabled: std::io::stderr().is_terminal(), shown: false },
+        display: Display {
+            enabled: std::io::stderr().is_terminal(),
+            shown: false,
+        },
         args,
         out: Writer::new(output),
         out_closed: false,
@@ -162,7 +168,10 @@ impl<W: Write> Run<W> {
                     Outcome::Cancelled => ExitStatus::Cancelled,
                     Outcome::Interrupted => ExitStatus::Interrupted,
                 };
-                (status, format!("run finished: migration {}", outcome_word(r.outcome)))
+                (
+                    status,
+                    format!("run finished: migration {}", outcome_word(r.outcome)),
+                )
             }
             Ending::Error { message, status } => {
                 eprintln!("{STAGE}: {message}");
@@ -171,20 +180,32 @@ impl<W: Write> Run<W> {
             }
             Ending::Stopped(Stop::Signal(sig)) => {
                 eprintln!("{STAGE}: {} received: ending the run", signal_name(*sig));
-                (ExitStatus::Signal(*sig), format!("{} received", signal_name(*sig)))
+                (
+                    ExitStatus::Signal(*sig),
+                    format!("{} received", signal_name(*sig)),
+                )
             }
             Ending::Stopped(Stop::OutputClosed) => {
                 eprintln!("{STAGE}: output closed by the next stage: ending the run");
-                (ExitStatus::Interrupted, "output closed by the next stage".to_string())
+                (
+                    ExitStatus::Interrupted,
+                    "output closed by the next stage".to_string(),
+                )
             }
         };
         if let Ending::Result(r) = &ending {
-            let line = format!("{STAGE}: {}: {}", outcome_word(r.outcome), r.reason);
-            eprintln!("{line}");
+            eprintln!(
+                "{STAGE}: migration {}: {}",
+                outcome_word(r.outcome),
+                r.reason
+            );
         }
         self.shutdown(&shutdown_reason);
         if self.bad_lines > 0 {
-            eprintln!("{STAGE}: warning: {} unreadable input line(s) were dropped", self.bad_lines);
+            eprintln!(
+                "{STAGE}: warning: {} unreadable input line(s) were dropped",
+                self.bad_lines
+            );
         }
         status
     }
@@ -220,9 +241,11 @@ impl<W: Write> Run<W> {
         // 3. The workload runs on the source, then settles.
         if !self.args.no_wait_workload {
             let deadline = Instant::now() + workload_timeout;
-            if let Some(e) = self.wait_until(deadline, "the workload to start on the source", |r| {
-                r.workload_s[0].is_some()
-            })? {
+            if let Some(e) =
+                self.wait_until(deadline, "the workload to start on the source", |r| {
+                    r.workload_s[0].is_some()
+                })?
+            {
                 return Ok(e);
             }
         }
@@ -237,10 +260,20 @@ impl<W: Write> Run<W> {
                  with -incoming defer",
             ));
         };
+        self.action(
+            "migrate",
+            &format!("scenario '{}' to {uri}", self.args.name),
+            Some(Role::Src),
+        )?;
         if let Err(e) = self.call(Role::Dst, cmd::MigrateIncoming, json!({ "uri": uri })) {
-            return Ok(self.error(&format!("starting the incoming migration on the destination: {e}")));
+            let r = decide::result(
+                Outcome::Failed,
+                format!("starting the incoming migration on the destination: {e}"),
+                None,
+            );
+            self.emit(&Record::Result(r.clone()))?;
+            return Ok(Ending::Result(r));
         }
-        self.action("migrate", &format!("scenario '{}' to {uri}", self.args.name), Some(Role::Src))?;
         if let Err(e) = self.call(Role::Src, cmd::Migrate, json!({ "uri": uri })) {
             let r = decide::result(Outcome::Failed, format!("migrate refused: {e}"), None);
             self.emit(&Record::Result(r.clone()))?;
@@ -251,7 +284,11 @@ impl<W: Write> Run<W> {
         if result.outcome != Outcome::Completed {
             if done.paused && result.outcome == Outcome::Cancelled && self.alive(Role::Src) {
                 // The scenario stopped the source; it keeps running the workload until shutdown.
-                self.action("resume", "migration cancelled: restart the paused source", Some(Role::Src))?;
+                self.action(
+                    "resume",
+                    "migration cancelled: restart the paused source",
+                    Some(Role::Src),
+                )?;
                 if let Err(e) = self.call(Role::Src, cmd::Cont, cmd::no_args()) {
                     self.say(&format!("cont on the source failed: {e}"));
                 }
@@ -296,21 +333,30 @@ impl<W: Write> Run<W> {
         if self.sessions[0].is_some() && self.alive(Role::Src) {
             if let Ok(i) = self.call(Role::Src, cmd::QueryMigrate, cmd::no_args()) {
                 let status = decide::status(&i);
-                if matches!(status, "setup" | "active" | "pre-switchover" | "device" | "wait-unplug")
-                {
+                if matches!(
+                    status,
+                    "setup" | "active" | "pre-switchover" | "device" | "wait-unplug"
+                ) {
                     let _ = self.action("cancel", &why, Some(Role::Src));
                     let _ = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args());
                 }
                 info = Some(i);
             }
         }
-        let r = decide::result(Outcome::Interrupted, format!("interrupted: {why}"), info.as_ref());
+        let r = decide::result(
+            Outcome::Interrupted,
+            format!("interrupted: {why}"),
+            info.as_ref(),
+        );
         let _ = self.emit(&Record::Result(r));
         Ending::Stopped(stop)
     }
 
     fn error(&self, message: &str) -> Ending {
-        Ending::Error { message: message.to_string(), status: ExitStatus::Error }
+        Ending::Error {
+            message: message.to_string(),
+            status: ExitStatus::Error,
+        }
     }
 
     // ---- input, output and waiting -------------------------------------------------------
@@ -481,7 +527,10 @@ impl<W: Write> Run<W> {
     fn lost_vm(&self) -> Option<String> {
         for role in [Role::Src, Role::Dst] {
             if let Some(e) = &self.exits[vm_index(role)] {
-                let how = e.reason.clone().unwrap_or_else(|| format!("status {}", e.status));
+                let how = e
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| format!("status {}", e.status));
                 return Some(format!("the {role} VM (pid {}) exited: {how}", e.pid));
             }
         }
@@ -496,7 +545,10 @@ impl<W: Write> Run<W> {
     {
         let session = self.sessions[vm_index(role)]
             .as_mut()
-            .ok_or(QmpError::Broken { command: C::NAME, earlier: "not connected".into() })?;
+            .ok_or(QmpError::Broken {
+                command: C::NAME,
+                earlier: "not connected".into(),
+            })?;
         let reply = session.run(make, args);
         self.flush_events(role);
         reply
@@ -504,7 +556,9 @@ impl<W: Write> Run<W> {
 
     /// Writes the QMP events read on `role`'s connection.
     fn flush_events(&mut self, role: Role) {
-        let Some(session) = self.sessions[vm_index(role)].as_mut() else { return };
+        let Some(session) = self.sessions[vm_index(role)].as_mut() else {
+            return;
+        };
         let events: Vec<Event> = session.take_events();
         for e in events {
             let record = Record::QmpEvent(QmpEvent {
@@ -532,13 +586,25 @@ impl<W: Write> Run<W> {
 
     fn facts(&mut self, role: Role) -> Result<Facts, String> {
         let asking = |e: QmpError| format!("asking the {role} QEMU: {e}");
-        let version = self.call(role, cmd::QueryVersion, cmd::no_args()).map_err(asking)?;
-        let caps = self.call(role, cmd::QueryMigrateCapabilities, cmd::no_args()).map_err(asking)?;
-        let params = self.call(role, cmd::QueryMigrateParameters, cmd::no_args()).map_err(asking)?;
+        let version = self
+            .call(role, cmd::QueryVersion, cmd::no_args())
+            .map_err(asking)?;
+        let caps = self
+            .call(role, cmd::QueryMigrateCapabilities, cmd::no_args())
+            .map_err(asking)?;
+        let params = self
+            .call(role, cmd::QueryMigrateParameters, cmd::no_args())
+            .map_err(asking)?;
         // Older QEMUs without introspection still work: parameters are typed from their values.
         let schema = self.call(role, cmd::QueryQmpSchema, cmd::no_args()).ok();
         let kvm = self.call(role, cmd::QueryKvm, cmd::no_args()).ok();
-        Ok(Facts::from_replies(&version, &caps, &params, schema.as_ref(), kvm.as_ref()))
+        Ok(Facts::from_replies(
+            &version,
+            &caps,
+            &params,
+            schema.as_ref(),
+            kvm.as_ref(),
+        ))
     }
 
     /// Connects to both VMs, checks the scenario against them, configures both, and writes the
@@ -565,7 +631,9 @@ impl<W: Write> Run<W> {
         let plan = match plan::build(&scenario, &self.args.extras(), &hw, &facts[0], &facts[1]) {
             Ok(p) => p,
             Err(e @ PlanError::Unsupported { .. }) => {
-                return Ok(Err(self.setup_failed(e.to_string(), ExitStatus::Unsupported)?))
+                return Ok(Err(
+                    self.setup_failed(e.to_string(), ExitStatus::Unsupported)?
+                ))
             }
             Err(e @ PlanError::Invalid(_)) => {
                 return Ok(Err(self.setup_failed(e.to_string(), ExitStatus::Error)?))
@@ -576,14 +644,24 @@ impl<W: Write> Run<W> {
             (Role::Dst, &plan.dst_capabilities, &plan.dst_parameters),
         ] {
             if !caps.is_empty() {
-                let list: Vec<Value> =
-                    caps.iter().map(|(n, s)| json!({"capability": n, "state": s})).collect();
-                if let Err(e) =
-                    self.call(role, cmd::MigrateSetCapabilities, json!({ "capabilities": list }))
-                {
-                    let names: Vec<String> =
-                        caps.iter().map(|(n, s)| format!("{n}={}", on_off(*s))).collect();
-                    let status = if e.is_connection_lost() { ExitStatus::Error } else { ExitStatus::Unsupported };
+                let list: Vec<Value> = caps
+                    .iter()
+                    .map(|(n, s)| json!({"capability": n, "state": s}))
+                    .collect();
+                if let Err(e) = self.call(
+                    role,
+                    cmd::MigrateSetCapabilities,
+                    json!({ "capabilities": list }),
+                ) {
+                    let names: Vec<String> = caps
+                        .iter()
+                        .map(|(n, s)| format!("{n}={}", on_off(*s)))
+                        .collect();
+                    let status = if e.is_connection_lost() {
+                        ExitStatus::Error
+                    } else {
+                        ExitStatus::Unsupported
+                    };
                     let message = format!(
                         "setting migration capabilities {} on the {role} (QEMU {}): {e}",
                         names.join(", "),
@@ -593,9 +671,11 @@ impl<W: Write> Run<W> {
                 }
             }
             for (name, value) in params {
-                if let Err(e) =
-                    self.call(role, cmd::MigrateSetParameters, json!({ name.as_str(): value }))
-                {
+                if let Err(e) = self.call(
+                    role,
+                    cmd::MigrateSetParameters,
+                    json!({ name.as_str(): value }),
+                ) {
                     let message = format!(
                         "setting migration parameter {name}={value} on the {role} (QEMU {}): {e}",
                         facts[vm_index(role)].version
@@ -617,7 +697,10 @@ impl<W: Write> Run<W> {
                 }
             }
         }
-        for (role, params) in [(Role::Src, &plan.src_parameters), (Role::Dst, &plan.dst_parameters)] {
+        for (role, params) in [
+            (Role::Src, &plan.src_parameters),
+            (Role::Dst, &plan.dst_parameters),
+        ] {
             let now = &readback[vm_index(role)].1;
             for (name, wanted) in params {
                 if let Some(got) = now.get(name) {
@@ -629,8 +712,12 @@ impl<W: Write> Run<W> {
                 }
             }
         }
-        let extra_caps: Map<String, Value> =
-            self.args.capabilities.iter().map(|(n, s)| (n.clone(), Value::Bool(*s))).collect();
+        let extra_caps: Map<String, Value> = self
+            .args
+            .capabilities
+            .iter()
+            .map(|(n, s)| (n.clone(), Value::Bool(*s)))
+            .collect();
         let record = ScenarioRecord {
             time_s: now_s(),
             scenario,
@@ -668,6 +755,8 @@ impl<W: Write> Run<W> {
         let mut postcopy_at: Option<Instant> = None;
         let mut dst_lost: Option<(Instant, String)> = None;
         let mut src_info: Option<Value> = None;
+        // The last snapshot with RAM figures (final `cancelled` snapshots have none).
+        let mut stats: Option<Value> = None;
         let mut dst_last: Option<Value> = None;
         let mut next = Instant::now();
         loop {
@@ -679,14 +768,29 @@ impl<W: Write> Run<W> {
 
             // A source that exits or stops answering ends the migration.
             if let Some(e) = &self.exits[0] {
-                let how = e.reason.clone().unwrap_or_else(|| format!("status {}", e.status));
-                let reason = format!("the source VM (pid {}) exited during the migration: {how}", e.pid);
-                return Ok((decide::result(Outcome::Failed, reason, src_info.as_ref()), done));
+                let how = e
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| format!("status {}", e.status));
+                let reason = format!(
+                    "the source VM (pid {}) exited during the migration: {how}",
+                    e.pid
+                );
+                return Ok((
+                    decide::result(Outcome::Failed, reason, src_info.as_ref()),
+                    done,
+                ));
             }
             if dst_lost.is_none() {
                 if let Some(e) = &self.exits[1] {
-                    let how = e.reason.clone().unwrap_or_else(|| format!("status {}", e.status));
-                    let what = format!("the destination VM (pid {}) exited during the migration: {how}", e.pid);
+                    let how = e
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| format!("status {}", e.status));
+                    let what = format!(
+                        "the destination VM (pid {}) exited during the migration: {how}",
+                        e.pid
+                    );
                     self.say(&what);
                     dst_lost = Some((Instant::now(), what));
                 }
@@ -696,7 +800,10 @@ impl<W: Write> Run<W> {
                 Ok(info) => info,
                 Err(e) => {
                     let reason = format!("lost the source during the migration: {e}");
-                    return Ok((decide::result(Outcome::Failed, reason, src_info.as_ref()), done));
+                    return Ok((
+                        decide::result(Outcome::Failed, reason, src_info.as_ref()),
+                        done,
+                    ));
                 }
             };
             let status = decide::status(&info).to_string();
@@ -708,6 +815,9 @@ impl<W: Write> Run<W> {
                 info: info.clone(),
             }))?;
             self.show(&info);
+            if info.get("ram").is_some() {
+                stats = Some(info.clone());
+            }
             src_info = Some(info.clone());
 
             if dst_lost.is_none() {
@@ -775,34 +885,46 @@ impl<W: Write> Run<W> {
                                     .and_then(Value::as_str)
                                     .unwrap_or("QEMU gave no error-desc");
                                 match &dst_lost {
-                                    Some((_, what)) => format!("migration failed: {desc} ({what})"),
-                                    None => format!("migration failed: {desc}"),
+                                    Some((_, what)) => format!("{desc} ({what})"),
+                                    None => desc.to_string(),
                                 }
                             }
                             _ => done
                                 .cancelled
                                 .clone()
-                                .map(|why| format!("cancelled: {why}"))
                                 .unwrap_or_else(|| "cancelled outside gp-migrate".into()),
                         };
                         self.flush_events(Role::Dst);
-                        return Ok((decide::result(outcome, reason, Some(&info)), done));
+                        let figures = if info.get("ram").is_some() {
+                            Some(&info)
+                        } else {
+                            stats.as_ref()
+                        };
+                        return Ok((decide::result(outcome, reason, figures), done));
                     }
                     Step::Cancel(why) => {
                         self.action("cancel", &why, Some(Role::Src))?;
                         if let Err(e) = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args()) {
                             let reason = format!("migrate_cancel failed: {e} (after: {why})");
-                            return Ok((decide::result(Outcome::Failed, reason, Some(&info)), done));
+                            return Ok((
+                                decide::result(Outcome::Failed, reason, Some(&info)),
+                                done,
+                            ));
                         }
                         done.cancelled = Some(why);
                         cancel_at = Some(Instant::now());
                     }
                     Step::StartPostcopy(why) => {
                         self.action("postcopy", &why, Some(Role::Src))?;
-                        if let Err(e) = self.call(Role::Src, cmd::MigrateStartPostcopy, cmd::no_args()) {
+                        if let Err(e) =
+                            self.call(Role::Src, cmd::MigrateStartPostcopy, cmd::no_args())
+                        {
                             let _ = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args());
                             let reason = format!("migrate-start-postcopy failed: {e}");
-                            return Ok((decide::result(Outcome::Failed, reason, Some(&info)), done));
+                            return Ok((
+                                decide::result(Outcome::Failed, reason, Some(&info)),
+                                done,
+                            ));
                         }
                         done.postcopy_started = true;
                         postcopy_at = Some(Instant::now());
@@ -812,7 +934,10 @@ impl<W: Write> Run<W> {
                         if let Err(e) = self.call(Role::Src, cmd::Stop, cmd::no_args()) {
                             let _ = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args());
                             let reason = format!("stopping the source failed: {e}");
-                            return Ok((decide::result(Outcome::Failed, reason, Some(&info)), done));
+                            return Ok((
+                                decide::result(Outcome::Failed, reason, Some(&info)),
+                                done,
+                            ));
                         }
                         done.paused = true;
                     }
@@ -849,10 +974,20 @@ impl<W: Write> Run<W> {
                 continue;
             }
             // A broken session (timeout) may still have a live QEMU behind it: reconnect once.
-            let usable = self.sessions[i].as_ref().is_some_and(|s| s.broken().is_none());
+            let usable = self.sessions[i]
+                .as_ref()
+                .is_some_and(|s| s.broken().is_none());
+            let vm = self.vms[i].as_ref();
+            if !usable && vm.is_some_and(|vm| vm.host.is_none() && process_gone(vm.pid)) {
+                // It exited on its own (an incoming QEMU does when its migration fails).
+                continue;
+            }
             if !usable {
                 self.sessions[i] = None;
-                let path = self.vms[i].as_ref().map(|vm| vm.qmp_socket.clone()).unwrap_or_default();
+                let path = self.vms[i]
+                    .as_ref()
+                    .map(|vm| vm.qmp_socket.clone())
+                    .unwrap_or_default();
                 if let Ok(s) = Session::connect(
                     std::path::Path::new(&path),
                     Instant::now() + Duration::from_secs(3),
@@ -876,8 +1011,13 @@ impl<W: Write> Run<W> {
         // Pass through what gp-launch still says (vm_exit records) until it ends its output.
         let deadline = Instant::now() + Duration::from_secs_f64(self.args.drain_timeout);
         while !self.input_ended && !self.out_closed && Instant::now() < deadline {
-            if let Err(Stop::Signal(sig)) = self.pump((Instant::now() + Duration::from_millis(200)).min(deadline)) {
-                self.say(&format!("{} received while draining the input: exiting", signal_name(sig)));
+            if let Err(Stop::Signal(sig)) =
+                self.pump((Instant::now() + Duration::from_millis(200)).min(deadline))
+            {
+                self.say(&format!(
+                    "{} received while draining the input: exiting",
+                    signal_name(sig)
+                ));
                 return;
             }
         }
@@ -887,6 +1027,17 @@ impl<W: Write> Run<W> {
                 self.args.drain_timeout
             ));
         }
+    }
+}
+
+/// Whether a local process has exited (gone, or a zombie waiting for gp-launch to reap it).
+fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the command name in parentheses: `1234 (qemu-system-x86) Z ...`.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with(['Z', 'X'])),
     }
 }
 
@@ -919,4 +1070,3 @@ fn caps_object(list: &Value) -> Value {
         .unwrap_or_default();
     Value::Object(map)
 }
-

@@ -67,13 +67,15 @@ where
     use signal_hook::consts::{SIGINT, SIGTERM};
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new().name("gp-migrate-signals".into()).spawn(move || {
-        for sig in signals.forever() {
-            if tx.send(sig).is_err() {
-                return;
+    std::thread::Builder::new()
+        .name("gp-migrate-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(sig).is_err() {
+                    return;
+                }
             }
-        }
-    })?;
+        })?;
     Ok(engine::run(args, input, output, rx))
 }
 
@@ -97,7 +99,10 @@ mod tests {
         assert_eq!(codes, [0, 1, 3, 4, 5, 6, 130, 143]);
         let doc = include_str!("../../../docs/gp-migrate.md");
         for code in codes {
-            assert!(doc.contains(&format!("| {code} ")), "docs/gp-migrate.md lacks exit code {code}");
+            assert!(
+                doc.contains(&format!("| {code} ")),
+                "docs/gp-migrate.md lacks exit code {code}"
+            );
         }
     }
 }

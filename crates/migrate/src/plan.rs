@@ -66,7 +66,10 @@ impl Facts {
 
     fn has_parameter(&self, name: &str) -> bool {
         self.parameters.contains_key(name)
-            || self.schema.as_ref().is_some_and(|s| s.parameters.contains_key(name))
+            || self
+                .schema
+                .as_ref()
+                .is_some_and(|s| s.parameters.contains_key(name))
     }
 
     fn param_type(&self, name: &str) -> Option<ParamType> {
@@ -103,7 +106,11 @@ pub struct Extras {
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum PlanError {
     #[error("{feature} is not supported by QEMU {version}: {detail}")]
-    Unsupported { feature: String, version: String, detail: String },
+    Unsupported {
+        feature: String,
+        version: String,
+        detail: String,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -123,9 +130,10 @@ pub struct Plan {
 
 impl Plan {
     fn cap(&mut self, side: Side, name: &str, on: bool) {
-        for (role, list) in
-            [(Role::Src, &mut self.src_capabilities), (Role::Dst, &mut self.dst_capabilities)]
-        {
+        for (role, list) in [
+            (Role::Src, &mut self.src_capabilities),
+            (Role::Dst, &mut self.dst_capabilities),
+        ] {
             if side.includes(role) {
                 match list.iter_mut().find(|(n, _)| n == name) {
                     Some(entry) => entry.1 = on,
@@ -136,9 +144,10 @@ impl Plan {
     }
 
     fn param(&mut self, side: Side, name: &str, value: Value) {
-        for (role, list) in
-            [(Role::Src, &mut self.src_parameters), (Role::Dst, &mut self.dst_parameters)]
-        {
+        for (role, list) in [
+            (Role::Src, &mut self.src_parameters),
+            (Role::Dst, &mut self.dst_parameters),
+        ] {
             if side.includes(role) {
                 match list.iter_mut().find(|(n, _)| n == name) {
                     Some(entry) => entry.1 = value.clone(),
@@ -275,14 +284,31 @@ pub fn build(
         plan.notes.push("this QEMU has no 'events' migration capability: progress is known only to the poll interval".into());
     }
 
-    plan.param(Side::Src, "max-bandwidth", Value::from(scenario.bandwidth.saturating_mul(1 << 20)));
+    plan.param(
+        Side::Src,
+        "max-bandwidth",
+        Value::from(scenario.bandwidth.saturating_mul(1 << 20)),
+    );
     plan.param(Side::Src, "downtime-limit", Value::from(scenario.downtime));
 
     if scenario.auto_converge {
-        need_cap("auto-converge (--auto-converge)", "auto-converge", Side::Src, "")?;
-        need_param("auto-converge (--auto-converge-step)", "cpu-throttle-increment", Side::Src)?;
+        need_cap(
+            "auto-converge (--auto-converge)",
+            "auto-converge",
+            Side::Src,
+            "",
+        )?;
+        need_param(
+            "auto-converge (--auto-converge-step)",
+            "cpu-throttle-increment",
+            Side::Src,
+        )?;
         plan.cap(Side::Src, "auto-converge", true);
-        plan.param(Side::Src, "cpu-throttle-increment", Value::from(scenario.auto_converge_step));
+        plan.param(
+            Side::Src,
+            "cpu-throttle-increment",
+            Value::from(scenario.auto_converge_step),
+        );
     }
 
     if scenario.post_copy {
@@ -299,16 +325,31 @@ pub fn build(
              zlib or zstd instead)",
         )?;
         plan.cap(Side::Both, "compress", true);
-        plan.param(Side::Src, "compress-threads", Value::from(scenario.compression_mt_threads));
+        plan.param(
+            Side::Src,
+            "compress-threads",
+            Value::from(scenario.compression_mt_threads),
+        );
         if dst.has_parameter("decompress-threads") {
-            plan.dst_parameters
-                .push(("decompress-threads".into(), Value::from(scenario.compression_mt_threads)));
+            plan.dst_parameters.push((
+                "decompress-threads".into(),
+                Value::from(scenario.compression_mt_threads),
+            ));
         }
     }
 
     if scenario.compression_xbzrle {
-        need_cap("xbzrle compression (--compression-xbzrle)", "xbzrle", Side::Both, "")?;
-        need_param("xbzrle compression (--compression-xbzrle-cache)", "xbzrle-cache-size", Side::Src)?;
+        need_cap(
+            "xbzrle compression (--compression-xbzrle)",
+            "xbzrle",
+            Side::Both,
+            "",
+        )?;
+        need_param(
+            "xbzrle compression (--compression-xbzrle-cache)",
+            "xbzrle-cache-size",
+            Side::Src,
+        )?;
         let mem = hw.mem_bytes.ok_or_else(|| {
             PlanError::Invalid(
                 "--compression-xbzrle-cache is a percentage of guest RAM, but the input has no \
@@ -335,9 +376,17 @@ pub fn build(
 
     if scenario.multifd {
         need_cap("multifd (--multifd)", "multifd", Side::Both, "")?;
-        need_param("multifd (--multifd-channels)", "multifd-channels", Side::Both)?;
+        need_param(
+            "multifd (--multifd-channels)",
+            "multifd-channels",
+            Side::Both,
+        )?;
         plan.cap(Side::Both, "multifd", true);
-        plan.param(Side::Both, "multifd-channels", Value::from(scenario.multifd_channels));
+        plan.param(
+            Side::Both,
+            "multifd-channels",
+            Value::from(scenario.multifd_channels),
+        );
         let method = scenario.multifd_compression.as_str();
         if !method.is_empty() {
             if !MULTIFD_COMPRESSION_METHODS.contains(&method) {
@@ -346,9 +395,17 @@ pub fn build(
                     MULTIFD_COMPRESSION_METHODS.join(", ")
                 )));
             }
-            need_param("multifd compression (--multifd-compression)", "multifd-compression", Side::Both)?;
+            need_param(
+                "multifd compression (--multifd-compression)",
+                "multifd-compression",
+                Side::Both,
+            )?;
             for (role, facts) in [(Role::Src, src), (Role::Dst, dst)] {
-                if let Some(methods) = facts.schema.as_ref().and_then(|s| s.multifd_compression_methods()) {
+                if let Some(methods) = facts
+                    .schema
+                    .as_ref()
+                    .and_then(|s| s.multifd_compression_methods())
+                {
                     if !methods.iter().any(|m| m == method) {
                         return Err(unsupported(
                             &format!("multifd compression '{method}' (--multifd-compression)"),
@@ -367,8 +424,14 @@ pub fn build(
 
     if scenario.dirty_limit {
         need_cap("dirty-limit (--dirty-limit)", "dirty-limit", Side::Src, "")?;
-        need_param("dirty-limit (--vcpu-dirty-limit)", "vcpu-dirty-limit", Side::Src)?;
-        let kvm = src.kvm_enabled.unwrap_or(hw.accel.as_deref() == Some("kvm"));
+        need_param(
+            "dirty-limit (--vcpu-dirty-limit)",
+            "vcpu-dirty-limit",
+            Side::Src,
+        )?;
+        let kvm = src
+            .kvm_enabled
+            .unwrap_or(hw.accel.as_deref() == Some("kvm"));
         if !kvm {
             return Err(unsupported(
                 "dirty-limit (--dirty-limit)",
@@ -389,8 +452,16 @@ pub fn build(
             ));
         }
         plan.cap(Side::Src, "dirty-limit", true);
-        plan.param(Side::Src, "x-vcpu-dirty-limit-period", Value::from(scenario.x_vcpu_dirty_limit_period));
-        plan.param(Side::Src, "vcpu-dirty-limit", Value::from(scenario.vcpu_dirty_limit));
+        plan.param(
+            Side::Src,
+            "x-vcpu-dirty-limit-period",
+            Value::from(scenario.x_vcpu_dirty_limit_period),
+        );
+        plan.param(
+            Side::Src,
+            "vcpu-dirty-limit",
+            Value::from(scenario.vcpu_dirty_limit),
+        );
     }
 
     for (name, on) in &extras.capabilities {
@@ -444,11 +515,28 @@ mod tests {
 
     fn qemu10() -> Facts {
         let caps: Vec<Value> = [
-            "xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "events", "postcopy-ram",
-            "x-colo", "release-ram", "return-path", "pause-before-switchover", "multifd",
-            "dirty-bitmaps", "postcopy-blocktime", "late-block-activate", "x-ignore-shared",
-            "validate-uuid", "background-snapshot", "zero-copy-send", "postcopy-preempt",
-            "switchover-ack", "dirty-limit", "mapped-ram",
+            "xbzrle",
+            "rdma-pin-all",
+            "auto-converge",
+            "zero-blocks",
+            "events",
+            "postcopy-ram",
+            "x-colo",
+            "release-ram",
+            "return-path",
+            "pause-before-switchover",
+            "multifd",
+            "dirty-bitmaps",
+            "postcopy-blocktime",
+            "late-block-activate",
+            "x-ignore-shared",
+            "validate-uuid",
+            "background-snapshot",
+            "zero-copy-send",
+            "postcopy-preempt",
+            "switchover-ack",
+            "dirty-limit",
+            "mapped-ram",
         ]
         .iter()
         .map(|c| json!({"capability": c, "state": false}))
@@ -485,7 +573,11 @@ mod tests {
     }
 
     fn hw() -> Hardware {
-        Hardware { mem_bytes: Some(256 << 20), dirty_ring_size: Some(0), accel: Some("tcg".into()) }
+        Hardware {
+            mem_bytes: Some(256 << 20),
+            dirty_ring_size: Some(0),
+            accel: Some("tcg".into()),
+        }
     }
 
     fn plan(s: &Scenario, extras: &Extras) -> Result<Plan, PlanError> {
@@ -521,61 +613,124 @@ mod tests {
         };
         let p = plan(&s, &Extras::default()).unwrap();
         let caps = |l: &[(String, bool)]| l.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        assert_eq!(caps(&p.src_capabilities), ["events", "auto-converge", "postcopy-ram", "xbzrle", "multifd"]);
-        assert_eq!(caps(&p.dst_capabilities), ["events", "postcopy-ram", "xbzrle", "multifd"]);
-        let get = |l: &[(String, Value)], n: &str| l.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        assert_eq!(get(&p.src_parameters, "cpu-throttle-increment"), Some(json!(20)));
+        assert_eq!(
+            caps(&p.src_capabilities),
+            [
+                "events",
+                "auto-converge",
+                "postcopy-ram",
+                "xbzrle",
+                "multifd"
+            ]
+        );
+        assert_eq!(
+            caps(&p.dst_capabilities),
+            ["events", "postcopy-ram", "xbzrle", "multifd"]
+        );
+        let get =
+            |l: &[(String, Value)], n: &str| l.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(
+            get(&p.src_parameters, "cpu-throttle-increment"),
+            Some(json!(20))
+        );
         // 10% of 256 MiB is 25.6 MiB: rounded down to 16 MiB.
-        assert_eq!(get(&p.src_parameters, "xbzrle-cache-size"), Some(json!(16u64 << 20)));
+        assert_eq!(
+            get(&p.src_parameters, "xbzrle-cache-size"),
+            Some(json!(16u64 << 20))
+        );
         assert!(p.notes.iter().any(|n| n.contains("power of two")));
         assert_eq!(get(&p.dst_parameters, "multifd-channels"), Some(json!(4)));
-        assert_eq!(get(&p.dst_parameters, "multifd-compression"), Some(json!("zstd")));
+        assert_eq!(
+            get(&p.dst_parameters, "multifd-compression"),
+            Some(json!("zstd"))
+        );
         assert_eq!(get(&p.dst_parameters, "xbzrle-cache-size"), None);
     }
 
     #[test]
     fn multi_thread_compression_is_refused_on_qemu_10() {
-        let s = Scenario { compression_mt: true, ..Scenario::default() };
+        let s = Scenario {
+            compression_mt: true,
+            ..Scenario::default()
+        };
         let e = plan(&s, &Extras::default()).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, PlanError::Unsupported { .. }));
-        assert!(msg.starts_with("multi-thread compression (--compression-mt) is not supported by QEMU 10.0.2"), "{msg}");
-        assert!(msg.contains("removed multi-thread compression in 9.1"), "{msg}");
+        assert!(
+            msg.starts_with(
+                "multi-thread compression (--compression-mt) is not supported by QEMU 10.0.2"
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("removed multi-thread compression in 9.1"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn a_multifd_method_not_compiled_in_is_refused() {
-        let s = Scenario { multifd: true, multifd_compression: "qpl".into(), ..Scenario::default() };
+        let s = Scenario {
+            multifd: true,
+            multifd_compression: "qpl".into(),
+            ..Scenario::default()
+        };
         let msg = plan(&s, &Extras::default()).unwrap_err().to_string();
         assert!(msg.contains("multifd compression 'qpl'"), "{msg}");
         assert!(msg.contains("QEMU 10.0.2"), "{msg}");
         assert!(msg.contains("has: none, zlib, zstd"), "{msg}");
-        let s = Scenario { multifd: true, multifd_compression: "lz4".into(), ..Scenario::default() };
-        assert!(matches!(plan(&s, &Extras::default()), Err(PlanError::Invalid(_))));
+        let s = Scenario {
+            multifd: true,
+            multifd_compression: "lz4".into(),
+            ..Scenario::default()
+        };
+        assert!(matches!(
+            plan(&s, &Extras::default()),
+            Err(PlanError::Invalid(_))
+        ));
     }
 
     #[test]
     fn dirty_limit_needs_kvm_and_a_dirty_ring() {
-        let s = Scenario { dirty_limit: true, ..Scenario::default() };
+        let s = Scenario {
+            dirty_limit: true,
+            ..Scenario::default()
+        };
         let msg = plan(&s, &Extras::default()).unwrap_err().to_string();
-        assert!(msg.starts_with("dirty-limit (--dirty-limit) is not supported by QEMU 10.0.2"), "{msg}");
+        assert!(
+            msg.starts_with("dirty-limit (--dirty-limit) is not supported by QEMU 10.0.2"),
+            "{msg}"
+        );
         assert!(msg.contains("KVM"), "{msg}");
         let mut kvm = qemu10();
         kvm.kvm_enabled = Some(true);
-        let no_ring = Hardware { accel: Some("kvm".into()), ..hw() };
-        let msg = build(&s, &Extras::default(), &no_ring, &kvm, &kvm).unwrap_err().to_string();
+        let no_ring = Hardware {
+            accel: Some("kvm".into()),
+            ..hw()
+        };
+        let msg = build(&s, &Extras::default(), &no_ring, &kvm, &kvm)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("dirty-ring-size"), "{msg}");
-        let ring = Hardware { dirty_ring_size: Some(4096), ..no_ring };
+        let ring = Hardware {
+            dirty_ring_size: Some(4096),
+            ..no_ring
+        };
         let p = build(&s, &Extras::default(), &ring, &kvm, &kvm).unwrap();
         assert!(p.src_capabilities.contains(&("dirty-limit".into(), true)));
         assert!(!p.dst_capabilities.iter().any(|(n, _)| n == "dirty-limit"));
-        assert!(p.src_parameters.contains(&("x-vcpu-dirty-limit-period".into(), json!(500))));
+        assert!(p
+            .src_parameters
+            .contains(&("x-vcpu-dirty-limit-period".into(), json!(500))));
     }
 
     #[test]
     fn generic_capabilities_and_parameters_are_checked_typed_and_sided() {
         let extras = Extras {
-            capabilities: vec![("return-path".into(), true), ("pause-before-switchover".into(), true)],
+            capabilities: vec![
+                ("return-path".into(), true),
+                ("pause-before-switchover".into(), true),
+            ],
             parameters: vec![
                 ("announce-max".into(), "600".into()),
                 ("cpu-throttle-tailslow".into(), "on".into()),
@@ -585,22 +740,54 @@ mod tests {
         let p = plan(&Scenario::default(), &extras).unwrap();
         assert!(p.src_capabilities.contains(&("return-path".into(), true)));
         assert!(p.dst_capabilities.contains(&("return-path".into(), true)));
-        assert!(!p.dst_capabilities.iter().any(|(n, _)| n == "pause-before-switchover"));
-        assert!(p.dst_parameters.contains(&("announce-max".into(), json!(600))));
-        assert!(p.src_parameters.contains(&("cpu-throttle-tailslow".into(), json!(true))));
+        assert!(!p
+            .dst_capabilities
+            .iter()
+            .any(|(n, _)| n == "pause-before-switchover"));
+        assert!(p
+            .dst_parameters
+            .contains(&("announce-max".into(), json!(600))));
+        assert!(p
+            .src_parameters
+            .contains(&("cpu-throttle-tailslow".into(), json!(true))));
         // --parameter overrides the scenario's value in place.
-        assert!(p.src_parameters.contains(&("downtime-limit".into(), json!(750))));
-        assert_eq!(p.src_parameters.iter().filter(|(n, _)| n == "downtime-limit").count(), 1);
+        assert!(p
+            .src_parameters
+            .contains(&("downtime-limit".into(), json!(750))));
+        assert_eq!(
+            p.src_parameters
+                .iter()
+                .filter(|(n, _)| n == "downtime-limit")
+                .count(),
+            1
+        );
         assert_eq!(p.extra_parameters["announce-max"], json!(600));
 
-        let bad = Extras { capabilities: vec![("compress".into(), true)], ..Extras::default() };
+        let bad = Extras {
+            capabilities: vec![("compress".into(), true)],
+            ..Extras::default()
+        };
         let msg = plan(&Scenario::default(), &bad).unwrap_err().to_string();
-        assert!(msg.starts_with("migration capability 'compress' (--capability) is not supported by QEMU 10.0.2"), "{msg}");
-        let bad = Extras { parameters: vec![("warp-factor".into(), "9".into())], ..Extras::default() };
+        assert!(
+            msg.starts_with(
+                "migration capability 'compress' (--capability) is not supported by QEMU 10.0.2"
+            ),
+            "{msg}"
+        );
+        let bad = Extras {
+            parameters: vec![("warp-factor".into(), "9".into())],
+            ..Extras::default()
+        };
         let msg = plan(&Scenario::default(), &bad).unwrap_err().to_string();
         assert!(msg.contains("'warp-factor'"), "{msg}");
-        let bad = Extras { parameters: vec![("announce-max".into(), "lots".into())], ..Extras::default() };
-        assert!(matches!(plan(&Scenario::default(), &bad), Err(PlanError::Invalid(_))));
+        let bad = Extras {
+            parameters: vec![("announce-max".into(), "lots".into())],
+            ..Extras::default()
+        };
+        assert!(matches!(
+            plan(&Scenario::default(), &bad),
+            Err(PlanError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! [`Session::take_events`]. An event `qapi` cannot decode (one newer than its schema) is counted
 //! and skipped instead of failing the command.
 
-use std::io::{self, BufReader};
+use std::io::{self, BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,7 +39,10 @@ pub enum QmpError {
     #[error("{command}: QEMU said: {desc}")]
     Command { command: &'static str, desc: String },
     #[error("{command}: no reply from QEMU within {timeout_s:.1} s")]
-    Timeout { command: &'static str, timeout_s: f64 },
+    Timeout {
+        command: &'static str,
+        timeout_s: f64,
+    },
     #[error("{command}: QMP connection closed (QEMU exited?)")]
     Closed { command: &'static str },
     #[error("{command}: QMP I/O error: {source}")]
@@ -49,7 +52,10 @@ pub enum QmpError {
         source: io::Error,
     },
     #[error("{command}: not sent: the QMP connection was lost earlier ({earlier})")]
-    Broken { command: &'static str, earlier: String },
+    Broken {
+        command: &'static str,
+        earlier: String,
+    },
 }
 
 impl QmpError {
@@ -140,7 +146,10 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("path", &self.path).field("broken", &self.broken).finish()
+        f.debug_struct("Session")
+            .field("path", &self.path)
+            .field("broken", &self.broken)
+            .finish()
     }
 }
 
@@ -167,17 +176,41 @@ impl Session {
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         };
-        let handshake_err =
-            |message: String| QmpError::Handshake { path: path.to_path_buf(), message };
+        let handshake_err = |message: String| QmpError::Handshake {
+            path: path.to_path_buf(),
+            message,
+        };
         // The greeting must come before the deadline too; QEMU sends it only to the first client.
         let greeting_timeout = connect_deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(1))
             .min(timeout);
-        stream.set_read_timeout(Some(greeting_timeout)).map_err(|e| handshake_err(e.to_string()))?;
-        stream.set_write_timeout(Some(timeout)).map_err(|e| handshake_err(e.to_string()))?;
-        let reader = stream.try_clone().map_err(|e| handshake_err(e.to_string()))?;
+        stream
+            .set_read_timeout(Some(greeting_timeout))
+            .map_err(|e| handshake_err(e.to_string()))?;
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| handshake_err(e.to_string()))?;
+        let reader = stream
+            .try_clone()
+            .map_err(|e| handshake_err(e.to_string()))?;
         let mut qmp = Qmp::new(Stream::new(BufReader::new(reader), stream));
+        // qapi's greeting reader panics at end of input: make sure there is a line to read.
+        match qmp.inner_mut().fill_buf() {
+            Ok([]) => {
+                return Err(handshake_err(
+                    "QEMU closed the connection before its greeting".into(),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => {
+                return Err(handshake_err(format!(
+                    "no greeting within {:.1} s (is another client connected?)",
+                    greeting_timeout.as_secs_f64()
+                )))
+            }
+            Err(e) => return Err(handshake_err(format!("reading the greeting: {e}"))),
+        }
         let greeting = match qmp.read_capabilities() {
             Ok(g) => g,
             Err(e) if is_timeout(&e) => {
@@ -233,7 +266,10 @@ impl Session {
     /// [`Session::take_events`].
     pub fn call<C: Command>(&mut self, command: &C) -> Result<C::Ok, QmpError> {
         if let Some(earlier) = &self.broken {
-            return Err(QmpError::Broken { command: C::NAME, earlier: earlier.clone() });
+            return Err(QmpError::Broken {
+                command: C::NAME,
+                earlier: earlier.clone(),
+            });
         }
         let result = self.exchange(command);
         self.collect_events();
@@ -247,13 +283,18 @@ impl Session {
 
     fn exchange<C: Command>(&mut self, command: &C) -> Result<C::Ok, QmpError> {
         let name = C::NAME;
-        self.qmp.write_command(command).map_err(|e| self.io_error(name, e))?;
+        self.qmp
+            .write_command(command)
+            .map_err(|e| self.io_error(name, e))?;
         let mut skipped = 0;
         loop {
             match self.qmp.read_response::<&C>() {
                 Ok(reply) => return Ok(reply),
                 Err(ExecuteError::Qapi(e)) => {
-                    return Err(QmpError::Command { command: name, desc: e.desc })
+                    return Err(QmpError::Command {
+                        command: name,
+                        desc: e.desc,
+                    })
                 }
                 // A line qapi could not decode: an event or an enum value newer than its schema.
                 // The line is consumed; keep waiting for the reply.
@@ -271,7 +312,10 @@ impl Session {
 
     fn io_error(&self, command: &'static str, e: io::Error) -> QmpError {
         if is_timeout(&e) {
-            QmpError::Timeout { command, timeout_s: self.timeout.as_secs_f64() }
+            QmpError::Timeout {
+                command,
+                timeout_s: self.timeout.as_secs_f64(),
+            }
         } else if matches!(
             e.kind(),
             io::ErrorKind::UnexpectedEof
@@ -301,13 +345,20 @@ impl Session {
     }
 
     /// Runs a command with a JSON argument object (`{}` for none).
-    pub fn run<C: Command<Ok = Value>>(&mut self, make: fn(Value) -> C, args: Value) -> Result<Value, QmpError> {
+    pub fn run<C: Command<Ok = Value>>(
+        &mut self,
+        make: fn(Value) -> C,
+        args: Value,
+    ) -> Result<Value, QmpError> {
         self.call(&make(args))
     }
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Turns a decoded `qapi` event back into its wire form (`event`, `data`, `timestamp`).
@@ -315,13 +366,24 @@ fn event_from_qapi(event: &qapi::qmp::Event, now: f64) -> Option<Event> {
     let v = serde_json::to_value(event).ok()?;
     let name = v.get("event")?.as_str()?.to_string();
     let ts = v.get("timestamp");
-    let secs = ts.and_then(|t| t.get("seconds")).and_then(Value::as_f64).unwrap_or(0.0);
-    let micros = ts.and_then(|t| t.get("microseconds")).and_then(Value::as_f64).unwrap_or(0.0);
+    let secs = ts
+        .and_then(|t| t.get("seconds"))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let micros = ts
+        .and_then(|t| t.get("microseconds"))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
     let data = match v.get("data") {
         Some(Value::Null) | None => json!({}),
         Some(d) => d.clone(),
     };
-    Some(Event { time_s: now, name, qemu_time_s: secs + micros / 1e6, data })
+    Some(Event {
+        time_s: now,
+        name,
+        qemu_time_s: secs + micros / 1e6,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -345,7 +407,10 @@ mod tests {
         Refuse,
     }
 
-    fn fake_qemu(script: Script, greet: bool) -> (tempfile::TempDir, PathBuf, thread::JoinHandle<()>) {
+    fn fake_qemu(
+        script: Script,
+        greet: bool,
+    ) -> (tempfile::TempDir, PathBuf, thread::JoinHandle<()>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("qmp.sock");
         let listener = UnixListener::bind(&path).unwrap();
@@ -354,7 +419,8 @@ mod tests {
             let mut out = stream.try_clone().unwrap();
             let mut lines = io::BufReader::new(stream).lines();
             if !greet {
-                thread::sleep(Duration::from_secs(3));
+                // Say nothing for a while, then hang up.
+                thread::sleep(Duration::from_millis(1500));
                 return;
             }
             writeln!(out, r#"{{"QMP": {{"version": {{"qemu": {{"micro": 2, "minor": 0, "major": 10}}, "package": ""}}, "capabilities": ["oob"]}}}}"#).unwrap();
@@ -367,10 +433,27 @@ mod tests {
                 match script {
                     Script::Echo => {
                         let ts = r#""timestamp": {"seconds": 1700000000, "microseconds": 250000}"#;
-                        writeln!(out, r#"{{"event": "MIGRATION", "data": {{"status": "active"}}, {ts}}}"#).unwrap();
-                        writeln!(out, r#"{{"event": "SOMETHING_FROM_QEMU_99", "data": {{}}, {ts}}}"#).unwrap();
-                        writeln!(out, r#"{{"event": "MIGRATION_PASS", "data": {{"pass": 2}}, {ts}}}"#).unwrap();
-                        writeln!(out, r#"{{"return": {{"echo": "{name}", "args": {}}}}}"#, v["arguments"]).unwrap();
+                        writeln!(
+                            out,
+                            r#"{{"event": "MIGRATION", "data": {{"status": "active"}}, {ts}}}"#
+                        )
+                        .unwrap();
+                        writeln!(
+                            out,
+                            r#"{{"event": "SOMETHING_FROM_QEMU_99", "data": {{}}, {ts}}}"#
+                        )
+                        .unwrap();
+                        writeln!(
+                            out,
+                            r#"{{"event": "MIGRATION_PASS", "data": {{"pass": 2}}, {ts}}}"#
+                        )
+                        .unwrap();
+                        writeln!(
+                            out,
+                            r#"{{"return": {{"echo": "{name}", "args": {}}}}}"#,
+                            v["arguments"]
+                        )
+                        .unwrap();
                     }
                     Script::Silent => {}
                     Script::Drop => return,
@@ -396,7 +479,9 @@ mod tests {
         let (_dir, path, handle) = fake_qemu(Script::Echo, true);
         let mut s = connect(&path, 2000).unwrap();
         assert_eq!(s.greeting_version()["qemu"]["major"], 10);
-        let reply = s.run(cmd::MigrateSetParameters, json!({"some-new-knob": 7})).unwrap();
+        let reply = s
+            .run(cmd::MigrateSetParameters, json!({"some-new-knob": 7}))
+            .unwrap();
         assert_eq!(reply["echo"], "migrate-set-parameters");
         assert_eq!(reply["args"]["some-new-knob"], 7);
         let events = s.take_events();
@@ -405,7 +490,11 @@ mod tests {
         assert_eq!(events[0].data["status"], "active");
         assert_eq!(events[1].data["pass"], 2);
         assert!((events[0].qemu_time_s - 1_700_000_000.25).abs() < 1e-6);
-        assert_eq!(s.skipped_lines(), 1, "the unknown event is skipped, not fatal");
+        assert_eq!(
+            s.skipped_lines(),
+            1,
+            "the unknown event is skipped, not fatal"
+        );
         assert!(s.take_events().is_empty());
         drop(s);
         handle.join().unwrap();
@@ -417,11 +506,25 @@ mod tests {
         let mut s = connect(&path, 300).unwrap();
         let started = Instant::now();
         let err = s.run(cmd::QueryMigrate, cmd::no_args()).unwrap_err();
-        assert!(matches!(err, QmpError::Timeout { command: "query-migrate", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                QmpError::Timeout {
+                    command: "query-migrate",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(started.elapsed() < Duration::from_secs(2));
         let again = s.run(cmd::QueryMigrate, cmd::no_args()).unwrap_err();
         assert!(matches!(again, QmpError::Broken { .. }), "{again}");
-        assert!(again.to_string().contains("no reply from QEMU within 0.3 s"), "{again}");
+        assert!(
+            again
+                .to_string()
+                .contains("no reply from QEMU within 0.3 s"),
+            "{again}"
+        );
     }
 
     #[test]
@@ -438,11 +541,19 @@ mod tests {
     fn qemu_errors_keep_the_session_usable() {
         let (_dir, path, _handle) = fake_qemu(Script::Refuse, true);
         let mut s = connect(&path, 2000).unwrap();
-        let err = s.run(cmd::Migrate, json!({"uri": "unix:/nowhere"})).unwrap_err();
+        let err = s
+            .run(cmd::Migrate, json!({"uri": "unix:/nowhere"}))
+            .unwrap_err();
         assert_eq!(err.to_string(), "migrate: QEMU said: no migrate for you");
         assert!(!err.is_connection_lost());
         let err = s.run(cmd::Cont, cmd::no_args()).unwrap_err();
-        assert!(matches!(err, QmpError::Command { command: "cont", .. }));
+        assert!(matches!(
+            err,
+            QmpError::Command {
+                command: "cont",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -458,6 +569,23 @@ mod tests {
         assert!(matches!(err, QmpError::Handshake { .. }), "{err}");
         assert!(err.to_string().contains("no greeting"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn hanging_up_before_the_greeting_is_an_error_not_a_panic() {
+        let (_dir, path, handle) = fake_qemu(Script::Echo, false);
+        let err = Session::connect(
+            &path,
+            Instant::now() + Duration::from_secs(5),
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("closed the connection before its greeting"),
+            "{err}"
+        );
+        handle.join().unwrap();
     }
 
     #[test]

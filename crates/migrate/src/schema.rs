@@ -41,11 +41,15 @@ impl ParamType {
                 .filter(|f| f.is_finite())
                 .map(Value::from)
                 .ok_or_else(|| bad("a number")),
-            ParamType::Bool => parse_bool(text).map(Value::Bool).ok_or_else(|| bad("on or off")),
+            ParamType::Bool => parse_bool(text)
+                .map(Value::Bool)
+                .ok_or_else(|| bad("on or off")),
             ParamType::Str => Ok(Value::String(text.to_string())),
-            ParamType::StrOrNull => {
-                Ok(if text == "null" { Value::Null } else { Value::String(text.to_string()) })
-            }
+            ParamType::StrOrNull => Ok(if text == "null" {
+                Value::Null
+            } else {
+                Value::String(text.to_string())
+            }),
             ParamType::Enum(values) => {
                 if values.iter().any(|v| v == text) {
                     Ok(Value::String(text.to_string()))
@@ -77,15 +81,18 @@ impl MigrationSchema {
     /// Reads the reply of `query-qmp-schema`. `None` if it has no `migrate-set-parameters`.
     pub fn from_introspection(schema: &Value) -> Option<MigrationSchema> {
         let entries = schema.as_array()?;
-        let by_name: BTreeMap<&str, &Value> =
-            entries.iter().filter_map(|e| Some((e.get("name")?.as_str()?, e))).collect();
+        let by_name: BTreeMap<&str, &Value> = entries
+            .iter()
+            .filter_map(|e| Some((e.get("name")?.as_str()?, e)))
+            .collect();
         let command = by_name.get("migrate-set-parameters")?;
         let args = by_name.get(command.get("arg-type")?.as_str()?)?;
         let mut parameters = BTreeMap::new();
         for member in args.get("members")?.as_array()? {
-            let (Some(name), Some(ty)) =
-                (member.get("name").and_then(Value::as_str), member.get("type").and_then(Value::as_str))
-            else {
+            let (Some(name), Some(ty)) = (
+                member.get("name").and_then(Value::as_str),
+                member.get("type").and_then(Value::as_str),
+            ) else {
                 continue;
             };
             parameters.insert(name.to_string(), resolve(&by_name, ty));
@@ -103,7 +110,9 @@ impl MigrationSchema {
 }
 
 fn resolve(by_name: &BTreeMap<&str, &Value>, ty: &str) -> ParamType {
-    let Some(t) = by_name.get(ty) else { return ParamType::Json };
+    let Some(t) = by_name.get(ty) else {
+        return ParamType::Json;
+    };
     match t.get("meta-type").and_then(Value::as_str) {
         Some("builtin") => match t.get("json-type").and_then(Value::as_str) {
             Some("int") => ParamType::Int,
@@ -116,10 +125,16 @@ fn resolve(by_name: &BTreeMap<&str, &Value>, ty: &str) -> ParamType {
             let values = t
                 .get("members")
                 .and_then(Value::as_array)
-                .map(|m| m.iter().filter_map(|v| v.get("name")?.as_str().map(String::from)).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|v| v.get("name")?.as_str().map(String::from))
+                        .collect()
+                })
                 .or_else(|| {
                     t.get("values").and_then(Value::as_array).map(|v| {
-                        v.iter().filter_map(|s| s.as_str().map(String::from)).collect()
+                        v.iter()
+                            .filter_map(|s| s.as_str().map(String::from))
+                            .collect()
                     })
                 })
                 .unwrap_or_default();
@@ -133,7 +148,9 @@ fn resolve(by_name: &BTreeMap<&str, &Value>, ty: &str) -> ParamType {
                     m.iter()
                         .filter_map(|v| v.get("type")?.as_str())
                         .map(|inner| match by_name.get(inner) {
-                            Some(i) if i.get("json-type").and_then(Value::as_str) == Some("null") => {
+                            Some(i)
+                                if i.get("json-type").and_then(Value::as_str) == Some("null") =>
+                            {
                                 ParamType::StrOrNull
                             }
                             _ => resolve(by_name, inner),
@@ -189,7 +206,10 @@ mod tests {
         assert_eq!(s.parameters["tls-creds"], ParamType::StrOrNull);
         assert_eq!(s.parameters["block-bitmap-mapping"], ParamType::Json);
         assert_eq!(s.parameters["some-ratio"], ParamType::Number);
-        assert_eq!(s.multifd_compression_methods().unwrap(), ["none", "zlib", "zstd"]);
+        assert_eq!(
+            s.multifd_compression_methods().unwrap(),
+            ["none", "zlib", "zstd"]
+        );
     }
 
     #[test]
@@ -205,7 +225,10 @@ mod tests {
         assert_eq!(p("some-ratio", "0.5").unwrap(), json!(0.5));
         assert_eq!(p("block-bitmap-mapping", "[]").unwrap(), json!([]));
         let e = p("downtime-limit", "fast").unwrap_err();
-        assert_eq!(e, "--parameter downtime-limit=fast: downtime-limit takes an integer");
+        assert_eq!(
+            e,
+            "--parameter downtime-limit=fast: downtime-limit takes an integer"
+        );
         let e = p("multifd-compression", "qpl").unwrap_err();
         assert!(e.ends_with("one of: none, zlib, zstd"), "{e}");
         assert!(p("cpu-throttle-tailslow", "maybe").is_err());
