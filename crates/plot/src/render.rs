@@ -152,34 +152,120 @@ enum Sample {
     Line { colour: RGBColor, kind: SeriesKind },
     Triangle(RGBColor),
     Shade(RGBColor),
+    Swatch(RGBColor),
 }
 
-fn legend_entries(run_index: usize, run: &Run, migration_iters: bool) -> Vec<LegendEntry> {
-    let mut out: Vec<LegendEntry> = run
-        .series
+/// Legend entries in rows of their own, under an optional coloured name.
+struct LegendGroup {
+    header: Option<(String, RGBColor)>,
+    entries: Vec<LegendEntry>,
+}
+
+/// One group per report, listing each of its lines (exact, for a few reports).
+fn per_run_groups(chart: &Chart) -> Vec<LegendGroup> {
+    let multi = chart.runs.len() > 1;
+    chart
+        .runs
         .iter()
-        .map(|s| LegendEntry {
-            text: s.name.clone(),
-            sample: Sample::Line {
-                colour: series_colour(run_index, s),
-                kind: s.kind,
-            },
+        .enumerate()
+        .map(|(ri, run)| {
+            let mut entries: Vec<LegendEntry> = run
+                .series
+                .iter()
+                .map(|s| LegendEntry {
+                    text: s.name.clone(),
+                    sample: Sample::Line {
+                        colour: series_colour(ri, s),
+                        kind: s.kind,
+                    },
+                })
+                .collect();
+            let c = rgb(report_colour(ri));
+            if chart.migration_iters && !run.iterations.is_empty() {
+                entries.push(LegendEntry {
+                    text: "migration iterations".into(),
+                    sample: Sample::Triangle(c),
+                });
+            }
+            if run.downtime.is_some() {
+                entries.push(LegendEntry {
+                    text: "downtime".into(),
+                    sample: Sample::Shade(c),
+                });
+            }
+            LegendGroup {
+                header: multi.then(|| (legend_name(run), c)),
+                entries,
+            }
+        })
+        .collect()
+}
+
+const KEY_GREY: RGBColor = RGBColor(70, 70, 70);
+
+/// A key of line styles in grey, then a colour per report (compact, for many reports).
+fn factored_groups(chart: &Chart) -> Vec<LegendGroup> {
+    let mut kinds: Vec<(SeriesKind, Role)> = chart
+        .runs
+        .iter()
+        .flat_map(|r| r.series.iter().map(|s| (s.kind, s.role)))
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut key: Vec<LegendEntry> = kinds
+        .into_iter()
+        .map(|(kind, role)| {
+            let name = match kind {
+                SeriesKind::GuestTotal => "guest, all threads",
+                SeriesKind::GuestThread => "guest threads (shades)",
+                SeriesKind::QemuCpu => "QEMU",
+                SeriesKind::VcpuCpu => "vCPUs (shades)",
+                SeriesKind::MigrationCpu => "migration threads",
+            };
+            let (text, colour) = match role {
+                Role::Src => (name.to_string(), KEY_GREY),
+                Role::Dst => (
+                    format!("{name} (dst, lighter)"),
+                    rgb(mix(Rgb(70, 70, 70), 0.45)),
+                ),
+            };
+            LegendEntry {
+                text,
+                sample: Sample::Line { colour, kind },
+            }
         })
         .collect();
-    let c = rgb(report_colour(run_index));
-    if migration_iters && !run.iterations.is_empty() {
-        out.push(LegendEntry {
+    if chart.migration_iters && chart.runs.iter().any(|r| !r.iterations.is_empty()) {
+        key.push(LegendEntry {
             text: "migration iterations".into(),
-            sample: Sample::Triangle(c),
+            sample: Sample::Triangle(KEY_GREY),
         });
     }
-    if run.downtime.is_some() {
-        out.push(LegendEntry {
+    if chart.runs.iter().any(|r| r.downtime.is_some()) {
+        key.push(LegendEntry {
             text: "downtime".into(),
-            sample: Sample::Shade(c),
+            sample: Sample::Shade(KEY_GREY),
         });
     }
-    out
+    let reports = chart
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(ri, r)| LegendEntry {
+            text: legend_name(r),
+            sample: Sample::Swatch(rgb(report_colour(ri))),
+        })
+        .collect();
+    vec![
+        LegendGroup {
+            header: None,
+            entries: key,
+        },
+        LegendGroup {
+            header: None,
+            entries: reports,
+        },
+    ]
 }
 
 /// Formats a duration in ms for the table.
@@ -235,16 +321,26 @@ pub fn table_rows(chart: &Chart) -> Vec<[String; 7]> {
     rows
 }
 
-/// Where the legend goes: per run, which entries on which rows.
+/// Where the legend goes.
 struct LegendLayout {
-    /// Width of the column holding each run's name (0 for a single run).
+    /// Width of the column holding group names (0 when no group has one).
     header_w: i32,
     col_w: i32,
     columns: usize,
-    /// (run index, entries) in drawing order; a run takes `ceil(entries / columns)` rows.
-    runs: Vec<(usize, Vec<LegendEntry>)>,
+    groups: Vec<LegendGroup>,
     rows: usize,
+    /// Entries left out for want of room.
     hidden: usize,
+}
+
+/// A report's name in the legend: its short file name, and its scenario when that differs.
+fn legend_name(run: &Run) -> String {
+    let scenario = &run.summary.scenario;
+    if scenario.is_empty() || *scenario == run.label {
+        ellipsize(&run.label, 40)
+    } else {
+        ellipsize(&format!("{} ({scenario})", run.label), 40)
+    }
 }
 
 fn text_width<DB: DrawingBackend>(
@@ -256,6 +352,43 @@ fn text_width<DB: DrawingBackend>(
         .map_or(0, |(w, _)| w as i32)
 }
 
+/// Lays `groups` out in columns `width` wide.
+fn layout_groups<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    groups: Vec<LegendGroup>,
+    m: &Metrics,
+    width: i32,
+) -> LegendLayout {
+    let small = m.font(m.small);
+    let gap = m.px(22.0);
+    let header_w = groups
+        .iter()
+        .filter_map(|g| g.header.as_ref())
+        .map(|(t, _)| text_width(root, t, &small) + gap)
+        .max()
+        .unwrap_or(0);
+    let widest = groups
+        .iter()
+        .flat_map(|g| g.entries.iter().map(|e| text_width(root, &e.text, &small)))
+        .max()
+        .unwrap_or(0);
+    let col_w = m.px(40.0) + widest + gap;
+    let columns = ((width - header_w) / col_w.max(1)).max(1) as usize;
+    let rows = groups
+        .iter()
+        .map(|g| g.entries.len().div_ceil(columns).max(1))
+        .sum();
+    LegendLayout {
+        header_w,
+        col_w,
+        columns,
+        groups,
+        rows,
+        hidden: 0,
+    }
+}
+
+/// The per-report legend when it fits in `max_rows`, else the compact one, cut to fit.
 fn legend_layout<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     chart: &Chart,
@@ -263,65 +396,32 @@ fn legend_layout<DB: DrawingBackend>(
     width: i32,
     max_rows: usize,
 ) -> LegendLayout {
-    let small = m.font(m.small);
-    let multi = chart.runs.len() > 1;
-    let gap = m.px(22.0);
-    let header_w = if multi {
-        chart
-            .runs
-            .iter()
-            .map(|r| text_width(root, &r.label, &small))
-            .max()
-            .unwrap_or(0)
-            + gap
-    } else {
-        0
-    };
-    let runs: Vec<(usize, Vec<LegendEntry>)> = chart
-        .runs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (i, legend_entries(i, r, chart.migration_iters)))
-        .collect();
-    let sample_w = m.px(34.0) + m.px(6.0);
-    let widest = runs
-        .iter()
-        .flat_map(|(_, es)| es.iter().map(|e| text_width(root, &e.text, &small)))
-        .max()
-        .unwrap_or(0);
-    let col_w = sample_w + widest + gap;
-    let columns = ((width - header_w) / col_w.max(1)).max(1) as usize;
-    // Drop entries from the end when the legend would take more rows than allowed.
-    let mut rows = 0;
+    let full = layout_groups(root, per_run_groups(chart), m, width);
+    if full.rows <= max_rows {
+        return full;
+    }
+    let mut l = layout_groups(root, factored_groups(chart), m, width);
+    if l.rows <= max_rows {
+        return l;
+    }
+    // Still too many: keep whole rows while they fit, with one cell for a "... more" note.
+    let mut rows_left = max_rows;
     let mut hidden = 0;
-    let mut kept = Vec::new();
-    for (i, mut es) in runs {
-        let need = es.len().div_ceil(columns).max(1);
-        let room = max_rows.saturating_sub(rows);
-        if room == 0 {
-            hidden += es.len();
-            continue;
-        }
-        if need > room {
-            // Keep one cell for the "... more" note.
-            let keep = (room * columns).saturating_sub(1);
-            hidden += es.len() - keep.min(es.len());
-            es.truncate(keep);
-        }
-        rows += es.len().div_ceil(columns).max(1).min(room);
-        kept.push((i, es));
+    for g in &mut l.groups {
+        let room = rows_left * l.columns;
+        let keep = if g.entries.len() <= room {
+            g.entries.len()
+        } else {
+            room.saturating_sub(1)
+        };
+        hidden += g.entries.len() - keep;
+        g.entries.truncate(keep);
+        rows_left = rows_left.saturating_sub(keep.div_ceil(l.columns).max(1));
     }
-    if hidden > 0 && kept.iter().map(|(_, es)| es.len()).sum::<usize>() % columns == 0 {
-        rows = max_rows; // the note needs a cell of its own
-    }
-    LegendLayout {
-        header_w,
-        col_w,
-        columns,
-        runs: kept,
-        rows,
-        hidden,
-    }
+    l.groups.retain(|g| !g.entries.is_empty());
+    l.rows = max_rows;
+    l.hidden = hidden;
+    l
 }
 
 /// Draws `chart` on `root`, which must be blank (it is filled white first).
@@ -366,7 +466,7 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) ->
         .shrink((0, top), (width, (plot_bottom - top) as u32));
     draw_plot(&plot_area, chart, &m)?;
     let legend_top = plot_bottom + gap;
-    draw_legend(root, &legend, legend_top, legend_row_h, chart, &m)?;
+    draw_legend(root, &legend, legend_top, legend_row_h, &m)?;
     draw_table(root, &rows, legend_top + legend_h + gap, table_row_h, &m)?;
     root.present().map_err(err)
 }
@@ -376,25 +476,27 @@ fn draw_legend<DB: DrawingBackend>(
     legend: &LegendLayout,
     top: i32,
     row_h: i32,
-    chart: &Chart,
     m: &Metrics,
 ) -> Res {
     let small = m.font(m.small).pos(Pos::new(HPos::Left, VPos::Center));
     let sample_w = m.px(34.0);
+    let cell = |row: usize, col: usize| {
+        (
+            m.margin + legend.header_w + col as i32 * legend.col_w,
+            top + row as i32 * row_h + row_h / 2,
+        )
+    };
     let mut row = 0;
-    let mut last_cell = (0, 0);
-    for (ri, entries) in &legend.runs {
-        let y0 = top + row as i32 * row_h + row_h / 2;
-        if legend.header_w > 0 {
-            let c = rgb(report_colour(*ri));
-            let name = chart.runs[*ri].label.clone();
-            root.draw(&Text::new(name, (m.margin, y0), small.clone().color(&c)))
+    let mut next = (0, 0);
+    for g in &legend.groups {
+        if let Some((name, c)) = &g.header {
+            let at = (m.margin, cell(row, 0).1);
+            root.draw(&Text::new(name.clone(), at, small.clone().color(c)))
                 .map_err(err)?;
         }
-        for (i, e) in entries.iter().enumerate() {
-            let (r, c) = (i / legend.columns, i % legend.columns);
-            let x = m.margin + legend.header_w + c as i32 * legend.col_w;
-            let y = y0 + r as i32 * row_h;
+        for (i, e) in g.entries.iter().enumerate() {
+            let (r, c) = (row + i / legend.columns, i % legend.columns);
+            let (x, y) = cell(r, c);
             draw_sample(root, &e.sample, x, y, sample_w, m)?;
             root.draw(&Text::new(
                 e.text.clone(),
@@ -402,21 +504,18 @@ fn draw_legend<DB: DrawingBackend>(
                 small.clone(),
             ))
             .map_err(err)?;
-            last_cell = (row + r, c);
+            next = if c + 1 < legend.columns {
+                (r, c + 1)
+            } else {
+                (r + 1, 0)
+            };
         }
-        row += entries.len().div_ceil(legend.columns).max(1);
+        row += g.entries.len().div_ceil(legend.columns).max(1);
     }
     if legend.hidden > 0 {
-        let (mut r, mut c) = (last_cell.0, last_cell.1 + 1);
-        if c >= legend.columns {
-            (r, c) = (r + 1, 0);
-        }
-        let at = (
-            m.margin + legend.header_w + c as i32 * legend.col_w,
-            top + r as i32 * row_h + row_h / 2,
-        );
         let note = format!("... {} more not listed", legend.hidden);
-        root.draw(&Text::new(note, at, small)).map_err(err)?;
+        root.draw(&Text::new(note, cell(next.0, next.1), small))
+            .map_err(err)?;
     }
     Ok(())
 }
@@ -437,6 +536,14 @@ fn draw_sample<DB: DrawingBackend>(
         Sample::Triangle(c) => root
             .draw(&TriangleMarker::new((x + w / 2, y), m.px(5.0), c.filled()))
             .map_err(err),
+        Sample::Swatch(c) => {
+            let half = m.px(6.0);
+            root.draw(&Rectangle::new(
+                [(x + w / 2 - half, y - half), (x + w / 2 + half, y + half)],
+                c.filled(),
+            ))
+            .map_err(err)
+        }
         Sample::Shade(c) => {
             let half = m.px(6.0);
             root.draw(&Rectangle::new(
@@ -537,24 +644,58 @@ fn plot_labels(chart: &Chart) -> Vec<Label> {
     out
 }
 
-/// Label boxes as (left, width) in plot pixels, kept inside a plot `plot_w` wide.
-fn label_boxes<DB: DrawingBackend>(
+/// A label where it will be drawn: plot pixels, band row, and its colour.
+struct Placed {
+    left: i32,
+    width: i32,
+    row: usize,
+    text: String,
+    colour: RGBColor,
+}
+
+/// Places the labels in the band at the top of a plot `plot_w` x `plot_h` pixels: the same
+/// text at the same spot from several reports is drawn once, in grey; labels are stacked so
+/// none overlaps another, and the band takes at most 30% of the plot (labels that do not fit
+/// are left out: their dashed lines remain).
+fn place_labels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     labels: &[Label],
     to_px: impl Fn(f64) -> i32,
     plot_w: i32,
+    plot_h: i32,
     m: &Metrics,
-) -> Vec<(i32, i32)> {
+) -> Vec<Placed> {
     let small = m.font(m.small);
     let pad = m.px(3.0);
-    labels
-        .iter()
-        .map(|l| {
-            let w = text_width(root, &l.text, &small) + 2 * pad;
-            let left = (to_px(l.x) + 1).min(plot_w - w).max(0);
-            (left, w)
-        })
-        .collect()
+    let mut placed: Vec<Placed> = Vec::new();
+    for l in labels {
+        let width = text_width(root, &l.text, &small) + 2 * pad;
+        let left = (to_px(l.x) + 1).min(plot_w - width).max(0);
+        if let Some(same) = placed
+            .iter_mut()
+            .find(|p| p.text == l.text && (p.left - left).abs() <= 2)
+        {
+            if same.colour != l.colour {
+                same.colour = KEY_GREY;
+            }
+            continue;
+        }
+        placed.push(Placed {
+            left,
+            width,
+            row: 0,
+            text: l.text.clone(),
+            colour: l.colour,
+        });
+    }
+    let boxes: Vec<(i32, i32)> = placed.iter().map(|p| (p.left, p.width)).collect();
+    let rows = stack_labels(&boxes, m.px(4.0));
+    let max_rows = ((plot_h * 3 / 10) / m.label_row()).max(3) as usize;
+    for (p, r) in placed.iter_mut().zip(rows) {
+        p.row = r;
+    }
+    placed.retain(|p| p.row < max_rows);
+    placed
 }
 
 fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, m: &Metrics) -> Res {
@@ -566,15 +707,9 @@ fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, m
     let labels = plot_labels(chart);
     let plot_w = aw as i32 - 2 * m.margin - m.y_label_area() - m.y2_label_area();
     let plot_h = ah as i32 - m.plot_top_margin() - m.x_label_area();
-    let boxes = label_boxes(
-        area,
-        &labels,
-        |x| px(x / x_max * f64::from(plot_w)),
-        plot_w,
-        m,
-    );
-    let label_rows = stack_labels(&boxes, m.px(4.0));
-    let band_rows = label_rows.iter().map(|r| r + 1).max().unwrap_or(0);
+    let to_px_est = |x: f64| px(x / x_max * f64::from(plot_w));
+    let placed = place_labels(area, &labels, to_px_est, plot_w, plot_h, m);
+    let band_rows = placed.iter().map(|p| p.row + 1).max().unwrap_or(0);
     let band = (band_rows as i32 * m.label_row() + m.px(4.0)) as f64 / f64::from(plot_h.max(1));
     let headroom = 1.0 / (1.0 - band.min(0.5)) * 1.04;
 
@@ -726,28 +861,19 @@ fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, m
     }
 
     // Status and downtime labels in the band at the top, on a white backing.
-    let boxes = label_boxes(&plot, &labels, to_px, plot_w, m);
-    let label_rows = stack_labels(&boxes, m.px(4.0));
     let small = m.font(m.small);
     let row_h = m.label_row();
-    for (i, l) in labels.iter().enumerate() {
-        let (left, w) = boxes[i];
-        let top = m.px(3.0) + label_rows[i] as i32 * row_h;
-        plot.draw(&Rectangle::new(
-            [(left, top), (left + w, top + row_h - 2)],
-            WHITE.mix(0.85).filled(),
-        ))
-        .map_err(err)?;
+    for l in place_labels(&plot, &labels, to_px, plot_w, plot_h, m) {
+        let top = m.px(3.0) + l.row as i32 * row_h;
+        let backing = [(l.left, top), (l.left + l.width, top + row_h - 2)];
+        plot.draw(&Rectangle::new(backing, WHITE.mix(0.85).filled()))
+            .map_err(err)?;
         let style = small
             .clone()
             .color(&l.colour)
             .pos(Pos::new(HPos::Left, VPos::Center));
-        plot.draw(&Text::new(
-            l.text.clone(),
-            (left + m.px(3.0), top + (row_h - 2) / 2),
-            style,
-        ))
-        .map_err(err)?;
+        let at = (l.left + m.px(3.0), top + (row_h - 2) / 2);
+        plot.draw(&Text::new(l.text, at, style)).map_err(err)?;
     }
     Ok(())
 }

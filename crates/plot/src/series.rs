@@ -549,3 +549,179 @@ fn summary(report: &Report) -> Summary {
             .or(last.map(|p| p.ram.transferred_bytes)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth;
+
+    fn original() -> Report {
+        let text = include_str!("../tests/fixtures/original-postcopy.json");
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn all() -> Selection {
+        Selection {
+            total_guest_cpu: true,
+            split_guest_cpu: true,
+            qemu_cpu: true,
+            vcpu_cpu: true,
+            migration_iters: true,
+            migration_cpu: true,
+        }
+    }
+
+    fn names(run: &Run) -> Vec<&str> {
+        run.series.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn ours_has_source_and_destination_lines() {
+        let r = synth::report(&synth::Spec {
+            records: 400,
+            ..Default::default()
+        });
+        let run = Run::from_report(&r, "pre.json", "pre", &all());
+        let n = names(&run);
+        for want in [
+            "guest, all threads",
+            "guest, all threads (dst)",
+            "guest thread 0",
+            "guest thread 1 (dst)",
+            "QEMU",
+            "QEMU dst",
+            "vCPU 0",
+            "vCPU 1 dst",
+            "migration threads",
+            "migration threads dst",
+        ] {
+            assert!(n.contains(&want), "{want} missing from {n:?}");
+        }
+        // Destination guest lines start after the source ones end.
+        let src = run
+            .series
+            .iter()
+            .find(|s| s.name == "guest thread 0")
+            .unwrap();
+        let dst = run
+            .series
+            .iter()
+            .find(|s| s.name == "guest thread 0 (dst)")
+            .unwrap();
+        assert!(src.points.last().unwrap().0 < dst.points[0].0);
+        // Utilization is a percentage of one CPU: the vCPUs run near 97%.
+        let v = run.series.iter().find(|s| s.name == "vCPU 0").unwrap();
+        let peak = v.points.iter().map(|p| p.1).fold(0.0, f64::max);
+        assert!((90.0..=100.0).contains(&peak), "{peak}");
+        // Every series is sorted by time.
+        for s in &run.series {
+            assert!(s.points.windows(2).all(|w| w[0].0 <= w[1].0), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn ours_marks_statuses_iterations_and_the_downtime_window() {
+        let r = synth::report(&synth::Spec {
+            records: 400,
+            ..Default::default()
+        });
+        let run = Run::from_report(&r, "pre.json", "pre", &all());
+        let st: Vec<&str> = run.statuses.iter().map(|s| s.status.as_str()).collect();
+        assert_eq!(st, ["active", "device", "completed"]);
+        assert_eq!(
+            run.iterations
+                .iter()
+                .map(|i| i.iteration)
+                .collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        let d = run.downtime.clone().unwrap();
+        assert!(!d.estimated);
+        // STOP at 9.3 s, RESUME 62 ms later (synth's timeline).
+        assert!((d.start - 9.3).abs() < 1e-6, "{d:?}");
+        assert!(((d.end - d.start) * 1000.0 - 62.0).abs() < 1e-3, "{d:?}");
+        assert_eq!(run.summary.result, "completed");
+        assert_eq!(run.summary.downtime_ms, Some(62.0));
+        assert_eq!(run.summary.iterations, Some(5));
+    }
+
+    #[test]
+    fn original_result_is_read_like_the_original_plot() {
+        let r = original();
+        let run = Run::from_report(&r, "o.json", "o", &all());
+        let n = names(&run);
+        assert!(
+            n.contains(&"guest thread 0") && n.contains(&"guest thread 1"),
+            "{n:?}"
+        );
+        assert!(n.contains(&"QEMU"));
+        assert_eq!(n.iter().filter(|n| n.starts_with("vCPU")).count(), 2);
+        assert!(!n
+            .iter()
+            .any(|n| n.contains("dst") || n.contains("migration")));
+        // Time zero is the earliest timing record (the first qemu sample here).
+        let q = run.series.iter().find(|s| s.name == "QEMU").unwrap();
+        assert!((q.points[0].0 - 1.0).abs() < 1e-6, "{:?}", q.points[0]);
+        let st: Vec<&str> = run.statuses.iter().map(|s| s.status.as_str()).collect();
+        assert_eq!(st, ["active", "postcopy-active", "completed"]);
+        let d = run.downtime.clone().unwrap();
+        assert!(d.estimated);
+        assert_eq!(d.downtime_ms, Some(12.0));
+        assert_eq!(run.summary.result, "completed");
+        assert_eq!(run.summary.iterations, Some(3));
+    }
+
+    #[test]
+    fn selection_picks_lines() {
+        let r = original();
+        let sel = Selection {
+            qemu_cpu: true,
+            ..Selection::default()
+        };
+        let run = Run::from_report(&r, "o.json", "o", &sel);
+        assert_eq!(names(&run), ["QEMU"]);
+        let sel = Selection {
+            total_guest_cpu: true,
+            ..Selection::default()
+        };
+        let run = Run::from_report(&r, "o.json", "o", &sel);
+        assert_eq!(names(&run), ["guest, all threads"]);
+    }
+
+    #[test]
+    fn no_guest_records_still_gives_cpu_lines() {
+        let mut r = synth::report(&synth::Spec {
+            records: 100,
+            ..Default::default()
+        });
+        let ext = r.guestperf_rs.as_mut().unwrap();
+        ext.guest_progress.clear();
+        ext.guest_gb.clear();
+        r.guest_timings.clear();
+        assert!(has_data(&r));
+        let run = Run::from_report(&r, "x.json", "x", &Selection::default_for(1));
+        assert!(run.series.iter().all(|s| s.kind != SeriesKind::GuestThread));
+        assert!(names(&run).contains(&"QEMU"));
+    }
+
+    #[test]
+    fn guest_gb_records_are_used_without_progress_records() {
+        let mut r = synth::report(&synth::Spec {
+            records: 100,
+            ..Default::default()
+        });
+        let ext = r.guestperf_rs.as_mut().unwrap();
+        ext.guest_progress.clear();
+        ext.guest_gb.push(gp_records::GuestGb {
+            time_s: 1_700_000_003.0,
+            role: Role::Src,
+            thread: 0,
+            tid: Some(77),
+            guest_time_ms: 0.0,
+            elapsed_ms: 812.0,
+        });
+        let pts = guest_points(&r);
+        assert_eq!(pts.len(), 1);
+        assert_eq!(pts[0].ms_per_gb, 812.0);
+    }
+}
