@@ -17,6 +17,11 @@ extra=()
 [[ -n ${GP_FILTER:-} ]] && extra+=(--filter "$GP_FILTER")
 [[ -n ${GP_REPEAT:-} ]] && extra+=(--repeat "$GP_REPEAT")
 
-gp-batch --mem "$mem" --cpus 2 "${extra[@]}" "${sc[@]}" --output "$out/unix-localhost-${mem}gb-2cpu"
+# Named after the set-up, as in the seed: 4 -> unix-localhost-4gb-2cpu, 256M -> ...-256m-2cpu.
+size=$mem
+[[ $mem =~ ^[0-9.]+$ ]] && size="${mem}gb"
+dir="$out/unix-localhost-${size,,}-2cpu"
 
-cat "$out/unix-localhost-${mem}gb-2cpu/summary.md"
+gp-batch --mem "$mem" --cpus 2 "${extra[@]}" "${sc[@]}" --output "$dir"
+
+cat "$dir/summary.md"

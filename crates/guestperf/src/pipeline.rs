@@ -63,13 +63,24 @@ impl StageCommand {
         self
     }
 
-    /// The command as a shell word list (`gp-migrate --post-copy`), program shown by file name.
+    /// The command as shell words (`gp-migrate --post-copy`): the program by its file name when
+    /// that name on `PATH` is this program, else by its full path, so the line runs as shown.
     pub fn shell_words(&self) -> String {
-        let program = self
+        let name = self
             .program
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| self.program.display().to_string());
+            .map(|n| n.to_string_lossy().into_owned());
+        let on_path = name.as_deref().and_then(gp_qemu::bind::find_on_path);
+        let same = |a: &std::path::Path, b: &std::path::Path| {
+            a.canonicalize()
+                .ok()
+                .zip(b.canonicalize().ok())
+                .is_some_and(|(a, b)| a == b)
+        };
+        let program = match (name, on_path) {
+            (Some(name), Some(found)) if same(&found, &self.program) => name,
+            _ => self.program.display().to_string(),
+        };
         let mut words = vec![shell_quote(&program)];
         words.extend(self.args.iter().map(|a| shell_quote(&a.to_string_lossy())));
         words.join(" ")
@@ -920,13 +931,19 @@ mod tests {
         ]);
         assert_eq!(
             cmd.shell_words(),
-            "gp-migrate --parameter max-bandwidth=1 --name 'it'\\''s'"
+            "/x/target/debug/gp-migrate --parameter max-bandwidth=1 --name 'it'\\''s'"
+        );
+        // A program that PATH finds under its own name is shown by that name.
+        let sh = gp_qemu::bind::find_on_path("sh").unwrap();
+        assert_eq!(
+            StageCommand::new("sh", &sh).arg("-c").shell_words(),
+            "sh -c"
         );
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(
-            shell_pipeline(&[StageCommand::new("a", "a"), StageCommand::new("b", "b")]),
-            "a \\\n  | b"
+            shell_pipeline(&[StageCommand::new("a", "/a"), StageCommand::new("b", "/b")]),
+            "/a \\\n  | /b"
         );
     }
 }

@@ -1,0 +1,228 @@
+//! `guestperf` end to end: real QEMU under TCG, small guests.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{require_real_run, run, SMALL};
+use gp_records::report::Report;
+use gp_records::Outcome;
+
+fn guestperf() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_guestperf"))
+}
+
+#[test]
+fn small_run_writes_a_completed_report_to_stdout() {
+    let _lock = gp_qemu::testing::vm_test_lock();
+    require_real_run();
+    let start = Instant::now();
+    let out = run(guestperf().args(SMALL));
+    eprintln!("one-shot took {:.1} s", start.elapsed().as_secs_f64());
+    assert!(
+        out.status.success(),
+        "guestperf failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Report = serde_json::from_slice(&out.stdout).expect("stdout is one report");
+    let summary = report
+        .summary
+        .as_ref()
+        .expect("a guestperf-rs report has a summary");
+    assert_eq!(
+        summary.outcome,
+        Some(Outcome::Completed),
+        "{}",
+        summary.reason
+    );
+    assert!(report.result.as_ref().unwrap().success);
+    assert_eq!(report.hardware.mem, 0.25);
+    assert_eq!(report.hardware.cpus, 1, "the original's default");
+    assert_eq!(report.transport, "unix", "the original's default");
+    assert_eq!(report.scenario.downtime, 500, "the original's default");
+    assert_eq!(report.sleep, 1.0);
+    assert!(summary.total_time_ms.unwrap() > 0);
+    let ext = report.guestperf_rs.as_ref().unwrap();
+    assert!(!ext.samples.is_empty(), "gp-sample ran in the pipeline");
+    assert!(ext.stage_errors.is_empty(), "{:?}", ext.stage_errors);
+    assert_eq!(ext.header.as_ref().unwrap().accel, "tcg");
+}
+
+#[test]
+fn the_seed_post_copy_example_switches_to_post_copy() {
+    let _lock = gp_qemu::testing::vm_test_lock();
+    require_real_run();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("result.json");
+    let out = run(guestperf()
+        .args(SMALL)
+        .args(["--post-copy", "--post-copy-iters", "5", "--output"])
+        .arg(&path));
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty(), "--output FILE leaves stdout empty");
+    let report: Report = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert!(report.scenario.post_copy);
+    assert_eq!(report.scenario.post_copy_iters, 5);
+    let summary = report.summary.unwrap();
+    assert_eq!(
+        summary.outcome,
+        Some(Outcome::Completed),
+        "{}",
+        summary.reason
+    );
+}
+
+#[test]
+fn an_impossible_hardware_option_names_gp_launch_and_the_problem() {
+    let _lock = gp_qemu::testing::vm_test_lock();
+    require_real_run();
+    let out = run(guestperf().args(["--accel", "tcg", "--cpus", "0"]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err
+        .lines()
+        .filter(|l| l.starts_with("guestperf: "))
+        .last()
+        .unwrap_or("");
+    assert!(
+        last.starts_with("guestperf: gp-launch (stage 1 of 4) exited with status 2: "),
+        "{err}"
+    );
+    assert!(last.contains("--cpus"), "{err}");
+}
+
+#[test]
+fn an_impossible_scenario_option_names_gp_migrate_and_the_problem() {
+    let _lock = gp_qemu::testing::vm_test_lock();
+    require_real_run();
+    let start = Instant::now();
+    let out = run(guestperf()
+        .args(SMALL)
+        .args(["--multifd", "--multifd-compression", "bogus"]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let ours = err
+        .lines()
+        .find(|l| l.starts_with("guestperf: "))
+        .unwrap_or("");
+    assert!(
+        ours.starts_with("guestperf: gp-migrate (stage 3 of 4) exited with status 2: "),
+        "{err}"
+    );
+    assert!(ours.contains("bogus"), "{err}");
+    // gp-launch noticed the closed pipe and shut its VMs down; nothing waited for a timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(100),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn the_seed_numa_example_runs_or_names_what_the_host_lacks() {
+    let _lock = gp_qemu::testing::vm_test_lock();
+    require_real_run();
+    let nodes = std::fs::read_dir("/sys/devices/system/node")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("node"))
+                .count()
+        })
+        .unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let out = run(guestperf().args([
+        "--accel",
+        "tcg",
+        "--sleep",
+        "1",
+        "--max-time",
+        "120",
+        "--mem",
+        "4",
+        "--cpus",
+        "2",
+        "--src-mem-bind",
+        "0",
+        "--src-cpu-bind",
+        "0,1",
+        "--dst-mem-bind",
+        "1",
+        "--dst-cpu-bind",
+        "2,3",
+    ]));
+    if nodes >= 2 && cpus >= 4 {
+        assert!(out.status.success());
+        let report: Report = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report.hardware.dst_mem_bind, ["1"]);
+    } else {
+        assert!(
+            !out.status.success(),
+            "binding to node 1 / CPUs 2,3 cannot work on this host"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        let ours = err
+            .lines()
+            .filter(|l| l.starts_with("guestperf: "))
+            .last()
+            .unwrap_or("");
+        assert!(
+            ours.starts_with("guestperf: gp-launch (stage 1 of 4)"),
+            "{err}"
+        );
+        assert!(
+            ours.contains("node 1") || ours.contains("CPU 2") || ours.contains("2,3"),
+            "names the missing node or CPU: {err}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_is_forwarded_and_no_qemu_outlives_the_run() {
+    let _lock = gp_qemu::testing::vm_test_lock();
+    require_real_run();
+    let mut child = guestperf()
+        .args(["--accel", "tcg", "--mem", "256M", "--sleep", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait for both QEMUs to exist (the signal must arrive mid-run, not before gp-launch starts).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let qemus = loop {
+        let qemus: Vec<u32> = common::descendants_of(pid)
+            .into_iter()
+            .filter(|&p| common::comm(p).starts_with("qemu-system"))
+            .collect();
+        if qemus.len() >= 2 {
+            break qemus;
+        }
+        assert!(Instant::now() < deadline, "the VMs never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "guestperf ended before its VMs started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "guestperf did not end after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    for q in qemus {
+        assert!(!common::alive(q), "QEMU {q} outlived the run");
+    }
+}
