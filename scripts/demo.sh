@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The main job: one real live-migration test of a busy guest, with its report and charts.
+#
+#   scripts/demo.sh [guestperf options]      e.g. scripts/demo.sh --post-copy --post-copy-iters 1
+#
+# Sets up the host when something is missing (QEMU, guest kernel, jq: scripts/setup-host.sh),
+# builds the tools and the stress initrd when they are out of date, then runs
+#
+#   guestperf [options] --output results/result.json
+#   gp-plot --migration-iters --split-guest-cpu --qemu-cpu --vcpu-cpu results/result.json
+#
+# and writes results/result.svg and results/result.png. Without options guestperf uses the
+# original guestperf's defaults (1 vCPU, 1 GiB, 15 s of workload before and after a precopy
+# migration over a unix socket); without working KVM it runs under TCG and says so.
+# RESULTS=dir changes the output directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'demo: %s\n' "$*" >&2; }
+
+kernels="${GUESTPERF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/guestperf}/kernel"
+setup=no
+command -v qemu-system-x86_64 >/dev/null || setup=yes
+command -v jq >/dev/null || setup=yes
+ls "$kernels"/vmlinuz-* /boot/vmlinuz-* >/dev/null 2>&1 || setup=yes
+if [[ $setup == yes ]]; then
+    say "setting up the host (scripts/setup-host.sh)"
+    bash scripts/setup-host.sh
+fi
+
+say "building the tools (cargo build --release)"
+cargo build --quiet --release -p gp-launch -p gp-sample -p gp-migrate -p gp-collect -p gp-plot \
+    -p guestperf
+say "building the stress initrd (initrd/build.sh)"
+bash initrd/build.sh >/dev/null
+
+bin=${CARGO_TARGET_DIR:-target}/release
+out=${RESULTS:-results}
+mkdir -p "$out"
+
+say "running: guestperf $* --output $out/result.json"
+start=$(date +%s)
+"$bin/guestperf" "$@" --output "$out/result.json"
+say "the test took $(( $(date +%s) - start )) s"
+
+for ext in svg png; do
+    "$bin/gp-plot" --output "$out/result.$ext" \
+        --migration-iters --split-guest-cpu --qemu-cpu --vcpu-cpu "$out/result.json"
+done
+
+jq -r '
+  .summary as $s
+  | "scenario      \(.scenario.name): \(if .scenario.post_copy then "post-copy" else "precopy" end), \(.hardware.cpus) vCPU, \(.hardware.mem) GiB, \(.guestperf_rs.header.accel // "?")",
+    "outcome       \($s.outcome) (\($s.reason))",
+    "total time    \($s.total_time_ms // "-") ms",
+    "downtime      \($s.downtime_ms // "-") ms (QEMU), guest stall \($s.guest_stall.stall_ms // "-" | if type == "number" then (. * 10 | round / 10) else . end) ms",
+    "slowdown      \($s.guest_throughput.slowdown_during_pct // "-" | if type == "number" then (. * 10 | round / 10) else . end) % of guest throughput during migration",
+    "host CPU      \([$s.host_cpu.vms[].during_migration_s // empty] | add // "-" | if type == "number" then (. * 100 | round / 100) else . end) s of QEMU CPU during migration"
+' "$out/result.json"
+echo "report: $out/result.json   charts: $out/result.svg $out/result.png"
