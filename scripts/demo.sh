@@ -22,7 +22,7 @@ kernels="${GUESTPERF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/guestperf}/kernel"
 setup=no
 command -v qemu-system-x86_64 >/dev/null || setup=yes
 command -v jq >/dev/null || setup=yes
-ls "$kernels"/vmlinuz-* /boot/vmlinuz-* >/dev/null 2>&1 || setup=yes
+compgen -G "$kernels/vmlinuz-*" >/dev/null || compgen -G "/boot/vmlinuz-*" >/dev/null || setup=yes
 if [[ $setup == yes ]]; then
     say "setting up the host (scripts/setup-host.sh)"
     bash scripts/setup-host.sh
