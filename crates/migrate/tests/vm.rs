@@ -1,0 +1,799 @@
+//! End-to-end: `gp-launch --accel tcg ... | gp-migrate ...` with real QEMU, real guests running
+//! `stress`, every strategy of the original guestperf, both transports, and the fault paths.
+//!
+//! Needs QEMU, the guest kernel and the stress initrd (scripts/setup-host.sh, initrd/build.sh).
+//! Each test takes the machine-wide VM test lock.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use gp_qemu::testing::{pid_alive, require_qemu, vm_test_lock, wait_until};
+use serde_json::Value;
+
+/// Longest a whole pipeline may run before the test kills it and fails.
+const PIPELINE_DEADLINE: Duration = Duration::from_secs(400);
+
+fn gp_migrate() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gp-migrate"))
+}
+
+/// gp-launch from the same target directory; built on demand.
+fn gp_launch() -> PathBuf {
+    if let Some(dev) = std::env::var_os("GP_MIGRATE_DEV_LAUNCHER") {
+        return PathBuf::from(dev);
+    }
+    let path = gp_migrate().with_file_name("gp-launch");
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "gp-launch"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build -p gp-launch");
+        assert!(status.success(), "cargo build -p gp-launch failed");
+    });
+    assert!(
+        path.exists(),
+        "{} missing after building gp-launch",
+        path.display()
+    );
+    path
+}
+
+fn initrd() -> PathBuf {
+    let path = gp_qemu::paths::default_initrd();
+    assert!(
+        path.exists(),
+        "{} is missing: VM tests need the stress initrd (run initrd/build.sh or \
+         scripts/setup-host.sh)",
+        path.display()
+    );
+    path
+}
+
+/// One finished pipeline.
+struct Run {
+    records: Vec<Value>,
+    migrate_code: Option<i32>,
+    launch_code: Option<i32>,
+    stderr: String,
+    /// Wall time from start to the end of gp-migrate's output, seconds.
+    elapsed_s: f64,
+}
+
+impl Run {
+    fn of_type<'a>(&'a self, ty: &str) -> impl Iterator<Item = &'a Value> + 'a {
+        let ty = ty.to_string();
+        self.records
+            .iter()
+            .filter(move |r| r["type"] == ty.as_str())
+    }
+
+    fn one(&self, ty: &str) -> &Value {
+        let all: Vec<&Value> = self.of_type(ty).collect();
+        assert_eq!(
+            all.len(),
+            1,
+            "expected one {ty} record, got {}\n{}",
+            all.len(),
+            self.dump()
+        );
+        all[0]
+    }
+
+    fn result(&self) -> &Value {
+        self.one("result")
+    }
+
+    fn actions(&self) -> Vec<(String, String)> {
+        self.of_type("action")
+            .map(|a| {
+                (
+                    a["action"].as_str().unwrap().to_string(),
+                    a["role"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn action_time(&self, action: &str) -> f64 {
+        self.of_type("action")
+            .find(|a| a["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} action\n{}", self.dump()))["time_s"]
+            .as_f64()
+            .unwrap()
+    }
+
+    fn workload_after(&self, role: &str, t: f64) -> usize {
+        self.of_type("guest_progress")
+            .filter(|g| g["role"] == role && g["time_s"].as_f64().unwrap() > t)
+            .count()
+    }
+
+    fn vm_pids(&self) -> Vec<u32> {
+        self.of_type("vm")
+            .map(|v| v["pid"].as_u64().unwrap() as u32)
+            .collect()
+    }
+
+    /// Records other than the bulky ones, and stderr, for failure messages.
+    fn dump(&self) -> String {
+        let mut s = String::new();
+        for r in &self.records {
+            if !matches!(
+                r["type"].as_str(),
+                Some("progress" | "guest_progress" | "cpu_sample")
+            ) {
+                let mut line = r.to_string();
+                line.truncate(300);
+                s.push_str(&line);
+                s.push('\n');
+            }
+        }
+        format!(
+            "exit codes: gp-migrate {:?}, gp-launch {:?}\n{s}--- stderr ---\n{}",
+            self.migrate_code, self.launch_code, self.stderr
+        )
+    }
+
+    fn summary(&self, name: &str) {
+        let r = self.result();
+        eprintln!(
+            "[{name}] outcome {} total_time_ms {} downtime_ms {} setup_time_ms {} iterations {} \
+             transferred_bytes {} pipeline {:.1} s",
+            r["outcome"],
+            r["total_time_ms"],
+            r["downtime_ms"],
+            r["setup_time_ms"],
+            r["iterations"],
+            r["transferred_bytes"],
+            self.elapsed_s
+        );
+    }
+
+    /// Both QEMUs are gone and nothing of the run remains.
+    fn assert_nothing_left(&self) {
+        for pid in self.vm_pids() {
+            assert!(
+                wait_until(Duration::from_secs(10), || !pid_alive(pid)),
+                "QEMU pid {pid} still running after the pipeline ended\n{}",
+                self.dump()
+            );
+        }
+    }
+}
+
+/// What a test may do while the pipeline runs: called with each record gp-migrate writes.
+type Hook<'a> = &'a mut dyn FnMut(&Value, u32);
+
+fn spawn_capturing_stderr(cmd: &mut Command, tag: &'static str, tx: mpsc::Sender<String>) -> Child {
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {tag}: {e}"));
+    let mut err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        let tagged: String = text.lines().map(|l| format!("[{tag}] {l}\n")).collect();
+        let _ = tx.send(tagged);
+    });
+    child
+}
+
+fn pipeline(launch_args: &[&str], migrate_args: &[&str], hook: Hook<'_>) -> Run {
+    require_qemu();
+    let initrd = initrd();
+    let (etx, erx) = mpsc::channel();
+    let mut launch = Command::new(gp_launch());
+    launch
+        .args(["--accel", "tcg", "--mem", "256M", "--cpus", "1"])
+        .arg("--initrd")
+        .arg(&initrd)
+        .args(launch_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let started = Instant::now();
+    let mut launch = spawn_capturing_stderr(&mut launch, "gp-launch", etx.clone());
+    let mut migrate = Command::new(gp_migrate());
+    migrate
+        .args(migrate_args)
+        .stdin(launch.stdout.take().unwrap())
+        .stdout(Stdio::piped());
+    let mut migrate = spawn_capturing_stderr(&mut migrate, "gp-migrate", etx);
+
+    // A watchdog: a hung pipeline is killed (by pid) and the test fails below.
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let pids = (launch.id(), migrate.id());
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(PIPELINE_DEADLINE).is_err() {
+            for pid in [pids.1, pids.0] {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            return true;
+        }
+        false
+    });
+
+    let mut records = Vec::new();
+    for line in BufReader::new(migrate.stdout.take().unwrap()).lines() {
+        let line = line.expect("read gp-migrate output");
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("gp-migrate wrote a line that is not JSON ({e}): {line}"));
+        hook(&v, pids.1);
+        records.push(v);
+    }
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let migrate_code = migrate.wait().unwrap().code();
+    let launch_status = launch.wait().unwrap();
+    let _ = done_tx.send(());
+    let timed_out = watchdog.join().unwrap();
+    let stderr: String = erx.iter().collect();
+    let run = Run {
+        records,
+        migrate_code,
+        launch_code: launch_status.code(),
+        stderr,
+        elapsed_s,
+    };
+    assert!(
+        !timed_out,
+        "pipeline killed after {PIPELINE_DEADLINE:?}\n{}",
+        run.dump()
+    );
+    run
+}
+
+fn run(migrate_args: &[&str]) -> Run {
+    pipeline(&[], migrate_args, &mut |_, _| {})
+}
+
+fn assert_completed(run: &Run) {
+    assert_eq!(run.result()["outcome"], "completed", "{}", run.dump());
+    assert_eq!(run.migrate_code, Some(0), "{}", run.dump());
+    assert!(run.result()["total_time_ms"].as_u64().unwrap() > 0);
+    assert!(run.result()["iterations"].as_u64().unwrap() >= 1);
+    // The destination ran the workload after the migration.
+    let end = run.result()["time_s"].as_f64().unwrap();
+    assert!(
+        run.workload_after("dst", end) > 0,
+        "no dst workload after completion\n{}",
+        run.dump()
+    );
+    // Every input line passed through: gp-launch's records are all there, vm_exit last.
+    assert_eq!(run.of_type("launch").count(), 1);
+    assert_eq!(run.of_type("vm").count(), 2);
+    assert_eq!(run.of_type("vm_exit").count(), 2, "{}", run.dump());
+    assert_scenario_first(run);
+    run.assert_nothing_left();
+}
+
+/// The scenario record comes before any other gp-migrate record.
+fn assert_scenario_first(run: &Run) {
+    let ours = ["scenario", "progress", "qmp_event", "action", "result"];
+    let first = run
+        .records
+        .iter()
+        .find(|r| ours.contains(&r["type"].as_str().unwrap_or("")));
+    assert_eq!(
+        first.map(|r| &r["type"]),
+        Some(&Value::from("scenario")),
+        "{}",
+        run.dump()
+    );
+}
+
+fn scenario(run: &Run) -> &Value {
+    run.one("scenario")
+}
+
+#[test]
+fn pause_after_one_pass_completes_and_the_destination_runs_the_workload() {
+    let _lock = vm_test_lock();
+    let run = run(&["--sleep", "1", "--pause", "--pause-iters", "1"]);
+    run.summary("pause");
+    assert_completed(&run);
+    let actions = run.actions();
+    assert!(
+        actions.contains(&("pause".into(), "src".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("resume".into(), "dst".into())),
+        "{actions:?}"
+    );
+    let resumed = run.action_time("resume");
+    assert!(run.workload_after("dst", resumed) > 0, "{}", run.dump());
+    // Progress: every snapshot verbatim, iteration = dirty-sync-count, events with QEMU time.
+    let progress: Vec<&Value> = run
+        .of_type("progress")
+        .filter(|p| p["role"] == "src")
+        .collect();
+    assert!(!progress.is_empty());
+    for p in &progress {
+        assert_eq!(p["status"], p["info"]["status"]);
+        if let Some(i) = p.get("iteration") {
+            assert_eq!(i, &p["info"]["ram"]["dirty-sync-count"]);
+        }
+    }
+    let passes = run
+        .of_type("qmp_event")
+        .filter(|e| e["event"] == "MIGRATION_PASS")
+        .count();
+    assert!(passes >= 1, "no MIGRATION_PASS events\n{}", run.dump());
+    let completed = run
+        .of_type("qmp_event")
+        .find(|e| {
+            e["event"] == "MIGRATION" && e["data"]["status"] == "completed" && e["role"] == "src"
+        })
+        .unwrap_or_else(|| panic!("no MIGRATION completed event\n{}", run.dump()));
+    assert!(completed["qemu_time_s"].as_f64().unwrap() > 1.0e9);
+    assert_eq!(scenario(&run)["capabilities"]["events"], true);
+    assert_eq!(scenario(&run)["dst_capabilities"]["events"], true);
+    assert_eq!(scenario(&run)["parameters"]["downtime-limit"], 500);
+}
+
+#[test]
+fn post_copy_after_one_pass_completes_and_the_destination_keeps_running() {
+    let _lock = vm_test_lock();
+    let run = run(&["--sleep", "1", "--post-copy", "--post-copy-iters", "1"]);
+    run.summary("post-copy");
+    assert_completed(&run);
+    assert_eq!(scenario(&run)["capabilities"]["postcopy-ram"], true);
+    assert_eq!(scenario(&run)["dst_capabilities"]["postcopy-ram"], true);
+    let switched = run.action_time("postcopy");
+    assert!(run.workload_after("dst", switched) > 0, "{}", run.dump());
+    assert!(
+        run.of_type("progress")
+            .any(|p| p["status"] == "postcopy-active"
+                || run
+                    .of_type("qmp_event")
+                    .any(|e| e["data"]["status"] == "postcopy-active")),
+        "never saw postcopy-active\n{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn auto_converge_throttles_the_source() {
+    let _lock = vm_test_lock();
+    // QEMU checks the dirty rate at most once a second, so passes must be slow (bandwidth) and
+    // the downtime tight for it to throttle; the pause at pass 12 ends it for sure.
+    let run = run(&[
+        "--sleep",
+        "1",
+        "--auto-converge",
+        "--auto-converge-step",
+        "30",
+        "--bandwidth",
+        "24",
+        "--downtime",
+        "10",
+        "--pause",
+        "--pause-iters",
+        "12",
+    ]);
+    run.summary("auto-converge");
+    assert_completed(&run);
+    assert_eq!(scenario(&run)["capabilities"]["auto-converge"], true);
+    assert_eq!(scenario(&run)["dst_capabilities"]["auto-converge"], false);
+    assert_eq!(scenario(&run)["parameters"]["cpu-throttle-increment"], 30);
+    let throttled = run
+        .of_type("progress")
+        .filter_map(|p| p["info"]["cpu-throttle-percentage"].as_u64())
+        .max()
+        .unwrap_or(0);
+    eprintln!("[auto-converge] max cpu-throttle-percentage {throttled}");
+    assert!(
+        throttled > 0,
+        "the source was never throttled\n{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn xbzrle_caches_a_share_of_guest_ram() {
+    let _lock = vm_test_lock();
+    let run = run(&[
+        "--sleep",
+        "1",
+        "--compression-xbzrle",
+        "--pause",
+        "--pause-iters",
+        "3",
+    ]);
+    run.summary("xbzrle");
+    assert_completed(&run);
+    assert_eq!(scenario(&run)["capabilities"]["xbzrle"], true);
+    // 10% of 256 MiB, rounded down to a power of two.
+    assert_eq!(
+        scenario(&run)["parameters"]["xbzrle-cache-size"],
+        16u64 << 20
+    );
+    let cache_seen = run
+        .of_type("progress")
+        .any(|p| p["info"].get("xbzrle-cache").is_some());
+    assert!(
+        cache_seen,
+        "no xbzrle-cache statistics in any snapshot\n{}",
+        run.dump()
+    );
+}
+
+/// The multifd compression methods this QEMU has compiled in.
+fn multifd_methods() -> Vec<String> {
+    let out = Command::new("qemu-system-x86_64")
+        .args([
+            "-machine",
+            "none",
+            "-display",
+            "none",
+            "-qmp",
+            "stdio",
+            "-nodefaults",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            let mut stdin = c.stdin.take().unwrap();
+            writeln!(stdin, r#"{{"execute": "qmp_capabilities"}}"#)?;
+            writeln!(stdin, r#"{{"execute": "query-qmp-schema"}}"#)?;
+            writeln!(stdin, r#"{{"execute": "quit"}}"#)?;
+            drop(stdin);
+            c.wait_with_output()
+        })
+        .expect("run qemu-system-x86_64 -qmp stdio");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if let Some(schema) = v["return"].as_array() {
+            let by_name = |n: &str| schema.iter().find(|e| e["name"] == n);
+            let cmd = by_name("migrate-set-parameters").unwrap();
+            let args = by_name(cmd["arg-type"].as_str().unwrap()).unwrap();
+            let member = args["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["name"] == "multifd-compression")
+                .unwrap();
+            let ty = by_name(member["type"].as_str().unwrap()).unwrap();
+            return ty["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+        }
+    }
+    panic!("no query-qmp-schema reply from QEMU");
+}
+
+#[test]
+fn multifd_with_each_compression_method_this_qemu_has() {
+    let _lock = vm_test_lock();
+    let none = run(&[
+        "--sleep",
+        "1",
+        "--multifd",
+        "--multifd-channels",
+        "2",
+        "--pause",
+        "--pause-iters",
+        "2",
+    ]);
+    none.summary("multifd");
+    assert_completed(&none);
+    assert_eq!(scenario(&none)["capabilities"]["multifd"], true);
+    assert_eq!(scenario(&none)["dst_capabilities"]["multifd"], true);
+    assert_eq!(scenario(&none)["dst_parameters"]["multifd-channels"], 2);
+    let multifd_bytes = none
+        .of_type("progress")
+        .filter_map(|p| p["info"]["ram"]["multifd-bytes"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        multifd_bytes > 0,
+        "no bytes went over multifd channels\n{}",
+        none.dump()
+    );
+
+    let methods = multifd_methods();
+    eprintln!("[multifd] this QEMU's multifd compression methods: {methods:?}");
+    let mut tested = 0;
+    for method in ["zlib", "zstd"] {
+        if !methods.iter().any(|m| m == method) {
+            continue;
+        }
+        let run = run(&[
+            "--sleep",
+            "1",
+            "--multifd",
+            "--multifd-compression",
+            method,
+            "--pause",
+            "--pause-iters",
+            "2",
+        ]);
+        run.summary(&format!("multifd-{method}"));
+        assert_completed(&run);
+        assert_eq!(scenario(&run)["parameters"]["multifd-compression"], method);
+        assert_eq!(
+            scenario(&run)["dst_parameters"]["multifd-compression"],
+            method
+        );
+        tested += 1;
+    }
+    assert!(
+        tested > 0,
+        "this QEMU has neither zlib nor zstd multifd compression: {methods:?}"
+    );
+    for method in ["qpl", "uadk"] {
+        if methods.iter().any(|m| m == method) {
+            continue;
+        }
+        let run = run(&["--sleep", "0", "--multifd", "--multifd-compression", method]);
+        assert_eq!(run.migrate_code, Some(6), "{}", run.dump());
+        let reason = run.result()["reason"].as_str().unwrap().to_string();
+        assert!(
+            reason.contains(&format!("multifd compression '{method}'")),
+            "{reason}"
+        );
+        run.assert_nothing_left();
+    }
+}
+
+#[test]
+fn multi_thread_compression_is_refused_clearly_on_this_qemu() {
+    let _lock = vm_test_lock();
+    let run = run(&["--sleep", "0", "--compression-mt"]);
+    // QEMU 9.1 removed it; this machine has QEMU 10.
+    assert_eq!(run.migrate_code, Some(6), "{}", run.dump());
+    let result = run.result();
+    assert_eq!(result["outcome"], "failed");
+    let reason = result["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("multi-thread compression (--compression-mt) is not supported by QEMU 10"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("removed multi-thread compression in 9.1"),
+        "{reason}"
+    );
+    assert_eq!(run.of_type("stage_error").count(), 1, "{}", run.dump());
+    assert_eq!(
+        run.of_type("scenario").count(),
+        0,
+        "nothing is configured when refusing"
+    );
+    assert!(
+        run.stderr.contains("not supported by QEMU"),
+        "{}",
+        run.stderr
+    );
+    // Both VMs were shut down by gp-migrate, and gp-launch ended.
+    let shutdowns = run
+        .actions()
+        .iter()
+        .filter(|(a, _)| a == "shutdown")
+        .count();
+    assert_eq!(shutdowns, 2, "{}", run.dump());
+    assert_eq!(run.of_type("vm_exit").count(), 2, "{}", run.dump());
+    run.assert_nothing_left();
+}
+
+#[test]
+fn max_iters_cancels_and_the_source_runs_on_until_shutdown() {
+    let _lock = vm_test_lock();
+    // 1 ms of downtime is never enough for a busy guest: it cannot converge.
+    let run = run(&["--sleep", "1", "--downtime", "1", "--max-iters", "2"]);
+    run.summary("max-iters");
+    assert_eq!(run.migrate_code, Some(4), "{}", run.dump());
+    let result = run.result();
+    assert_eq!(result["outcome"], "cancelled");
+    assert!(
+        result["reason"].as_str().unwrap().contains("--max-iters 2"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        result["iterations"],
+        3,
+        "cancelled on the pass after --max-iters\n{}",
+        run.dump()
+    );
+    let cancelled = run.action_time("cancel");
+    assert!(
+        run.workload_after("src", cancelled) > 0,
+        "the source stopped working\n{}",
+        run.dump()
+    );
+    let src_exit = run.of_type("vm_exit").find(|e| e["role"] == "src").unwrap()["time_s"]
+        .as_f64()
+        .unwrap();
+    let shutdown = run
+        .of_type("action")
+        .find(|a| a["action"] == "shutdown" && a["role"] == "src")
+        .unwrap_or_else(|| panic!("no shutdown of src\n{}", run.dump()))["time_s"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        src_exit > shutdown,
+        "the source exited before gp-migrate shut it down"
+    );
+    run.assert_nothing_left();
+}
+
+#[test]
+fn tcp_transport_migrates() {
+    let _lock = vm_test_lock();
+    let run = pipeline(
+        &["--transport", "tcp"],
+        &["--sleep", "1", "--pause", "--pause-iters", "1"],
+        &mut |_, _| {},
+    );
+    run.summary("tcp");
+    assert_completed(&run);
+    let dst = run.of_type("vm").find(|v| v["role"] == "dst").unwrap();
+    assert!(
+        dst["migrate_uri"].as_str().unwrap().starts_with("tcp:"),
+        "{dst}"
+    );
+    let migrate = run
+        .of_type("action")
+        .find(|a| a["action"] == "migrate")
+        .unwrap();
+    assert!(migrate["reason"].as_str().unwrap().contains("tcp:"));
+}
+
+#[test]
+fn unix_transport_migrates_without_pausing() {
+    let _lock = vm_test_lock();
+    // Post-copy after two passes: the unix socket path, no pause involved.
+    let run = pipeline(
+        &["--transport", "unix"],
+        &["--sleep", "1", "--post-copy", "--post-copy-iters", "2"],
+        &mut |_, _| {},
+    );
+    run.summary("unix");
+    assert_completed(&run);
+    let dst = run.of_type("vm").find(|v| v["role"] == "dst").unwrap();
+    assert!(
+        dst["migrate_uri"].as_str().unwrap().starts_with("unix:"),
+        "{dst}"
+    );
+}
+
+#[test]
+fn generic_capability_and_parameter_reach_qemu() {
+    let _lock = vm_test_lock();
+    let run = run(&[
+        "--sleep",
+        "1",
+        "--pause",
+        "--pause-iters",
+        "1",
+        "--capability",
+        "return-path=on",
+        "--parameter",
+        "announce-max=600",
+        "--parameter",
+        "cpu-throttle-tailslow=on",
+        "--parameter",
+        "max-cpu-throttle=75",
+    ]);
+    assert_completed(&run);
+    let s = scenario(&run);
+    // Read back from query-migrate-capabilities / query-migrate-parameters after setting.
+    assert_eq!(s["capabilities"]["return-path"], true);
+    assert_eq!(s["dst_capabilities"]["return-path"], true);
+    assert_eq!(s["parameters"]["announce-max"], 600);
+    assert_eq!(
+        s["dst_parameters"]["announce-max"], 600,
+        "announce-* matters on the destination"
+    );
+    assert_eq!(
+        s["parameters"]["cpu-throttle-tailslow"], true,
+        "typed as a boolean"
+    );
+    assert_eq!(
+        s["parameters"]["max-cpu-throttle"], 75,
+        "typed as an integer"
+    );
+    assert_eq!(
+        s["dst_parameters"]["max-cpu-throttle"], 99,
+        "source-only: the destination keeps its default"
+    );
+    assert_eq!(s["extra_capabilities"]["return-path"], true);
+    assert_eq!(s["extra_parameters"]["cpu-throttle-tailslow"], true);
+}
+
+#[test]
+fn an_unknown_parameter_is_refused_naming_it_and_the_qemu_version() {
+    let _lock = vm_test_lock();
+    let run = run(&["--sleep", "0", "--parameter", "warp-factor=9"]);
+    assert_eq!(run.migrate_code, Some(6), "{}", run.dump());
+    let reason = run.result()["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("'warp-factor'") && reason.contains("QEMU 10"),
+        "{reason}"
+    );
+    run.assert_nothing_left();
+}
+
+#[test]
+fn destination_killed_mid_migration_fails_and_nothing_is_left() {
+    let _lock = vm_test_lock();
+    let mut dst_pid = None;
+    let mut killed = false;
+    // 16 MiB/s: the first pass over 256 MiB takes many seconds, time enough to kill it.
+    let run = pipeline(&[], &["--sleep", "1", "--bandwidth", "16"], &mut |r, _| {
+        if r["type"] == "vm" && r["role"] == "dst" {
+            dst_pid = r["pid"].as_u64();
+        }
+        if !killed && r["type"] == "progress" && r["role"] == "src" && r["status"] == "active" {
+            let transferred = r["info"]["ram"]["transferred"].as_u64().unwrap_or(0);
+            if transferred > 4 << 20 {
+                let pid = dst_pid.expect("dst vm record before progress");
+                Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .unwrap();
+                killed = true;
+            }
+        }
+    });
+    assert!(
+        killed,
+        "the migration ended before the destination could be killed\n{}",
+        run.dump()
+    );
+    run.summary("dst-killed");
+    assert_eq!(run.migrate_code, Some(3), "{}", run.dump());
+    assert_eq!(run.result()["outcome"], "failed", "{}", run.dump());
+    run.assert_nothing_left();
+    assert!(run.launch_code.is_some(), "gp-launch did not exit normally");
+}
+
+#[test]
+fn sigterm_cancels_records_interrupted_and_ends_the_run() {
+    let _lock = vm_test_lock();
+    let mut sent = false;
+    let run = pipeline(
+        &[],
+        &["--sleep", "1", "--bandwidth", "16"],
+        &mut |r, pid| {
+            if !sent && r["type"] == "progress" && r["status"] == "active" {
+                Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .unwrap();
+                sent = true;
+            }
+        },
+    );
+    assert!(sent);
+    assert_eq!(run.migrate_code, Some(143), "{}", run.dump());
+    assert_eq!(run.result()["outcome"], "interrupted", "{}", run.dump());
+    let actions = run.actions();
+    assert!(
+        actions.contains(&("cancel".into(), "src".into())),
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.iter().filter(|(a, _)| a == "shutdown").count(),
+        2,
+        "{actions:?}"
+    );
+    run.assert_nothing_left();
+}
