@@ -400,7 +400,14 @@ fn legend_layout<DB: DrawingBackend>(
     if full.rows <= max_rows {
         return full;
     }
-    let mut l = layout_groups(root, factored_groups(chart), m, width);
+    let mut groups = factored_groups(chart);
+    let l = layout_groups(root, factored_groups(chart), m, width);
+    if l.rows <= max_rows {
+        return l;
+    }
+    // The table under the legend has a colour swatch per report: drop the report group.
+    groups.truncate(1);
+    let mut l = layout_groups(root, groups, m, width);
     if l.rows <= max_rows {
         return l;
     }
@@ -832,16 +839,21 @@ fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, m
         }
     }
 
-    // Iteration markers on the x axis (a row per report), numbered where numbers fit.
+    // Iteration markers on the x axis, a row per report in the bottom quarter of the plot,
+    // numbered where the numbers fit.
     if chart.migration_iters {
         let size = m.px(5.0);
         let num = m
             .font(m.small * 0.85)
             .pos(Pos::new(HPos::Center, VPos::Bottom));
+        let full_step = 2 * size + px(m.small * 0.9);
+        let runs = chart.runs.len().max(1) as i32;
+        let step = full_step.min((plot_h / 4 - size) / runs).max(size / 2);
+        let numbered = step >= full_step;
         for (ri, run) in chart.runs.iter().enumerate() {
             let c = rgb(report_colour(ri));
             let mut last_right = i32::MIN;
-            let y = plot_h - size - 1 - ri as i32 * (2 * size + px(m.small * 0.9));
+            let y = plot_h - size - 1 - ri as i32 * step;
             for it in &run.iterations {
                 let x = to_px(it.x);
                 if !(0..=plot_w).contains(&x) {
@@ -851,7 +863,7 @@ fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, m
                     .map_err(err)?;
                 let t = it.iteration.to_string();
                 let tw = text_width(&plot, &t, &num);
-                if x - tw / 2 > last_right + m.px(3.0) {
+                if numbered && x - tw / 2 > last_right + m.px(3.0) {
                     plot.draw(&Text::new(t, (x, y - size - 1), num.clone()))
                         .map_err(err)?;
                     last_right = x + tw / 2;
