@@ -59,6 +59,7 @@ fn signal_name(sig: i32) -> &'static str {
     match sig {
         signal_hook::consts::SIGINT => "SIGINT",
         signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGHUP => "SIGHUP",
         _ => "a signal",
     }
 }
@@ -109,6 +110,8 @@ struct Run<W: Write> {
     quit_sent: [bool; 2],
     display: Display,
     bad_lines: u64,
+    /// The `result` record is out: a later interruption does not write another.
+    result_written: bool,
 }
 
 /// Runs gp-migrate: reads records from `input`, writes them and its own to `output`.
@@ -152,6 +155,7 @@ where
         sessions: [None, None],
         quit_sent: [false, false],
         bad_lines: 0,
+        result_written: false,
     };
     run.main()
 }
@@ -329,6 +333,10 @@ impl<W: Write> Run<W> {
             Stop::Signal(sig) => format!("{} received", signal_name(*sig)),
             Stop::OutputClosed => "output closed by the next stage".into(),
         };
+        if self.result_written {
+            // The migration had ended; the run was stopped while settling afterwards.
+            return Ending::Stopped(stop);
+        }
         let mut info = None;
         if self.sessions[0].is_some() && self.alive(Role::Src) {
             if let Ok(i) = self.call(Role::Src, cmd::QueryMigrate, cmd::no_args()) {
@@ -366,7 +374,12 @@ impl<W: Write> Run<W> {
             return Err(Stop::OutputClosed);
         }
         match self.out.write(record) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if matches!(record, Record::Result(_)) {
+                    self.result_written = true;
+                }
+                Ok(())
+            }
             Err(e) => self.write_failed(e),
         }
     }

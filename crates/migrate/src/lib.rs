@@ -39,7 +39,7 @@ pub enum ExitStatus {
     Interrupted,
     /// 6: the scenario needs something this QEMU does not have.
     Unsupported,
-    /// 128 + N: ended by signal N (SIGINT: 130, SIGTERM: 143).
+    /// 128 + N: ended by signal N (SIGHUP: 129, SIGINT: 130, SIGTERM: 143).
     Signal(i32),
 }
 
@@ -57,26 +57,15 @@ impl ExitStatus {
     }
 }
 
-/// Runs gp-migrate on stdin/stdout-like streams, with SIGINT and SIGTERM forwarded from a
-/// signal-hook thread.
+/// Runs gp-migrate on stdin/stdout-like streams, with SIGINT, SIGTERM and SIGHUP forwarded
+/// from gp-qemu's signal thread.
 pub fn run<R, W>(args: Args, input: R, output: W) -> Result<ExitStatus, std::io::Error>
 where
     R: BufRead + Send + 'static,
     W: Write,
 {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("gp-migrate-signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if tx.send(sig).is_err() {
-                    return;
-                }
-            }
-        })?;
-    Ok(engine::run(args, input, output, rx))
+    let signals = gp_qemu::signals::Forwarder::start(gp_qemu::signals::TERMINATING)?;
+    Ok(engine::run(args, input, output, signals.receiver().clone()))
 }
 
 #[cfg(test)]
@@ -92,11 +81,12 @@ mod tests {
             ExitStatus::Cancelled,
             ExitStatus::Interrupted,
             ExitStatus::Unsupported,
+            ExitStatus::Signal(1),
             ExitStatus::Signal(2),
             ExitStatus::Signal(15),
         ];
         let codes: Vec<i32> = all.iter().map(|s| s.code()).collect();
-        assert_eq!(codes, [0, 1, 3, 4, 5, 6, 130, 143]);
+        assert_eq!(codes, [0, 1, 3, 4, 5, 6, 129, 130, 143]);
         let doc = include_str!("../../../docs/gp-migrate.md");
         for code in codes {
             assert!(
