@@ -406,6 +406,10 @@ pub struct VmCpu {
     pub migration_s: f64,
     /// Sum over the other threads of each thread's last sample.
     pub other_s: f64,
+    /// The main thread (tid = pid), one of the "other" threads. On the destination it runs the
+    /// incoming precopy stream (QEMU loads it in a main-loop coroutine, not a `mig/` thread).
+    #[serde(default)]
+    pub main_thread_s: f64,
     /// Names of the migration threads seen.
     pub migration_threads: Vec<String>,
 }

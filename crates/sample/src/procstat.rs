@@ -1,40 +1,82 @@
-//! Reading one QEMU process's CPU time from /proc with the procfs crate.
+//! Reading one QEMU process's CPU time from /proc, parsed with the procfs crate.
+//!
+//! Cheap by design: the `stat` and `schedstat` files of the process and of each thread are opened
+//! once and re-read with `pread` at offset 0 (proc regenerates them on every read), so a sample
+//! costs one directory listing plus two small reads per thread, with no open/close per sample.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
 
 use gp_records::sample::{CpuSample, CpuTime, ThreadCpu};
 use gp_records::{now_s, Role};
-use procfs::process::{Process, Stat};
+use procfs::process::{Schedstat, Stat};
+use procfs::FromRead;
 
 use crate::classify::classify;
 
 /// A local QEMU process being sampled.
 ///
-/// It holds `/proc/PID` open, so a sample after the process died fails even if its pid has been
-/// reused by another process.
+/// It holds `/proc/PID/stat` open: once the process is reaped, reading it fails even if the pid
+/// has been reused by another process.
 pub struct Target {
     pub role: Role,
     pub pid: u32,
     vcpu_tids: Vec<u32>,
-    process: Process,
+    stat: File,
+    threads: HashMap<u32, ThreadFiles>,
     ms_per_tick: f64,
+    buf: Vec<u8>,
     /// Whether the "threads have no names" note was printed.
     warned_unnamed: bool,
+}
+
+struct ThreadFiles {
+    stat: File,
+    schedstat: Option<File>,
 }
 
 /// Why a process can no longer be sampled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gone(pub String);
 
+/// Reads a whole proc file from offset 0 into `buf`.
+fn pread(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    if buf.capacity() < 4096 {
+        buf.reserve(4096);
+    }
+    loop {
+        let len = buf.len();
+        let cap = buf.capacity();
+        buf.resize(cap, 0);
+        let n = file.read_at(&mut buf[len..], len as u64)?;
+        buf.truncate(len + n);
+        if n == 0 || buf.len() < cap {
+            return Ok(());
+        }
+        buf.reserve(cap);
+    }
+}
+
+fn parse<T: FromRead>(buf: &[u8]) -> io::Result<T> {
+    T::from_read(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+}
+
 impl Target {
-    /// Opens `/proc/PID`. Fails if the process does not exist (already exited).
+    /// Opens `/proc/PID/stat`. Fails if the process does not exist (already exited).
     pub fn open(role: Role, pid: u32, vcpu_tids: Vec<u32>) -> Result<Target, Gone> {
-        let process =
-            Process::new(pid as i32).map_err(|e| Gone(format!("cannot open /proc/{pid}: {e}")))?;
+        let path = format!("/proc/{pid}/stat");
+        let stat = File::open(&path).map_err(|e| Gone(format!("cannot open {path}: {e}")))?;
         Ok(Target {
             role,
             pid,
             vcpu_tids,
-            process,
+            stat,
+            threads: HashMap::new(),
             ms_per_tick: 1000.0 / procfs::ticks_per_second() as f64,
+            buf: Vec::with_capacity(4096),
             warned_unnamed: false,
         })
     }
@@ -46,49 +88,71 @@ impl Target {
         )
     }
 
+    /// Reads one thread; `None` if it exited.
+    fn thread(&mut self, tid: u32) -> Option<ThreadCpu> {
+        if !self.threads.contains_key(&tid) {
+            let dir = format!("/proc/{}/task/{tid}", self.pid);
+            let stat = File::open(format!("{dir}/stat")).ok()?;
+            let schedstat = File::open(format!("{dir}/schedstat")).ok();
+            self.threads.insert(tid, ThreadFiles { stat, schedstat });
+        }
+        let files = &self.threads[&tid];
+        let read = pread(&files.stat, &mut self.buf).and_then(|()| parse::<Stat>(&self.buf));
+        let Ok(stat) = read else {
+            self.threads.remove(&tid);
+            return None;
+        };
+        let run_ns = files.schedstat.as_ref().and_then(|f| {
+            pread(f, &mut self.buf).ok()?;
+            parse::<Schedstat>(&self.buf)
+                .ok()
+                .map(|s| s.sum_exec_runtime)
+        });
+        let (user_ms, system_ms) = self.cpu_time(&stat);
+        let (class, vcpu) = classify(tid, &stat.comm, &self.vcpu_tids);
+        Some(ThreadCpu {
+            tid,
+            name: stat.comm,
+            class,
+            vcpu,
+            cpu: CpuTime {
+                user_ms,
+                system_ms,
+                run_ns,
+            },
+        })
+    }
+
     /// Reads the process and every thread now. `Err` once the process is gone (exited, a zombie,
     /// or its pid reused).
     pub fn sample(&mut self) -> Result<CpuSample, Gone> {
         let time_s = now_s();
-        let stat = self
-            .process
-            .stat()
-            .map_err(|e| Gone(format!("process exited ({e})")))?;
+        pread(&self.stat, &mut self.buf).map_err(|e| Gone(format!("process exited ({e})")))?;
+        let stat: Stat = parse(&self.buf).map_err(|e| Gone(format!("unreadable stat: {e}")))?;
         if stat.state == 'Z' || stat.state == 'X' {
             return Err(Gone("process exited (zombie)".into()));
         }
         let (user_ms, system_ms) = self.cpu_time(&stat);
-        let process_name = stat.comm;
-        let mut threads = Vec::with_capacity(self.vcpu_tids.len() + 8);
-        let tasks = self
-            .process
-            .tasks()
-            .map_err(|e| Gone(format!("process exited ({e})")))?;
-        // A thread may exit between listing and reading: skip it.
-        for task in tasks.flatten() {
-            let Ok(tstat) = task.stat() else { continue };
-            let (user_ms, system_ms) = self.cpu_time(&tstat);
-            let run_ns = task.schedstat().ok().map(|s| s.sum_exec_runtime);
-            let tid = task.tid as u32;
-            let (class, vcpu) = classify(tid, &tstat.comm, &self.vcpu_tids);
-            threads.push(ThreadCpu {
-                tid,
-                name: tstat.comm,
-                class,
-                vcpu,
-                cpu: CpuTime {
-                    user_ms,
-                    system_ms,
-                    run_ns,
-                },
-            });
-        }
+        let task_dir = format!("/proc/{}/task", self.pid);
+        let entries =
+            std::fs::read_dir(&task_dir).map_err(|e| Gone(format!("process exited ({e})")))?;
+        let mut tids: Vec<u32> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        // Forget threads that exited.
+        self.threads
+            .retain(|tid, _| tids.binary_search(tid).is_ok());
+        // A thread may exit between listing and reading: it is skipped.
+        let threads: Vec<ThreadCpu> = tids
+            .into_iter()
+            .filter_map(|tid| self.thread(tid))
+            .collect();
         if threads.is_empty() {
             return Err(Gone("process exited (no threads left)".into()));
         }
-        threads.sort_by_key(|t| t.tid);
         if !self.warned_unnamed && threads.len() > 1 + self.vcpu_tids.len() {
-            if threads.iter().all(|t| t.name == process_name) {
+            if threads.iter().all(|t| t.name == stat.comm) {
                 eprintln!(
                     "gp-sample: the {} QEMU (pid {}) does not name its threads, so its migration \
                      threads count as \"other\"; start QEMU with -name <name>,debug-threads=on",

@@ -1,0 +1,222 @@
+//! Accumulates the records of a stream and builds the [`Report`].
+
+use gp_records::migrate::Scenario;
+use gp_records::ndjson::Line;
+use gp_records::report::{
+    Extended, Hardware, InputError, ProgressSnapshot, Report, ReportResult, TimingRecord,
+};
+use gp_records::sample::ThreadClass;
+use gp_records::{MigrationResult, Outcome, Progress, Record, Role};
+use serde_json::Value;
+
+use crate::summary::summarize;
+
+/// What the collector has read so far. Feed it lines with [`Collector::push`]; nothing is
+/// dropped: every record lands somewhere in the report.
+#[derive(Debug, Default)]
+pub struct Collector {
+    ext: Extended,
+    last_time_s: Option<f64>,
+}
+
+impl Collector {
+    pub fn new() -> Self {
+        Collector::default()
+    }
+
+    /// Keeps one input line.
+    pub fn push(&mut self, line: Line) {
+        self.ext.input.lines = self.ext.input.lines.max(line.number);
+        self.ext.input.records += 1;
+        let Some(record) = line.record else {
+            // A type this version does not know: kept verbatim. The reader checked it is a JSON
+            // object with a string "type", so this parse does not fail.
+            let value = serde_json::from_str::<Value>(&line.raw).unwrap_or(Value::String(line.raw));
+            self.ext.unrecognized.push(value);
+            return;
+        };
+        let t = record.time_s();
+        if t.is_finite() {
+            self.last_time_s = Some(self.last_time_s.map_or(t, |l| l.max(t)));
+        }
+        let ext = &mut self.ext;
+        match record {
+            Record::Launch(r) if ext.header.is_none() => ext.header = Some(r),
+            Record::Scenario(r) if ext.scenario.is_none() => ext.scenario = Some(r),
+            Record::Result(r) if ext.result.is_none() => {
+                ext.result = Some(r);
+                ext.result_in_stream = true;
+            }
+            r @ (Record::Launch(_) | Record::Scenario(_) | Record::Result(_)) => {
+                ext.duplicates.push(r)
+            }
+            Record::Vm(r) => ext.vms.push(r),
+            Record::VmExit(r) => ext.vm_exits.push(r),
+            Record::GuestStart(r) => ext.guest_start.push(r),
+            Record::GuestProgress(r) => ext.guest_progress.push(r),
+            Record::GuestGb(r) => ext.guest_gb.push(r),
+            Record::Console(r) => ext.console.push(r),
+            Record::CpuSample(r) => ext.samples.push(r),
+            Record::Progress(r) => ext.progress.push(r),
+            Record::QmpEvent(r) => ext.events.push(r),
+            Record::Action(r) => ext.actions.push(r),
+            Record::ClockOffset(r) => ext.clock_offsets.push(r),
+            Record::StageError(r) => ext.stage_errors.push(r),
+        }
+    }
+
+    /// Notes a line that could not be read.
+    pub fn push_error(&mut self, line: u64, message: String) {
+        self.ext.input.lines = self.ext.input.lines.max(line);
+        self.ext.input.errors.push(InputError { line, message });
+    }
+
+    /// Number of lines that could not be read.
+    pub fn error_count(&self) -> usize {
+        self.ext.input.errors.len()
+    }
+
+    /// Builds the report. `ended` says how the input ended (`end of input`, a signal, an error).
+    pub fn finish(mut self, ended: &str, version: &str) -> Report {
+        self.ext.version = version.to_string();
+        self.ext.input.ended = ended.to_string();
+        if self.ext.result.is_none() {
+            self.ext.result = Some(self.made_up_result(ended));
+            self.ext.result_in_stream = false;
+        }
+        let ext = self.ext;
+        let progress_history = progress_history(&ext.progress);
+        let summary = summarize(&ext, &progress_history);
+        let header = ext.header.as_ref();
+        let scenario_rec = ext.scenario.as_ref();
+        let result = ext.result.as_ref().map(|r| ReportResult {
+            success: r.outcome == Outcome::Completed && !ext.actions.iter().any(is_pause),
+            outcome: Some(r.outcome),
+            reason: Some(r.reason.clone()),
+        });
+        let (qemu_timings, vcpu_timings) = cpu_timings(&ext);
+        Report {
+            hardware: header
+                .map(|h| Hardware::from(&h.hardware))
+                .unwrap_or_default(),
+            scenario: scenario_rec
+                .map(|s| s.scenario.clone())
+                .unwrap_or_else(|| Scenario {
+                    name: "unknown".into(),
+                    ..Scenario::default()
+                }),
+            progress_history,
+            guest_timings: guest_timings(&ext),
+            qemu_timings,
+            vcpu_timings,
+            result,
+            binary: header.map(|h| h.qemu_binary.clone()).unwrap_or_default(),
+            dst_host: header
+                .and_then(|h| h.dst_host.clone())
+                .unwrap_or_else(|| "localhost".into()),
+            kernel: header.map(|h| h.kernel.clone()).unwrap_or_default(),
+            initrd: header.map(|h| h.initrd.clone()).unwrap_or_default(),
+            transport: header.map(|h| h.transport.clone()).unwrap_or_default(),
+            sleep: scenario_rec.map_or(0.0, |s| s.sleep_s),
+            summary: Some(summary),
+            guestperf_rs: Some(ext),
+        }
+    }
+
+    /// The result of a stream that ended without gp-migrate's.
+    fn made_up_result(&self, ended: &str) -> MigrationResult {
+        let mut reason = if self.ext.scenario.is_none() && self.ext.progress.is_empty() {
+            "stream ended without a migration (no gp-migrate records)".to_string()
+        } else {
+            "stream ended before gp-migrate's result".to_string()
+        };
+        if ended != crate::END_OF_INPUT {
+            reason.push_str(&format!(" ({ended})"));
+        }
+        for e in &self.ext.stage_errors {
+            reason.push_str(&format!("; {}: {}", e.stage, e.message));
+        }
+        MigrationResult {
+            time_s: self.last_time_s.unwrap_or_else(gp_records::now_s),
+            outcome: Outcome::Interrupted,
+            reason,
+            total_time_ms: None,
+            downtime_ms: None,
+            setup_time_ms: None,
+            transferred_bytes: None,
+            iterations: None,
+        }
+    }
+}
+
+fn is_pause(a: &gp_records::Action) -> bool {
+    a.action == "pause"
+}
+
+/// The original's progress history: source snapshots, the first, each one whose iteration
+/// count grew, and the first final one (where the original stopped polling).
+pub fn progress_history(progress: &[Progress]) -> Vec<ProgressSnapshot> {
+    let mut history: Vec<ProgressSnapshot> = Vec::new();
+    for p in progress.iter().filter(|p| p.role == Role::Src) {
+        let snap = ProgressSnapshot::from_progress(p);
+        let grew = history
+            .last()
+            .map_or(true, |last| last.ram.iterations < snap.ram.iterations);
+        let is_final = snap.is_final();
+        if grew || is_final {
+            history.push(snap);
+        }
+        if is_final {
+            break;
+        }
+    }
+    history
+}
+
+/// The original's guest timings: one record per GB per guest thread, source then destination.
+/// `timestamp` is the host arrival time (the original used the guest clock, which it assumed
+/// equal to the host's); the guest clock is kept in `guestperf_rs.guest_gb`.
+fn guest_timings(ext: &Extended) -> Vec<TimingRecord> {
+    let mut t: Vec<TimingRecord> = ext
+        .guest_gb
+        .iter()
+        .map(|g| TimingRecord {
+            tid: g.tid.map_or(g.thread as u64, u64::from),
+            timestamp: g.time_s,
+            value: g.elapsed_ms,
+        })
+        .collect();
+    t.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+    t
+}
+
+/// The original's qemu and vCPU timings: cumulative CPU ms of the source QEMU process and of
+/// each source vCPU thread, per sample. vCPU threads use schedstat's precise run time when
+/// present (same unit), the process its user + system time.
+fn cpu_timings(ext: &Extended) -> (Vec<TimingRecord>, Vec<TimingRecord>) {
+    let mut qemu = Vec::new();
+    let mut vcpu = Vec::new();
+    for s in ext.samples.iter().filter(|s| s.role == Role::Src) {
+        qemu.push(TimingRecord {
+            tid: s.pid as u64,
+            timestamp: s.time_s,
+            value: s.process.user_ms + s.process.system_ms,
+        });
+        for t in s.threads.iter().filter(|t| t.class == ThreadClass::Vcpu) {
+            vcpu.push(TimingRecord {
+                tid: t.tid as u64,
+                timestamp: s.time_s,
+                value: thread_ms(t),
+            });
+        }
+    }
+    (qemu, vcpu)
+}
+
+/// A thread's cumulative CPU time in ms: schedstat when present, else user + system.
+pub fn thread_ms(t: &gp_records::sample::ThreadCpu) -> f64 {
+    match t.cpu.run_ns {
+        Some(ns) => ns as f64 / 1e6,
+        None => t.cpu.user_ms + t.cpu.system_ms,
+    }
+}

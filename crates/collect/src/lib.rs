@@ -1,0 +1,189 @@
+//! gp-collect: the sink of a guestperf-rs pipeline. Reads the whole record stream and writes one
+//! JSON report (the model is [`gp_records::report`], documented in `docs/report.md`).
+//!
+//! Nothing that arrives is dropped: every record lands in the report, unknown types under
+//! `guestperf_rs.unrecognized`, malformed lines as errors (with their line numbers) under
+//! `guestperf_rs.input.errors`. A stream that ends early still yields a valid report whose result
+//! says how it ended. `--output FILE` is written atomically (temp file, fsync, rename).
+
+pub mod collector;
+pub mod output;
+pub mod summary;
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crossbeam_channel::{after, never, select, Receiver};
+use gp_records::ndjson::{Line, ReadError, Reader};
+use gp_records::report::Report;
+use thiserror::Error;
+
+pub use collector::Collector;
+
+/// Stage name in messages.
+pub const STAGE: &str = "gp-collect";
+
+/// `guestperf_rs.input.ended` of a stream read to its end.
+pub const END_OF_INPUT: &str = "end of input";
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Write the report here (atomically) instead of stdout.
+    pub output: Option<PathBuf>,
+    /// Indent the JSON.
+    pub pretty: bool,
+    /// After SIGINT/SIGTERM, how long to wait for the input to end (upstream stages write their
+    /// last records while they shut down) before writing what arrived. A second signal writes
+    /// at once.
+    pub grace: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            output: None,
+            pretty: false,
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The report was written, but something was wrong.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(
+        "{count} malformed input line(s) (first: line {line}: {message}); the report was written \
+         with them listed under guestperf_rs.input.errors"
+    )]
+    MalformedInput {
+        count: usize,
+        line: u64,
+        message: String,
+    },
+    #[error("reading input: {0}; the report was written with what arrived before")]
+    Read(String),
+    #[error("interrupted by {0}; the report was written with what arrived")]
+    Interrupted(&'static str),
+    #[error(transparent)]
+    Output(#[from] output::OutputError),
+    #[error("starting the input thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// Reads the stream to its end (or a signal) and returns the report, the way the input ended,
+/// and the signal that ended it, if one did.
+pub fn collect<R>(
+    opts: &Options,
+    input: R,
+    signals: &Receiver<i32>,
+) -> Result<(Report, Option<i32>, Option<String>), Error>
+where
+    R: BufRead + Send + 'static,
+{
+    let (tx, lines) = crossbeam_channel::bounded::<Result<Line, ReadError>>(4096);
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            for item in Reader::new(input, STAGE) {
+                let fatal = matches!(item, Err(ReadError::Io { .. }));
+                if tx.send(item).is_err() || fatal {
+                    return;
+                }
+            }
+        })
+        .map_err(Error::Spawn)?;
+
+    let mut collector = Collector::new();
+    let mut signalled: Option<i32> = None;
+    let mut deadline = never();
+    let mut read_error = None;
+    let ended = loop {
+        select! {
+            recv(lines) -> item => match item {
+                Err(_) => break match signalled {
+                    Some(sig) => format!("{}, then {END_OF_INPUT}", signal_name(sig)),
+                    None => END_OF_INPUT.to_string(),
+                },
+                Ok(Ok(line)) => collector.push(line),
+                Ok(Err(ReadError::Malformed { line, message, .. })) => {
+                    eprintln!("{STAGE}: input line {line}: {message}");
+                    collector.push_error(line, message);
+                }
+                Ok(Err(e @ ReadError::Io { .. })) => {
+                    let msg = e.to_string();
+                    read_error = Some(msg.clone());
+                    break format!("read error: {msg}");
+                }
+            },
+            recv(signals) -> sig => {
+                let Ok(sig) = sig else { continue };
+                if signalled.is_some() || opts.grace.is_zero() {
+                    signalled = Some(sig);
+                    break format!("{}; report written without waiting for the input to end",
+                                  signal_name(sig));
+                }
+                signalled = Some(sig);
+                deadline = after(opts.grace);
+            }
+            recv(deadline) -> _ => {
+                let sig = signalled.map_or("a signal", signal_name);
+                break format!("{sig}; input still open {:.0?} later", opts.grace);
+            }
+        }
+    };
+    // Lines already queued when a signal or deadline ended the loop are kept too.
+    if signalled.is_some() {
+        for item in lines.try_iter() {
+            match item {
+                Ok(line) => collector.push(line),
+                Err(ReadError::Malformed { line, message, .. }) => {
+                    collector.push_error(line, message)
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let report = collector.finish(&ended, env!("CARGO_PKG_VERSION"));
+    Ok((report, signalled, read_error))
+}
+
+/// Collects, writes the report, and says what went wrong, if anything, after writing it.
+pub fn run<R, W>(opts: &Options, input: R, stdout: W, signals: &Receiver<i32>) -> Result<(), Error>
+where
+    R: BufRead + Send + 'static,
+    W: Write,
+{
+    let (report, signalled, read_error) = collect(opts, input, signals)?;
+    output::write_report(&report, opts.output.as_deref(), opts.pretty, stdout)?;
+    let errors = &report
+        .guestperf_rs
+        .as_ref()
+        .map(|e| e.input.errors.clone())
+        .unwrap_or_default();
+    if let Some(first) = errors.first() {
+        return Err(Error::MalformedInput {
+            count: errors.len(),
+            line: first.line,
+            message: first.message.clone(),
+        });
+    }
+    if let Some(e) = read_error {
+        return Err(Error::Read(e));
+    }
+    if let Some(sig) = signalled {
+        return Err(Error::Interrupted(signal_name(sig)));
+    }
+    Ok(())
+}
+
+/// `SIGINT` for 2, and so on, for the signals gp-collect handles.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        2 => "SIGINT",
+        15 => "SIGTERM",
+        1 => "SIGHUP",
+        _ => "a signal",
+    }
+}

@@ -1,0 +1,428 @@
+//! The `summary` of a report: figures computed from the records. `docs/report.md` documents
+//! each derivation; the comments here say the same in short.
+
+use gp_records::report::{
+    Extended, GuestStall, GuestThroughput, HostCpu, PhaseThroughput, ProgressSnapshot, Summary,
+    VmCpu, GIB,
+};
+use gp_records::sample::{CpuSample, ThreadClass};
+use gp_records::{Outcome, QmpEvent, Role};
+
+use crate::collector::thread_ms;
+
+/// How long after the migration ends a gap in guest progress still counts as "around the
+/// switchover": the destination's first records arrive up to a chunk after it resumes.
+pub const STALL_MARGIN_S: f64 = 5.0;
+
+/// One unit of guest work: a `guest_progress` (or `guest_gb`) record.
+#[derive(Debug, Clone, Copy)]
+struct Work {
+    time_s: f64,
+    role: Role,
+    bytes: f64,
+    elapsed_ms: f64,
+}
+
+pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
+    let mut notes = Vec::new();
+    let src_snaps: Vec<ProgressSnapshot> = ext
+        .progress
+        .iter()
+        .filter(|p| p.role == Role::Src)
+        .map(ProgressSnapshot::from_progress)
+        .collect();
+    let last_src = src_snaps.last();
+    let final_src = src_snaps
+        .iter()
+        .find(|s| s.is_final())
+        .or(history.iter().find(|s| s.is_final()));
+    let result = ext.result.as_ref();
+
+    let migration_start_s = ext
+        .actions
+        .iter()
+        .find(|a| a.action == "migrate")
+        .map(|a| a.time_s)
+        .or_else(|| migration_event(&ext.events, &["setup"]).map(|e| e.time_s))
+        .or_else(|| src_snaps.first().map(|s| s.now));
+    let migration_end_s = final_src
+        .map(|s| s.now)
+        .or_else(|| {
+            migration_event(&ext.events, &["completed", "failed", "cancelled"]).map(|e| e.time_s)
+        })
+        .or_else(|| result.filter(|_| ext.result_in_stream).map(|r| r.time_s));
+    let switchover_s = switchover(ext, migration_start_s, &src_snaps);
+    if migration_start_s.is_none() {
+        notes.push(
+            "no migration start in the stream (no migrate action, MIGRATION event or progress \
+             snapshot): guest figures cover the whole run"
+                .to_string(),
+        );
+    }
+    if !ext.result_in_stream {
+        notes.push("no result record: gp-collect wrote guestperf_rs.result itself".to_string());
+    }
+    if !ext.input.errors.is_empty() {
+        notes.push(format!(
+            "{} malformed input line(s) skipped: see guestperf_rs.input.errors",
+            ext.input.errors.len()
+        ));
+    }
+
+    let total_time_ms = result
+        .and_then(|r| r.total_time_ms)
+        .or(final_src.map(|s| s.duration));
+    let downtime_ms = result.and_then(|r| r.downtime_ms).or(final_src
+        .filter(|s| s.status == "completed")
+        .map(|s| s.downtime));
+    let setup_time_ms = result
+        .and_then(|r| r.setup_time_ms)
+        .or(last_src.map(|s| s.setup_time).filter(|&t| t > 0));
+    let transferred_bytes = result
+        .and_then(|r| r.transferred_bytes)
+        .or(last_src.map(|s| s.ram.transferred_bytes));
+    let iterations = result
+        .and_then(|r| r.iterations)
+        .or(last_src.map(|s| s.ram.iterations));
+    let guest_ram_bytes = ext
+        .header
+        .as_ref()
+        .map(|h| h.hardware.mem_bytes)
+        .filter(|&b| b > 0)
+        .or(last_src.map(|s| s.ram.total_bytes).filter(|&b| b > 0));
+    let transferred_bytes_per_guest_gb = match (transferred_bytes, guest_ram_bytes) {
+        (Some(t), Some(r)) => Some(t as f64 / (r as f64 / GIB)),
+        _ => None,
+    };
+
+    let (work, source) = guest_work(ext);
+    if work.is_empty() {
+        notes.push("no guest_progress or guest_gb records: no guest figures".to_string());
+    } else if source == "guest_gb" {
+        notes.push(
+            "no guest_progress records: guest figures come from per-GB records and are coarse"
+                .to_string(),
+        );
+    }
+    let guest_stall = guest_stall(&work, migration_start_s, migration_end_s, downtime_ms);
+    let guest_throughput = (!work.is_empty())
+        .then(|| guest_throughput(&work, source, migration_start_s, migration_end_s));
+
+    if ext.samples.is_empty() {
+        notes.push("no cpu_sample records: add gp-sample to the pipeline for host CPU".to_string());
+    }
+    let host_cpu = host_cpu(&ext.samples, migration_start_s, migration_end_s);
+
+    Summary {
+        outcome: result.map(|r| r.outcome).or(Some(Outcome::Interrupted)),
+        reason: result.map(|r| r.reason.clone()).unwrap_or_default(),
+        migration_start_s,
+        switchover_s,
+        migration_end_s,
+        total_time_ms,
+        downtime_ms,
+        setup_time_ms,
+        guest_stall,
+        guest_throughput,
+        host_cpu,
+        transferred_bytes,
+        guest_ram_bytes,
+        transferred_bytes_per_guest_gb,
+        iterations,
+        notes,
+    }
+}
+
+/// The first source `MIGRATION` event whose status is one of `statuses`.
+fn migration_event<'a>(events: &'a [QmpEvent], statuses: &[&str]) -> Option<&'a QmpEvent> {
+    events.iter().find(|e| {
+        e.role == Role::Src
+            && e.event == "MIGRATION"
+            && e.data
+                .get("status")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| statuses.contains(&s))
+    })
+}
+
+/// When the source stopped running the guest: its first `STOP` event after the migration
+/// started (QEMU's own timestamp), else the first sign of the switch in events or snapshots.
+fn switchover(ext: &Extended, start_s: Option<f64>, src_snaps: &[ProgressSnapshot]) -> Option<f64> {
+    let start = start_s.unwrap_or(f64::NEG_INFINITY);
+    let when = |e: &QmpEvent| {
+        if e.qemu_time_s > 0.0 {
+            e.qemu_time_s
+        } else {
+            e.time_s
+        }
+    };
+    let switch_states = ["device", "postcopy-active", "completed"];
+    ext.events
+        .iter()
+        .find(|e| e.role == Role::Src && e.event == "STOP" && when(e) >= start)
+        .map(when)
+        .or_else(|| migration_event(&ext.events, &switch_states).map(when))
+        .or_else(|| {
+            src_snaps
+                .iter()
+                .find(|s| s.status == "postcopy-active" || s.status == "completed")
+                .map(|s| s.now)
+        })
+}
+
+/// The workload's progress records in arrival order: `guest_progress`, else `guest_gb`.
+fn guest_work(ext: &Extended) -> (Vec<Work>, &'static str) {
+    let (mut work, source): (Vec<Work>, _) = if !ext.guest_progress.is_empty() {
+        let w = ext.guest_progress.iter().map(|p| Work {
+            time_s: p.time_s,
+            role: p.role,
+            bytes: p.bytes as f64,
+            elapsed_ms: p.elapsed_ms,
+        });
+        (w.collect(), "guest_progress")
+    } else {
+        let w = ext.guest_gb.iter().map(|g| Work {
+            time_s: g.time_s,
+            role: g.role,
+            bytes: GIB,
+            elapsed_ms: g.elapsed_ms,
+        });
+        (w.collect(), "guest_gb")
+    };
+    work.retain(|w| w.time_s.is_finite());
+    work.sort_by(|a, b| a.time_s.total_cmp(&b.time_s));
+    (work, source)
+}
+
+/// The longest gap between consecutive arrivals of workload records (any thread, either VM)
+/// that overlaps the migration (from its start to [`STALL_MARGIN_S`] after its end).
+fn guest_stall(
+    work: &[Work],
+    start_s: Option<f64>,
+    end_s: Option<f64>,
+    downtime_ms: Option<u64>,
+) -> Option<GuestStall> {
+    let lo = start_s.unwrap_or(f64::NEG_INFINITY);
+    let hi = end_s.map_or(f64::INFINITY, |e| e + STALL_MARGIN_S);
+    let longest = work
+        .windows(2)
+        .filter(|w| w[1].time_s >= lo && w[0].time_s <= hi)
+        .max_by(|a, b| (a[1].time_s - a[0].time_s).total_cmp(&(b[1].time_s - b[0].time_s)))?;
+    let (a, b) = (longest[0], longest[1]);
+    let stall_ms = (b.time_s - a.time_s) * 1e3;
+    let mut before: Vec<f64> = work
+        .windows(2)
+        .filter(|w| start_s.map_or(true, |s| w[1].time_s < s))
+        .map(|w| (w[1].time_s - w[0].time_s) * 1e3)
+        .collect();
+    Some(GuestStall {
+        stall_ms,
+        start_s: a.time_s,
+        end_s: b.time_s,
+        before_role: a.role,
+        after_role: b.role,
+        typical_gap_ms: median(&mut before),
+        qemu_downtime_ms: downtime_ms,
+        excess_over_downtime_ms: downtime_ms.map(|d| stall_ms - d as f64),
+    })
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Throughput before (first record to start), during (start to end) and after (end to last
+/// record) the migration. A record counts in the phase its arrival falls in, `(t0, t1]`.
+fn guest_throughput(
+    work: &[Work],
+    source: &str,
+    start_s: Option<f64>,
+    end_s: Option<f64>,
+) -> GuestThroughput {
+    let first = work.first().map_or(0.0, |w| w.time_s);
+    let last = work.last().map_or(0.0, |w| w.time_s);
+    let phase = |t0: f64, t1: f64| -> Option<PhaseThroughput> {
+        if t1 <= t0 {
+            return None;
+        }
+        let in_phase = work.iter().filter(|w| w.time_s > t0 && w.time_s <= t1);
+        let (mut bytes, mut elapsed, mut records) = (0.0, 0.0, 0u64);
+        for w in in_phase {
+            bytes += w.bytes;
+            elapsed += w.elapsed_ms;
+            records += 1;
+        }
+        if records == 0 || bytes <= 0.0 {
+            return None;
+        }
+        Some(PhaseThroughput {
+            start_s: t0,
+            end_s: t1,
+            bytes: bytes as u64,
+            records,
+            gb_per_s: bytes / GIB / (t1 - t0),
+            ms_per_gb: elapsed / (bytes / GIB),
+        })
+    };
+    let (before, during, after) = match (start_s, end_s) {
+        (Some(s), Some(e)) => (phase(first, s), phase(s, e), phase(e, last)),
+        (Some(s), None) => (phase(first, s), phase(s, last), None),
+        (None, _) => (phase(first, last), None, None),
+    };
+    let slowdown = |p: &Option<PhaseThroughput>| match (&before, p) {
+        (Some(b), Some(p)) if b.gb_per_s > 0.0 => Some((1.0 - p.gb_per_s / b.gb_per_s) * 100.0),
+        _ => None,
+    };
+    GuestThroughput {
+        source: source.to_string(),
+        slowdown_during_pct: slowdown(&during),
+        slowdown_after_pct: slowdown(&after),
+        before,
+        during,
+        after,
+    }
+}
+
+/// Host CPU per QEMU process and in total.
+fn host_cpu(samples: &[CpuSample], start_s: Option<f64>, end_s: Option<f64>) -> HostCpu {
+    // Group by process, in order of first appearance.
+    let mut groups: Vec<Vec<&CpuSample>> = Vec::new();
+    for s in samples {
+        match groups.iter_mut().find(|g| {
+            let f = g[0];
+            f.pid == s.pid && f.role == s.role && f.host == s.host
+        }) {
+            Some(g) => g.push(s),
+            None => groups.push(vec![s]),
+        }
+    }
+    let vms: Vec<VmCpu> = groups.iter().map(|g| vm_cpu(g, start_s, end_s)).collect();
+    let sum = |role: Role| {
+        let mut it = vms.iter().filter(|v| v.role == role).peekable();
+        it.peek()
+            .is_some()
+            .then(|| it.fold(0.0, |a, v| a + v.process_s))
+    };
+    HostCpu {
+        src_s: sum(Role::Src),
+        dst_s: sum(Role::Dst),
+        migration_threads_s: (!vms.is_empty())
+            .then(|| vms.iter().fold(0.0, |a, v| a + v.migration_s)),
+        vms,
+    }
+}
+
+fn vm_cpu(g: &[&CpuSample], start_s: Option<f64>, end_s: Option<f64>) -> VmCpu {
+    let process_ms = |s: &CpuSample| s.process.user_ms + s.process.system_ms;
+    let last = g[g.len() - 1];
+    // Each thread's last sample, by tid (threads exit and new ones appear).
+    let mut threads: Vec<&gp_records::sample::ThreadCpu> = Vec::new();
+    for s in g {
+        for t in &s.threads {
+            match threads.iter_mut().find(|x| x.tid == t.tid) {
+                Some(x) => *x = t,
+                None => threads.push(t),
+            }
+        }
+    }
+    // fold from +0.0: an empty f64 `sum()` is -0.0.
+    let class_s = |c: ThreadClass| {
+        threads
+            .iter()
+            .filter(|t| t.class == c)
+            .fold(0.0, |a, t| a + thread_ms(t))
+            / 1e3
+    };
+    let mut migration_threads: Vec<String> = threads
+        .iter()
+        .filter(|t| t.class == ThreadClass::Migration)
+        .map(|t| t.name.clone())
+        .collect();
+    migration_threads.sort();
+    migration_threads.dedup();
+    let during_migration_s = match (start_s, end_s) {
+        (Some(s), Some(e)) => {
+            let before = g.iter().rev().find(|x| x.time_s <= s).unwrap_or(&g[0]);
+            let after = g.iter().find(|x| x.time_s >= e).unwrap_or(&last);
+            (after.time_s > before.time_s).then(|| (process_ms(after) - process_ms(before)) / 1e3)
+        }
+        _ => None,
+    };
+    VmCpu {
+        role: last.role,
+        pid: last.pid,
+        host: last.host.clone(),
+        samples: g.len() as u64,
+        process_s: process_ms(last) / 1e3,
+        during_migration_s,
+        vcpu_s: class_s(ThreadClass::Vcpu),
+        migration_s: class_s(ThreadClass::Migration),
+        other_s: class_s(ThreadClass::Other),
+        main_thread_s: threads
+            .iter()
+            .filter(|t| t.tid == last.pid)
+            .fold(0.0, |a, t| a + thread_ms(t))
+            / 1e3,
+        migration_threads,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(time_s: f64, role: Role) -> Work {
+        Work {
+            time_s,
+            role,
+            bytes: 1024.0 * 1024.0,
+            elapsed_ms: 10.0,
+        }
+    }
+
+    #[test]
+    fn median_of_even_and_odd() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&mut []), None);
+    }
+
+    #[test]
+    fn stall_is_the_longest_gap_overlapping_the_migration() {
+        // A 0.9 s gap before the migration does not count; the 0.5 s one across it does.
+        let work = [
+            w(0.0, Role::Src),
+            w(0.9, Role::Src),
+            w(1.0, Role::Src),
+            w(1.2, Role::Src),
+            w(1.7, Role::Dst),
+            w(1.8, Role::Dst),
+        ];
+        let s = guest_stall(&work, Some(1.1), Some(1.6), Some(300)).unwrap();
+        assert!((s.stall_ms - 500.0).abs() < 1e-6, "{s:?}");
+        assert_eq!((s.before_role, s.after_role), (Role::Src, Role::Dst));
+        assert!((s.excess_over_downtime_ms.unwrap() - 200.0).abs() < 1e-6);
+        // Gaps that end before the start: 900 and 100 ms.
+        assert!((s.typical_gap_ms.unwrap() - 500.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn throughput_phases_count_arrivals_in_half_open_windows() {
+        let work: Vec<Work> = (0..=10).map(|i| w(i as f64, Role::Src)).collect();
+        let t = guest_throughput(&work, "guest_progress", Some(4.0), Some(6.0));
+        let (b, d, a) = (t.before.unwrap(), t.during.unwrap(), t.after.unwrap());
+        assert_eq!((b.records, d.records, a.records), (4, 2, 4));
+        assert!((b.gb_per_s - 1.0 / 1024.0).abs() < 1e-12);
+        assert!((d.ms_per_gb - 10.0 * 1024.0).abs() < 1e-6);
+        assert_eq!(t.slowdown_during_pct, Some(0.0));
+    }
+}
