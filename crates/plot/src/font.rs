@@ -13,7 +13,7 @@ use plotters::style::FontStyle;
 /// falls back to its own sans-serif font.
 pub const FAMILY: &str = "sans-serif";
 
-static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+pub(crate) static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 /// Registers the embedded font with plotters; cheap to call more than once.
 pub fn register() -> Result<(), String> {
@@ -23,6 +23,12 @@ pub fn register() -> Result<(), String> {
             .map_err(|_| "the embedded DejaVu Sans font is not a valid TrueType font".to_string())
     })
     .clone()
+}
+
+/// The embedded font, for drawing text without plotters (see [`crate::glyph`]).
+pub fn font() -> Result<ab_glyph::FontRef<'static>, String> {
+    ab_glyph::FontRef::try_from_slice(DEJAVU_SANS)
+        .map_err(|_| "the embedded DejaVu Sans font is not a valid TrueType font".to_string())
 }
 
 #[cfg(test)]

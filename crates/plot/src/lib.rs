@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod decimate;
 pub mod font;
+pub mod glyph;
 pub mod layout;
 pub mod model;
 pub mod render;
@@ -176,8 +177,9 @@ pub fn render_bytes(
         Format::Png => {
             let mut rgb = vec![0u8; width as usize * height as usize * 3];
             {
-                let root =
-                    BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+                let bitmap = BitMapBackend::with_buffer(&mut rgb, (width, height));
+                let font = font::font().map_err(PlotError::Render)?;
+                let root = glyph::GlyphFix::new(bitmap, font).into_drawing_area();
                 render::draw(&root, chart).map_err(PlotError::Render)?;
             }
             let mut png = Vec::new();
