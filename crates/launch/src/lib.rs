@@ -1,0 +1,269 @@
+//! gp-launch: the head of every guestperf-rs pipeline.
+//!
+//! It boots a source VM running the stress workload from an initrd and a destination VM waiting
+//! for an incoming migration (`-incoming defer`), and writes NDJSON records on stdout: a
+//! `launch` header, a `vm` record per VM once its QMP monitor answers, the workload's records
+//! parsed from each serial console (`guest_start`, `guest_progress`, `guest_gb`, `console`), and
+//! a `vm_exit` per VM. It exits when both VMs have exited, and on SIGINT, SIGTERM or a closed
+//! stdout it shuts both down first. No QEMU, socket or directory outlives it.
+//!
+//! Modules: [`cli`] (options), [`plan`] (validation against the host), [`accel`] (KVM probe),
+//! [`qemu_args`] (QEMU and kernel command lines), [`console`] (console lines to records),
+//! [`session`] (running the VMs), [`host`] (host facts and checks).
+
+pub mod accel;
+pub mod cli;
+pub mod console;
+pub mod host;
+pub mod plan;
+pub mod qemu_args;
+pub mod session;
+
+use std::io::Write;
+use std::time::Duration;
+
+use gp_qemu::runtime::RuntimeDir;
+use gp_qemu::signals::{Forwarder, TERMINATING};
+use gp_records::launch::Hardware;
+use gp_records::ndjson::{WriteError, Writer};
+use gp_records::{Launch, Role};
+
+use crate::cli::{AccelArg, Cli, Transport};
+use crate::plan::Plan;
+use crate::qemu_args::{Accel, Machine};
+use crate::session::{End, Session, Start};
+
+/// The stage name in `stage_error` records and messages.
+pub const STAGE: &str = "gp-launch";
+
+/// Why gp-launch failed. Each message names the problem and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad option or option combination.
+    #[error("{0}")]
+    Usage(String),
+    /// The host cannot do what was asked.
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Kernel(#[from] gp_qemu::kernel::KernelError),
+    #[error(transparent)]
+    Binary(#[from] gp_qemu::binary::BinaryError),
+    #[error(transparent)]
+    Bind(#[from] gp_qemu::bind::BindError),
+    #[error("KVM does not work on this host: {0}; run with --accel tcg")]
+    KvmBroken(String),
+    #[error("the {role} QEMU failed to start: {message}")]
+    Start { role: Role, message: String },
+    #[error("{0}")]
+    Boot(String),
+    #[error("{0}")]
+    Vm(String),
+    #[error("{0}")]
+    Write(#[source] WriteError),
+    #[error("output closed by the next stage")]
+    OutputClosed,
+}
+
+impl Error {
+    /// Exit code: 2 for bad usage, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::Bind(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Formats an error with its causes, one per `: `.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Runs gp-launch: validates, probes, starts both VMs and streams records into `out` until
+/// both have exited. Returns the process exit code on a normal end (0; 128+signal when
+/// interrupted). Errors are for the caller to print and record as `stage_error`.
+pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Result<u8, Error> {
+    let plan = plan::build(cli)?;
+    let signals = Forwarder::start(TERMINATING)
+        .map_err(|e| Error::Setup(format!("cannot install signal handlers: {e}")))?;
+    let dir = RuntimeDir::new(STAGE)
+        .map_err(|e| Error::Setup(format!("cannot create a private runtime directory: {e}")))?;
+
+    let (accel, accel_note) = match choose_accel(&plan, &dir, &signals)? {
+        Ok(chosen) => chosen,
+        Err(sig) => {
+            eprintln!(
+                "{STAGE}: interrupted by {}",
+                gp_qemu::process::signal_name(sig)
+            );
+            return Ok(128u8.saturating_add(sig as u8));
+        }
+    };
+    if plan.dirty_ring_size != 0 && accel != Accel::Kvm {
+        return Err(Error::Usage(format!(
+            "--dirty-ring-size needs KVM, but this run would use TCG ({}); drop --dirty-ring-size",
+            accel_note.as_deref().unwrap_or("TCG was asked for")
+        )));
+    }
+
+    let migrate_uri = migrate_uri(&plan, &dir)?;
+    let cmdline = plan.cmdline.render();
+    let machine = Machine {
+        accel,
+        cpus: plan.cpus,
+        mem_bytes: plan.mem_bytes,
+        memory: plan.memory.clone(),
+        locked_pages: plan.locked_pages,
+        dirty_ring_size: plan.dirty_ring_size,
+        kernel: plan.kernel.clone(),
+        initrd: plan.initrd.clone(),
+        cmdline: cmdline.clone(),
+    };
+    let header = Launch {
+        time_s: gp_records::now_s(),
+        tool: STAGE.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        argv,
+        qemu_binary: plan.binary.path.to_string_lossy().into_owned(),
+        qemu_version: plan.binary.version.number(),
+        accel: accel.as_str().to_string(),
+        accel_note,
+        kernel: plan.kernel.to_string_lossy().into_owned(),
+        initrd: plan.initrd.to_string_lossy().into_owned(),
+        kernel_cmdline: cmdline,
+        transport: plan.transport.as_str().to_string(),
+        dst_host: None,
+        hardware: Hardware {
+            cpus: plan.cpus,
+            mem_bytes: plan.mem_bytes,
+            src_cpu_bind: plan.src_bind.cpus.clone(),
+            src_mem_bind: plan.src_bind.nodes.clone(),
+            dst_cpu_bind: plan.dst_bind.cpus.clone(),
+            dst_mem_bind: plan.dst_bind.nodes.clone(),
+            prealloc_pages: cli.prealloc_pages,
+            huge_pages: cli.huge_pages,
+            locked_pages: cli.locked_pages,
+            dirty_ring_size: plan.dirty_ring_size,
+        },
+        host: host::host_info(),
+    };
+
+    let boot_timeout = Duration::from_secs_f64(plan.boot_timeout_s);
+    let mut session = Session::new(out, dir, &signals, plan.debug, plan.verbose, boot_timeout);
+    session.write_header(header).or_else(|e| match e {
+        Error::OutputClosed => Ok(()),
+        e => Err(e),
+    })?;
+    let start = Start {
+        binary: &plan.binary.path,
+        machine: &machine,
+        src_extra: &plan.src_extra,
+        dst_extra: &plan.dst_extra,
+        src_bind: &plan.src_bind,
+        dst_bind: &plan.dst_bind,
+        bind_method: &plan.bind_method,
+        migrate_uri,
+    };
+    let end = session.run(&start);
+    let dir_path = session.dir().to_path_buf();
+    if let Err(e) = session.finish() {
+        eprintln!(
+            "{STAGE}: warning: could not remove {}: {e}",
+            dir_path.display()
+        );
+    }
+    match end? {
+        End::Exited | End::OutputClosed => Ok(0),
+        End::Signal(sig) => Ok(128u8.saturating_add(sig as u8)),
+    }
+}
+
+/// Resolves --accel, probing KVM when it is asked for or may be used. `Ok(Err(sig))` when a
+/// signal interrupted the probe.
+fn choose_accel(
+    plan: &Plan,
+    dir: &RuntimeDir,
+    signals: &Forwarder,
+) -> Result<Result<(Accel, Option<String>), i32>, Error> {
+    if plan.accel == AccelArg::Tcg {
+        return Ok(Ok((Accel::Tcg, None)));
+    }
+    let unusable = if !plan.binary.has_accel("kvm") {
+        Some(format!(
+            "{} was built without KVM",
+            plan.binary.path.display()
+        ))
+    } else if let Err(e) = accel::kvm_device_usable() {
+        Some(e.0)
+    } else {
+        match accel::probe_kvm(
+            &plan.binary.path,
+            &plan.kernel,
+            plan.cpus,
+            dir.path(),
+            signals.receiver(),
+            plan.verbose,
+        ) {
+            Ok(took) => {
+                if plan.verbose {
+                    eprintln!(
+                        "{STAGE}: KVM works (probe boot took {:.2} s)",
+                        took.as_secs_f64()
+                    );
+                }
+                None
+            }
+            Err(Ok(why)) => Some(why.0),
+            Err(Err(sig)) => return Ok(Err(sig)),
+        }
+    };
+    match (unusable, plan.accel) {
+        (None, _) => Ok(Ok((Accel::Kvm, None))),
+        (Some(why), AccelArg::Kvm) => Err(Error::KvmBroken(why)),
+        (Some(why), _) => {
+            eprintln!("{STAGE}: warning: KVM does not work here ({why}); using TCG (pass --accel tcg to skip the check)");
+            Ok(Ok((
+                Accel::Tcg,
+                Some(format!("KVM unusable: {why}; using TCG")),
+            )))
+        }
+    }
+}
+
+/// The destination's migration URI: a socket in the private directory, or a free local port.
+fn migrate_uri(plan: &Plan, dir: &RuntimeDir) -> Result<String, Error> {
+    let free_port = || {
+        std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| Error::Setup(format!("cannot find a free TCP port on 127.0.0.1: {e}")))
+    };
+    Ok(match plan.transport {
+        Transport::Unix => {
+            let path = dir
+                .socket_path("migrate.sock")
+                .map_err(|e| Error::Setup(e.to_string()))?;
+            format!("unix:{}", path.display())
+        }
+        Transport::Tcp => format!("tcp:127.0.0.1:{}", free_port()?),
+        Transport::Rdma => {
+            let addr = plan.rdma_addr.clone().unwrap_or_else(|| "127.0.0.1".into());
+            let port = std::net::TcpListener::bind((addr.as_str(), 0))
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .or_else(|_| free_port())?;
+            format!("rdma:{addr}:{port}")
+        }
+    })
+}

@@ -1,0 +1,259 @@
+//! Validating the command line against this host into a [`Plan`], before anything starts.
+//!
+//! Every refusal names the problem and the fix. Nothing here starts a VM (the KVM probe comes
+//! later, in [`crate::accel`]).
+
+use std::path::{Path, PathBuf};
+
+use gp_qemu::binary::QemuBinary;
+use gp_qemu::bind::{Binding, Method, Topology};
+
+use crate::cli::{AccelArg, BindMethodArg, Cli, Transport};
+use crate::host;
+use crate::qemu_args::{default_stress_ram, Cmdline, Memory};
+use crate::Error;
+
+/// Smallest guest the stress initrd boots in with room for a workload.
+pub const MIN_MEM_BYTES: u64 = 128 << 20;
+/// RAM the guest kernel needs at least besides the workload.
+pub const MIN_HEADROOM_BYTES: u64 = 96 << 20;
+
+/// What will run, fully resolved.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub binary: QemuBinary,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cpus: u32,
+    pub mem_bytes: u64,
+    pub memory: Memory,
+    pub locked_pages: bool,
+    pub dirty_ring_size: u32,
+    pub src_bind: Binding,
+    pub dst_bind: Binding,
+    pub bind_method: Method,
+    pub transport: Transport,
+    /// For rdma: the address the destination listens on.
+    pub rdma_addr: Option<String>,
+    pub accel: AccelArg,
+    pub cmdline: Cmdline,
+    pub src_extra: Vec<String>,
+    pub dst_extra: Vec<String>,
+    pub boot_timeout_s: f64,
+    pub debug: bool,
+    pub verbose: bool,
+}
+
+fn usage(msg: impl Into<String>) -> Error {
+    Error::Usage(msg.into())
+}
+
+/// Checks the options and the host, cheapest checks first.
+pub fn build(cli: &Cli) -> Result<Plan, Error> {
+    if let Some(host) = &cli.dst_host {
+        return Err(usage(format!(
+            "--dst-host {host}: remote destinations are not supported yet (drop --dst-host to run \
+             both VMs on this host)"
+        )));
+    }
+    if cli.mem < MIN_MEM_BYTES {
+        return Err(usage(format!(
+            "--mem {} MiB is too small: the guest kernel needs room besides the workload; use at \
+             least 128M",
+            cli.mem >> 20
+        )));
+    }
+    let stress_ram = match cli.stress_ram {
+        Some(r) if r + MIN_HEADROOM_BYTES > cli.mem => {
+            return Err(usage(format!(
+                "--stress-ram {} MiB leaves the guest kernel less than {} MiB of the {} MiB of \
+                 --mem: lower --stress-ram or raise --mem",
+                r >> 20,
+                MIN_HEADROOM_BYTES >> 20,
+                cli.mem >> 20
+            )))
+        }
+        Some(r) => r,
+        None => default_stress_ram(cli.mem),
+    };
+    if cli.dirty_ring_size != 0 {
+        let n = cli.dirty_ring_size;
+        if !n.is_power_of_two() || !(1024..=65536).contains(&n) {
+            return Err(usage(format!(
+                "--dirty-ring-size {n}: must be a power of two from 1024 to 65536 (or 0 for the \
+                 dirty bitmap)"
+            )));
+        }
+        if cli.accel == AccelArg::Tcg {
+            return Err(usage(
+                "--dirty-ring-size needs KVM, but --accel tcg was given (drop one of them)",
+            ));
+        }
+    }
+
+    let initrd = check_initrd(cli.initrd.as_deref())?;
+    let kernel = gp_qemu::kernel::find_kernel(cli.kernel.as_deref())?;
+
+    let topology = Topology::host()
+        .map_err(|e| Error::Setup(format!("cannot read the host CPU topology: {e}")))?;
+    let list = |o: &Option<crate::cli::IdList>| o.as_ref().map(|l| l.0.clone()).unwrap_or_default();
+    let src_bind = Binding {
+        cpus: list(&cli.src_cpu_bind),
+        nodes: list(&cli.src_mem_bind),
+    };
+    let dst_bind = Binding {
+        cpus: list(&cli.dst_cpu_bind),
+        nodes: list(&cli.dst_mem_bind),
+    };
+    topology.check(
+        "--src-cpu-bind",
+        &Binding {
+            cpus: src_bind.cpus.clone(),
+            nodes: vec![],
+        },
+    )?;
+    topology.check(
+        "--src-mem-bind",
+        &Binding {
+            cpus: vec![],
+            nodes: src_bind.nodes.clone(),
+        },
+    )?;
+    topology.check(
+        "--dst-cpu-bind",
+        &Binding {
+            cpus: dst_bind.cpus.clone(),
+            nodes: vec![],
+        },
+    )?;
+    topology.check(
+        "--dst-mem-bind",
+        &Binding {
+            cpus: vec![],
+            nodes: dst_bind.nodes.clone(),
+        },
+    )?;
+    let bind_method = match cli.bind_method {
+        BindMethodArg::Auto => Method::auto(),
+        BindMethodArg::Numactl => Method::numactl()?,
+        BindMethodArg::Native => Method::Native,
+    };
+
+    let binary = QemuBinary::detect(&cli.binary)?;
+    match cli.accel {
+        AccelArg::Kvm if !binary.has_accel("kvm") => {
+            return Err(usage(format!(
+                "--accel kvm: {} was built without KVM (its accelerators: {}); use --accel tcg",
+                binary.path.display(),
+                binary.accels.join(", ")
+            )))
+        }
+        AccelArg::Tcg if !binary.accels.is_empty() && !binary.has_accel("tcg") => {
+            return Err(usage(format!(
+                "--accel tcg: {} was built without TCG (its accelerators: {}); use --accel kvm",
+                binary.path.display(),
+                binary.accels.join(", ")
+            )))
+        }
+        _ => {}
+    }
+
+    let memory = if cli.huge_pages {
+        let pool = host::check_huge_pages(cli.mem, 2).map_err(Error::Setup)?;
+        Memory::HugePages {
+            mount: pool.mount,
+            prealloc: cli.prealloc_pages,
+        }
+    } else if cli.prealloc_pages {
+        Memory::Prealloc
+    } else {
+        Memory::Plain
+    };
+    if cli.locked_pages {
+        host::check_locked_pages(cli.mem).map_err(Error::Setup)?;
+    }
+
+    let rdma_addr = if cli.transport == Transport::Rdma {
+        let devices = host::rdma_devices();
+        if devices.is_empty() {
+            return Err(Error::Setup(
+                "--transport rdma: this host has no RDMA device (/sys/class/infiniband is empty or \
+                 missing); use --transport tcp or unix"
+                    .into(),
+            ));
+        }
+        if !binary.supports_rdma() {
+            return Err(Error::Setup(format!(
+                "--transport rdma: {} was built without RDMA migration (it does not link \
+                 librdmacm); use --transport tcp or unix, or a QEMU built with RDMA",
+                binary.path.display()
+            )));
+        }
+        Some(host::rdma_ipv4(&devices).map_err(Error::Setup)?)
+    } else {
+        None
+    };
+
+    let mut src_extra = cli.qemu_args.clone();
+    src_extra.extend(cli.src_qemu_args.iter().cloned());
+    let mut dst_extra = cli.qemu_args.clone();
+    dst_extra.extend(cli.dst_qemu_args.iter().cloned());
+
+    Ok(Plan {
+        binary,
+        kernel,
+        initrd,
+        cpus: cli.cpus,
+        mem_bytes: cli.mem,
+        memory,
+        locked_pages: cli.locked_pages,
+        dirty_ring_size: cli.dirty_ring_size,
+        src_bind,
+        dst_bind,
+        bind_method,
+        transport: cli.transport,
+        rdma_addr,
+        accel: cli.accel,
+        cmdline: Cmdline {
+            stress_ram_bytes: stress_ram,
+            stress_threads: cli.stress_threads.unwrap_or(cli.cpus),
+            grain_ms: cli.stress_grain_ms,
+            duration_s: cli.stress_duration_s,
+            verbose: cli.verbose,
+            extra: cli.kernel_args.clone(),
+        },
+        src_extra,
+        dst_extra,
+        boot_timeout_s: cli.boot_timeout_s,
+        debug: cli.debug,
+        verbose: cli.verbose,
+    })
+}
+
+/// The initrd: `--initrd`, else the default location; must be a readable file.
+pub fn check_initrd(explicit: Option<&Path>) -> Result<PathBuf, Error> {
+    let (path, is_default) = match explicit {
+        Some(p) => (p.to_path_buf(), false),
+        None => (gp_qemu::paths::default_initrd(), true),
+    };
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() => Err(usage(format!(
+            "--initrd {} is a directory, not an initrd image (pass the .img file built by \
+             initrd/build.sh or gp-initrd)",
+            path.display()
+        ))),
+        Ok(_) => match std::fs::File::open(&path) {
+            Ok(_) => Ok(path),
+            Err(e) => Err(usage(format!("initrd {} cannot be read: {e}", path.display()))),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_default => Err(usage(format!(
+            "no stress initrd at {}: build it with initrd/build.sh (or gp-initrd), or pass --initrd",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(usage(format!(
+            "--initrd {} does not exist (build one with initrd/build.sh or gp-initrd)",
+            path.display()
+        ))),
+        Err(e) => Err(usage(format!("initrd {} cannot be read: {e}", path.display()))),
+    }
+}

@@ -1,0 +1,341 @@
+//! The QEMU command lines and the guest kernel command line.
+//!
+//! Both VMs get the same machine (so the migration stream fits), differing only in the
+//! destination's `-incoming defer` and in per-side extra arguments. The serial console is QEMU's
+//! stdout; each VM has two QMP monitors, a private one for gp-launch and a public one for the
+//! next stage.
+
+use std::path::{Path, PathBuf};
+
+use gp_records::Role;
+
+/// The accelerator a VM runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    /// `-cpu host` only with KVM; under TCG `max` (every feature TCG emulates, identical on both
+    /// sides since both run the same binary).
+    pub fn cpu_model(self) -> &'static str {
+        match self {
+            Accel::Kvm => "host",
+            Accel::Tcg => "max",
+        }
+    }
+}
+
+/// The machine type. q35 boots the guest kernel to the workload fastest here (see
+/// docs/gp-launch.md) and migrates with every feature gp-migrate uses.
+pub const MACHINE: &str = "q35";
+
+/// How guest RAM is backed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Memory {
+    /// Plain anonymous memory (`-m`), allocated as the guest touches it.
+    Plain,
+    /// `memory-backend-ram` with `prealloc=on`.
+    Prealloc,
+    /// `memory-backend-file` on a hugetlbfs mount.
+    HugePages { mount: PathBuf, prealloc: bool },
+}
+
+/// Everything both VMs share.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub accel: Accel,
+    pub cpus: u32,
+    pub mem_bytes: u64,
+    pub memory: Memory,
+    pub locked_pages: bool,
+    /// KVM dirty ring entries; 0 for the dirty bitmap.
+    pub dirty_ring_size: u32,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+}
+
+/// One VM's sockets and extra arguments.
+#[derive(Debug, Clone)]
+pub struct Side<'a> {
+    pub role: Role,
+    pub qmp_private: &'a Path,
+    pub qmp_public: &'a Path,
+    /// `-incoming defer` for the destination.
+    pub incoming: bool,
+    pub extra: &'a [String],
+}
+
+/// QEMU's arguments (without the binary) for one side.
+pub fn qemu_args(m: &Machine, side: &Side<'_>) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    // Thread names ("CPU 0/TCG", "live_migration") let gp-sample tell threads apart.
+    push(&[
+        "-name",
+        &format!("guestperf-{},debug-threads=on", side.role),
+    ]);
+    push(&[
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    let mem_mib = m.mem_bytes >> 20;
+    let backend = match &m.memory {
+        Memory::Plain => None,
+        Memory::Prealloc => Some(format!(
+            "memory-backend-ram,id=ram0,size={mem_mib}M,prealloc=on"
+        )),
+        Memory::HugePages { mount, prealloc } => Some(format!(
+            "memory-backend-file,id=ram0,size={mem_mib}M,mem-path={},prealloc={}",
+            escape_opt(&mount.to_string_lossy()),
+            if *prealloc { "on" } else { "off" }
+        )),
+    };
+    match &backend {
+        Some(obj) => {
+            push(&["-machine", &format!("{MACHINE},memory-backend=ram0")]);
+            push(&["-object", obj]);
+        }
+        None => push(&["-machine", MACHINE]),
+    }
+    let accel = match (m.accel, m.dirty_ring_size) {
+        (Accel::Kvm, 0) => "kvm".to_string(),
+        (Accel::Kvm, n) => format!("kvm,dirty-ring-size={n}"),
+        (Accel::Tcg, _) => "tcg".to_string(),
+    };
+    push(&["-accel", &accel]);
+    push(&["-cpu", m.accel.cpu_model()]);
+    push(&["-smp", &m.cpus.to_string()]);
+    push(&["-m", &format!("{mem_mib}M")]);
+    if m.locked_pages {
+        push(&["-overcommit", "mem-lock=on"]);
+    }
+    push(&["-kernel", &m.kernel.to_string_lossy()]);
+    push(&["-initrd", &m.initrd.to_string_lossy()]);
+    push(&["-append", &m.cmdline]);
+    // The console is QEMU's stdout; signal=off so a terminal's Ctrl-C is ours to handle.
+    push(&[
+        "-chardev",
+        "stdio,id=console,signal=off",
+        "-serial",
+        "chardev:console",
+    ]);
+    for sock in [side.qmp_private, side.qmp_public] {
+        push(&[
+            "-qmp",
+            &format!(
+                "unix:{},server=on,wait=off",
+                escape_opt(&sock.to_string_lossy())
+            ),
+        ]);
+    }
+    if side.incoming {
+        push(&["-incoming", "defer"]);
+    }
+    a.extend(side.extra.iter().cloned());
+    a
+}
+
+/// QEMU option values double a comma to mean a literal comma.
+fn escape_opt(s: &str) -> String {
+    s.replace(',', ",,")
+}
+
+/// Guest kernel command line settings.
+#[derive(Debug, Clone, Default)]
+pub struct Cmdline {
+    /// RAM the workload touches, bytes.
+    pub stress_ram_bytes: u64,
+    pub stress_threads: u32,
+    pub grain_ms: Option<f64>,
+    pub duration_s: Option<f64>,
+    /// Keep the kernel's boot log (no `quiet`).
+    pub verbose: bool,
+    pub extra: Vec<String>,
+}
+
+/// Arguments that make the kernel boot fast and talk on the first serial port. The original
+/// guestperf's set (`edd=off printk.time=1 noreplace-smp cgroup_disable=memory pci=noearly
+/// console=ttyS0`) plus: no crypto self-tests, no TSC and timer checks (TCG's clocks fail
+/// them slowly), a single 8250 port, and `panic=-1` so that with QEMU's `-no-reboot` a guest
+/// panic ends QEMU at once instead of hanging the run.
+pub const FAST_BOOT_ARGS: &[&str] = &[
+    "console=ttyS0",
+    "edd=off",
+    "printk.time=1",
+    "noreplace-smp",
+    "cgroup_disable=memory",
+    "pci=noearly",
+    "cryptomgr.notests",
+    "tsc=reliable",
+    "no_timer_check",
+    "8250.nr_uarts=1",
+    "panic=-1",
+];
+
+impl Cmdline {
+    pub fn render(&self) -> String {
+        let mut args: Vec<String> = FAST_BOOT_ARGS.iter().map(|s| s.to_string()).collect();
+        args.push(if self.verbose { "loglevel=7" } else { "quiet" }.to_string());
+        args.push(format!("ramsize={}", ramsize(self.stress_ram_bytes)));
+        args.push(format!("stress.threads={}", self.stress_threads));
+        if let Some(g) = self.grain_ms {
+            args.push(format!("stress.grain_ms={g}"));
+        }
+        if let Some(d) = self.duration_s {
+            args.push(format!("stress.duration_s={d}"));
+        }
+        args.extend(self.extra.iter().cloned());
+        args.join(" ")
+    }
+}
+
+/// `ramsize=` value: an integer number of GiB when whole (what the original C stress parses),
+/// else MiB with an `M` suffix.
+pub fn ramsize(bytes: u64) -> String {
+    if bytes % (1 << 30) == 0 {
+        (bytes >> 30).to_string()
+    } else {
+        format!("{}M", bytes >> 20)
+    }
+}
+
+/// The default workload RAM: guest RAM less a headroom of 1/8, at least 96 MiB and at most
+/// 512 MiB. The guest kernel, the unpacked initrd and the page structures take about 65 MiB of
+/// a small guest, and stress keeps 16 MiB free for the kernel.
+pub fn default_stress_ram(mem_bytes: u64) -> u64 {
+    let headroom = (mem_bytes / 8).clamp(96 << 20, 512 << 20);
+    let ram = mem_bytes.saturating_sub(headroom);
+    ram & !((1 << 20) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine() -> Machine {
+        Machine {
+            accel: Accel::Tcg,
+            cpus: 2,
+            mem_bytes: 256 << 20,
+            memory: Memory::Plain,
+            locked_pages: false,
+            dirty_ring_size: 0,
+            kernel: "/k/vmlinuz".into(),
+            initrd: "/i/initrd.img".into(),
+            cmdline: "console=ttyS0".into(),
+        }
+    }
+
+    fn args_of(m: &Machine, incoming: bool, extra: &[String]) -> Vec<String> {
+        let side = Side {
+            role: if incoming { Role::Dst } else { Role::Src },
+            qmp_private: Path::new("/run/x/src-private.sock"),
+            qmp_public: Path::new("/run/x/src-qmp.sock"),
+            incoming,
+            extra,
+        };
+        qemu_args(m, &side)
+    }
+
+    fn has(args: &[String], pair: [&str; 2]) -> bool {
+        args.windows(2).any(|w| w[0] == pair[0] && w[1] == pair[1])
+    }
+
+    #[test]
+    fn tcg_source() {
+        let a = args_of(&machine(), false, &[]);
+        assert!(has(&a, ["-accel", "tcg"]));
+        assert!(has(&a, ["-cpu", "max"]), "-cpu host goes with KVM only");
+        assert!(has(&a, ["-m", "256M"]));
+        assert!(has(&a, ["-smp", "2"]));
+        assert!(has(
+            &a,
+            ["-qmp", "unix:/run/x/src-private.sock,server=on,wait=off"]
+        ));
+        assert!(has(
+            &a,
+            ["-qmp", "unix:/run/x/src-qmp.sock,server=on,wait=off"]
+        ));
+        assert!(!a.contains(&"-incoming".to_string()));
+        assert!(!a.contains(&"-overcommit".to_string()));
+    }
+
+    #[test]
+    fn kvm_destination_with_everything() {
+        let mut m = machine();
+        m.accel = Accel::Kvm;
+        m.dirty_ring_size = 4096;
+        m.locked_pages = true;
+        m.memory = Memory::HugePages {
+            mount: "/dev/hugepages".into(),
+            prealloc: true,
+        };
+        let extra = vec!["-d".to_string(), "guest_errors".to_string()];
+        let a = args_of(&m, true, &extra);
+        assert!(has(&a, ["-accel", "kvm,dirty-ring-size=4096"]));
+        assert!(has(&a, ["-cpu", "host"]));
+        assert!(has(&a, ["-incoming", "defer"]));
+        assert!(has(&a, ["-overcommit", "mem-lock=on"]));
+        assert!(has(&a, ["-machine", "q35,memory-backend=ram0"]));
+        assert!(has(
+            &a,
+            [
+                "-object",
+                "memory-backend-file,id=ram0,size=256M,mem-path=/dev/hugepages,prealloc=on"
+            ]
+        ));
+        assert_eq!(&a[a.len() - 2..], &extra[..], "extra arguments come last");
+    }
+
+    #[test]
+    fn prealloc_uses_a_ram_backend() {
+        let mut m = machine();
+        m.memory = Memory::Prealloc;
+        let a = args_of(&m, false, &[]);
+        assert!(has(
+            &a,
+            [
+                "-object",
+                "memory-backend-ram,id=ram0,size=256M,prealloc=on"
+            ]
+        ));
+    }
+
+    #[test]
+    fn cmdline_and_ram() {
+        let c = Cmdline {
+            stress_ram_bytes: default_stress_ram(256 << 20),
+            stress_threads: 2,
+            grain_ms: Some(20.0),
+            duration_s: None,
+            verbose: false,
+            extra: vec!["foo=bar".into()],
+        };
+        let s = c.render();
+        assert!(s.starts_with("console=ttyS0 "), "{s}");
+        assert!(s.contains(" quiet "));
+        assert!(
+            s.contains(" ramsize=160M stress.threads=2 stress.grain_ms=20 "),
+            "{s}"
+        );
+        assert!(s.ends_with(" foo=bar"));
+        assert_eq!(default_stress_ram(128 << 20), 32 << 20);
+        assert_eq!(default_stress_ram(1 << 30), 896 << 20);
+        assert_eq!(default_stress_ram(8 << 30), (8 << 30) - (512 << 20));
+        assert_eq!(ramsize(1 << 30), "1");
+        assert_eq!(ramsize(896 << 20), "896M");
+    }
+}

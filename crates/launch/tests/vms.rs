@@ -1,0 +1,613 @@
+//! End-to-end: gp-launch boots real VMs under TCG. Each test takes the machine-wide VM test
+//! lock, waits on records (never fixed sleeps), and checks that no QEMU, socket or runtime
+//! directory is left behind.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::{qmp, Launch, BOOT_WAIT, EXIT_WAIT};
+use gp_records::{Record, Role};
+use qapi::qmp as q;
+
+/// Small guests keep TCG tests quick.
+const BASE: &[&str] = &["--accel", "tcg", "--mem", "256M"];
+
+fn args(extra: &[&'static str]) -> Vec<&'static str> {
+    BASE.iter().copied().chain(extra.iter().copied()).collect()
+}
+
+fn setup() -> gp_qemu::testing::VmTestLock {
+    let lock = gp_qemu::testing::vm_test_lock();
+    gp_qemu::testing::require_qemu();
+    assert!(
+        gp_qemu::paths::default_initrd().is_file(),
+        "VM tests need the stress initrd at {}: run initrd/build.sh",
+        gp_qemu::paths::default_initrd().display()
+    );
+    lock
+}
+
+fn is_vm(role: Role) -> impl FnMut(&Record) -> bool {
+    move |r| matches!(r, Record::Vm(v) if v.role == role)
+}
+
+/// Waits for the header and both `vm` records.
+fn wait_up(l: &mut Launch) -> (gp_records::Vm, gp_records::Vm) {
+    let first = l.wait_for(BOOT_WAIT, "launch header", |_| true);
+    assert!(
+        matches!(first, Record::Launch(_)),
+        "the header comes first: {first:?}\n{}",
+        l.report()
+    );
+    l.wait_for(BOOT_WAIT, "src vm record", is_vm(Role::Src));
+    l.wait_for(BOOT_WAIT, "dst vm record", is_vm(Role::Dst));
+    let vms = l.vm_records();
+    (vms[0].clone(), vms[1].clone())
+}
+
+fn exits(l: &Launch) -> Vec<gp_records::VmExit> {
+    l.records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::VmExit(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Both VMs boot; source records arrive from every vCPU's thread within a bound; the
+/// destination waits for its migration; a later stage's `quit` over the public sockets ends
+/// the run, and gp-launch exits with both `vm_exit` records.
+#[test]
+fn boots_both_vms_streams_every_vcpu_and_ends_on_quit() {
+    let _lock = setup();
+    let mut l = Launch::start(&args(&["--cpus", "2"]));
+    let (src, dst) = wait_up(&mut l);
+    assert_eq!(src.vcpu_tids.len(), 2, "{}", l.report());
+    assert_eq!(dst.vcpu_tids.len(), 2);
+    assert!(src.migrate_uri.is_none());
+    let uri = dst.migrate_uri.clone().expect("dst has a migrate_uri");
+    assert!(uri.starts_with("unix:"), "{uri}");
+    let dir = std::path::Path::new(&src.qmp_socket)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    assert_eq!(
+        std::path::Path::new(&uri["unix:".len()..])
+            .parent()
+            .unwrap(),
+        dir
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "runtime dir must be private");
+    }
+    for v in [&src, &dst] {
+        for tid in &v.vcpu_tids {
+            let comm = std::fs::read_to_string(format!("/proc/{}/task/{tid}/comm", v.pid)).unwrap();
+            assert!(
+                comm.starts_with("CPU "),
+                "tid {tid} is a vCPU thread: {comm}"
+            );
+        }
+    }
+
+    let start = l.wait_for(BOOT_WAIT, "guest_start", |r| {
+        matches!(r, Record::GuestStart(_))
+    });
+    let Record::GuestStart(start) = start else {
+        unreachable!()
+    };
+    assert_eq!(start.role, Role::Src);
+    assert_eq!(start.threads, 2);
+    let boot_ms = start.boot_ms.expect("boot_ms on the first guest_start");
+    assert!(
+        boot_ms > 0.0 && boot_ms < BOOT_WAIT.as_millis() as f64,
+        "{boot_ms}"
+    );
+    eprintln!("boot to workload: {boot_ms:.0} ms");
+
+    let mut threads = BTreeSet::new();
+    l.wait_for(
+        Duration::from_secs(60),
+        "guest_progress from both workload threads",
+        |r| {
+            if let Record::GuestProgress(p) = r {
+                assert_eq!(
+                    p.role,
+                    Role::Src,
+                    "the destination must not run before a migration"
+                );
+                assert!(p.time_s > 0.0 && p.bytes > 0);
+                threads.insert(p.thread);
+            }
+            threads.len() == 2
+        },
+    );
+
+    // The destination waits for its migration.
+    let mut d = qmp(&dst.qmp_socket);
+    assert_eq!(d.query_status().unwrap().status, q::RunState::inmigrate);
+    let mut s = qmp(&src.qmp_socket);
+    assert!(s.query_status().unwrap().running);
+
+    // End the run as gp-migrate does.
+    s.quit().unwrap();
+    d.quit().unwrap();
+    let status = l.wait_exit(EXIT_WAIT);
+    assert!(status.success(), "{}", l.report());
+    let ex = exits(&l);
+    assert_eq!(ex.len(), 2, "{}", l.report());
+    for e in &ex {
+        assert_eq!(e.status, 0);
+        assert_eq!(e.reason.as_deref(), Some("quit over QMP"), "{}", l.report());
+    }
+    assert!(
+        matches!(l.records().last(), Some(Record::VmExit(_))),
+        "vm_exit records come last"
+    );
+    l.assert_clean();
+}
+
+/// The header and `vm` records have exactly the fields docs/records.md shows (optional ones
+/// may be absent), and parse as their documented types. SIGTERM during boot ends the run.
+#[test]
+fn header_and_vm_records_validate_against_docs_and_sigterm_during_boot_cleans_up() {
+    let _lock = setup();
+    let mut l = Launch::start(&args(&["--cpus", "1", "--transport", "tcp"]));
+    let (_, dst) = wait_up(&mut l);
+    l.signal(libc::SIGTERM);
+    let status = l.wait_exit(EXIT_WAIT);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{}", l.report());
+
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/records.md"
+    ))
+    .unwrap();
+    let example = |ty: &str| -> serde_json::Value {
+        let needle = format!("{{\"type\":\"{ty}\"");
+        let line = docs
+            .lines()
+            .find(|l| l.starts_with(&needle))
+            .unwrap_or_else(|| panic!("no {ty} example"));
+        serde_json::from_str(line).unwrap()
+    };
+    let optional = ["accel_note", "migrate_uri"];
+    for (ty, idx) in [("launch", 0), ("vm", 1), ("vm", 2)] {
+        let ours: serde_json::Value = serde_json::from_str(&l.lines[idx]).unwrap();
+        let doc = example(ty);
+        for (a, b) in [(&ours, &doc), (&doc, &ours)] {
+            for key in a.as_object().unwrap().keys() {
+                assert!(
+                    b.get(key).is_some() || optional.contains(&key.as_str()),
+                    "{ty}: field {key} is in one of ours/docs but not the other\nours: {ours}\ndocs: {doc}"
+                );
+            }
+        }
+        if ty == "launch" {
+            for nested in ["hardware", "host"] {
+                let ok: BTreeSet<_> = ours[nested].as_object().unwrap().keys().collect();
+                let dk: BTreeSet<_> = doc[nested].as_object().unwrap().keys().collect();
+                assert_eq!(ok, dk, "{nested} fields differ from docs/records.md");
+            }
+        }
+    }
+    let Record::Launch(h) = l.records()[0].clone() else {
+        panic!()
+    };
+    assert_eq!(h.tool, "gp-launch");
+    assert_eq!(h.accel, "tcg");
+    assert_eq!(h.transport, "tcp");
+    assert!(h.qemu_version.split('.').count() == 3, "{}", h.qemu_version);
+    assert!(
+        h.kernel_cmdline.contains("console=ttyS0") && h.kernel_cmdline.contains("ramsize=160M")
+    );
+    assert_eq!(h.hardware.mem_bytes, 256 << 20);
+    assert!(!h.host.cpu_model.is_empty() && h.host.cpus >= 1);
+    assert!(h.argv.iter().any(|a| a == "--transport"));
+    let uri = dst.migrate_uri.unwrap();
+    let port: u16 = uri
+        .strip_prefix("tcp:127.0.0.1:")
+        .expect(&uri)
+        .parse()
+        .unwrap();
+    assert_ne!(port, 9000, "never a fixed port");
+
+    let ex = exits(&l);
+    assert_eq!(ex.len(), 2, "{}", l.report());
+    assert!(
+        ex.iter()
+            .all(|e| e.reason.as_deref().unwrap_or("").contains("SIGTERM")),
+        "{}",
+        l.report()
+    );
+    l.assert_clean();
+}
+
+#[test]
+fn sigint_during_boot_leaves_nothing() {
+    let _lock = setup();
+    let mut l = Launch::start(&args(&[]));
+    l.wait_for(BOOT_WAIT, "src vm record", is_vm(Role::Src));
+    l.signal(libc::SIGINT);
+    let status = l.wait_exit(EXIT_WAIT);
+    assert_eq!(status.code(), Some(130), "{}", l.report());
+    assert!(
+        !l.records()
+            .iter()
+            .any(|r| matches!(r, Record::StageError(_))),
+        "an interrupt is not a failure"
+    );
+    l.assert_clean();
+}
+
+#[test]
+fn sigint_in_steady_state_leaves_nothing() {
+    let _lock = setup();
+    let mut l = Launch::start(&args(&["--cpus", "2"]));
+    wait_up(&mut l);
+    let mut n = 0;
+    l.wait_for(BOOT_WAIT, "several guest_progress records", |r| {
+        n += matches!(r, Record::GuestProgress(_)) as u32;
+        n >= 10
+    });
+    l.signal(libc::SIGINT);
+    let status = l.wait_exit(EXIT_WAIT);
+    assert_eq!(status.code(), Some(130), "{}", l.report());
+    let ex = exits(&l);
+    assert_eq!(ex.len(), 2, "{}", l.report());
+    assert!(
+        ex.iter().all(|e| e.status == 0),
+        "polite quit worked: {ex:?}"
+    );
+    l.assert_clean();
+}
+
+/// `gp-launch | head -n 5`: the closed pipe tears both VMs down.
+#[test]
+fn downstream_head_leaves_nothing() {
+    let _lock = setup();
+    let marker = common::marker();
+    let script = format!(
+        "'{}' --accel tcg --mem 256M --kernel-arg={marker} | head -n 5; echo \"status=${{PIPESTATUS[0]}}\" >&2",
+        common::BIN
+    );
+    let start = Instant::now();
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = format!("script: {script}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stdout.lines().count(), 5, "{report}");
+    assert!(
+        stderr.contains("status=0"),
+        "a closed pipe is a clean exit\n{report}"
+    );
+    assert!(!stderr.contains("panicked"), "{report}");
+    let vms: Vec<gp_records::Vm> = stdout
+        .lines()
+        .filter_map(|l| match gp_records::ndjson::parse_line(l).unwrap() {
+            Some(Record::Vm(v)) => Some(v),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(vms.len(), 2, "{report}");
+    assert!(start.elapsed() < Duration::from_secs(300));
+    for v in &vms {
+        assert!(
+            !gp_qemu::testing::pid_alive(v.pid),
+            "QEMU {} outlived the pipeline\n{report}",
+            v.pid
+        );
+        let dir = std::path::Path::new(&v.qmp_socket).parent().unwrap();
+        assert!(!dir.exists(), "runtime dir left\n{report}");
+    }
+    assert!(common::processes_with(&marker).is_empty(), "{report}");
+}
+
+/// gp-launch killed outright (SIGKILL: no cleanup possible) still takes its QEMUs with it,
+/// through the parent-death signal.
+#[test]
+fn sigkill_of_gp_launch_kills_its_qemus() {
+    let _lock = setup();
+    let mut l = Launch::start(&args(&[]));
+    let (src, dst) = wait_up(&mut l);
+    l.signal(libc::SIGKILL);
+    l.wait_exit(EXIT_WAIT);
+    let gone = gp_qemu::testing::wait_until(Duration::from_secs(30), || {
+        !gp_qemu::testing::pid_alive(src.pid) && !gp_qemu::testing::pid_alive(dst.pid)
+    });
+    assert!(gone, "QEMU survived its parent's SIGKILL\n{}", l.report());
+    // Only the runtime directory can remain after SIGKILL; Launch's drop removes it.
+}
+
+/// A QEMU that refuses its arguments: a clear error with QEMU's own words, non-zero exit, and
+/// the other VM, already started, is cleaned up too.
+#[test]
+fn qemu_failing_to_start_is_reported_with_its_stderr() {
+    let _lock = setup();
+    let mut l = Launch::start(&args(&["--dst-qemu-arg", "-no-such-option"]));
+    let status = l.wait_exit(EXIT_WAIT);
+    assert_eq!(status.code(), Some(1), "{}", l.report());
+    let err = l.stderr();
+    assert!(err.contains("dst QEMU failed to start"), "{}", l.report());
+    assert!(
+        err.contains("-no-such-option"),
+        "QEMU's stderr is quoted\n{}",
+        l.report()
+    );
+    assert!(
+        matches!(l.records().last(), Some(Record::StageError(_))),
+        "{}",
+        l.report()
+    );
+    l.assert_clean();
+}
+
+/// A guest that cannot start its workload (no /init): the kernel panics, QEMU ends at once
+/// (panic=-1, -no-reboot), and the error shows the console.
+#[test]
+fn a_guest_that_cannot_boot_is_an_error_not_a_hang() {
+    let _lock = setup();
+    let mut l = Launch::start(&args(&["--kernel-arg", "rdinit=/no-such-init"]));
+    let status = l.wait_exit(BOOT_WAIT);
+    assert_eq!(status.code(), Some(1), "{}", l.report());
+    let err = l.stderr();
+    assert!(
+        err.contains("ended before its workload started"),
+        "{}",
+        l.report()
+    );
+    assert!(
+        err.contains("Kernel panic") || err.contains("no-such-init"),
+        "console shown\n{}",
+        l.report()
+    );
+    l.assert_clean();
+}
+
+/// The workload ends by itself (stress.duration_s): the source powers off, gp-launch quits the
+/// destination that never got a migration, and exits 0.
+#[test]
+fn source_poweroff_ends_the_run() {
+    let _lock = setup();
+    let mut l = Launch::start(&args(&["--stress-duration-s", "1"]));
+    let status = l.wait_exit(BOOT_WAIT);
+    assert!(status.success(), "{}", l.report());
+    let ex = exits(&l);
+    let src = ex
+        .iter()
+        .find(|e| e.role == Role::Src)
+        .expect("src vm_exit");
+    assert_eq!(
+        src.reason.as_deref(),
+        Some("guest poweroff"),
+        "{}",
+        l.report()
+    );
+    let dst = ex
+        .iter()
+        .find(|e| e.role == Role::Dst)
+        .expect("dst vm_exit");
+    assert!(
+        dst.reason
+            .as_deref()
+            .unwrap()
+            .contains("source exited before migrating"),
+        "{}",
+        l.report()
+    );
+    l.assert_clean();
+}
+
+/// --accel auto uses KVM where it works and TCG otherwise, with a warning and the reason in
+/// the header; it never hangs.
+#[test]
+fn accel_auto_picks_what_works() {
+    let _lock = setup();
+    let mut l = Launch::start(&["--accel", "auto", "--mem", "256M"]);
+    let header = l.wait_for(BOOT_WAIT, "launch header", |_| true);
+    let Record::Launch(h) = header else {
+        panic!("{}", l.report())
+    };
+    match h.accel.as_str() {
+        "kvm" => assert!(h.accel_note.is_none()),
+        "tcg" => {
+            let note = h.accel_note.clone().expect("accel_note says why not KVM");
+            assert!(note.contains("KVM"), "{note}");
+            assert!(
+                l.stderr().contains("warning: KVM does not work here"),
+                "{}",
+                l.report()
+            );
+        }
+        other => panic!("accel {other}"),
+    }
+    l.wait_for(BOOT_WAIT, "src vm record", is_vm(Role::Src));
+    l.wait_for(BOOT_WAIT, "dst vm record", is_vm(Role::Dst));
+    let src = l.vm_records()[0].clone();
+    let cpu = src
+        .argv
+        .windows(2)
+        .find(|w| w[0] == "-cpu")
+        .map(|w| w[1].clone())
+        .unwrap();
+    assert_eq!(
+        cpu == "host",
+        h.accel == "kvm",
+        "-cpu host goes with KVM only"
+    );
+    eprintln!("accel auto chose {} ({:?})", h.accel, h.accel_note);
+    l.signal(libc::SIGTERM);
+    l.wait_exit(EXIT_WAIT);
+    l.assert_clean();
+}
+
+/// --accel kvm where KVM is broken: an error naming --accel tcg (or, where KVM works, a VM).
+#[test]
+fn accel_kvm_on_a_broken_kvm_names_tcg() {
+    let _lock = setup();
+    let mut l = Launch::start(&["--accel", "kvm", "--mem", "256M"]);
+    let first = l.wait_for(BOOT_WAIT, "first record", |_| true);
+    match first {
+        Record::StageError(e) => {
+            assert!(e.message.contains("--accel tcg"), "{}", e.message);
+            assert_ne!(l.wait_exit(EXIT_WAIT).code(), Some(0));
+        }
+        Record::Launch(h) => {
+            assert_eq!(h.accel, "kvm");
+            l.wait_for(BOOT_WAIT, "dst vm record", is_vm(Role::Dst));
+            l.signal(libc::SIGTERM);
+            l.wait_exit(EXIT_WAIT);
+        }
+        other => panic!("{other:?}\n{}", l.report()),
+    }
+    l.assert_clean();
+}
+
+fn allowed_cpus(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let v = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
+    v.trim().trim_end_matches("kB").trim().parse().unwrap()
+}
+
+/// Binding through numactl, preallocated and locked memory: each really applied to QEMU.
+#[test]
+fn numactl_binding_prealloc_and_locked_pages_apply() {
+    let _lock = setup();
+    let mut l = Launch::start(&args(&[
+        "--bind-method",
+        "numactl",
+        "--src-cpu-bind",
+        "0",
+        "--src-mem-bind",
+        "0",
+        "--dst-cpu-bind",
+        "1",
+        "--prealloc-pages",
+        "--locked-pages",
+    ]));
+    let (src, dst) = wait_up(&mut l);
+    assert_eq!(src.argv[0], "/usr/bin/numactl", "{:?}", src.argv);
+    assert_eq!(allowed_cpus(src.pid), "0");
+    assert_eq!(allowed_cpus(dst.pid), "1");
+    let mem_kb = 256 * 1024;
+    assert!(
+        status_kb(src.pid, "VmLck:") >= mem_kb,
+        "locked: {} kB",
+        status_kb(src.pid, "VmLck:")
+    );
+    assert!(
+        status_kb(src.pid, "VmRSS:") >= mem_kb,
+        "preallocated: {} kB",
+        status_kb(src.pid, "VmRSS:")
+    );
+    assert!(
+        status_kb(dst.pid, "VmRSS:") >= mem_kb,
+        "dst preallocated too"
+    );
+    l.signal(libc::SIGTERM);
+    l.wait_exit(EXIT_WAIT);
+    l.assert_clean();
+}
+
+#[test]
+fn native_binding_applies() {
+    let _lock = setup();
+    let mut l = Launch::start(&args(&[
+        "--bind-method",
+        "native",
+        "--src-cpu-bind",
+        "1",
+        "--src-mem-bind",
+        "0",
+        "--dst-cpu-bind",
+        "0-1",
+    ]));
+    let (src, dst) = wait_up(&mut l);
+    assert!(
+        src.argv[0].ends_with("qemu-system-x86_64"),
+        "{:?}",
+        src.argv
+    );
+    assert_eq!(allowed_cpus(src.pid), "1");
+    assert_eq!(allowed_cpus(dst.pid), "0-1");
+    let mems = std::fs::read_to_string(format!("/proc/{}/status", src.pid)).unwrap();
+    assert!(mems
+        .lines()
+        .any(|l| l.starts_with("Mems_allowed_list:") && l.trim_end().ends_with('0')));
+    l.signal(libc::SIGTERM);
+    l.wait_exit(EXIT_WAIT);
+    l.assert_clean();
+}
+
+/// The contract with gp-migrate: the destination's URI and public QMP socket work for a real
+/// migration, after which the destination's console is streamed as `dst` records.
+fn migrate_over(transport: &'static str) {
+    let _lock = setup();
+    let mut l = Launch::start(&args(&["--cpus", "2", "--transport", transport]));
+    let (src, dst) = wait_up(&mut l);
+    l.wait_for(BOOT_WAIT, "guest_start", |r| {
+        matches!(r, Record::GuestStart(_))
+    });
+    let uri = dst.migrate_uri.clone().unwrap();
+    let mut s = qmp(&src.qmp_socket);
+    let mut d = qmp(&dst.qmp_socket);
+    // Stop-and-copy converges whatever the dirty rate; live convergence is gp-migrate's job.
+    s.execute(&q::stop {}).unwrap();
+    d.execute(&q::migrate_incoming {
+        uri: Some(uri.clone()),
+        channels: None,
+        exit_on_error: None,
+    })
+    .unwrap();
+    s.execute(&q::migrate {
+        uri: Some(uri),
+        channels: None,
+        detach: None,
+        resume: None,
+    })
+    .unwrap();
+    let moved = gp_qemu::testing::wait_until(Duration::from_secs(120), || {
+        d.query_status()
+            .map(|st| st.status == q::RunState::paused)
+            .unwrap_or(false)
+    });
+    assert!(moved, "the migration did not complete\n{}", l.report());
+    d.execute(&q::cont {}).unwrap();
+    l.wait_for(
+        Duration::from_secs(60),
+        "guest_progress from the destination",
+        |r| matches!(r, Record::GuestProgress(p) if p.role == Role::Dst),
+    );
+    s.quit().unwrap();
+    d.quit().unwrap();
+    assert!(l.wait_exit(EXIT_WAIT).success(), "{}", l.report());
+    l.assert_clean();
+}
+
+#[test]
+fn migration_over_the_unix_uri_moves_the_workload() {
+    migrate_over("unix");
+}
+
+#[test]
+fn migration_over_the_tcp_uri_moves_the_workload() {
+    migrate_over("tcp");
+}
