@@ -58,6 +58,7 @@ pub fn probe_kvm(
     cpus: u32,
     sock_dir: &Path,
     signals: &Receiver<i32>,
+    probe_deadline: Duration,
     verbose: bool,
 ) -> Result<Duration, Result<KvmUnusable, i32>> {
     let start = Instant::now();
@@ -115,7 +116,7 @@ pub fn probe_kvm(
             "the KVM probe could not start QEMU: {e}"
         )))
     })?;
-    let deadline = start + PROBE_DEADLINE;
+    let deadline = start + probe_deadline;
     let mut qmp: Option<Qmp> = None;
     let mut last_line = String::new();
     let end = loop {
@@ -145,8 +146,8 @@ pub fn probe_kvm(
         let now = Instant::now();
         if now >= deadline {
             break ProbeEnd::Fails(format!(
-                "a probe guest made no progress under KVM within {} s (last console line: {:?})",
-                PROBE_DEADLINE.as_secs(),
+                "a probe guest made no progress under KVM within {:.0} s (last console line: {:?})",
+                probe_deadline.as_secs_f64(),
                 last_line
             ));
         }
@@ -199,5 +200,79 @@ pub fn probe_kvm(
             Err(Ok(KvmUnusable(why)))
         }
         ProbeEnd::Interrupted(sig) => Err(Err(sig)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gp_qemu::runtime::RuntimeDir;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in for QEMU that ignores its arguments and runs `script`.
+    fn fake_qemu(dir: &Path, script: &str) -> std::path::PathBuf {
+        let path = dir.join("fake-qemu");
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn probe(script: &str, deadline: Duration) -> Result<Duration, Result<KvmUnusable, i32>> {
+        let dir = RuntimeDir::new("gp-probe-test").unwrap();
+        let bin = fake_qemu(dir.path(), script);
+        let (_tx, rx) = unbounded();
+        probe_kvm(&bin, Path::new("/k"), 1, dir.path(), &rx, deadline, false)
+    }
+
+    #[test]
+    fn a_kernel_that_reaches_its_root_mount_means_kvm_works() {
+        let r = probe("echo 'Linux version 6.1'; echo 'Kernel panic - not syncing: VFS: Unable to mount root fs'; exec sleep 100", Duration::from_secs(30));
+        assert!(r.is_ok(), "{r:?}");
+    }
+
+    #[test]
+    fn qemu_dying_is_reported_with_its_words() {
+        let r = probe(
+            "echo 'KVM internal error. Suberror: 1' >&2; echo 'emulation failure' >&2; exit 1",
+            Duration::from_secs(30),
+        );
+        let why = r.unwrap_err().unwrap().0;
+        assert!(
+            why.contains("exit status 1") && why.contains("KVM internal error"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_silent_guest_fails_at_the_deadline_instead_of_hanging() {
+        let start = Instant::now();
+        let r = probe(
+            "echo 'Probing EDD (edd=off to disable)... ok'; exec sleep 100",
+            Duration::from_millis(500),
+        );
+        let why = r.unwrap_err().unwrap().0;
+        assert!(
+            why.contains("no progress") && why.contains("Probing EDD"),
+            "{why}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_signal_interrupts_the_probe() {
+        let dir = RuntimeDir::new("gp-probe-test").unwrap();
+        let bin = fake_qemu(dir.path(), "exec sleep 100");
+        let (tx, rx) = unbounded();
+        tx.send(libc::SIGINT).unwrap();
+        let r = probe_kvm(
+            &bin,
+            Path::new("/k"),
+            1,
+            dir.path(),
+            &rx,
+            Duration::from_secs(30),
+            false,
+        );
+        assert_eq!(r.unwrap_err().unwrap_err(), libc::SIGINT);
     }
 }

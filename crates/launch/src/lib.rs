@@ -161,10 +161,19 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
 
     let boot_timeout = Duration::from_secs_f64(plan.boot_timeout_s);
     let mut session = Session::new(out, dir, &signals, plan.debug, plan.verbose, boot_timeout);
-    session.write_header(header).or_else(|e| match e {
-        Error::OutputClosed => Ok(()),
-        e => Err(e),
-    })?;
+    // A KVM internal error pauses the VM instead of ending QEMU: poll often under KVM. Under TCG
+    // the poll only keeps the private monitor's event queue short.
+    session.set_status_poll(if accel == Accel::Kvm {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    });
+    match session.write_header(header) {
+        Ok(()) => {}
+        // Nobody is listening: starting VMs would be pointless.
+        Err(Error::OutputClosed) => return Ok(0),
+        Err(e) => return Err(e),
+    }
     let start = Start {
         binary: &plan.binary.path,
         machine: &machine,
@@ -213,6 +222,7 @@ fn choose_accel(
             plan.cpus,
             dir.path(),
             signals.receiver(),
+            accel::PROBE_DEADLINE,
             plan.verbose,
         ) {
             Ok(took) => {

@@ -30,9 +30,6 @@ const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 const QMP_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long VMs get to exit after `quit` before they are killed.
 pub const QUIT_GRACE: Duration = Duration::from_secs(15);
-/// How often the run state of each VM is polled (to catch a KVM internal error, which pauses
-/// the VM forever instead of ending QEMU).
-const STATUS_POLL: Duration = Duration::from_secs(1);
 
 /// What the supervision threads report.
 enum Event {
@@ -196,6 +193,9 @@ pub struct Session<'w, W: Write> {
     debug: bool,
     verbose: bool,
     boot_timeout: Duration,
+    /// How often the run state of each VM is polled (to catch a KVM internal error, which
+    /// pauses the VM forever instead of ending QEMU).
+    status_poll: Duration,
 }
 
 /// What to start.
@@ -232,7 +232,12 @@ impl<'w, W: Write> Session<'w, W> {
             debug,
             verbose,
             boot_timeout,
+            status_poll: Duration::from_secs(1),
         }
+    }
+
+    pub fn set_status_poll(&mut self, every: Duration) {
+        self.status_poll = every;
     }
 
     pub fn dir(&self) -> &Path {
@@ -452,7 +457,7 @@ impl<'w, W: Write> Session<'w, W> {
     /// The main loop.
     fn stream(&mut self) -> Result<(), Stop> {
         let boot_deadline = self.vms[0].spawned_at + self.boot_timeout;
-        let mut next_poll = Instant::now() + STATUS_POLL;
+        let mut next_poll = Instant::now() + self.status_poll;
         let signals = self.signals.receiver().clone();
         let events = self.events.clone();
         loop {
@@ -474,7 +479,7 @@ impl<'w, W: Write> Session<'w, W> {
             }
             let now = Instant::now();
             if now >= next_poll {
-                next_poll = now + STATUS_POLL;
+                next_poll = now + self.status_poll;
                 self.poll_status()?;
             }
             if now >= boot_deadline && !self.console.started(Role::Src) && self.vms[0].alive() {
