@@ -179,6 +179,10 @@ impl<W: Write> Run<W> {
             }
             Ending::Error { message, status } => {
                 eprintln!("{STAGE}: {message}");
+                if !self.result_written {
+                    let r = decide::result(Outcome::Failed, message.clone(), None);
+                    let _ = self.emit(&Record::Result(r));
+                }
                 let _ = self.emit(&Record::StageError(StageError::new(STAGE, message.clone())));
                 (*status, format!("gp-migrate failed: {message}"))
             }

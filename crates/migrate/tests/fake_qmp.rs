@@ -1,0 +1,344 @@
+//! gp-migrate's error paths against fake QEMUs: scripted QMP peers on unix sockets. The real
+//! paths are covered by tests/vm.rs; these cover what a real QEMU rarely does on demand (a reply
+//! that never comes, a dropped connection, a QEMU that lacks a feature).
+
+use std::io::{BufRead, BufReader, Cursor, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use gp_migrate::{engine, Args, ExitStatus};
+use serde_json::{json, Value};
+
+/// What a fake QEMU does with one command.
+enum Reply {
+    Return(Value),
+    Error(&'static str),
+    /// Never answer (keep reading).
+    Silent,
+    /// Hang up.
+    Drop,
+}
+
+type Script = fn(&str, &Value) -> Reply;
+
+/// The replies of a QEMU 10 with default settings.
+fn qemu10(command: &str, _args: &Value) -> Reply {
+    Reply::Return(match command {
+        "query-version" => json!({"qemu": {"major": 10, "minor": 0, "micro": 2}, "package": ""}),
+        "query-migrate-capabilities" => json!([
+            {"capability": "xbzrle", "state": false},
+            {"capability": "events", "state": false},
+            {"capability": "postcopy-ram", "state": false},
+            {"capability": "multifd", "state": false}
+        ]),
+        "query-migrate-parameters" => json!({"downtime-limit": 300, "max-bandwidth": 134217728}),
+        "query-kvm" => json!({"enabled": false, "present": true}),
+        "query-migrate" => json!({"status": "setup"}),
+        "query-qmp-schema" => return Reply::Error("not in this fake"),
+        _ => json!({}),
+    })
+}
+
+/// A fake QEMU: serves one client, answers per `script`, records the commands it got.
+struct FakeQemu {
+    path: PathBuf,
+    commands: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeQemu {
+    fn start(dir: &Path, name: &str, script: Script) -> FakeQemu {
+        let path = dir.join(name);
+        let listener = UnixListener::bind(&path).unwrap();
+        let commands = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&commands);
+        std::thread::spawn(move || {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut out = stream.try_clone().unwrap();
+            let greeting = r#"{"QMP": {"version": {"qemu": {"micro": 2, "minor": 0, "major": 10}, "package": ""}, "capabilities": []}}"#;
+            writeln!(out, "{greeting}").unwrap();
+            let mut silent = false;
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { return };
+                let v: Value = serde_json::from_str(&line).unwrap();
+                let name = v["execute"].as_str().unwrap().to_string();
+                log.lock().unwrap().push(name.clone());
+                if silent {
+                    continue;
+                }
+                let reply = if name == "qmp_capabilities" {
+                    Reply::Return(json!({}))
+                } else {
+                    script(&name, &v["arguments"])
+                };
+                let text = match reply {
+                    Reply::Return(v) => json!({ "return": v }).to_string(),
+                    Reply::Error(desc) => {
+                        json!({"error": {"class": "GenericError", "desc": desc}}).to_string()
+                    }
+                    Reply::Silent => {
+                        silent = true;
+                        continue;
+                    }
+                    Reply::Drop => return,
+                };
+                if writeln!(out, "{text}").is_err() {
+                    return;
+                }
+                if name == "quit" {
+                    return;
+                }
+            }
+        });
+        FakeQemu { path, commands }
+    }
+
+    fn got(&self, command: &str) -> bool {
+        self.commands.lock().unwrap().iter().any(|c| c == command)
+    }
+}
+
+fn input(src: &FakeQemu, dst: &FakeQemu) -> String {
+    let launch = json!({"type": "launch", "time_s": 1.0, "tool": "test", "version": "0", "argv": [],
+        "qemu_binary": "qemu", "qemu_version": "10.0.2", "accel": "tcg", "kernel": "k", "initrd": "i",
+        "kernel_cmdline": "", "transport": "unix", "dst_host": null,
+        "hardware": {"cpus": 1, "mem_bytes": 268435456u64, "src_cpu_bind": [], "src_mem_bind": [],
+            "dst_cpu_bind": [], "dst_mem_bind": [], "prealloc_pages": false, "huge_pages": false,
+            "locked_pages": false, "dirty_ring_size": 0},
+        "host": {"hostname": "h", "cpu_model": "c", "kernel_release": "r", "cpus": 2}});
+    // No such pid: "is it still running" checks find nothing to wait for.
+    let vm = |role: &str, path: &Path| {
+        let mut v = json!({"type": "vm", "time_s": 1.0, "role": role, "pid": 999_999_999u32, "host": null,
+            "qmp_socket": path, "vcpu_tids": [], "spawned_s": 1.0, "argv": []});
+        if role == "dst" {
+            v["migrate_uri"] = json!("unix:/nonexistent/migrate.sock");
+        }
+        v
+    };
+    format!(
+        "{launch}\n{}\n{}\n{{\"type\":\"from_the_future\",\"x\":1}}\n",
+        vm("src", &src.path),
+        vm("dst", &dst.path)
+    )
+}
+
+struct Outcome {
+    status: ExitStatus,
+    records: Vec<Value>,
+    lines: Vec<String>,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn of_type(&self, ty: &str) -> Vec<&Value> {
+        self.records.iter().filter(|r| r["type"] == ty).collect()
+    }
+}
+
+fn run(args: &[&str], src: Script, dst: Script) -> (Outcome, FakeQemu, FakeQemu) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = FakeQemu::start(dir.path(), "src.sock", src);
+    let dst = FakeQemu::start(dir.path(), "dst.sock", dst);
+    let mut argv = vec![
+        "gp-migrate",
+        "--no-wait-workload",
+        "--sleep",
+        "0",
+        "--qmp-timeout",
+        "1",
+    ];
+    argv.extend_from_slice(args);
+    let args = Args::try_parse_from(argv).unwrap();
+    let (_tx, signals) = crossbeam_channel::unbounded();
+    let mut out = Vec::new();
+    let started = Instant::now();
+    let status = engine::run(
+        args,
+        Cursor::new(input(&src, &dst).into_bytes()),
+        &mut out,
+        signals,
+    );
+    let elapsed = started.elapsed();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<String> = text.lines().map(String::from).collect();
+    let records = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        Outcome {
+            status,
+            records,
+            lines,
+            elapsed,
+        },
+        src,
+        dst,
+    )
+}
+
+#[test]
+fn every_input_line_passes_through_verbatim() {
+    let (o, _, _) = run(&["--compression-mt"], qemu10, qemu10);
+    let input_lines = o
+        .lines
+        .iter()
+        .filter(|l| l.starts_with("{\"type\": \""))
+        .count();
+    assert!(
+        o.lines
+            .iter()
+            .any(|l| l == "{\"type\":\"from_the_future\",\"x\":1}"),
+        "{:#?}",
+        o.lines
+    );
+    assert_eq!(
+        input_lines, 0,
+        "our own records are compact JSON; input is passed as it was"
+    );
+    assert_eq!(o.of_type("launch").len(), 1);
+    assert_eq!(o.of_type("vm").len(), 2);
+}
+
+#[test]
+fn a_missing_feature_is_refused_before_anything_is_configured() {
+    let (o, src, dst) = run(&["--compression-mt"], qemu10, qemu10);
+    assert_eq!(o.status, ExitStatus::Unsupported);
+    let result = o.of_type("result");
+    assert_eq!(result.len(), 1);
+    assert_eq!(result[0]["outcome"], "failed");
+    let reason = result[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("is not supported by QEMU 10.0.2"),
+        "{reason}"
+    );
+    assert_eq!(o.of_type("stage_error").len(), 1);
+    assert!(!src.got("migrate-set-capabilities") && !dst.got("migrate-set-capabilities"));
+    assert!(src.got("quit") && dst.got("quit"), "both VMs are quit");
+}
+
+#[test]
+fn a_destination_that_hangs_up_during_set_up_fails_the_run_and_quits_the_source() {
+    fn dst(command: &str, args: &Value) -> Reply {
+        match command {
+            "query-migrate-capabilities" => Reply::Drop,
+            _ => qemu10(command, args),
+        }
+    }
+    let (o, src, _) = run(&[], qemu10, dst);
+    assert_eq!(o.status, ExitStatus::Error);
+    let result = o.of_type("result");
+    assert_eq!(result.len(), 1, "{:#?}", o.lines);
+    let reason = result[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("dst") && reason.contains("QMP connection closed"),
+        "{reason}"
+    );
+    assert!(src.got("quit"));
+}
+
+#[test]
+fn a_reply_that_never_comes_is_a_failure_within_the_qmp_timeout() {
+    fn src(command: &str, args: &Value) -> Reply {
+        match command {
+            "migrate" => Reply::Silent,
+            _ => qemu10(command, args),
+        }
+    }
+    let (o, src_qemu, dst_qemu) = run(&[], src, qemu10);
+    assert_eq!(o.status, ExitStatus::Failed, "{:#?}", o.lines);
+    let result = o.of_type("result");
+    assert_eq!(result.len(), 1, "{:#?}", o.lines);
+    let reason = result[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("migrate") && reason.contains("no reply from QEMU within 1.0 s"),
+        "{reason}"
+    );
+    // 1 s for the reply, up to 3 s trying to reconnect to quit the source: never a hang.
+    assert!(o.elapsed < Duration::from_secs(10), "{:?}", o.elapsed);
+    assert!(dst_qemu.got("quit"));
+    assert!(src_qemu.got("migrate"));
+}
+
+#[test]
+fn qemu_reporting_failed_is_a_failed_result_with_its_error_text() {
+    fn src(command: &str, args: &Value) -> Reply {
+        match command {
+            "query-migrate" => Reply::Return(
+                json!({"status": "failed", "error-desc": "Unable to write to socket: Broken pipe", "total-time": 12}),
+            ),
+            _ => qemu10(command, args),
+        }
+    }
+    let (o, _, _) = run(&[], src, qemu10);
+    assert_eq!(o.status, ExitStatus::Failed);
+    let result = o.of_type("result")[0];
+    assert_eq!(result["outcome"], "failed");
+    assert_eq!(result["reason"], "Unable to write to socket: Broken pipe");
+    let actions: Vec<&str> = o
+        .of_type("action")
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["migrate", "shutdown", "shutdown"]);
+}
+
+#[test]
+fn input_that_ends_before_the_vms_is_an_error_naming_gp_launch() {
+    let args = Args::try_parse_from(["gp-migrate", "--sleep", "0"]).unwrap();
+    let (_tx, signals) = crossbeam_channel::unbounded();
+    let mut out = Vec::new();
+    let status = engine::run(
+        args,
+        Cursor::new(b"{\"type\":\"mystery\"}\n".to_vec()),
+        &mut out,
+        signals,
+    );
+    assert_eq!(status, ExitStatus::Error);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("{\"type\":\"mystery\"}\n"), "{text}");
+    assert!(text.contains("\"type\":\"stage_error\""), "{text}");
+    assert!(text.contains("is gp-launch upstream"), "{text}");
+}
+
+#[test]
+fn a_signal_before_migrating_ends_the_run_with_an_interrupted_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = FakeQemu::start(dir.path(), "src.sock", qemu10);
+    let dst = FakeQemu::start(dir.path(), "dst.sock", qemu10);
+    let args = Args::try_parse_from(["gp-migrate", "--no-wait-workload", "--sleep", "30"]).unwrap();
+    let (tx, signals) = crossbeam_channel::unbounded();
+    // Signal once gp-migrate has configured the source and is settling.
+    let configured = Arc::clone(&src.commands);
+    std::thread::spawn(move || {
+        while !configured
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c == "migrate-set-parameters")
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        tx.send(signal_hook::consts::SIGTERM).unwrap();
+    });
+    let mut out = Vec::new();
+    let started = Instant::now();
+    let status = engine::run(
+        args,
+        Cursor::new(input(&src, &dst).into_bytes()),
+        &mut out,
+        signals,
+    );
+    assert_eq!(status, ExitStatus::Signal(15));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the 30 s sleep was not interrupted"
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("\"outcome\":\"interrupted\""), "{text}");
+    assert!(src.got("quit") && dst.got("quit"));
+}
