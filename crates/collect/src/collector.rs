@@ -157,14 +157,25 @@ fn is_pause(a: &gp_records::Action) -> bool {
 /// count grew, and the first final one (where the original stopped polling).
 pub fn progress_history(progress: &[Progress]) -> Vec<ProgressSnapshot> {
     let mut history: Vec<ProgressSnapshot> = Vec::new();
+    let mut last_iterations = None;
     for p in progress.iter().filter(|p| p.role == Role::Src) {
-        let snap = ProgressSnapshot::from_progress(p);
-        let grew = history
-            .last()
-            .map_or(true, |last| last.ram.iterations < snap.ram.iterations);
-        let is_final = snap.is_final();
-        if grew || is_final {
-            history.push(snap);
+        // Cheap checks first; a snapshot is only built for the ones kept.
+        let iterations = p
+            .info
+            .get("ram")
+            .and_then(|r| r.get("dirty-sync-count"))
+            .and_then(Value::as_u64)
+            .or(p.iteration)
+            .unwrap_or(0);
+        let status = p
+            .info
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or(&p.status);
+        let is_final = matches!(status, "completed" | "failed" | "cancelled");
+        if is_final || last_iterations.map_or(true, |last| last < iterations) {
+            history.push(ProgressSnapshot::from_progress(p));
+            last_iterations = Some(iterations);
         }
         if is_final {
             break;

@@ -12,10 +12,11 @@ pub mod summary;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{after, never, select, Receiver};
-use gp_records::ndjson::{Line, ReadError, Reader};
+use gp_records::ndjson::{ReadError, Reader};
 use gp_records::report::Report;
 use thiserror::Error;
 
@@ -72,8 +73,12 @@ pub enum Error {
     Spawn(#[source] std::io::Error),
 }
 
-/// Reads the stream to its end (or a signal) and returns the report, the way the input ended,
-/// and the signal that ended it, if one did.
+/// Reads the stream to its end (or a signal) and returns the report, the signal that ended
+/// the reading, if one did, and the read error that ended it, if one did.
+///
+/// The input thread reads, parses and keeps each record itself (one uncontended lock per line),
+/// so the main thread only waits for the end, a signal or the grace deadline; whatever arrived
+/// by then is in the report.
 pub fn collect<R>(
     opts: &Options,
     input: R,
@@ -82,49 +87,58 @@ pub fn collect<R>(
 where
     R: BufRead + Send + 'static,
 {
-    let (tx, lines) = crossbeam_channel::bounded::<Result<Line, ReadError>>(4096);
+    let shared = Arc::new(Mutex::new(Shared {
+        collector: Collector::new(),
+        closed: false,
+    }));
+    let (done_tx, done) = crossbeam_channel::bounded::<Option<String>>(1);
+    let state = shared.clone();
     std::thread::Builder::new()
         .name("input".into())
         .spawn(move || {
-            for item in Reader::new(input, STAGE) {
-                let fatal = matches!(item, Err(ReadError::Io { .. }));
-                if tx.send(item).is_err() || fatal {
+            let mut reader = Reader::new(input, STAGE);
+            let read_error = loop {
+                let Some(item) = reader.next_line() else {
+                    break None;
+                };
+                let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                if s.closed {
                     return;
                 }
-            }
+                match item {
+                    Ok(line) => s.collector.push(line),
+                    Err(ReadError::Malformed { line, message, .. }) => {
+                        eprintln!("{STAGE}: input line {line}: {message}");
+                        s.collector.push_error(line, message);
+                    }
+                    Err(e @ ReadError::Io { .. }) => break Some(e.to_string()),
+                }
+            };
+            let _ = done_tx.send(read_error);
         })
         .map_err(Error::Spawn)?;
 
-    let mut collector = Collector::new();
     let mut signalled: Option<i32> = None;
     let mut deadline = never();
     let mut read_error = None;
     let ended = loop {
         select! {
-            recv(lines) -> item => match item {
-                Err(_) => break match signalled {
-                    Some(sig) => format!("{}, then {END_OF_INPUT}", signal_name(sig)),
-                    None => END_OF_INPUT.to_string(),
-                },
-                Ok(Ok(line)) => collector.push(line),
-                Ok(Err(ReadError::Malformed { line, message, .. })) => {
-                    eprintln!("{STAGE}: input line {line}: {message}");
-                    collector.push_error(line, message);
-                }
-                Ok(Err(e @ ReadError::Io { .. })) => {
-                    let msg = e.to_string();
-                    read_error = Some(msg.clone());
-                    break format!("read error: {msg}");
-                }
-            },
+            recv(done) -> r => {
+                read_error = r.ok().flatten();
+                break match (&read_error, signalled) {
+                    (Some(e), _) => format!("read error: {e}"),
+                    (None, Some(sig)) => format!("{}, then {END_OF_INPUT}", signal_name(sig)),
+                    (None, None) => END_OF_INPUT.to_string(),
+                };
+            }
             recv(signals) -> sig => {
                 let Ok(sig) = sig else { continue };
-                if signalled.is_some() || opts.grace.is_zero() {
-                    signalled = Some(sig);
+                let again = signalled.is_some();
+                signalled = Some(sig);
+                if again || opts.grace.is_zero() {
                     break format!("{}; report written without waiting for the input to end",
                                   signal_name(sig));
                 }
-                signalled = Some(sig);
                 deadline = after(opts.grace);
             }
             recv(deadline) -> _ => {
@@ -133,20 +147,19 @@ where
             }
         }
     };
-    // Lines already queued when a signal or deadline ended the loop are kept too.
-    if signalled.is_some() {
-        for item in lines.try_iter() {
-            match item {
-                Ok(line) => collector.push(line),
-                Err(ReadError::Malformed { line, message, .. }) => {
-                    collector.push_error(line, message)
-                }
-                Err(_) => {}
-            }
-        }
-    }
+    let collector = {
+        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+        s.closed = true;
+        std::mem::take(&mut s.collector)
+    };
     let report = collector.finish(&ended, env!("CARGO_PKG_VERSION"));
     Ok((report, signalled, read_error))
+}
+
+struct Shared {
+    collector: Collector,
+    /// Set when the report is being written: the input thread stops keeping lines.
+    closed: bool,
 }
 
 /// Collects, writes the report, and says what went wrong, if anything, after writing it.

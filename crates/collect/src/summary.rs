@@ -6,7 +6,7 @@ use gp_records::report::{
     VmCpu, GIB,
 };
 use gp_records::sample::{CpuSample, ThreadClass};
-use gp_records::{Outcome, QmpEvent, Role};
+use gp_records::{Outcome, Progress, QmpEvent, Role};
 
 use crate::collector::thread_ms;
 
@@ -25,17 +25,17 @@ struct Work {
 
 pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
     let mut notes = Vec::new();
-    let src_snaps: Vec<ProgressSnapshot> = ext
+    // Only the snapshots used are converted: a stream may hold 10^5 of them.
+    let src_progress: Vec<&Progress> = ext
         .progress
         .iter()
         .filter(|p| p.role == Role::Src)
-        .map(ProgressSnapshot::from_progress)
         .collect();
-    let last_src = src_snaps.last();
-    let final_src = src_snaps
-        .iter()
-        .find(|s| s.is_final())
-        .or(history.iter().find(|s| s.is_final()));
+    let last_src = src_progress
+        .last()
+        .map(|p| ProgressSnapshot::from_progress(p));
+    let last_src = last_src.as_ref();
+    let final_src = history.iter().find(|s| s.is_final());
     let result = ext.result.as_ref();
 
     let migration_start_s = ext
@@ -44,14 +44,14 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         .find(|a| a.action == "migrate")
         .map(|a| a.time_s)
         .or_else(|| migration_event(&ext.events, &["setup"]).map(|e| e.time_s))
-        .or_else(|| src_snaps.first().map(|s| s.now));
+        .or_else(|| src_progress.first().map(|p| p.time_s));
     let migration_end_s = final_src
         .map(|s| s.now)
         .or_else(|| {
             migration_event(&ext.events, &["completed", "failed", "cancelled"]).map(|e| e.time_s)
         })
         .or_else(|| result.filter(|_| ext.result_in_stream).map(|r| r.time_s));
-    let switchover_s = switchover(ext, migration_start_s, &src_snaps);
+    let switchover_s = switchover(ext, migration_start_s, &src_progress);
     if migration_start_s.is_none() {
         notes.push(
             "no migration start in the stream (no migrate action, MIGRATION event or progress \
@@ -147,7 +147,7 @@ fn migration_event<'a>(events: &'a [QmpEvent], statuses: &[&str]) -> Option<&'a 
 
 /// When the source stopped running the guest: its first `STOP` event after the migration
 /// started (QEMU's own timestamp), else the first sign of the switch in events or snapshots.
-fn switchover(ext: &Extended, start_s: Option<f64>, src_snaps: &[ProgressSnapshot]) -> Option<f64> {
+fn switchover(ext: &Extended, start_s: Option<f64>, src_progress: &[&Progress]) -> Option<f64> {
     let start = start_s.unwrap_or(f64::NEG_INFINITY);
     let when = |e: &QmpEvent| {
         if e.qemu_time_s > 0.0 {
@@ -163,10 +163,10 @@ fn switchover(ext: &Extended, start_s: Option<f64>, src_snaps: &[ProgressSnapsho
         .map(when)
         .or_else(|| migration_event(&ext.events, &switch_states).map(when))
         .or_else(|| {
-            src_snaps
+            src_progress
                 .iter()
-                .find(|s| s.status == "postcopy-active" || s.status == "completed")
-                .map(|s| s.now)
+                .find(|p| p.status == "postcopy-active" || p.status == "completed")
+                .map(|p| p.time_s)
         })
 }
 

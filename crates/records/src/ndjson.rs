@@ -59,7 +59,34 @@ pub fn parse_line(raw: &str) -> Result<Option<Record>, String> {
     if !Record::is_known_type(&tag.ty) {
         return Ok(None);
     }
-    serde_json::from_str::<Record>(raw)
+    // Dispatch on the tag and parse the variant's struct directly (it ignores the "type" field):
+    // deserializing the internally tagged `Record` would buffer every line into an intermediate
+    // tree first, which costs about as much as the parse itself.
+    fn variant<'a, T: Deserialize<'a>>(
+        raw: &'a str,
+        f: fn(T) -> Record,
+    ) -> serde_json::Result<Record> {
+        serde_json::from_str::<T>(raw).map(f)
+    }
+    let parsed = match &*tag.ty {
+        "launch" => variant(raw, Record::Launch),
+        "vm" => variant(raw, Record::Vm),
+        "vm_exit" => variant(raw, Record::VmExit),
+        "guest_start" => variant(raw, Record::GuestStart),
+        "guest_progress" => variant(raw, Record::GuestProgress),
+        "guest_gb" => variant(raw, Record::GuestGb),
+        "console" => variant(raw, Record::Console),
+        "cpu_sample" => variant(raw, Record::CpuSample),
+        "scenario" => variant(raw, Record::Scenario),
+        "progress" => variant(raw, Record::Progress),
+        "qmp_event" => variant(raw, Record::QmpEvent),
+        "action" => variant(raw, Record::Action),
+        "result" => variant(raw, Record::Result),
+        "clock_offset" => variant(raw, Record::ClockOffset),
+        "stage_error" => variant(raw, Record::StageError),
+        _ => serde_json::from_str::<Record>(raw),
+    };
+    parsed
         .map(Some)
         .map_err(|e| format!("bad \"{}\" record: {e}", tag.ty))
 }
