@@ -25,7 +25,7 @@ pub fn register() -> Result<(), String> {
     .clone()
 }
 
-/// The embedded font, for drawing text without plotters (see [`crate::glyph`]).
+/// The embedded font, for drawing text without plotters (see [`crate::bitmap`]).
 pub fn font() -> Result<ab_glyph::FontRef<'static>, String> {
     ab_glyph::FontRef::try_from_slice(DEJAVU_SANS)
         .map_err(|_| "the embedded DejaVu Sans font is not a valid TrueType font".to_string())

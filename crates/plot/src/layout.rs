@@ -146,13 +146,37 @@ pub fn ellipsize_start(text: &str, max_chars: usize) -> String {
     format!("…{keep}")
 }
 
-/// A "nice" axis maximum at or above `v`: 1, 2, 2.5 or 5 times a power of ten.
+/// The top of an axis for `values`: their maximum, unless a few outliers tower over the rest,
+/// so that one 300 ms stall in 20 ms chunks does not flatten every other point against the
+/// axis. The reference level is the larger of the 95th percentile and 3 times the median;
+/// when the maximum is above twice that, the top is 1.5 times the reference and the points
+/// above it are cut off. Returns (top, whether points are cut off).
+pub fn robust_top(mut values: Vec<f64>) -> (f64, bool) {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return (0.0, false);
+    }
+    let max = values.iter().copied().fold(f64::MIN, f64::max);
+    let mut quantile = |q: f64| {
+        let k = ((values.len() - 1) as f64 * q).round() as usize;
+        *values.select_nth_unstable_by(k, f64::total_cmp).1
+    };
+    let reference = quantile(0.95).max(3.0 * quantile(0.5));
+    if reference > 0.0 && max > 2.0 * reference {
+        (1.5 * reference, true)
+    } else {
+        (max, false)
+    }
+}
+
+/// A "nice" axis maximum at or above `v`: 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of
+/// ten, so the axis wastes at most a fifth of the plot.
 pub fn nice_ceiling(v: f64) -> f64 {
     if !(v.is_finite() && v > 0.0) {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+    for m in [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0] {
         if m * p >= v * (1.0 - 1e-12) {
             return m * p;
         }
@@ -285,10 +309,27 @@ mod tests {
     }
 
     #[test]
+    fn robust_top_cuts_towering_outliers_only() {
+        let mut v = vec![1000.0; 1000];
+        assert_eq!(robust_top(v.clone()), (1000.0, false));
+        v[500] = 45_000.0; // one stall: cut at 1.5 x 3 x median
+        assert_eq!(robust_top(v.clone()), (4500.0, true));
+        v[500] = 5000.0; // a slow chunk, not an outlier
+        assert_eq!(robust_top(v.clone()), (5000.0, false));
+        // A post-copy phase a quarter of the run long, 8x slower: part of the picture.
+        let mut pc = vec![400.0; 750];
+        pc.extend(vec![3200.0; 250]);
+        assert_eq!(robust_top(pc), (3200.0, false));
+        assert_eq!(robust_top(vec![]), (0.0, false));
+        assert_eq!(robust_top(vec![f64::NAN, 3.0]), (3.0, false));
+    }
+
+    #[test]
     fn nice_ceilings() {
         assert_eq!(nice_ceiling(0.0), 1.0);
         assert_eq!(nice_ceiling(87.0), 100.0);
-        assert_eq!(nice_ceiling(110.0), 200.0);
+        assert_eq!(nice_ceiling(110.0), 120.0);
+        assert_eq!(nice_ceiling(5200.0), 6000.0);
         assert_eq!(nice_ceiling(2300.0), 2500.0);
         assert_eq!(nice_ceiling(100.0), 100.0);
     }

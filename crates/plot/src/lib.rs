@@ -11,10 +11,10 @@
 //! lines to the chart's pixel columns, [`layout`] makes pixel decisions, [`render`] draws with
 //! plotters, [`font`] embeds the font.
 
+pub mod bitmap;
 pub mod cli;
 pub mod decimate;
 pub mod font;
-pub mod glyph;
 pub mod layout;
 pub mod model;
 pub mod render;
@@ -179,7 +179,7 @@ pub fn render_bytes(
             {
                 let bitmap = BitMapBackend::with_buffer(&mut rgb, (width, height));
                 let font = font::font().map_err(PlotError::Render)?;
-                let root = glyph::GlyphFix::new(bitmap, font).into_drawing_area();
+                let root = bitmap::BitmapFix::new(bitmap, font).into_drawing_area();
                 render::draw(&root, chart).map_err(PlotError::Render)?;
             }
             let mut png = Vec::new();

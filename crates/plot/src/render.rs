@@ -16,8 +16,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::decimate::min_max_per_column;
 use crate::font::FAMILY;
 use crate::layout::{
-    dash_path, ellipsize, ellipsize_start, mix, nice_ceiling, report_colour, shade, stack_labels,
-    Rgb,
+    dash_path, ellipsize, ellipsize_start, mix, nice_ceiling, report_colour, robust_top, shade,
+    stack_labels, Rgb,
 };
 use crate::model::{Axis, Run, Series, SeriesKind};
 use gp_records::Role;
@@ -625,6 +625,28 @@ struct Label {
     colour: RGBColor,
 }
 
+/// For each report whose guest line rises above `top`, its highest point, labelled.
+fn peak_labels(chart: &Chart, top: f64) -> Vec<Label> {
+    let mut out = Vec::new();
+    for (ri, run) in chart.runs.iter().enumerate() {
+        let peak = run
+            .series
+            .iter()
+            .filter(|s| s.kind.axis() == Axis::GuestMsPerGb)
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.1.is_finite())
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some(&(x, v)) = peak.filter(|p| p.1 > top) {
+            out.push(Label {
+                x,
+                text: format!("\u{2191} {v:.0} ms/GB"),
+                colour: rgb(report_colour(ri)),
+            });
+        }
+    }
+    out
+}
+
 fn plot_labels(chart: &Chart) -> Vec<Label> {
     let mut out = Vec::new();
     for (ri, run) in chart.runs.iter().enumerate() {
@@ -710,8 +732,21 @@ fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, m
     let x_max = chart.runs.iter().map(|r| r.x_max).fold(0.0, f64::max);
     let x_max = if x_max > 0.0 { x_max * 1.02 } else { 1.0 };
 
+    // Guest values far above the rest are cut off at the top and their peak is labelled.
+    let guest_values: Vec<f64> = chart
+        .runs
+        .iter()
+        .flat_map(|r| r.series.iter())
+        .filter(|s| s.kind.axis() == Axis::GuestMsPerGb)
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .collect();
+    let (guest_top, clipped) = robust_top(guest_values);
+
     // Status labels sit in a band at the top of the plot; leave the data room below it.
-    let labels = plot_labels(chart);
+    let mut labels = plot_labels(chart);
+    if clipped {
+        labels.extend(peak_labels(chart, guest_top));
+    }
     let plot_w = aw as i32 - 2 * m.margin - m.y_label_area() - m.y2_label_area();
     let plot_h = ah as i32 - m.plot_top_margin() - m.x_label_area();
     let to_px_est = |x: f64| px(x / x_max * f64::from(plot_w));
@@ -720,13 +755,8 @@ fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, m
     let band = (band_rows as i32 * m.label_row() + m.px(4.0)) as f64 / f64::from(plot_h.max(1));
     let headroom = 1.0 / (1.0 - band.min(0.5)) * 1.04;
 
-    let guest = chart
-        .runs
-        .iter()
-        .map(|r| r.y_max(Axis::GuestMsPerGb))
-        .fold(0.0, f64::max);
-    let y1_max = if guest > 0.0 {
-        nice_ceiling(guest * headroom)
+    let y1_max = if guest_top > 0.0 {
+        nice_ceiling(guest_top * headroom)
     } else {
         1000.0
     };

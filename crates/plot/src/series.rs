@@ -16,8 +16,9 @@
 
 use std::collections::BTreeMap;
 
-use gp_records::report::{utilization, Report, TimingRecord, GIB};
-use gp_records::sample::{CpuSample, CpuTime, ThreadClass};
+use gp_records::migrate::QmpEvent;
+use gp_records::report::{utilization, Extended, Report, TimingRecord, GIB};
+use gp_records::sample::{CpuSample, CpuTime, ThreadClass, ThreadCpu};
 use gp_records::Role;
 
 use crate::model::{
@@ -286,11 +287,37 @@ fn cpu_line(
     }
 }
 
-/// CPU ms of a cumulative time: schedstat run time when present, else user + system.
-fn cpu_ms(t: &CpuTime, precise: bool) -> f64 {
-    match (precise, t.run_ns) {
-        (true, Some(ns)) => ns as f64 / 1e6,
-        _ => t.user_ms + t.system_ms,
+/// CPU ms a thread ran between two samples (`prev` is `None` for a thread born in between):
+/// from schedstat run time when both samples have it (ns precision), else user + system
+/// (clock ticks, usually 10 ms: coarse over a 100 ms interval).
+fn thread_ms(prev: Option<&ThreadCpu>, cur: &ThreadCpu) -> f64 {
+    let (c, p) = (&cur.cpu, prev.map(|p| &p.cpu));
+    match (c.run_ns, p.map(|p| p.run_ns)) {
+        (Some(now), Some(Some(before))) => now.saturating_sub(before) as f64 / 1e6,
+        (Some(now), None) => now as f64 / 1e6,
+        _ => {
+            let total = |t: &CpuTime| t.user_ms + t.system_ms;
+            (total(c) - p.map_or(0.0, total)).max(0.0)
+        }
+    }
+}
+
+/// CPU ms the whole process ran between two samples: the sum over its threads when every
+/// thread has schedstat times (precise), else the process's user + system.
+fn process_ms(a: &CpuSample, b: &CpuSample) -> f64 {
+    let precise = a
+        .threads
+        .iter()
+        .chain(&b.threads)
+        .all(|t| t.cpu.run_ns.is_some());
+    if precise && !b.threads.is_empty() {
+        b.threads
+            .iter()
+            .map(|t| thread_ms(a.threads.iter().find(|p| p.tid == t.tid), t))
+            .sum()
+    } else {
+        let total = |t: &CpuTime| t.user_ms + t.system_ms;
+        (total(&b.process) - total(&a.process)).max(0.0)
     }
 }
 
@@ -312,8 +339,6 @@ fn sample_series(samples: &[CpuSample], start: f64) -> Vec<Series> {
             (Role::Dst, false) => " dst".to_string(),
             (r, true) => format!(" {r} pid {pid}"),
         };
-        // Use schedstat only when every sample has it, so units never mix within a line.
-        let precise = list.iter().all(|s| s.process.run_ns.is_some());
         let mut qemu = Vec::new();
         let mut vcpus: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
         let mut migration = Vec::new();
@@ -326,35 +351,24 @@ fn sample_series(samples: &[CpuSample], start: f64) -> Vec<Series> {
             }
             let pct = |ms: f64| (ms / (dt * 1000.0) * 100.0).max(0.0);
             let x = b.time_s - start;
-            qemu.push((
-                x,
-                pct(cpu_ms(&b.process, precise) - cpu_ms(&a.process, precise)),
-            ));
+            qemu.push((x, pct(process_ms(a, b))));
             let mut mig_ms = 0.0;
-            let mut mig_seen = false;
             for t in &b.threads {
-                let Some(prev) = a.threads.iter().find(|p| p.tid == t.tid) else {
-                    // A thread born in this interval: all its time is in the interval.
-                    if t.class == ThreadClass::Migration {
-                        mig_ms += cpu_ms(&t.cpu, precise);
-                        mig_seen = true;
-                    }
-                    continue;
-                };
-                let d = cpu_ms(&t.cpu, precise) - cpu_ms(&prev.cpu, precise);
+                let prev = a.threads.iter().find(|p| p.tid == t.tid);
                 match t.class {
-                    ThreadClass::Vcpu => {
+                    // A vCPU first seen in this interval has no rate yet.
+                    ThreadClass::Vcpu if prev.is_some() => {
                         let idx = t.vcpu.unwrap_or(u32::MAX);
-                        vcpus.entry(idx).or_default().push((x, pct(d).min(100.0)));
+                        let v = pct(thread_ms(prev, t)).min(100.0);
+                        vcpus.entry(idx).or_default().push((x, v));
                     }
                     ThreadClass::Migration => {
-                        mig_ms += d;
-                        mig_seen = true;
+                        mig_ms += thread_ms(prev, t);
+                        any_migration = true;
                     }
-                    ThreadClass::Other => {}
+                    _ => {}
                 }
             }
-            any_migration |= mig_seen;
             migration.push((x, pct(mig_ms)));
         }
         if !qemu.is_empty() {
@@ -390,8 +404,28 @@ fn sample_series(samples: &[CpuSample], start: f64) -> Vec<Series> {
     out
 }
 
-/// A mark at each snapshot where the pass count over RAM grew.
+/// A mark at each pass over RAM: QEMU's `MIGRATION_PASS` events when the report has them,
+/// else each snapshot where the pass count grew (snapshots are polled, so a short pass can be
+/// missed there).
 fn iteration_marks(report: &Report, start: f64) -> Vec<IterationMark> {
+    if let Some(e) = report.guestperf_rs.as_ref() {
+        let mut out: Vec<IterationMark> = e
+            .events
+            .iter()
+            .filter(|ev| ev.role == Role::Src && ev.event == "MIGRATION_PASS")
+            .filter_map(|ev| {
+                let pass = ev.data.get("pass").and_then(serde_json::Value::as_u64)?;
+                Some(IterationMark {
+                    x: event_time(ev, e) - start,
+                    iteration: pass,
+                })
+            })
+            .collect();
+        if !out.is_empty() {
+            out.sort_by(|a, b| a.x.total_cmp(&b.x));
+            return out;
+        }
+    }
     let mut out = Vec::new();
     let mut last = 0;
     for p in &report.progress_history {
@@ -404,6 +438,27 @@ fn iteration_marks(report: &Report, start: f64) -> Vec<IterationMark> {
         }
     }
     out
+}
+
+/// When a QMP event happened, on this host's clock: QEMU's own timestamp (the host time at
+/// which gp-migrate read the event can lag by a poll interval), moved by the measured clock
+/// offset for a VM on another host; the read time when neither can be trusted.
+fn event_time(ev: &QmpEvent, ext: &Extended) -> f64 {
+    let remote = ext
+        .vms
+        .iter()
+        .find(|v| v.role == ev.role)
+        .and_then(|v| v.host.as_ref());
+    let qemu = Some(ev.qemu_time_s).filter(|t| t.is_finite() && *t > 0.0);
+    match (remote, qemu) {
+        (None, Some(t)) => t,
+        (Some(host), Some(t)) => ext
+            .clock_offsets
+            .iter()
+            .find(|c| &c.host == host)
+            .map_or(ev.time_s, |c| t - c.offset_s),
+        (_, None) => ev.time_s,
+    }
 }
 
 /// The first time the source's migration reached each status (`setup` left out, as the
@@ -420,7 +475,7 @@ fn status_marks(report: &Report, start: f64) -> Vec<StatusMark> {
                 ev.data
                     .get("status")
                     .and_then(|s| s.as_str())
-                    .map(|s| (ev.time_s, s.to_string()))
+                    .map(|s| (event_time(ev, e), s.to_string()))
             })
             .collect();
         if changes.is_empty() {
@@ -475,8 +530,9 @@ fn downtime_window(report: &Report, start: f64) -> Option<DowntimeWindow> {
             let resume = ext
                 .events
                 .iter()
-                .filter(|e| e.role == Role::Dst && e.event == "RESUME" && e.time_s >= sw)
-                .map(|e| e.time_s)
+                .filter(|e| e.role == Role::Dst && e.event == "RESUME")
+                .map(|e| event_time(e, ext))
+                .filter(|t| *t >= sw)
                 .reduce(f64::min);
             let end = resume.or(downtime_ms.map(|d| sw + d / 1000.0))?;
             return Some(DowntimeWindow {
@@ -723,5 +779,88 @@ mod tests {
         let pts = guest_points(&r);
         assert_eq!(pts.len(), 1);
         assert_eq!(pts[0].ms_per_gb, 812.0);
+    }
+}
+
+#[cfg(test)]
+mod real_report_tests {
+    use super::*;
+
+    /// A report gp-collect wrote for a real 256 MiB TCG precopy migration on this project's
+    /// development VM (QEMU 10.0.2): 131 guest_progress records, 114 CPU samples, QMP events.
+    fn real() -> Report {
+        let text = include_str!("../tests/fixtures/gp-collect-tcg-precopy.json");
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn all() -> Selection {
+        Selection {
+            total_guest_cpu: false,
+            split_guest_cpu: true,
+            qemu_cpu: true,
+            vcpu_cpu: true,
+            migration_iters: true,
+            migration_cpu: true,
+        }
+    }
+
+    #[test]
+    fn marks_come_from_qemu_event_times() {
+        let r = real();
+        let start = start_time(&r);
+        let run = Run::from_report(&r, "real.json", "real", &all());
+        // Every pass, from MIGRATION_PASS (the thinned snapshots skip pass 3).
+        let passes: Vec<u64> = run.iterations.iter().map(|i| i.iteration).collect();
+        assert_eq!(passes, [1, 2, 3, 4]);
+        // `device` at the STOP, by QEMU's clock (gp-migrate read it 274 ms later).
+        let device = run.statuses.iter().find(|s| s.status == "device").unwrap();
+        let sw = r.summary.as_ref().unwrap().switchover_s.unwrap() - start;
+        assert!(
+            (device.x - sw).abs() < 0.001,
+            "device at {} vs switchover {sw}",
+            device.x
+        );
+        // The window runs from the STOP to the destination's RESUME: QEMU's 274 ms, give or take.
+        let d = run.downtime.clone().unwrap();
+        assert!(!d.estimated);
+        let ms = (d.end - d.start) * 1000.0;
+        assert!((ms - 274.0).abs() < 5.0, "{ms} ms");
+    }
+
+    #[test]
+    fn cpu_lines_use_thread_run_times() {
+        let r = real();
+        let run = Run::from_report(&r, "real.json", "real", &all());
+        let names: Vec<&str> = run.series.iter().map(|s| s.name.as_str()).collect();
+        for want in [
+            "QEMU",
+            "QEMU dst",
+            "vCPU 0",
+            "vCPU 0 dst",
+            "migration threads",
+            "guest thread 0 (dst)",
+        ] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+        // The process samples carry clock ticks only; the threads carry schedstat run times, so
+        // the source's QEMU line, summed from its threads, is not quantized to 10 ms per 100 ms.
+        let q = run.series.iter().find(|s| s.name == "QEMU").unwrap();
+        let off_grid = q
+            .points
+            .iter()
+            .filter(|p| (p.1 / 10.0 - (p.1 / 10.0).round()).abs() > 0.05);
+        assert!(off_grid.count() > q.points.len() / 2);
+        // A busy TCG vCPU before the migration: near one whole host CPU.
+        let v = run.series.iter().find(|s| s.name == "vCPU 0").unwrap();
+        let busy = v
+            .points
+            .iter()
+            .filter(|p| (3.0..3.6).contains(&p.0))
+            .map(|p| p.1);
+        assert!(
+            busy.clone().count() > 3 && busy.clone().all(|u| u > 85.0),
+            "{:?}",
+            busy.collect::<Vec<_>>()
+        );
     }
 }

@@ -144,6 +144,34 @@ fn png_has_text_drawn_with_the_embedded_font() {
 }
 
 #[test]
+fn png_lines_stay_inside_the_plot() {
+    // The post-copy phase decimates to a line doubling back in every pixel column; drawn as one
+    // thick polygon it grew spikes up through the top of the plot (issue seen at 9.6 s).
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec {
+        records: 2000,
+        post_copy: true,
+        seed: 2,
+        ..Spec::default()
+    };
+    let input = write_report(dir.path(), "post.json", &synth::report(&spec));
+    let png = dir.path().join("post.png");
+    assert!(gp_plot(&[&"-o", &png, &input]).status.success());
+    let img = image::open(&png).unwrap().to_rgb8();
+    // Between the title (ends near y = 32) and the plot's top edge (y = 47): white.
+    let inked: Vec<(u32, u32)> = (36..46)
+        .flat_map(|y| (100..1190).map(move |x| (x, y)))
+        .filter(|&(x, y)| img.get_pixel(x, y).0 != [255, 255, 255])
+        .collect();
+    assert!(
+        inked.is_empty(),
+        "{} pixels drawn above the plot, e.g. {:?}",
+        inked.len(),
+        &inked[..inked.len().min(5)]
+    );
+}
+
+#[test]
 fn original_guestperf_results_render() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["original-precopy.json", "original-postcopy.json"] {
@@ -180,6 +208,43 @@ fn original_guestperf_results_render() {
     }
     let text = std::fs::read_to_string(dir.path().join("original-postcopy.json.svg")).unwrap();
     assert!(text.contains("postcopy-active"));
+}
+
+#[test]
+fn a_real_gp_collect_report_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("gp-collect-tcg-precopy.json");
+    let svg = dir.path().join("real.svg");
+    let out = gp_plot(&[
+        &"-o",
+        &svg,
+        &"--split-guest-cpu",
+        &"--qemu-cpu",
+        &"--vcpu-cpu",
+        &"--migration-cpu",
+        &"--migration-iters",
+        &input,
+    ]);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for want in [
+        "guest thread 0 (dst)",
+        "QEMU dst",
+        "vCPU 0 dst",
+        "migration threads",
+        "device",
+        "downtime 274 ms",
+        "703 ms",
+        "216.47 MiB",
+        "default",
+    ] {
+        assert!(text.contains(want), "{want:?} missing");
+    }
+    // The 300 ms stall in one 20 ms chunk is cut off at the top and its peak labelled.
+    assert!(text.contains("\u{2191} 44728 ms/GB"));
+    let png = dir.path().join("real.png");
+    assert!(gp_plot(&[&"-o", &png, &input]).status.success());
+    assert_eq!(png_size(&png), (1280, 800));
 }
 
 #[test]

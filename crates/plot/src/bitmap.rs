@@ -1,12 +1,18 @@
-//! A drawing backend wrapper that rasterizes text with correct glyph placement.
+//! A bitmap backend wrapper that fixes two flaws of plotters 0.3.7's software rasterizer.
 //!
-//! plotters 0.3.7's `ab_glyph` text path positions each glyph at its advance without the
-//! glyph's side bearing and rounds each glyph's vertical offset on its own, so in a PNG an `i`
-//! sits too far left and a `v` a pixel too high ("acti ve"). [`GlyphFix`] wraps a bitmap
-//! backend, passes every shape through unchanged and draws text itself with `ab_glyph`: one
-//! baseline per string, each glyph at its own outline bounds. It keeps plotters' layout box
-//! (advance widths plus kerning, height `size / 1.24`), so text measured for the layout is
-//! the text drawn. SVG output does not need it: viewers draw SVG text themselves.
+//! - Text: its `ab_glyph` path positions each glyph at its advance without the glyph's side
+//!   bearing and rounds each glyph's vertical offset on its own, so in a PNG an `i` sits too
+//!   far left and a `v` a pixel too high ("acti ve"). [`BitmapFix`] draws text itself with
+//!   `ab_glyph`: one baseline per string, each glyph at its own outline bounds. It keeps
+//!   plotters' layout box (advance widths plus kerning, height `size / 1.24`), so text measured
+//!   for the layout is the text drawn.
+//! - Thick lines: a path wider than 1 px is turned into one polygon whose inner corners are
+//!   not capped, so a line that doubles back on itself (a min/max-decimated series does, every
+//!   pixel column) grows spikes far past its points. [`BitmapFix`] draws each segment on its
+//!   own with a round join at each vertex.
+//!
+//! Everything else passes through unchanged. SVG output needs neither: viewers draw SVG text
+//! and strokes themselves.
 
 use ab_glyph::{point, Font, FontRef, ScaleFont};
 use plotters_backend::text_anchor::{HPos, VPos};
@@ -18,15 +24,16 @@ use plotters_backend::{
 /// and lower-case letters visually centred on a `VPos::Center` anchor.
 const BASELINE: f32 = 0.86;
 
-/// `inner` with text drawn by [`GlyphFix::draw_text`] in `font`.
-pub struct GlyphFix<B> {
+/// `inner` with text drawn in `font` by [`BitmapFix::draw_text`] and thick paths drawn a
+/// segment at a time by [`BitmapFix::draw_path`].
+pub struct BitmapFix<B> {
     inner: B,
     font: FontRef<'static>,
 }
 
-impl<B> GlyphFix<B> {
+impl<B> BitmapFix<B> {
     pub fn new(inner: B, font: FontRef<'static>) -> Self {
-        GlyphFix { inner, font }
+        BitmapFix { inner, font }
     }
 }
 
@@ -49,7 +56,7 @@ fn layout(font: &FontRef<'static>, size: f32, text: &str) -> (Vec<(ab_glyph::Gly
     (out, caret)
 }
 
-impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
+impl<B: DrawingBackend> DrawingBackend for BitmapFix<B> {
     type ErrorType = B::ErrorType;
 
     fn get_size(&self) -> (u32, u32) {
@@ -96,7 +103,23 @@ impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
         path: I,
         style: &S,
     ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.inner.draw_path(path, style)
+        let width = style.stroke_width();
+        if width <= 1 {
+            return self.inner.draw_path(path, style);
+        }
+        let mut points: Vec<BackendCoord> = path.into_iter().collect();
+        points.dedup();
+        if points.len() <= 2 {
+            return self.inner.draw_path(points, style);
+        }
+        for segment in points.windows(2) {
+            self.inner.draw_path(segment.iter().copied(), style)?;
+        }
+        let colour = style.color();
+        for p in &points[1..points.len() - 1] {
+            self.inner.draw_circle(*p, width / 2, &colour, true)?;
+        }
+        Ok(())
     }
 
     fn draw_circle<S: BackendStyle>(
@@ -186,7 +209,7 @@ mod tests {
     const W: u32 = 300;
     const H: u32 = 80;
 
-    /// Renders `text` in black at `size` px from (10, 10), with [`GlyphFix`] or with plotters'
+    /// Renders `text` in black at `size` px from (10, 10), with [`BitmapFix`] or with plotters'
     /// own text path; returns the RGB buffer.
     fn render_with(text: &str, size: f64, fix: bool) -> Vec<u8> {
         crate::font::register().unwrap();
@@ -195,7 +218,7 @@ mod tests {
             let style = TextStyle::from((crate::font::FAMILY, size).into_font());
             let bm = BitMapBackend::with_buffer(&mut buf, (W, H));
             if fix {
-                let area = GlyphFix::new(bm, crate::font::font().unwrap()).into_drawing_area();
+                let area = BitmapFix::new(bm, crate::font::font().unwrap()).into_drawing_area();
                 area.draw(&Text::new(text, (10, 10), style)).unwrap();
             } else {
                 let area = bm.into_drawing_area();
@@ -268,6 +291,26 @@ mod tests {
     }
 
     #[test]
+    fn thick_zigzags_stay_within_their_points() {
+        // A min/max-decimated line: straight up and down between y = 30 and y = 60.
+        let mut buf = vec![255u8; (W * H * 3) as usize];
+        {
+            let bm = BitMapBackend::with_buffer(&mut buf, (W, H));
+            let area = BitmapFix::new(bm, crate::font::font().unwrap()).into_drawing_area();
+            let zigzag: Vec<(i32, i32)> = (0..100)
+                .map(|i| (50 + i, if i % 2 == 0 { 30 } else { 60 }))
+                .collect();
+            area.draw(&PathElement::new(zigzag, Color::stroke_width(&BLACK, 3)))
+                .unwrap();
+        }
+        let rows: Vec<u32> = (0..H)
+            .filter(|&y| (0..W).any(|x| dark(&buf, x, y)))
+            .collect();
+        let (top, bottom) = (rows[0], rows[rows.len() - 1]);
+        assert!(top >= 27 && bottom <= 63, "ink from row {top} to {bottom}");
+    }
+
+    #[test]
     fn rotated_text_is_drawn_rotated() {
         crate::font::register().unwrap();
         let mut buf = vec![255u8; (W * H * 3) as usize];
@@ -275,7 +318,7 @@ mod tests {
             let style = TextStyle::from((crate::font::FAMILY, 14.0).into_font())
                 .transform(FontTransform::Rotate270);
             let bm = BitMapBackend::with_buffer(&mut buf, (W, H));
-            let area = GlyphFix::new(bm, crate::font::font().unwrap()).into_drawing_area();
+            let area = BitmapFix::new(bm, crate::font::font().unwrap()).into_drawing_area();
             area.draw(&Text::new("downtime", (20, 70), style)).unwrap();
         }
         // Rotated a quarter turn: the ink is taller than wide.
