@@ -30,7 +30,7 @@ measure() {
 
 echo "gp-plot $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs"
 printf '%10s %10s %8s | %-24s %9s | %-24s %9s\n' records "JSON MiB" gen_s \
-    "SVG best/median s" "SVG MiB" "PNG best/median s" "PNG MiB"
+    "SVG best/median s" "peak MiB" "PNG best/median s" "peak MiB"
 for n in $sizes; do
     report="$work/report-$n.json"
     t0=$(date +%s.%N)
