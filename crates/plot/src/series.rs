@@ -761,6 +761,27 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_migration_says_why_and_has_no_window() {
+        let mut r = synth::report(&synth::Spec {
+            records: 100,
+            ..Default::default()
+        });
+        let s = r.summary.as_mut().unwrap();
+        s.outcome = Some(gp_records::Outcome::Failed);
+        s.reason = "Unable to write to socket: Broken pipe".into();
+        s.switchover_s = None;
+        s.downtime_ms = None;
+        r.progress_history.retain(|p| !p.is_final());
+        let run = Run::from_report(&r, "f.json", "f", &Selection::default_for(1));
+        assert_eq!(
+            run.summary.result,
+            "failed: Unable to write to socket: Broken pipe"
+        );
+        assert_eq!(run.downtime, None);
+        assert_eq!(run.summary.downtime_ms, None);
+    }
+
+    #[test]
     fn guest_gb_records_are_used_without_progress_records() {
         let mut r = synth::report(&synth::Spec {
             records: 100,
