@@ -884,11 +884,15 @@ fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, m
             let c = rgb(report_colour(ri));
             let mut last_right = i32::MIN;
             let y = plot_h - size - 1 - ri as i32 * step;
+            // Thousands of passes (a run that never converges) would stack thousands of
+            // triangles on the same pixels: draw one per `size` pixels.
+            let mut last_x = i32::MIN;
             for it in &run.iterations {
                 let x = to_px(it.x);
-                if !(0..=plot_w).contains(&x) {
+                if !(0..=plot_w).contains(&x) || x < last_x.saturating_add(size) {
                     continue;
                 }
+                last_x = x;
                 plot.draw(&TriangleMarker::new((x, y), size, c.filled()))
                     .map_err(err)?;
                 let t = it.iteration.to_string();
