@@ -9,7 +9,8 @@
 //!
 //! Modules: [`series`] turns a report into lines and marks ([`model`]), [`decimate`] thins
 //! lines to the chart's pixel columns, [`layout`] makes pixel decisions, [`render`] draws with
-//! plotters, [`font`] embeds the font.
+//! plotters, [`bitmap`] fixes text and thick lines on the PNG backend, [`font`] embeds the
+//! font, [`synth`] makes synthetic reports for tests and `bench/plot.sh`.
 
 pub mod bitmap;
 pub mod cli;
@@ -26,6 +27,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use gp_records::report::Report;
+use image::ImageEncoder as _;
 use plotters::prelude::*;
 use serde_json::error::Category;
 
@@ -190,8 +192,6 @@ pub fn render_bytes(
         }
     }
 }
-
-use image::ImageEncoder as _;
 
 /// Writes `bytes` to `path`, replacing it.
 fn write_output(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
