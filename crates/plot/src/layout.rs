@@ -74,18 +74,6 @@ pub fn stack_labels(labels: &[(i32, i32)], gap: i32) -> Vec<usize> {
     rows
 }
 
-/// Places legend entries of the given pixel widths left to right, wrapping at `width`, in
-/// columns of equal width so that the legend reads as a grid. Returns (column count, rows).
-pub fn legend_grid(entry_widths: &[i32], width: i32, gap: i32) -> (usize, usize) {
-    if entry_widths.is_empty() {
-        return (1, 0);
-    }
-    let widest = entry_widths.iter().copied().max().unwrap_or(0) + gap;
-    let columns = (width / widest.max(1)).clamp(1, entry_widths.len() as i32) as usize;
-    let rows = entry_widths.len().div_ceil(columns);
-    (columns, rows)
-}
-
 /// Short names for report files, for legends: the file name without `.json`, with as many
 /// parent directories as it takes to tell reports apart (`a/report` and `b/report`).
 pub fn short_names(paths: &[&Path]) -> Vec<String> {
@@ -249,14 +237,6 @@ mod tests {
         // ... but one that clears row 0 goes back there.
         let rows = stack_labels(&[(100, 40), (105, 90), (150, 30)], 4);
         assert_eq!(rows, vec![0, 1, 0]);
-    }
-
-    #[test]
-    fn legend_wraps_into_equal_columns() {
-        assert_eq!(legend_grid(&[100, 150, 120, 90, 80], 500, 10), (3, 2));
-        assert_eq!(legend_grid(&[600], 500, 10), (1, 1));
-        assert_eq!(legend_grid(&[10, 10], 500, 10), (2, 1));
-        assert_eq!(legend_grid(&[], 500, 10), (1, 0));
     }
 
     #[test]
