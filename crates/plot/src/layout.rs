@@ -1,5 +1,5 @@
-//! Pixel layout decisions that do not need a drawing backend: label stacking, legend flow,
-//! colours and short report names. Kept apart from the drawing code so they are unit-tested.
+//! Pixel layout decisions that do not need a drawing backend: label stacking, dash patterns,
+//! axis tops, colours and short report names. Kept apart from the drawing code so they are unit-tested.
 
 use std::path::Path;
 
