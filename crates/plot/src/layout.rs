@@ -1,5 +1,6 @@
 //! Pixel layout decisions that do not need a drawing backend: label stacking, dash patterns,
-//! axis tops, colours and short report names. Kept apart from the drawing code so they are unit-tested.
+//! axis tops, colours and short report names. Kept apart from the drawing code so they are
+//! unit-tested.
 
 use std::path::Path;
 
