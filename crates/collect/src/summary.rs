@@ -209,11 +209,11 @@ fn guest_stall(
         .filter(|w| w[1].time_s >= lo && w[0].time_s <= hi)
         .max_by(|a, b| (a[1].time_s - a[0].time_s).total_cmp(&(b[1].time_s - b[0].time_s)))?;
     let (a, b) = (longest[0], longest[1]);
-    let stall_ms = (b.time_s - a.time_s) * 1e3;
+    let stall_ms = round_us((b.time_s - a.time_s) * 1e3);
     let mut before: Vec<f64> = work
         .windows(2)
         .filter(|w| start_s.map_or(true, |s| w[1].time_s < s))
-        .map(|w| (w[1].time_s - w[0].time_s) * 1e3)
+        .map(|w| round_us((w[1].time_s - w[0].time_s) * 1e3))
         .collect();
     Some(GuestStall {
         stall_ms,
@@ -225,6 +225,11 @@ fn guest_stall(
         qemu_downtime_ms: downtime_ms,
         excess_over_downtime_ms: downtime_ms.map(|d| stall_ms - d as f64),
     })
+}
+
+/// Rounds ms to whole µs: differences of epoch seconds carry float noise below that.
+fn round_us(ms: f64) -> f64 {
+    (ms * 1e3).round() / 1e3
 }
 
 fn median(v: &mut [f64]) -> Option<f64> {
