@@ -165,7 +165,8 @@ impl Run {
 }
 
 /// What a test may do while the pipeline runs: called with each record gp-migrate writes.
-type Hook<'a> = &'a mut dyn FnMut(&Value, u32);
+/// Returns whether to keep reading: `false` closes gp-migrate's output.
+type Hook<'a> = &'a mut dyn FnMut(&Value, u32) -> bool;
 
 fn spawn_capturing_stderr(cmd: &mut Command, tag: &'static str, tx: mpsc::Sender<String>) -> Child {
     let mut child = cmd
@@ -219,12 +220,16 @@ fn pipeline(launch_args: &[&str], migrate_args: &[&str], hook: Hook<'_>) -> Run 
     });
 
     let mut records = Vec::new();
+    // Dropping the reader at the end of the loop closes gp-migrate's output.
     for line in BufReader::new(migrate.stdout.take().unwrap()).lines() {
         let line = line.expect("read gp-migrate output");
         let v: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("gp-migrate wrote a line that is not JSON ({e}): {line}"));
-        hook(&v, pids.1);
+        let keep_reading = hook(&v, pids.1);
         records.push(v);
+        if !keep_reading {
+            break;
+        }
     }
     let elapsed_s = started.elapsed().as_secs_f64();
     let migrate_code = migrate.wait().unwrap().code();
@@ -248,7 +253,7 @@ fn pipeline(launch_args: &[&str], migrate_args: &[&str], hook: Hook<'_>) -> Run 
 }
 
 fn run(migrate_args: &[&str]) -> Run {
-    pipeline(&[], migrate_args, &mut |_, _| {})
+    pipeline(&[], migrate_args, &mut |_, _| true)
 }
 
 fn assert_completed(run: &Run) {
@@ -641,7 +646,7 @@ fn tcp_transport_migrates() {
     let run = pipeline(
         &["--transport", "tcp"],
         &["--sleep", "1", "--pause", "--pause-iters", "1"],
-        &mut |_, _| {},
+        &mut |_, _| true,
     );
     run.summary("tcp");
     assert_completed(&run);
@@ -664,7 +669,7 @@ fn unix_transport_migrates_without_pausing() {
     let run = pipeline(
         &["--transport", "unix"],
         &["--sleep", "1", "--post-copy", "--post-copy-iters", "2"],
-        &mut |_, _| {},
+        &mut |_, _| true,
     );
     run.summary("unix");
     assert_completed(&run);
@@ -753,6 +758,7 @@ fn destination_killed_mid_migration_fails_and_nothing_is_left() {
                 killed = true;
             }
         }
+        true
     });
     assert!(
         killed,
@@ -781,6 +787,7 @@ fn sigterm_cancels_records_interrupted_and_ends_the_run() {
                     .unwrap();
                 sent = true;
             }
+            true
         },
     );
     assert!(sent);
@@ -796,5 +803,42 @@ fn sigterm_cancels_records_interrupted_and_ends_the_run() {
         2,
         "{actions:?}"
     );
+    run.assert_nothing_left();
+}
+
+#[test]
+fn a_closed_output_cancels_and_ends_the_run() {
+    let _lock = vm_test_lock();
+    let mut closed_at = None;
+    let run = pipeline(&[], &["--sleep", "1", "--bandwidth", "16"], &mut |r, _| {
+        // Stop reading (like `| head`) once the migration is under way.
+        let stop = r["type"] == "progress" && r["status"] == "active";
+        if stop {
+            closed_at = Some(Instant::now());
+        }
+        !stop
+    });
+    assert!(closed_at.is_some(), "{}", run.dump());
+    assert_eq!(run.migrate_code, Some(5), "{}", run.dump());
+    assert!(
+        run.stderr.contains("output closed by the next stage"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("cancel (src)"), "{}", run.stderr);
+    run.assert_nothing_left();
+}
+
+#[test]
+fn dirty_limit_is_refused_under_tcg() {
+    let _lock = vm_test_lock();
+    let run = run(&["--sleep", "0", "--dirty-limit"]);
+    assert_eq!(run.migrate_code, Some(6), "{}", run.dump());
+    let reason = run.result()["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.starts_with("dirty-limit (--dirty-limit) is not supported by QEMU 10"),
+        "{reason}"
+    );
+    assert!(reason.contains("KVM"), "{reason}");
     run.assert_nothing_left();
 }
