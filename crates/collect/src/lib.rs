@@ -125,6 +125,10 @@ where
         select! {
             recv(done) -> r => {
                 read_error = r.ok().flatten();
+                // A signal that came with the end of input still means the run was interrupted.
+                if signalled.is_none() {
+                    signalled = signals.try_recv().ok();
+                }
                 break match (&read_error, signalled) {
                     (Some(e), _) => format!("read error: {e}"),
                     (None, Some(sig)) => format!("{}, then {END_OF_INPUT}", signal_name(sig)),

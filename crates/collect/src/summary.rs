@@ -3,7 +3,7 @@
 
 use gp_records::report::{
     Extended, GuestStall, GuestThroughput, HostCpu, PhaseThroughput, ProgressSnapshot, Summary,
-    VmCpu, GIB,
+    SwitchGap, VmCpu, GIB,
 };
 use gp_records::sample::{CpuSample, ThreadClass};
 use gp_records::{Outcome, Progress, QmpEvent, Role};
@@ -105,6 +105,7 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         );
     }
     let guest_stall = guest_stall(&work, migration_start_s, migration_end_s, downtime_ms);
+    let guest_switch_gap = switch_gap(&work);
     let guest_throughput = (!work.is_empty())
         .then(|| guest_throughput(&work, source, migration_start_s, migration_end_s));
 
@@ -123,6 +124,7 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         downtime_ms,
         setup_time_ms,
         guest_stall,
+        guest_switch_gap,
         guest_throughput,
         host_cpu,
         transferred_bytes,
@@ -227,6 +229,20 @@ fn guest_stall(
     })
 }
 
+/// From the source's last workload record before the destination's first, to that first one.
+fn switch_gap(work: &[Work]) -> Option<SwitchGap> {
+    let first_dst = work.iter().find(|w| w.role == Role::Dst)?;
+    let last_src = work
+        .iter()
+        .rev()
+        .find(|w| w.role == Role::Src && w.time_s <= first_dst.time_s)?;
+    Some(SwitchGap {
+        last_src_s: last_src.time_s,
+        first_dst_s: first_dst.time_s,
+        gap_ms: round_us((first_dst.time_s - last_src.time_s) * 1e3),
+    })
+}
+
 /// Rounds ms to whole µs: differences of epoch seconds carry float noise below that.
 fn round_us(ms: f64) -> f64 {
     (ms * 1e3).round() / 1e3
@@ -310,7 +326,14 @@ fn host_cpu(samples: &[CpuSample], start_s: Option<f64>, end_s: Option<f64>) -> 
             None => groups.push(vec![s]),
         }
     }
-    let vms: Vec<VmCpu> = groups.iter().map(|g| vm_cpu(g, start_s, end_s)).collect();
+    let (vms, main_s): (Vec<VmCpu>, Vec<f64>) =
+        groups.iter().map(|g| vm_cpu(g, start_s, end_s)).unzip();
+    let dst_main: Vec<f64> = vms
+        .iter()
+        .zip(&main_s)
+        .filter(|(v, _)| v.role == Role::Dst)
+        .map(|(_, &m)| m)
+        .collect();
     let sum = |role: Role| {
         let mut it = vms.iter().filter(|v| v.role == role).peekable();
         it.peek()
@@ -322,11 +345,13 @@ fn host_cpu(samples: &[CpuSample], start_s: Option<f64>, end_s: Option<f64>) -> 
         dst_s: sum(Role::Dst),
         migration_threads_s: (!vms.is_empty())
             .then(|| vms.iter().fold(0.0, |a, v| a + v.migration_s)),
+        dst_main_thread_s: (!dst_main.is_empty()).then(|| dst_main.iter().fold(0.0, |a, m| a + m)),
         vms,
     }
 }
 
-fn vm_cpu(g: &[&CpuSample], start_s: Option<f64>, end_s: Option<f64>) -> VmCpu {
+/// One process's figures, and its main thread's CPU seconds.
+fn vm_cpu(g: &[&CpuSample], start_s: Option<f64>, end_s: Option<f64>) -> (VmCpu, f64) {
     let process_ms = |s: &CpuSample| s.process.user_ms + s.process.system_ms;
     let last = g[g.len() - 1];
     // Each thread's last sample, by tid (threads exit and new ones appear).
@@ -362,7 +387,7 @@ fn vm_cpu(g: &[&CpuSample], start_s: Option<f64>, end_s: Option<f64>) -> VmCpu {
         }
         _ => None,
     };
-    VmCpu {
+    let vm = VmCpu {
         role: last.role,
         pid: last.pid,
         host: last.host.clone(),
@@ -372,13 +397,14 @@ fn vm_cpu(g: &[&CpuSample], start_s: Option<f64>, end_s: Option<f64>) -> VmCpu {
         vcpu_s: class_s(ThreadClass::Vcpu),
         migration_s: class_s(ThreadClass::Migration),
         other_s: class_s(ThreadClass::Other),
-        main_thread_s: threads
-            .iter()
-            .filter(|t| t.tid == last.pid)
-            .fold(0.0, |a, t| a + thread_ms(t))
-            / 1e3,
         migration_threads,
-    }
+    };
+    let main_thread_s = threads
+        .iter()
+        .filter(|t| t.tid == last.pid)
+        .fold(0.0, |a, t| a + thread_ms(t))
+        / 1e3;
+    (vm, main_thread_s)
 }
 
 #[cfg(test)]

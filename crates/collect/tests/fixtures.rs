@@ -215,6 +215,11 @@ fn summary_matches_hand_computed_values() {
     assert_eq!(stall.qemu_downtime_ms, Some(230));
     assert_close!(stall.excess_over_downtime_ms.unwrap(), 320.0);
 
+    let gap = s.guest_switch_gap.unwrap();
+    assert_close!(gap.last_src_s, T + 5.75);
+    assert_close!(gap.first_dst_s, T + 6.3);
+    assert_close!(gap.gap_ms, 550.0);
+
     // Before (2.0, 4.0]: 8 x 64 MiB = 0.5 GiB in 2 s; 8 x 500 ms for 0.5 GiB.
     // During (4.0, 6.05]: 7 x 32 MiB = 0.21875 GiB in 2.05 s; 7 x 500 ms for 0.21875 GiB.
     // After (6.05, 8.05]: 8 x 64 MiB in 2 s; (750 + 800 + 6 x 500) ms for 0.5 GiB.
@@ -239,8 +244,8 @@ fn summary_matches_hand_computed_values() {
     assert_close!(g.slowdown_after_pct.unwrap(), 0.0);
 
     // Source: process 5700 + 920 ms at its last sample; vCPUs 2300 + 2250 ms (schedstat);
-    // mig/src/main 1250 ms at its last sample (it exited before the last one); main thread
-    // 400 ms; during the migration: sample at 4.0 (3800) to the first at or after 6.05 (6620).
+    // mig/src/main 1250 ms at its last sample (it exited before the last one); destination
+    // main thread 1100 ms; during the migration: sample at 4.0 (3800) to the first at or after 6.05 (6620).
     let c = s.host_cpu;
     assert_close!(c.src_s.unwrap(), 6.62);
     assert_close!(c.dst_s.unwrap(), 2.25);
@@ -250,14 +255,13 @@ fn summary_matches_hand_computed_values() {
     assert_close!(src.vcpu_s, 4.55);
     assert_close!(src.migration_s, 1.25);
     assert_close!(src.other_s, 0.4);
-    assert_close!(src.main_thread_s, 0.4);
     assert_close!(src.during_migration_s.unwrap(), 2.82);
     assert_eq!(src.migration_threads, ["mig/src/main"]);
     let dst = &c.vms[1];
     assert_eq!((dst.pid, dst.samples), (2001, 4));
     assert_close!(dst.vcpu_s, 0.98);
     assert_eq!(dst.migration_s.to_bits(), 0.0f64.to_bits(), "not -0.0");
-    assert_close!(dst.main_thread_s, 1.1);
+    assert_close!(c.dst_main_thread_s.unwrap(), 1.1);
     assert_close!(dst.during_migration_s.unwrap(), 2.04);
     assert!(s.notes.is_empty(), "{:?}", s.notes);
 }

@@ -307,6 +307,9 @@ pub struct Summary {
     pub setup_time_ms: Option<u64>,
     /// The longest gap in workload progress around the switchover, as the guest saw it.
     pub guest_stall: Option<GuestStall>,
+    /// The switchover as the guest saw it: from the last workload record of the source to the
+    /// first of the destination.
+    pub guest_switch_gap: Option<SwitchGap>,
     /// Workload throughput before, during and after the migration.
     pub guest_throughput: Option<GuestThroughput>,
     /// Host CPU time of each QEMU and its migration threads.
@@ -341,6 +344,16 @@ pub struct GuestStall {
     pub qemu_downtime_ms: Option<u64>,
     /// `stall_ms - qemu_downtime_ms`: what the guest lost beyond what QEMU reports.
     pub excess_over_downtime_ms: Option<f64>,
+}
+
+/// The gap in workload progress between the source's last record and the destination's first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwitchGap {
+    /// Host arrival time of the source's last `guest_progress` record.
+    pub last_src_s: f64,
+    /// Host arrival time of the destination's first `guest_progress` record.
+    pub first_dst_s: f64,
+    pub gap_ms: f64,
 }
 
 /// Throughput of the workload in each phase of the run.
@@ -383,6 +396,9 @@ pub struct HostCpu {
     pub dst_s: Option<f64>,
     /// Migration threads of both ends.
     pub migration_threads_s: Option<f64>,
+    /// The destination QEMU's main thread (tid = pid; counted in its `other_s`). It loads an
+    /// incoming precopy stream without multifd (a main-loop coroutine, not a `mig/` thread).
+    pub dst_main_thread_s: Option<f64>,
     /// Per QEMU process.
     pub vms: Vec<VmCpu>,
 }
@@ -406,10 +422,6 @@ pub struct VmCpu {
     pub migration_s: f64,
     /// Sum over the other threads of each thread's last sample.
     pub other_s: f64,
-    /// The main thread (tid = pid), one of the "other" threads. On the destination it runs the
-    /// incoming precopy stream (QEMU loads it in a main-loop coroutine, not a `mig/` thread).
-    #[serde(default)]
-    pub main_thread_s: f64,
     /// Names of the migration threads seen.
     pub migration_threads: Vec<String>,
 }

@@ -1,0 +1,382 @@
+//! End to end under TCG: `gp-launch | gp-sample | gp-migrate | gp-collect` with real QEMU and
+//! real guests running `stress`, and the same pipeline interrupted by Ctrl-C.
+//!
+//! Needs QEMU, the guest kernel and the stress initrd (scripts/setup-host.sh, initrd/build.sh).
+//! Each test takes the machine-wide VM test lock.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use gp_qemu::testing::{pid_alive, require_qemu, vm_test_lock, wait_until};
+use gp_records::report::Report;
+use gp_records::sample::ThreadClass;
+use gp_records::{Outcome, Role};
+
+/// Longest a whole pipeline may run before the test kills it and fails.
+const DEADLINE: Duration = Duration::from_secs(400);
+
+fn bin(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gp-collect")).with_file_name(name)
+}
+
+/// Builds the other stages (same target directory) once per test binary.
+fn build_stages() {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "gp-launch",
+                "-p",
+                "gp-sample",
+                "-p",
+                "gp-migrate",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build -p gp-launch -p gp-sample -p gp-migrate failed"
+        );
+    });
+    for name in ["gp-launch", "gp-sample", "gp-migrate"] {
+        assert!(
+            bin(name).exists(),
+            "{} missing after building it",
+            bin(name).display()
+        );
+    }
+}
+
+fn initrd() -> PathBuf {
+    let path = gp_qemu::paths::default_initrd();
+    assert!(
+        path.exists(),
+        "{} is missing: VM tests need the stress initrd (run initrd/build.sh or \
+         scripts/setup-host.sh)",
+        path.display()
+    );
+    path
+}
+
+struct Pipeline {
+    children: Vec<(&'static str, Child)>,
+    dir: tempfile::TempDir,
+    report: PathBuf,
+    stream: PathBuf,
+    started: Instant,
+}
+
+impl Pipeline {
+    /// `gp-launch | gp-sample | gp-migrate | tee stream | gp-collect -o report`, all in one
+    /// process group (as a shell would start them), each stage's stderr in a file.
+    fn start(launch_args: &[&str], migrate_args: &[&str]) -> Pipeline {
+        require_qemu();
+        build_stages();
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report.json");
+        let stream = dir.path().join("stream.ndjson");
+        let err = |name: &str| Stdio::from(File::create(dir.path().join(name)).unwrap());
+        let mut children: Vec<(&'static str, Child)> = Vec::new();
+        let mut pgid = 0;
+        let mut spawn = |name: &'static str, cmd: &mut Command, stdin: Stdio| {
+            cmd.stdin(stdin).stderr(err(name)).process_group(pgid);
+            let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+            if pgid == 0 {
+                pgid = child.id() as i32;
+            }
+            children.push((name, child));
+            let (_, child) = children.last_mut().unwrap();
+            child.stdout.take().map(Stdio::from)
+        };
+        let out = spawn(
+            "gp-launch",
+            Command::new(bin("gp-launch"))
+                .args(["--accel", "tcg", "--mem", "256M", "--cpus", "2"])
+                .arg("--initrd")
+                .arg(initrd())
+                .args(launch_args)
+                .stdout(Stdio::piped()),
+            Stdio::null(),
+        );
+        let out = spawn(
+            "gp-sample",
+            Command::new(bin("gp-sample")).stdout(Stdio::piped()),
+            out.unwrap(),
+        );
+        let out = spawn(
+            "gp-migrate",
+            Command::new(bin("gp-migrate"))
+                .args(migrate_args)
+                .stdout(Stdio::piped()),
+            out.unwrap(),
+        );
+        let out = spawn(
+            "tee",
+            // -i: like the other stages, tee must outlive a Ctrl-C to pass on the last records.
+            Command::new("tee")
+                .arg("-i")
+                .arg(&stream)
+                .stdout(Stdio::piped()),
+            out.unwrap(),
+        );
+        spawn(
+            "gp-collect",
+            Command::new(env!("CARGO_BIN_EXE_gp-collect"))
+                .arg("--output")
+                .arg(&report)
+                .stdout(Stdio::null()),
+            out.unwrap(),
+        );
+        Pipeline {
+            children,
+            dir,
+            report,
+            stream,
+            started: Instant::now(),
+        }
+    }
+
+    fn pgid(&self) -> u32 {
+        self.children[0].1.id()
+    }
+
+    /// Waits for every stage; kills the group and fails after [`DEADLINE`].
+    fn wait(&mut self) -> Vec<(&'static str, ExitStatus)> {
+        let group = format!("-{}", self.pgid());
+        let mut statuses = Vec::new();
+        for (name, child) in &mut self.children {
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    statuses.push((*name, status));
+                    break;
+                }
+                if self.started.elapsed() > DEADLINE {
+                    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+                    panic!(
+                        "pipeline still running after {DEADLINE:?}\n{}",
+                        stderr(self.dir.path())
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        statuses
+    }
+
+    fn report(&self) -> Report {
+        let text = std::fs::read_to_string(&self.report).unwrap_or_else(|e| {
+            panic!(
+                "no report {}: {e}\n{}",
+                self.report.display(),
+                stderr(self.dir.path())
+            )
+        });
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not a Report: {e}"))
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            if child.try_wait().ok().flatten().is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn stderr(dir: &Path) -> String {
+    let mut s = String::new();
+    for name in ["gp-launch", "gp-sample", "gp-migrate", "gp-collect"] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        s.push_str(&format!("--- {name} stderr ---\n{text}"));
+    }
+    s
+}
+
+/// Every QEMU the run started is gone.
+fn assert_no_qemu_left(report: &Report) {
+    let ext = report.guestperf_rs.as_ref().unwrap();
+    for vm in &ext.vms {
+        assert!(
+            wait_until(Duration::from_secs(10), || !pid_alive(vm.pid)),
+            "QEMU pid {} ({}) still running",
+            vm.pid,
+            vm.role
+        );
+    }
+}
+
+#[test]
+fn precopy_pipeline_report_has_both_ends_sampled() {
+    let _lock = vm_test_lock();
+    let mut p = Pipeline::start(&[], &["--name", "e2e-precopy", "--sleep", "2"]);
+    let statuses = p.wait();
+    let logs = stderr(p.dir.path());
+    for (name, status) in &statuses {
+        assert!(status.success(), "{name} exited with {status}\n{logs}");
+    }
+    let r = p.report();
+    assert_no_qemu_left(&r);
+    let ext = r.guestperf_rs.as_ref().unwrap();
+
+    // The result: completed, from gp-migrate, and a success in the original's sense.
+    let result = ext.result.as_ref().unwrap();
+    assert_eq!(result.outcome, Outcome::Completed, "{logs}");
+    assert!(ext.result_in_stream);
+    assert!(r.result.as_ref().unwrap().success);
+    assert_eq!(r.scenario.name, "e2e-precopy");
+    assert_eq!((r.hardware.cpus, r.hardware.mem), (2, 0.25));
+    assert_eq!(r.transport, "unix");
+    assert!(ext.input.errors.is_empty() && ext.unrecognized.is_empty());
+
+    // Every line of the stream is in the report.
+    let lines = std::fs::read_to_string(&p.stream).unwrap().lines().count() as u64;
+    assert_eq!(ext.input.records, lines);
+
+    // Source and destination samples; vCPU threads matching the vCPU count, by the launch
+    // record's thread ids.
+    for role in [Role::Src, Role::Dst] {
+        let vm = ext.vms.iter().find(|v| v.role == role).unwrap();
+        let samples: Vec<_> = ext.samples.iter().filter(|s| s.role == role).collect();
+        assert!(
+            samples.len() >= 5,
+            "{role}: {} samples\n{logs}",
+            samples.len()
+        );
+        for s in &samples {
+            assert_eq!(s.pid, vm.pid);
+            let mut vcpus: Vec<u32> = s
+                .threads
+                .iter()
+                .filter(|t| t.class == ThreadClass::Vcpu)
+                .map(|t| t.tid)
+                .collect();
+            vcpus.sort_unstable();
+            let mut want = vm.vcpu_tids.clone();
+            want.sort_unstable();
+            assert_eq!(vcpus, want, "{role} sample at {}", s.time_s);
+        }
+        // No sample of a VM after its exit record.
+        let exit = ext
+            .vm_exits
+            .iter()
+            .find(|e| e.pid == vm.pid)
+            .expect("vm_exit");
+        assert!(
+            samples.iter().all(|s| s.time_s <= exit.time_s),
+            "{role} sampled after exit"
+        );
+    }
+    // QEMU 10 names its migration thread mig/src/main.
+    let cpu = &r.summary.as_ref().unwrap().host_cpu;
+    let src = cpu.vms.iter().find(|v| v.role == Role::Src).unwrap();
+    assert!(
+        src.migration_threads.iter().any(|n| n == "mig/src/main"),
+        "{src:?}"
+    );
+    assert!(src.migration_s > 0.0 && src.vcpu_s > 0.0);
+    assert!(cpu.src_s.unwrap() > 0.0 && cpu.dst_s.unwrap() > 0.0);
+
+    // The guestperf-compatible part.
+    assert!(!r.progress_history.is_empty());
+    assert_eq!(r.progress_history.last().unwrap().status, "completed");
+    let src_vm = ext.vms.iter().find(|v| v.role == Role::Src).unwrap();
+    assert!(r.qemu_timings.iter().all(|t| t.tid == src_vm.pid as u64));
+    assert!(!r.qemu_timings.is_empty());
+    let mut vcpu_tids: Vec<u64> = r.vcpu_timings.iter().map(|t| t.tid).collect();
+    vcpu_tids.sort_unstable();
+    vcpu_tids.dedup();
+    let want: Vec<u64> = src_vm.vcpu_tids.iter().map(|&t| t as u64).collect();
+    assert_eq!(vcpu_tids.len(), 2);
+    assert!(vcpu_tids.iter().all(|t| want.contains(t)));
+
+    // The summary: QEMU's figures, and the guest's view of the switchover.
+    let s = r.summary.as_ref().unwrap();
+    assert!(s.total_time_ms.unwrap() > 0);
+    let downtime = s.downtime_ms.expect("downtime");
+    let stall = s.guest_stall.as_ref().expect("guest stall");
+    let gap = s.guest_switch_gap.as_ref().expect("switch gap");
+    // The guest does not run between the source's stop and the destination's start; arrival
+    // times blur that by the console's latency.
+    assert!(
+        gap.gap_ms >= downtime as f64 * 0.5,
+        "switch gap {gap:?} vs downtime {downtime}"
+    );
+    // The longest stall is the switch or a longer one around it (a slow destination start).
+    assert!(stall.stall_ms >= gap.gap_ms, "{stall:?} {gap:?}");
+    let (lo, hi) = (
+        s.migration_start_s.unwrap(),
+        s.migration_end_s.unwrap() + 5.0,
+    );
+    assert!(stall.end_s >= lo && stall.start_s <= hi, "{stall:?}");
+    let g = s.guest_throughput.as_ref().unwrap();
+    assert!(g.before.is_some() && g.after.is_some(), "{g:?}");
+    assert!(s.iterations.unwrap() >= 1);
+    assert!(s.transferred_bytes_per_guest_gb.unwrap() > 0.0);
+    eprintln!(
+        "e2e precopy: {:.1} s, {} records, QEMU downtime {downtime} ms, guest switch gap \
+         {:.0} ms, longest stall {:.0} ms ({} to {}), slowdown during {:.0} %, src {:.2} s CPU \
+         (migration threads {:.2} s), dst {:.2} s",
+        p.started.elapsed().as_secs_f64(),
+        lines,
+        gap.gap_ms,
+        stall.stall_ms,
+        stall.before_role,
+        stall.after_role,
+        g.slowdown_during_pct.unwrap_or(f64::NAN),
+        cpu.src_s.unwrap(),
+        cpu.migration_threads_s.unwrap(),
+        cpu.dst_s.unwrap()
+    );
+}
+
+#[test]
+fn ctrl_c_mid_migration_still_yields_a_report() {
+    let _lock = vm_test_lock();
+    // A slow migration (8 MiB/s for a 256 MiB guest) so Ctrl-C lands while it runs.
+    let mut p = Pipeline::start(&[], &["--sleep", "1", "--bandwidth", "8"]);
+    let stream = p.stream.clone();
+    let migrating = wait_until(Duration::from_secs(120), || {
+        std::fs::read_to_string(&stream).is_ok_and(|s| s.contains("\"type\":\"progress\""))
+    });
+    assert!(
+        migrating,
+        "the migration never started\n{}",
+        stderr(p.dir.path())
+    );
+    // Ctrl-C in a shell: SIGINT to the whole process group.
+    let group = format!("-{}", p.pgid());
+    assert!(Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .unwrap()
+        .success());
+    let statuses = p.wait();
+    let collect = statuses.iter().find(|(n, _)| *n == "gp-collect").unwrap().1;
+    assert_eq!(collect.code(), Some(130), "{}", stderr(p.dir.path()));
+
+    let r = p.report();
+    assert_no_qemu_left(&r);
+    let ext = r.guestperf_rs.as_ref().unwrap();
+    // The stages' last records got through: both VMs' exits, and a result saying how it ended.
+    assert_eq!(ext.vm_exits.len(), 2, "{}", stderr(p.dir.path()));
+    let result = ext.result.as_ref().unwrap();
+    assert_ne!(result.outcome, Outcome::Completed, "{result:?}");
+    assert!(!r.result.as_ref().unwrap().success);
+    assert!(ext.input.ended.starts_with("SIGINT"), "{}", ext.input.ended);
+    let lines = std::fs::read_to_string(&p.stream).unwrap().lines().count() as u64;
+    assert_eq!(
+        ext.input.records, lines,
+        "every record that reached gp-collect is kept"
+    );
+    assert!(!ext.samples.is_empty() && !ext.progress.is_empty());
+}
