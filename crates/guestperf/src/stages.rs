@@ -1,7 +1,8 @@
 //! The stage binaries and where to find them.
 //!
-//! A stage is looked up next to the running executable first (so `target/release/guestperf`
-//! runs `target/release/gp-launch`, never an older one on `PATH`), then on `PATH`.
+//! A stage is looked up in `$GUESTPERF_STAGE_DIR` when it is set, then next to the running
+//! executable (so `target/release/guestperf` runs `target/release/gp-launch`, never an older one
+//! on `PATH`), then on `PATH`.
 
 use std::env;
 use std::ffi::OsStr;
@@ -43,8 +44,18 @@ pub struct NotFound {
     here: String,
 }
 
-/// Finds `stage`'s binary: next to the current executable, else on `PATH`.
+/// Environment variable naming a directory searched for stage binaries before all others.
+pub const STAGE_DIR_ENV: &str = "GUESTPERF_STAGE_DIR";
+
+/// Finds `stage`'s binary: in `$GUESTPERF_STAGE_DIR`, next to the current executable, else on
+/// `PATH`.
 pub fn locate(stage: Stage) -> Result<PathBuf, NotFound> {
+    if let Some(dir) = env::var_os(STAGE_DIR_ENV).filter(|d| !d.is_empty()) {
+        let candidate = Path::new(&dir).join(stage.binary());
+        if is_executable(&candidate) {
+            return Ok(candidate);
+        }
+    }
     let exe_dir = env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(Path::to_path_buf));

@@ -96,7 +96,10 @@ fn pipeline_defaults() {
     let (out, dir) = run_example("pipeline-defaults.sh", &[]);
     let r = report(&dir.path().join("result.json"));
     completed(&r);
-    assert!(!r.guestperf_rs.unwrap().samples.is_empty(), "gp-sample was in the pipeline");
+    assert!(
+        !r.guestperf_rs.unwrap().samples.is_empty(),
+        "gp-sample was in the pipeline"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains(": completed, total "));
 }
 
@@ -141,10 +144,16 @@ fn samples_into_jq() {
     let text = std::fs::read_to_string(dir.path().join("samples.txt")).unwrap();
     assert_eq!(text, String::from_utf8_lossy(&out.stdout));
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines.len() >= 2, "one line per sample after the first: {text}");
+    assert!(
+        lines.len() >= 2,
+        "one line per sample after the first: {text}"
+    );
     for line in &lines {
         let (who, pct) = line.split_once(": ").unwrap();
-        assert!(who.starts_with("src QEMU ") || who.starts_with("dst QEMU "), "{line}");
+        assert!(
+            who.starts_with("src QEMU ") || who.starts_with("dst QEMU "),
+            "{line}"
+        );
         let pct: f64 = pct.strip_suffix("% of one CPU").unwrap().parse().unwrap();
         assert!((0.0..=400.0).contains(&pct), "{line}");
     }
@@ -165,11 +174,18 @@ fn plot() {
 fn batch() {
     let (out, dir) = run_example(
         "batch.sh",
-        &[("GP_FILTER", "post-copy-iters/post-copy-iters-1"), ("GP_REPEAT", "1")],
+        &[
+            ("GP_FILTER", "post-copy-iters/post-copy-iters-1"),
+            ("GP_REPEAT", "1"),
+        ],
     );
     let batch = dir.path().join("unix-localhost-256m-2cpu");
-    completed(&report(&batch.join("post-copy-iters/post-copy-iters-1.json")));
+    completed(&report(
+        &batch.join("post-copy-iters/post-copy-iters-1.json"),
+    ));
     assert!(batch.join("summary.json").is_file());
     assert!(batch.join("post-copy-iters/post-copy-iters.svg").is_file());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("| post-copy-iters-1 | 1 | 1 completed |"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("| post-copy-iters-1 | 1 | 1 completed |")
+    );
 }

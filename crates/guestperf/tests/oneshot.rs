@@ -82,8 +82,7 @@ fn an_impossible_hardware_option_names_gp_launch_and_the_problem() {
     let err = String::from_utf8_lossy(&out.stderr);
     let last = err
         .lines()
-        .filter(|l| l.starts_with("guestperf: "))
-        .last()
+        .rfind(|l| l.starts_with("guestperf: "))
         .unwrap_or("");
     assert!(
         last.starts_with("guestperf: gp-launch (stage 1 of 4) exited with status 2: "),
@@ -165,8 +164,7 @@ fn the_seed_numa_example_runs_or_names_what_the_host_lacks() {
         let err = String::from_utf8_lossy(&out.stderr);
         let ours = err
             .lines()
-            .filter(|l| l.starts_with("guestperf: "))
-            .last()
+            .rfind(|l| l.starts_with("guestperf: "))
             .unwrap_or("");
         assert!(
             ours.starts_with("guestperf: gp-launch (stage 1 of 4)"),

@@ -523,6 +523,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     }
     let ticker = progress.ticker();
     let mut failed = 0;
+    let mut attempted = 0;
     let mut interrupted = None;
     let mut refused_now: Vec<String> = Vec::new();
     for id in &runs {
@@ -540,6 +541,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         if cli.hardware.verbose || cli.hardware.debug {
             progress.note(&pipeline::shell_pipeline(&binaries.pipeline(cli, s)));
         }
+        attempted += 1;
         let outcome = run_one(cli, &binaries, &store, &signals, &progress, c, s, id)?;
         match outcome {
             RunOutcome::Result { outcome, took } => {
@@ -561,8 +563,15 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
                         what: format!("cannot write {}", path.display()),
                         source,
                     })?;
-                refused_now.push(key);
                 progress.finish_run(&label, &format!("skipped: {reason}"));
+                // The scenario's later runs will not be tried.
+                let later = runs
+                    .iter()
+                    .filter(|r| r.comparison == id.comparison && r.scenario == id.scenario)
+                    .filter(|r| r.run > id.run)
+                    .count();
+                progress.forget_runs(later);
+                refused_now.push(key);
             }
             RunOutcome::Failed(err) => {
                 failed += 1;
@@ -600,7 +609,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     if failed > 0 {
         return Err(Error::RunsFailed {
             failed,
-            total: runs.len(),
+            total: attempted,
             summary: summary_path.display().to_string(),
         });
     }

@@ -144,6 +144,12 @@ impl Progress {
         self.println(&format!("gp-batch: [{n}/{total}] {label}: {what}"));
     }
 
+    /// `n` planned runs will not happen after all.
+    pub fn forget_runs(&self, n: usize) {
+        let mut st = self.state.lock().unwrap();
+        st.total = st.total.saturating_sub(n).max(st.started);
+    }
+
     /// A line of its own (a skip, a note).
     pub fn note(&self, text: &str) {
         self.println(&format!("gp-batch: {text}"));
