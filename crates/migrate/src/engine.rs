@@ -808,7 +808,10 @@ impl<W: Write> Run<W> {
                         "the destination VM (pid {}) exited during the migration: {how}",
                         e.pid
                     );
-                    self.say(&what);
+                    // After a cancel an incoming QEMU exits by itself: expected, not news.
+                    if done.cancelled.is_none() {
+                        self.say(&what);
+                    }
                     dst_lost = Some((Instant::now(), what));
                 }
             }
@@ -853,7 +856,9 @@ impl<W: Write> Run<W> {
                     }
                     Err(e) => {
                         let what = format!("lost the destination during the migration: {e}");
-                        self.say(&what);
+                        if done.cancelled.is_none() {
+                            self.say(&what);
+                        }
                         dst_lost = Some((Instant::now(), what));
                     }
                 }
