@@ -74,9 +74,10 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    /// `gp-launch | gp-sample | gp-migrate | tee stream | gp-collect -o report`, all in one
-    /// process group (as a shell would start them), each stage's stderr in a file.
-    fn start(launch_args: &[&str], migrate_args: &[&str]) -> Pipeline {
+    /// `gp-launch | gp-sample | gp-migrate | tee stream | gp-collect -o report` (gp-sample and
+    /// gp-migrate in `order`), all in one process group (as a shell would start them), each
+    /// stage's stderr in a file.
+    fn start(launch_args: &[&str], order: [&str; 2], migrate_args: &[&str]) -> Pipeline {
         require_qemu();
         build_stages();
         let dir = tempfile::tempdir().unwrap();
@@ -105,18 +106,23 @@ impl Pipeline {
                 .stdout(Stdio::piped()),
             Stdio::null(),
         );
-        let out = spawn(
-            "gp-sample",
-            Command::new(bin("gp-sample")).stdout(Stdio::piped()),
-            out.unwrap(),
-        );
-        let out = spawn(
-            "gp-migrate",
-            Command::new(bin("gp-migrate"))
-                .args(migrate_args)
-                .stdout(Stdio::piped()),
-            out.unwrap(),
-        );
+        let mut out = out;
+        for stage in order {
+            out = match stage {
+                "gp-sample" => spawn(
+                    "gp-sample",
+                    Command::new(bin("gp-sample")).stdout(Stdio::piped()),
+                    out.unwrap(),
+                ),
+                _ => spawn(
+                    "gp-migrate",
+                    Command::new(bin("gp-migrate"))
+                        .args(migrate_args)
+                        .stdout(Stdio::piped()),
+                    out.unwrap(),
+                ),
+            };
+        }
         let out = spawn(
             "tee",
             // -i: like the other stages, tee must outlive a Ctrl-C to pass on the last records.
@@ -218,7 +224,8 @@ fn assert_no_qemu_left(report: &Report) {
 #[test]
 fn precopy_pipeline_report_has_both_ends_sampled() {
     let _lock = vm_test_lock();
-    let mut p = Pipeline::start(&[], &["--name", "e2e-precopy", "--sleep", "2"]);
+    let order = ["gp-sample", "gp-migrate"];
+    let mut p = Pipeline::start(&[], order, &["--name", "e2e-precopy", "--sleep", "2"]);
     let statuses = p.wait();
     let logs = stderr(p.dir.path());
     for (name, status) in &statuses {
@@ -340,10 +347,12 @@ fn precopy_pipeline_report_has_both_ends_sampled() {
 }
 
 #[test]
-fn ctrl_c_mid_migration_still_yields_a_report() {
+fn ctrl_c_mid_migration_still_yields_a_report_with_sample_after_migrate() {
     let _lock = vm_test_lock();
     // A slow migration (8 MiB/s for a 256 MiB guest) so Ctrl-C lands while it runs.
-    let mut p = Pipeline::start(&[], &["--sleep", "1", "--bandwidth", "8"]);
+    // gp-sample after gp-migrate this time: it works anywhere after gp-launch.
+    let order = ["gp-migrate", "gp-sample"];
+    let mut p = Pipeline::start(&[], order, &["--sleep", "1", "--bandwidth", "8"]);
     let stream = p.stream.clone();
     let migrating = wait_until(Duration::from_secs(120), || {
         std::fs::read_to_string(&stream).is_ok_and(|s| s.contains("\"type\":\"progress\""))
@@ -378,5 +387,11 @@ fn ctrl_c_mid_migration_still_yields_a_report() {
         ext.input.records, lines,
         "every record that reached gp-collect is kept"
     );
-    assert!(!ext.samples.is_empty() && !ext.progress.is_empty());
+    assert!(!ext.progress.is_empty());
+    for role in [Role::Src, Role::Dst] {
+        assert!(
+            ext.samples.iter().any(|s| s.role == role),
+            "no {role} samples"
+        );
+    }
 }
