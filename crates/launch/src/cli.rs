@@ -35,7 +35,7 @@ pub struct Cli {
     pub mem: u64,
 
     /// RAM the workload touches (the kernel's ramsize=) [default: --mem less a headroom of
-    /// 1/8, at least 96 MiB and at most 512 MiB]. Whole GiB are passed as an integer, so an
+    /// 96 MiB plus 1/16 of --mem]. Whole GiB are passed as an integer, so an
     /// initrd built from the original C stress works.
     #[arg(long, value_name = "SIZE", value_parser = parse_mem)]
     pub stress_ram: Option<u64>,
@@ -120,9 +120,10 @@ pub struct Cli {
     #[arg(long, value_name = "S", value_parser = parse_positive)]
     pub stress_duration_s: Option<f64>,
 
-    /// Give up if the source's workload has not started this many seconds after QEMU started.
-    #[arg(long, value_name = "S", default_value_t = 120.0, value_parser = parse_positive)]
-    pub boot_timeout_s: f64,
+    /// Give up if the source's workload has not started this many seconds after QEMU started
+    /// [default: 120 s plus 15 s per GiB of workload RAM, which stress touches before starting].
+    #[arg(long, value_name = "S", value_parser = parse_positive)]
+    pub boot_timeout_s: Option<f64>,
 
     /// Also copy every guest console line and QEMU's stderr to stderr.
     #[arg(long)]

@@ -224,7 +224,9 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
         },
         src_extra,
         dst_extra,
-        boot_timeout_s: cli.boot_timeout_s,
+        boot_timeout_s: cli
+            .boot_timeout_s
+            .unwrap_or(120.0 + 15.0 * stress_ram as f64 / (1u64 << 30) as f64),
         debug: cli.debug,
         verbose: cli.verbose,
     })

@@ -212,11 +212,15 @@ pub fn ramsize(bytes: u64) -> String {
     }
 }
 
-/// The default workload RAM: guest RAM less a headroom of 1/8, at least 96 MiB and at most
-/// 512 MiB. The guest kernel, the unpacked initrd and the page structures take about 65 MiB of
-/// a small guest, and stress keeps 16 MiB free for the kernel.
+/// The default workload RAM: guest RAM less a headroom of 96 MiB plus 1/16 of it.
+///
+/// Measured under the Debian cloud kernel: the kernel, the unpacked initrd and the page
+/// structures leave 191 MiB free of 256 MiB, 936 of 1 GiB and 1942 of 2 GiB; the DMA zone
+/// (16 MiB) is off limits to the workload, the allocator's watermarks and page tables grow with
+/// RAM, and stress keeps 16 MiB for the kernel. A workload that leaves less deadlocks the guest
+/// on memory (it is PID 1, which the OOM killer cannot kill): 896 MiB of 1 GiB did.
 pub fn default_stress_ram(mem_bytes: u64) -> u64 {
-    let headroom = (mem_bytes / 8).clamp(96 << 20, 512 << 20);
+    let headroom = (96 << 20) + mem_bytes / 16;
     let ram = mem_bytes.saturating_sub(headroom);
     ram & !((1 << 20) - 1)
 }
@@ -332,9 +336,10 @@ mod tests {
             "{s}"
         );
         assert!(s.ends_with(" foo=bar"));
-        assert_eq!(default_stress_ram(128 << 20), 32 << 20);
-        assert_eq!(default_stress_ram(1 << 30), 896 << 20);
-        assert_eq!(default_stress_ram(8 << 30), (8 << 30) - (512 << 20));
+        assert_eq!(default_stress_ram(128 << 20), 24 << 20);
+        assert_eq!(default_stress_ram(256 << 20), 144 << 20);
+        assert_eq!(default_stress_ram(1 << 30), 864 << 20);
+        assert_eq!(default_stress_ram(2 << 30), 1824 << 20);
         assert_eq!(ramsize(1 << 30), "1");
         assert_eq!(ramsize(896 << 20), "896M");
     }

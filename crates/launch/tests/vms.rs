@@ -204,7 +204,7 @@ fn header_and_vm_records_validate_against_docs_and_sigterm_during_boot_cleans_up
     assert_eq!(h.transport, "tcp");
     assert!(h.qemu_version.split('.').count() == 3, "{}", h.qemu_version);
     assert!(
-        h.kernel_cmdline.contains("console=ttyS0") && h.kernel_cmdline.contains("ramsize=160M")
+        h.kernel_cmdline.contains("console=ttyS0") && h.kernel_cmdline.contains("ramsize=144M")
     );
     assert_eq!(h.hardware.mem_bytes, 256 << 20);
     assert!(!h.host.cpu_model.is_empty() && h.host.cpus >= 1);
