@@ -227,7 +227,7 @@ fn runs_are_interleaved_failures_filed_refusals_skipped_and_resumed() {
         .env("GUESTPERF_STAGE_DIR", &stages));
     assert!(dry.status.success());
     let text = String::from_utf8_lossy(&dry.stdout);
-    assert!(text.contains("# 1 runs to do, 2 already done"), "{text}");
+    assert!(text.contains("# 1 run to do, 2 already done"), "{text}");
     assert!(
         text.contains("# post-copy-iters/post-copy-iters-0#3\n"),
         "{text}"

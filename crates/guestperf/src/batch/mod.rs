@@ -490,7 +490,10 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         }
         w(
             &mut out,
-            format!("# {} runs to do, {already} already done", runs.len()),
+            format!(
+                "# {} to do, {already} already done",
+                plural(runs.len(), "run")
+            ),
         )?;
         for id in &runs {
             let (_, s) = find_scenario(&selected, id);
@@ -510,11 +513,11 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
 
     let progress = Progress::stderr(runs.len());
     progress.note(&format!(
-        "{} runs to do in {} ({} already done, {} scenarios skipped); QEMU {} ({})",
-        runs.len(),
+        "{} to do in {} ({} already done, {} skipped); QEMU {} ({})",
+        plural(runs.len(), "run"),
         output.display(),
         already,
-        skipped.len(),
+        plural(skipped.len(), "scenario"),
         report.qemu_version,
         report.accel
     ));
@@ -614,6 +617,15 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// `1 run`, `2 runs`.
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 fn find_scenario<'a>(selected: &'a [Comparison], id: &RunId) -> (&'a Comparison, &'a Scenario) {
@@ -825,10 +837,8 @@ fn draw_chart(
     format: ChartFormat,
 ) -> Result<(), String> {
     let dir = store.comparison_dir(name);
-    let temp = tempfile::Builder::new()
-        .prefix(store::TEMP_PREFIX)
-        .suffix(&format!(".{}", format.extension()))
-        .tempfile_in(&dir)
+    let temp = store
+        .temp_in(&dir, &format!(".{}", format.extension()))
         .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
     let cmd = StageCommand::new(Stage::Plot.binary(), &binaries.plot)
         .arg("--output")

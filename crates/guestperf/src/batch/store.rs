@@ -17,6 +17,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -233,11 +234,20 @@ impl Store {
 
     /// A new temporary file in the comparison's directory, to be [`Store::persist`]ed.
     pub fn temp_file(&self, comparison: &str) -> io::Result<tempfile::NamedTempFile> {
-        let dir = self.comparison_dir(comparison);
-        fs::create_dir_all(&dir)?;
-        tempfile::Builder::new()
+        self.temp_in(&self.comparison_dir(comparison), "")
+    }
+
+    /// A temporary file in `dir` ending in `suffix`, readable by all as results normally are
+    /// (the temporary-file default is owner-only).
+    pub fn temp_in(&self, dir: &Path, suffix: &str) -> io::Result<tempfile::NamedTempFile> {
+        fs::create_dir_all(dir)?;
+        let temp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
-            .tempfile_in(dir)
+            .suffix(suffix)
+            .tempfile_in(dir)?;
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))?;
+        Ok(temp)
     }
 
     /// Makes a finished temporary file the file at `path`, atomically.
@@ -250,10 +260,7 @@ impl Store {
     /// Writes `bytes` to `path` atomically (temporary file + rename).
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let dir = path.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(dir)?;
+        let mut temp = self.temp_in(dir, "")?;
         temp.write_all(bytes)?;
         temp.as_file().sync_all()?;
         temp.persist(path).map_err(|e| e.error)?;
@@ -375,6 +382,13 @@ mod tests {
         store.persist(temp, &store.result_path(&id)).unwrap();
         assert!(store.is_done(&id));
         assert_eq!(fs::read_to_string(store.result_path(&id)).unwrap(), "{}");
+        let mode = store
+            .result_path(&id)
+            .metadata()
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "results are readable by all");
     }
 
     #[test]
