@@ -332,7 +332,7 @@ mod tests {
         assert!(s.starts_with("console=ttyS0 "), "{s}");
         assert!(s.contains(" quiet "));
         assert!(
-            s.contains(" ramsize=160M stress.threads=2 stress.grain_ms=20 "),
+            s.contains(" ramsize=144M stress.threads=2 stress.grain_ms=20 "),
             "{s}"
         );
         assert!(s.ends_with(" foo=bar"));
