@@ -27,6 +27,15 @@ pub struct Cli {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
 
+    /// Scenario name, carried into the report and chart legends (gp-migrate --name)
+    /// [default: default]
+    #[arg(
+        long,
+        value_name = "NAME",
+        help_heading = "Migration scenario (passed to gp-migrate)"
+    )]
+    pub name: Option<String>,
+
     /// Write the report to FILE instead of stdout (gp-collect --output)
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
@@ -88,10 +97,16 @@ impl Cli {
             collect.push("--output".into());
             collect.push(out.as_os_str().to_owned());
         }
+        let mut migrate = Vec::new();
+        if let Some(name) = &self.name {
+            migrate.push("--name".into());
+            migrate.push(name.into());
+        }
+        migrate.extend(self.scenario.migrate_args());
         StageArgs {
             launch: self.hardware.launch_args(),
             sample,
-            migrate: self.scenario.migrate_args(),
+            migrate,
             collect,
         }
     }
@@ -159,10 +174,12 @@ mod tests {
             "250ms",
             "--output",
             "r.json",
+            "--name",
+            "try 1",
         ]);
         let args = cli.stage_args();
         assert_eq!(args.launch, ["--mem", "1"]);
-        assert_eq!(args.migrate, ["--post-copy"]);
+        assert_eq!(args.migrate, ["--name", "try 1", "--post-copy"]);
         assert_eq!(args.sample, ["--interval", "250ms"]);
         assert_eq!(args.collect, ["--output", "r.json"]);
     }
