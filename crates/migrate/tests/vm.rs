@@ -601,8 +601,19 @@ fn multi_thread_compression_is_refused_clearly_on_this_qemu() {
 #[test]
 fn max_iters_cancels_and_the_source_runs_on_until_shutdown() {
     let _lock = vm_test_lock();
-    // 1 ms of downtime is never enough for a busy guest: it cannot converge.
-    let run = run(&["--sleep", "1", "--downtime", "1", "--max-iters", "2"]);
+    // At 64 MiB/s every pass takes seconds, while the guest dirties its memory much faster:
+    // with 1 ms of downtime allowed it cannot converge (1 ms alone is not enough: a guest
+    // starved of CPU by a busy host can dirty so little that it converges).
+    let run = run(&[
+        "--sleep",
+        "1",
+        "--bandwidth",
+        "64",
+        "--downtime",
+        "1",
+        "--max-iters",
+        "2",
+    ]);
     run.summary("max-iters");
     assert_eq!(run.migrate_code, Some(4), "{}", run.dump());
     let result = run.result();
