@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -36,6 +36,9 @@ pub struct Spec {
     pub args: Vec<OsString>,
     /// CPU and memory policy applied in the child before `exec` (when `numactl` is not used).
     pub native_binding: Option<NativeBinding>,
+    /// Give the child a pipe as stdin, held open by [`Child`] (see [`Child::take_stdin`]),
+    /// instead of `/dev/null`. An ssh session's remote end sees EOF when it closes.
+    pub keep_stdin: bool,
 }
 
 impl Spec {
@@ -45,6 +48,7 @@ impl Spec {
             program: program.into(),
             args: Vec::new(),
             native_binding: None,
+            keep_stdin: false,
         }
     }
 
@@ -214,6 +218,8 @@ pub struct Child {
     pid: u32,
     name: String,
     shared: Arc<Shared>,
+    /// The write end of the child's stdin when [`Spec::keep_stdin`] asked for one.
+    stdin: Mutex<Option<ChildStdin>>,
 }
 
 impl std::fmt::Debug for Child {
@@ -232,7 +238,7 @@ pub fn spawn(spec: &Spec, hooks: Hooks) -> Result<Child, SpawnError> {
         cond: Condvar::new(),
         stderr: Mutex::new(VecDeque::new()),
     });
-    let (pid_tx, pid_rx) = bounded::<Result<u32, io::Error>>(1);
+    let (pid_tx, pid_rx) = bounded::<Result<(u32, Option<ChildStdin>), io::Error>>(1);
     let thread_shared = Arc::clone(&shared);
     let thread_spec = spec.clone();
     let program = spec.program.to_string_lossy().into_owned();
@@ -244,10 +250,11 @@ pub fn spawn(spec: &Spec, hooks: Hooks) -> Result<Child, SpawnError> {
             source,
         })?;
     match pid_rx.recv() {
-        Ok(Ok(pid)) => Ok(Child {
+        Ok(Ok((pid, stdin))) => Ok(Child {
             pid,
             name: spec.name.clone(),
             shared,
+            stdin: Mutex::new(stdin),
         }),
         Ok(Err(source)) if source.kind() == io::ErrorKind::NotFound => {
             Err(SpawnError::NotFound { program })
@@ -265,7 +272,7 @@ fn supervise(
     spec: Spec,
     hooks: Hooks,
     shared: Arc<Shared>,
-    pid_tx: crossbeam_channel::Sender<Result<u32, io::Error>>,
+    pid_tx: crossbeam_channel::Sender<Result<(u32, Option<ChildStdin>), io::Error>>,
 ) {
     let Hooks {
         on_stdout_line,
@@ -274,7 +281,11 @@ fn supervise(
     } = hooks;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
-        .stdin(Stdio::null())
+        .stdin(if spec.keep_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -314,6 +325,7 @@ fn supervise(
         }
     };
     let pid = child.id();
+    let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
@@ -351,7 +363,7 @@ fn supervise(
             })
             .ok()
     });
-    let _ = pid_tx.send(Ok(pid));
+    let _ = pid_tx.send(Ok((pid, stdin)));
 
     wait_exited_unreaped(pid);
     {
@@ -514,6 +526,11 @@ impl Child {
                 signal: Some(libc::SIGKILL),
                 time_s: gp_records::now_s(),
             })
+    }
+
+    /// The write end of the child's stdin ([`Spec::keep_stdin`]); dropping it sends EOF.
+    pub fn take_stdin(&self) -> Option<ChildStdin> {
+        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The last [`STDERR_TAIL_LINES`] lines of the child's stderr.
