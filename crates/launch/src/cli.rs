@@ -82,9 +82,20 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Transport::Unix)]
     pub transport: Transport,
 
-    /// Run the destination on another host (not supported yet).
+    /// Run the destination on another host, through ssh (batch mode, your ssh config). HOST
+    /// needs gp-launch, gp-sample, QEMU, and the kernel and initrd at the same paths; use
+    /// --transport tcp or rdma. See docs/remote.md.
     #[arg(long, value_name = "[USER@]HOST")]
     pub dst_host: Option<String>,
+
+    /// ssh configuration file for --dst-host (ssh -F) [default: ~/.ssh/config].
+    #[arg(long, value_name = "FILE", requires = "dst_host")]
+    pub ssh_config: Option<PathBuf>,
+
+    /// ssh option for --dst-host, as in ssh -o (Port=2222, IdentityFile=~/.ssh/k); repeat for
+    /// more.
+    #[arg(long = "ssh-option", value_name = "KEY=VALUE", requires = "dst_host")]
+    pub ssh_options: Vec<String>,
 
     /// Accelerator: kvm where it works (auto), or force one.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]

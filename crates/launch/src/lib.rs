@@ -9,7 +9,8 @@
 //!
 //! Modules: [`cli`] (options), [`plan`] (validation against the host), [`accel`] (KVM probe),
 //! [`qemu_args`] (QEMU and kernel command lines), [`console`] (console lines to records),
-//! [`session`] (running the VMs), [`host`] (host facts and checks).
+//! [`session`] (running the VMs), [`host`] (host facts and checks), [`remote`] (`--dst-host`: the
+//! destination on another host over ssh) and [`remote_helper`] (its far end).
 
 pub mod accel;
 pub mod cli;
@@ -17,6 +18,8 @@ pub mod console;
 pub mod host;
 pub mod plan;
 pub mod qemu_args;
+pub mod remote;
+pub mod remote_helper;
 pub mod session;
 
 use std::io::Write;
@@ -26,7 +29,7 @@ use gp_qemu::runtime::RuntimeDir;
 use gp_qemu::signals::{Forwarder, TERMINATING};
 use gp_records::launch::Hardware;
 use gp_records::ndjson::{WriteError, Writer};
-use gp_records::{Launch, Role};
+use gp_records::{Launch, Record, Role};
 
 use crate::cli::{AccelArg, Cli, Transport};
 use crate::plan::Plan;
@@ -100,6 +103,16 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     let dir = RuntimeDir::new(STAGE)
         .map_err(|e| Error::Setup(format!("cannot create a private runtime directory: {e}")))?;
 
+    let remote = match remote::Remote::connect_if_asked(&plan, &dir, &signals)? {
+        Ok(r) => r,
+        Err(sig) => {
+            eprintln!(
+                "{STAGE}: interrupted by {}",
+                gp_qemu::process::signal_name(sig)
+            );
+            return Ok(128u8.saturating_add(sig as u8));
+        }
+    };
     let (accel, accel_note) = match choose_accel(&plan, &dir, &signals)? {
         Ok(chosen) => chosen,
         Err(sig) => {
@@ -110,6 +123,7 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
             return Ok(128u8.saturating_add(sig as u8));
         }
     };
+    let (accel, accel_note) = remote::reconcile_accel(remote.as_deref(), &plan, accel, accel_note)?;
     if plan.dirty_ring_size != 0 && accel != Accel::Kvm {
         return Err(Error::Usage(format!(
             "--dirty-ring-size needs KVM, but this run would use TCG ({}); drop --dirty-ring-size",
@@ -117,7 +131,10 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
         )));
     }
 
-    let migrate_uri = migrate_uri(&plan, &dir)?;
+    let migrate_uri = match &remote {
+        Some(r) => r.migrate_uri(plan.transport),
+        None => migrate_uri(&plan, &dir)?,
+    };
     let cmdline = plan.cmdline.render();
     let machine = Machine {
         accel,
@@ -143,7 +160,7 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
         initrd: plan.initrd.to_string_lossy().into_owned(),
         kernel_cmdline: cmdline,
         transport: plan.transport.as_str().to_string(),
-        dst_host: None,
+        dst_host: plan.dst_host.clone(),
         hardware: Hardware {
             cpus: plan.cpus,
             mem_bytes: plan.mem_bytes,
@@ -174,6 +191,13 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
         Err(Error::OutputClosed) => return Ok(0),
         Err(e) => return Err(e),
     }
+    if let Some(r) = &remote {
+        match session.write_record(&Record::ClockOffset(r.clock_offset())) {
+            Ok(()) => {}
+            Err(Error::OutputClosed) => return Ok(0),
+            Err(e) => return Err(e),
+        }
+    }
     let start = Start {
         binary: &plan.binary.path,
         machine: &machine,
@@ -183,8 +207,13 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
         dst_bind: &plan.dst_bind,
         bind_method: &plan.bind_method,
         migrate_uri,
+        remote: remote.as_deref(),
     };
     let end = session.run(&start);
+    if let Some(r) = remote {
+        // Every VM is gone: end the connection before its sockets' directory goes.
+        r.close();
+    }
     let dir_path = session.dir().to_path_buf();
     if let Err(e) = session.finish() {
         eprintln!(

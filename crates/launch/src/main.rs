@@ -7,6 +7,9 @@ use gp_records::ndjson::Writer;
 use gp_records::{Record, StageError};
 
 fn main() -> ExitCode {
+    if let Some(code) = gp_launch::remote_helper::main_if_helper() {
+        return code;
+    }
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();

@@ -42,6 +42,11 @@ pub struct Plan {
     pub boot_timeout_s: f64,
     pub debug: bool,
     pub verbose: bool,
+    /// `--dst-host`: the destination runs there (see [`crate::remote`]).
+    pub dst_host: Option<String>,
+    pub ssh: gp_qemu::ssh::SshConfig,
+    /// `--binary` as given, for the destination host (a name is looked up on its `PATH`).
+    pub binary_arg: String,
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -50,12 +55,7 @@ fn usage(msg: impl Into<String>) -> Error {
 
 /// Checks the options and the host, cheapest checks first.
 pub fn build(cli: &Cli) -> Result<Plan, Error> {
-    if let Some(host) = &cli.dst_host {
-        return Err(usage(format!(
-            "--dst-host {host}: remote destinations are not supported yet (drop --dst-host to run \
-             both VMs on this host)"
-        )));
-    }
+    crate::remote::check_options(cli)?;
     if cli.mem < MIN_MEM_BYTES {
         return Err(usage(format!(
             "--mem {} MiB is too small: the guest kernel needs room besides the workload; use at \
@@ -93,6 +93,7 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
 
     let initrd = check_initrd(cli.initrd.as_deref())?;
     let kernel = gp_qemu::kernel::find_kernel(cli.kernel.as_deref())?;
+    let (kernel, initrd) = crate::remote::absolute_paths(cli, kernel, initrd)?;
 
     let topology = Topology::host()
         .map_err(|e| Error::Setup(format!("cannot read the host CPU topology: {e}")))?;
@@ -119,14 +120,22 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
             nodes: src_bind.nodes.clone(),
         },
     )?;
-    topology.check(
+    // A remote destination's bindings are checked on its host.
+    let dst_topology = match &cli.dst_host {
+        Some(_) => Topology {
+            cpus: dst_bind.cpus.clone(),
+            nodes: dst_bind.nodes.clone(),
+        },
+        None => topology.clone(),
+    };
+    dst_topology.check(
         "--dst-cpu-bind",
         &Binding {
             cpus: dst_bind.cpus.clone(),
             nodes: vec![],
         },
     )?;
-    topology.check(
+    dst_topology.check(
         "--dst-mem-bind",
         &Binding {
             cpus: vec![],
@@ -229,6 +238,12 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
             .unwrap_or(120.0 + 15.0 * stress_ram as f64 / (1u64 << 30) as f64),
         debug: cli.debug,
         verbose: cli.verbose,
+        dst_host: cli.dst_host.clone(),
+        ssh: gp_qemu::ssh::SshConfig {
+            config_file: cli.ssh_config.clone(),
+            options: cli.ssh_options.clone(),
+        },
+        binary_arg: cli.binary.clone(),
     })
 }
 

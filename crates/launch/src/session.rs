@@ -82,6 +82,8 @@ struct VmProc {
     stop_reason: Option<String>,
     /// From QEMU's last `SHUTDOWN` event.
     shutdown_cause: Option<String>,
+    /// Set when QEMU runs on another host (`child` is then the ssh session).
+    remote: Option<crate::remote::RemoteVm>,
 }
 
 impl VmProc {
@@ -208,6 +210,8 @@ pub struct Start<'a> {
     pub dst_bind: &'a gp_qemu::bind::Binding,
     pub bind_method: &'a gp_qemu::bind::Method,
     pub migrate_uri: String,
+    /// `--dst-host`: the destination runs there.
+    pub remote: Option<&'a crate::remote::Remote>,
 }
 
 impl<'w, W: Write> Session<'w, W> {
@@ -259,7 +263,12 @@ impl<'w, W: Write> Session<'w, W> {
 
     /// Writes the header.
     pub fn write_header(&mut self, header: gp_records::Launch) -> Result<(), Error> {
-        match self.emit(&Record::Launch(header)) {
+        self.write_record(&Record::Launch(header))
+    }
+
+    /// Writes a record before the VMs start (the header, a `clock_offset`).
+    pub fn write_record(&mut self, record: &Record) -> Result<(), Error> {
+        match self.emit(record) {
             Ok(()) => Ok(()),
             Err(Stop::OutputClosed) => Err(Error::OutputClosed),
             Err(Stop::Fatal(e)) => Err(e),
@@ -302,17 +311,29 @@ impl<'w, W: Write> Session<'w, W> {
             Role::Src => (start.src_extra, start.src_bind),
             Role::Dst => (start.dst_extra, start.dst_bind),
         };
+        let remote = start.remote.filter(|_| role == Role::Dst);
+        let (qmp_private, qmp_public) = match remote {
+            Some(_) => (
+                crate::remote::Remote::socket_arg(role, "private"),
+                crate::remote::Remote::socket_arg(role, "qmp"),
+            ),
+            None => (private_sock.clone(), public_sock.clone()),
+        };
         let side = Side {
             role,
-            qmp_private: &private_sock,
-            qmp_public: &public_sock,
+            qmp_private: &qmp_private,
+            qmp_public: &qmp_public,
             incoming: role == Role::Dst,
             extra,
         };
         let mut spec = Spec::new(format!("qemu-{role}"), start.binary.as_os_str());
         spec.args(qemu_args(start.machine, &side));
-        start.bind_method.apply(bind, &mut spec);
-        let argv = spec.argv();
+        if let Some(r) = remote {
+            spec = r.dst_spec(role, &spec.argv()[1..], bind);
+        } else {
+            start.bind_method.apply(bind, &mut spec);
+        }
+        let mut argv = spec.argv();
         if self.verbose {
             eprintln!("gp-launch: {role}: {}", shell_words(&argv));
         }
@@ -320,10 +341,18 @@ impl<'w, W: Write> Session<'w, W> {
         let tx_line = self.events_tx.clone();
         let tx_exit = self.events_tx.clone();
         let debug = self.debug;
+        let on_stdout_line: Box<dyn FnMut(OutputLine) + Send> = Box::new(move |line| {
+            let _ = tx_line.send(Event::Console { role, line });
+        });
+        let (on_stdout_line, link) = match remote {
+            Some(_) => {
+                let (hook, link) = crate::remote::Remote::split_stdout(on_stdout_line);
+                (hook, Some(link))
+            }
+            None => (on_stdout_line, None),
+        };
         let hooks = Hooks {
-            on_stdout_line: Box::new(move |line| {
-                let _ = tx_line.send(Event::Console { role, line });
-            }),
+            on_stdout_line,
             on_stderr_line: (debug || self.verbose).then(|| {
                 Box::new(move |line: &str| eprintln!("qemu-{role}: {line}")) as process::StderrHook
             }),
@@ -331,7 +360,7 @@ impl<'w, W: Write> Session<'w, W> {
                 let _ = tx_exit.send(Event::Exited { role, exit });
             })),
         };
-        let spawned_s = gp_records::now_s();
+        let mut spawned_s = gp_records::now_s();
         let spawned_at = Instant::now();
         let child = process::spawn(&spec, hooks).map_err(|e| {
             Stop::Fatal(Error::Start {
@@ -339,6 +368,21 @@ impl<'w, W: Write> Session<'w, W> {
                 message: format!("{e} (pass --binary with a QEMU system emulator)"),
             })
         })?;
+        let remote = match (remote, link) {
+            (Some(r), Some(link)) => {
+                use crate::remote::AwaitError;
+                let vm = r
+                    .await_dst(&child, link, &private_sock, &public_sock, self.signals)
+                    .map_err(|e| match e {
+                        AwaitError::Interrupted(sig) => Stop::Signal(sig),
+                        AwaitError::Failed(message) => Stop::Fatal(Error::Start { role, message }),
+                    })?;
+                argv = vm.argv.clone();
+                spawned_s = vm.spawned_s;
+                Some(vm)
+            }
+            _ => None,
+        };
         self.vms.push(VmProc {
             role,
             child,
@@ -353,6 +397,7 @@ impl<'w, W: Write> Session<'w, W> {
             exit: None,
             stop_reason: None,
             shutdown_cause: None,
+            remote,
         });
         Ok(())
     }
@@ -415,8 +460,8 @@ impl<'w, W: Write> Session<'w, W> {
         let record = Record::Vm(Vm {
             time_s: gp_records::now_s(),
             role,
-            pid: vm.child.pid(),
-            host: None,
+            pid: vm.remote.as_ref().map_or(vm.child.pid(), |r| r.pid),
+            host: vm.remote.as_ref().map(|r| r.host.clone()),
             qmp_socket: vm.public_sock.to_string_lossy().into_owned(),
             vcpu_tids: tids,
             migrate_uri: vm.migrate_uri.clone(),
@@ -567,13 +612,21 @@ impl<'w, W: Write> Session<'w, W> {
         if vm.exit.is_some() {
             return Ok(());
         }
+        // A remote QEMU's exit comes from the helper; without it the connection was lost.
+        let (exit, lost) = match vm.remote.as_ref().map(|r| r.exit(exit)) {
+            None => (exit, None),
+            Some(Ok(e)) => (e, None),
+            Some(Err((e, why))) => (e, Some(why)),
+        };
+        let lost = lost.filter(|_| vm.stop_reason.is_none());
         vm.exit = Some(exit);
         if let Some(q) = vm.qmp.as_mut() {
             q.drain_after_exit();
         }
         vm.note_events();
         vm.qmp = None;
-        let reason = vm.exit_reason(&exit);
+        let reason = lost.clone().unwrap_or_else(|| vm.exit_reason(&exit));
+        let pid = vm.remote.as_ref().map_or(vm.child.pid(), |r| r.pid);
         let announced = vm.announced;
         let ours = vm.stop_reason.is_some();
         if self.verbose || (!ours && !exit.success()) {
@@ -583,7 +636,7 @@ impl<'w, W: Write> Session<'w, W> {
             self.emit(&Record::VmExit(VmExit {
                 time_s: exit.time_s,
                 role,
-                pid: self.vms[i].child.pid(),
+                pid,
                 status: exit.status,
                 signal: exit.signal,
                 reason: Some(reason.clone()),
@@ -591,6 +644,10 @@ impl<'w, W: Write> Session<'w, W> {
         }
         if ours {
             return Ok(());
+        }
+        if let Some(why) = lost {
+            // The run cannot go on: end the source too (nothing may be left on either host).
+            return Err(Stop::Fatal(Error::Vm(why)));
         }
         if role == Role::Src && !self.console.started(Role::Src) {
             return Err(Stop::Fatal(Error::Boot(format!(

@@ -127,10 +127,15 @@ fn bind_to_a_node_that_does_not_exist() {
 }
 
 #[test]
-fn remote_destination_is_refused_for_now() {
+fn remote_destination_needs_a_transport_that_crosses_hosts() {
     refused(
         &["--accel", "tcg", "--dst-host", "elsewhere"],
-        &["remote destinations are not supported yet"],
+        &["unix transport cannot cross hosts", "--transport tcp"],
+    );
+    // ssh would take a leading '-' as an option.
+    refused(
+        &["--accel", "tcg", "--transport", "tcp", "--dst-host=-oProxyCommand=x"],
+        &["--dst-host", "read as an option"],
     );
 }
 

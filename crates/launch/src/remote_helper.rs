@@ -1,0 +1,470 @@
+//! The far end of a `--dst-host` run: `gp-launch --remote-helper MODE ...`, started by the local
+//! gp-launch through ssh on the destination host. Not meant to be run by hand.
+//!
+//! - `check`: reports on one line what the host has (QEMU, kernel, initrd, gp-sample, KVM, the
+//!   address the ssh connection arrived at, a free port there), then answers clock probes (one
+//!   line in, `@gp-clock T` out) until its input ends.
+//! - `qemu`: starts the destination QEMU in a private runtime directory of its own, waits for its
+//!   QMP sockets, reports `@gp-remote {pid, dir, spawned_s, argv}`, then copies QEMU's console to
+//!   its stdout and QEMU's stderr to its stderr. QEMU lives exactly as long as the ssh channel:
+//!   when the helper's stdin reaches EOF (the connection dropped, or the local gp-launch is gone),
+//!   or on SIGTERM/SIGHUP/SIGINT, it ends QEMU (SIGTERM, then SIGKILL); QEMU also gets SIGKILL
+//!   if the helper itself dies. When QEMU exits the helper writes `@gp-remote-exit {status,
+//!   signal, time_s}`, removes its directory and exits with QEMU's status.
+//!
+//! Times it reports are this host's clock (the local side corrects them with the measured
+//! offset).
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use crossbeam_channel::unbounded;
+use gp_qemu::bind::{Binding, Method, Topology};
+use gp_qemu::process::{self, Exit, Hooks, Spec};
+use gp_qemu::runtime::RuntimeDir;
+use gp_qemu::signals::{Forwarder, TERMINATING};
+use gp_qemu::ssh::remote_now_s;
+use serde::{Deserialize, Serialize};
+
+/// The first argument that selects helper mode.
+pub const FLAG: &str = "--remote-helper";
+/// Prefix of the helper's report lines (`check` result, `qemu` ready).
+pub const REPORT: &str = "@gp-remote ";
+/// Prefix of the line saying how QEMU exited.
+pub const EXIT: &str = "@gp-remote-exit ";
+/// Written by the remote shell when a stage binary is missing, followed by their names.
+pub const MISSING: &str = "@gp-remote-missing";
+/// Stands for the helper's runtime directory in QEMU's arguments.
+pub const DIR_TOKEN: &str = "@GP_REMOTE_DIR@";
+
+/// How long QEMU may take to create its QMP sockets.
+const SOCKET_DEADLINE: Duration = Duration::from_secs(120);
+/// How long QEMU gets to exit after SIGTERM once the connection is gone.
+const TERM_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Parser)]
+#[command(name = "gp-launch --remote-helper", no_binary_name = true)]
+struct HelperCli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Report what this host has, then answer clock probes.
+    Check {
+        #[arg(long)]
+        binary: String,
+        #[arg(long)]
+        kernel: PathBuf,
+        #[arg(long)]
+        initrd: PathBuf,
+        #[arg(long)]
+        rdma: bool,
+    },
+    /// Run QEMU for as long as the input stays open.
+    Qemu {
+        /// Host CPUs to bind QEMU to.
+        #[arg(long, value_parser = parse_ids)]
+        cpu_bind: Option<IdList>,
+        /// NUMA nodes for QEMU's memory.
+        #[arg(long, value_parser = parse_ids)]
+        mem_bind: Option<IdList>,
+        /// A socket (in the runtime directory) QEMU must have created before it counts as up.
+        #[arg(long = "wait-socket")]
+        wait_sockets: Vec<String>,
+        /// QEMU and its arguments; `@GP_REMOTE_DIR@` stands for the runtime directory.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<OsString>,
+    },
+}
+
+/// A list of CPU or node ids (`0,1`, `0-3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IdList(Vec<u32>);
+
+fn parse_ids(s: &str) -> Result<IdList, String> {
+    gp_qemu::bind::parse_list(s)
+        .map(IdList)
+        .map_err(|e| e.to_string())
+}
+
+/// What `check` reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// gp-launch's version there (both ends must match).
+    pub version: String,
+    pub hostname: String,
+    /// The address the ssh connection arrived at (from `SSH_CONNECTION`): what the source can
+    /// reach this host at.
+    pub addr: Option<String>,
+    /// A port that was free on `addr`.
+    pub port: Option<u16>,
+    pub qemu_binary: Option<String>,
+    pub qemu_version: Option<String>,
+    pub accels: Vec<String>,
+    /// Why KVM cannot be used there, when it cannot.
+    pub kvm_unusable: Option<String>,
+    pub gp_sample: Option<String>,
+    pub cpus: u32,
+    /// What is missing or wrong, each with its fix.
+    pub problems: Vec<String>,
+}
+
+/// How QEMU ended, as the helper saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ExitReport {
+    pub status: i32,
+    pub signal: Option<i32>,
+    /// This host's clock.
+    pub time_s: f64,
+}
+
+/// QEMU is up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadyReport {
+    pub pid: u32,
+    pub dir: PathBuf,
+    /// This host's clock.
+    pub spawned_s: f64,
+    pub argv: Vec<String>,
+}
+
+/// Runs the helper when gp-launch was started as one (`argv[1] == --remote-helper`).
+pub fn main_if_helper() -> Option<ExitCode> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(FLAG.as_ref()) {
+        return None;
+    }
+    let cli = match HelperCli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return Some(ExitCode::from(2));
+        }
+    };
+    let code = match cli.mode {
+        Mode::Check {
+            binary,
+            kernel,
+            initrd,
+            rdma,
+        } => check(&binary, &kernel, &initrd, rdma),
+        Mode::Qemu {
+            cpu_bind,
+            mem_bind,
+            wait_sockets,
+            command,
+        } => {
+            let binding = Binding {
+                cpus: cpu_bind.map(|l| l.0).unwrap_or_default(),
+                nodes: mem_bind.map(|l| l.0).unwrap_or_default(),
+            };
+            match run_qemu(&binding, &wait_sockets, command) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("gp-launch (remote helper): {e}");
+                    1
+                }
+            }
+        }
+    };
+    Some(ExitCode::from(code))
+}
+
+fn check(binary: &str, kernel: &Path, initrd: &Path, rdma: bool) -> u8 {
+    let report = check_report(binary, kernel, initrd, rdma);
+    let line = serde_json::to_string(&report).unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{REPORT}{line}")
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        return 1;
+    }
+    match gp_qemu::ssh::serve_clock(std::io::stdin().lock(), out) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+/// What this host has for a destination QEMU.
+pub fn check_report(binary: &str, kernel: &Path, initrd: &Path, rdma: bool) -> CheckReport {
+    let info = crate::host::host_info();
+    let mut r = CheckReport {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        hostname: info.hostname,
+        cpus: info.cpus,
+        ..CheckReport::default()
+    };
+    match gp_qemu::binary::QemuBinary::detect(binary) {
+        Ok(b) => {
+            r.qemu_binary = Some(b.path.to_string_lossy().into_owned());
+            r.qemu_version = Some(b.version.number());
+            r.accels = b.accels.clone();
+            if rdma && !b.supports_rdma() {
+                r.problems.push(format!(
+                    "{} was built without RDMA migration: use --transport tcp",
+                    b.path.display()
+                ));
+            }
+        }
+        Err(e) => r.problems.push(format!(
+            "QEMU: {e} (install QEMU there, or pass --binary with its path there)"
+        )),
+    }
+    r.kvm_unusable = crate::accel::kvm_device_usable().err().map(|e| e.0);
+    for (what, path) in [("kernel", kernel), ("initrd", initrd)] {
+        if let Err(e) = std::fs::File::open(path) {
+            r.problems.push(format!(
+                "the {what} {} cannot be read there: {e} (copy it to the same path there, e.g. \
+                 with scp)",
+                path.display()
+            ));
+        }
+    }
+    r.gp_sample = gp_qemu::bind::find_on_path("gp-sample").map(|p| p.display().to_string());
+    if r.gp_sample.is_none() {
+        r.problems
+            .push("gp-sample is not installed there (see docs/remote.md)".into());
+    }
+    if rdma && crate::host::rdma_devices().is_empty() {
+        r.problems.push(
+            "no RDMA device there (/sys/class/infiniband is empty): use --transport tcp".into(),
+        );
+    }
+    // SSH_CONNECTION: "client_ip client_port server_ip server_port".
+    r.addr = std::env::var("SSH_CONNECTION")
+        .ok()
+        .and_then(|v| v.split_whitespace().nth(2).map(str::to_string));
+    match &r.addr {
+        Some(addr) => {
+            match std::net::TcpListener::bind((addr.as_str(), 0)).and_then(|l| l.local_addr()) {
+                Ok(a) => r.port = Some(a.port()),
+                Err(e) => r.problems.push(format!(
+                    "cannot find a free TCP port on {addr} for the migration: {e}"
+                )),
+            }
+        }
+        None => r.problems.push(
+            "SSH_CONNECTION is not set, so the address the source can reach this host at is \
+             unknown (is this an OpenSSH session?)"
+                .into(),
+        ),
+    }
+    r
+}
+
+enum Ev {
+    Line(String),
+    Exited(Exit),
+    InputClosed,
+    Signal(i32),
+}
+
+fn run_qemu(
+    binding: &Binding,
+    wait_sockets: &[String],
+    command: Vec<OsString>,
+) -> Result<u8, String> {
+    let signals = Forwarder::start(TERMINATING).map_err(|e| format!("signal handlers: {e}"))?;
+    let dir = RuntimeDir::new("gp-launch-remote")
+        .map_err(|e| format!("cannot create a runtime directory: {e}"))?;
+    let dir_text = dir.path().to_string_lossy().into_owned();
+    let mut words = command.into_iter().map(|w| match w.to_str() {
+        Some(s) if s.contains(DIR_TOKEN) => OsString::from(s.replace(DIR_TOKEN, &dir_text)),
+        _ => w,
+    });
+    let program = words.next().ok_or("no QEMU command given")?;
+    let mut spec = Spec::new("qemu-dst", program);
+    spec.args(words);
+    if !binding.is_empty() {
+        let topology =
+            Topology::host().map_err(|e| format!("cannot read the CPU topology: {e}"))?;
+        topology
+            .check("--dst-cpu-bind/--dst-mem-bind", binding)
+            .map_err(|e| e.to_string())?;
+        Method::auto().apply(binding, &mut spec);
+    }
+    let argv = spec.argv();
+
+    let (tx, rx) = unbounded::<Ev>();
+    let tx_line = tx.clone();
+    let tx_exit = tx.clone();
+    let hooks = Hooks {
+        on_stdout_line: Box::new(move |l| {
+            let _ = tx_line.send(Ev::Line(l.text));
+        }),
+        on_stderr_line: Some(Box::new(|l: &str| eprintln!("{l}"))),
+        on_exit: Some(Box::new(move |e| {
+            let _ = tx_exit.send(Ev::Exited(e));
+        })),
+    };
+    let spawned_s = remote_now_s();
+    let child = process::spawn(&spec, hooks).map_err(|e| e.to_string())?;
+    let tx_in = tx.clone();
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            let _ = tx_in.send(Ev::InputClosed);
+        })
+        .map_err(|e| format!("stdin thread: {e}"))?;
+    let sig_rx = signals.receiver().clone();
+    let tx_sig = tx;
+    std::thread::Builder::new()
+        .name("signals-fwd".into())
+        .spawn(move || {
+            for s in sig_rx.iter() {
+                let _ = tx_sig.send(Ev::Signal(s));
+            }
+        })
+        .map_err(|e| format!("signal thread: {e}"))?;
+
+    let mut out = std::io::stdout().lock();
+    let mut pending: Vec<String> = Vec::new();
+    // Up once every socket exists: QEMU then answers QMP (the forwards connect to them).
+    let deadline = Instant::now() + SOCKET_DEADLINE;
+    let mut ready = false;
+    let mut exit: Option<Exit> = None;
+    let mut stop: Option<String> = None;
+    while !ready && exit.is_none() && stop.is_none() {
+        if wait_sockets.iter().all(|s| dir.path().join(s).exists()) {
+            ready = true;
+            break;
+        }
+        if Instant::now() >= deadline {
+            stop = Some(format!(
+                "QEMU did not create its QMP sockets within {} s",
+                SOCKET_DEADLINE.as_secs()
+            ));
+            break;
+        }
+        // No event for "socket created": poll, briefly.
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(10)) {
+            match ev {
+                Ev::Line(l) => pending.push(l),
+                Ev::Exited(e) => exit = Some(e),
+                Ev::InputClosed => stop = Some("input closed".into()),
+                Ev::Signal(s) => stop = Some(process::signal_name(s)),
+            }
+        }
+    }
+    let mut write_ok = true;
+    if ready {
+        let report = ReadyReport {
+            pid: child.pid(),
+            dir: dir.path().to_path_buf(),
+            spawned_s,
+            argv,
+        };
+        let line = serde_json::to_string(&report).unwrap_or_default();
+        write_ok = writeln!(out, "{REPORT}{line}").is_ok();
+        for l in pending.drain(..) {
+            write_ok = write_ok && writeln!(out, "{l}").is_ok();
+        }
+        write_ok = write_ok && out.flush().is_ok();
+    }
+    while exit.is_none() && stop.is_none() && write_ok {
+        match rx.recv() {
+            Ok(Ev::Line(l)) => {
+                write_ok = writeln!(out, "{l}").and_then(|()| out.flush()).is_ok();
+            }
+            Ok(Ev::Exited(e)) => exit = Some(e),
+            Ok(Ev::InputClosed) => stop = Some("the ssh connection closed".into()),
+            Ok(Ev::Signal(s)) => stop = Some(process::signal_name(s)),
+            Err(_) => break,
+        }
+    }
+    let exit = match exit {
+        Some(e) => e,
+        None => {
+            if let Some(why) = &stop {
+                eprintln!("gp-launch (remote helper): {why}: ending QEMU");
+            }
+            child
+                .stop(
+                    || {
+                        child.signal(libc::SIGTERM);
+                    },
+                    TERM_GRACE,
+                )
+                .0
+        }
+    };
+    // Every console line comes before the exit event.
+    for ev in rx.try_iter() {
+        if let Ev::Line(l) = ev {
+            let _ = writeln!(out, "{l}");
+        }
+    }
+    let report = ExitReport {
+        status: exit.status,
+        signal: exit.signal,
+        time_s: exit.time_s + gp_qemu::ssh::test_clock_skew_s(),
+    };
+    let _ = writeln!(
+        out,
+        "{EXIT}{}",
+        serde_json::to_string(&report).unwrap_or_default()
+    );
+    let _ = out.flush();
+    drop(child);
+    let _ = dir.remove();
+    if !ready && exit.signal.is_none() && stop.is_none() {
+        return Err(format!("QEMU {exit} before it was up"));
+    }
+    Ok(exit.status.clamp(0, 255) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn helper_cli_is_well_formed() {
+        HelperCli::command().debug_assert();
+        let c = HelperCli::try_parse_from([
+            "qemu",
+            "--wait-socket",
+            "dst-qmp.sock",
+            "--cpu-bind",
+            "0-1",
+            "qemu-system-x86_64",
+            "-qmp",
+            "unix:@GP_REMOTE_DIR@/dst-qmp.sock,server=on,wait=off",
+        ])
+        .unwrap();
+        let Mode::Qemu {
+            cpu_bind, command, ..
+        } = c.mode
+        else {
+            panic!()
+        };
+        assert_eq!(cpu_bind, Some(IdList(vec![0, 1])));
+        assert_eq!(command.len(), 3);
+    }
+
+    #[test]
+    fn check_names_what_is_missing() {
+        let r = check_report(
+            "/nonexistent/qemu",
+            Path::new("/nonexistent/vmlinuz"),
+            Path::new("/nonexistent/initrd"),
+            false,
+        );
+        assert_eq!(r.version, env!("CARGO_PKG_VERSION"));
+        let all = r.problems.join("\n");
+        assert!(all.contains("QEMU"), "{all}");
+        assert!(
+            all.contains("/nonexistent/vmlinuz") && all.contains("scp"),
+            "{all}"
+        );
+        assert!(all.contains("/nonexistent/initrd"), "{all}");
+    }
+}
