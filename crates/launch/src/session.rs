@@ -122,6 +122,11 @@ impl VmProc {
         match result {
             Ok(s) => Some(s.status),
             Err(_) => {
+                // QEMU may be closing (a quit from the next stage): keep its last events.
+                if let Some(q) = self.qmp.as_mut() {
+                    q.drain_after_exit();
+                }
+                self.note_events();
                 self.qmp = None;
                 None
             }

@@ -194,7 +194,18 @@ impl Qmp {
                 path: self.path.clone(),
             });
         }
-        let result = self.client.execute(command);
+        let mut result = self.client.execute(command);
+        // A line qapi cannot decode (an event newer than its schema) has been consumed whole,
+        // so the stream is still in step: keep reading for the answer. Bounded by the read
+        // timeout, and by a count in case the answer itself is what cannot be decoded.
+        let mut skipped = 0;
+        while let Err(qapi::ExecuteError::Io(e)) = &result {
+            if e.kind() != io::ErrorKind::InvalidData || skipped == 64 {
+                break;
+            }
+            skipped += 1;
+            result = self.client.read_response::<C>();
+        }
         result.map_err(|e| {
             let err = exec_error(&self.path, C::NAME, self.read_timeout, e);
             if !matches!(err, QmpError::Command { .. }) {
@@ -256,11 +267,22 @@ impl Qmp {
     /// After QEMU has exited: reads what is left on the socket (bounded by the read timeout)
     /// so the events QEMU sent last (`SHUTDOWN`, ...) land in [`Qmp::take_events`].
     pub fn drain_after_exit(&mut self) {
-        if self.broken {
-            return;
+        // Bounded: QEMU has exited or is closing, so EOF comes at once; a short timeout covers
+        // the rest. Works on a connection marked broken too: only events are wanted here.
+        let _ = self
+            .client
+            .inner()
+            .get_ref_write()
+            .set_read_timeout(Some(Duration::from_secs(1)));
+        for _ in 0..10_000 {
+            // read_response queues every event it meets and stops at EOF, an error or a response.
+            match self.client.read_response::<qmp::query_status>() {
+                Err(qapi::ExecuteError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                    continue
+                }
+                _ => break,
+            }
         }
-        // read_response queues every event it meets and stops at EOF, an error or a response.
-        let _ = self.client.read_response::<qmp::query_status>();
         self.broken = true;
     }
 }
@@ -409,6 +431,28 @@ mod tests {
         assert_eq!(q.vcpu_thread_ids().unwrap(), [501, 502]);
         let events = q.take_events();
         assert_eq!(events.len(), 1);
+    }
+
+    #[test]
+    fn undecodable_events_are_skipped() {
+        let (_d, path) = fake_peer(
+            Some(GREETING),
+            vec![
+                r#"{"return": {}}"#,
+                concat!(
+                    r#"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "FROM_QEMU_99"}"#,
+                    "\n",
+                    r#"{"return": {"status": "running", "running": true}}"#
+                ),
+            ],
+        );
+        let mut q = Qmp::connect(
+            &path,
+            Instant::now() + Duration::from_secs(5),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(q.query_status().unwrap().running);
     }
 
     #[test]

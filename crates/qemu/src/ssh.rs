@@ -396,14 +396,10 @@ impl Master {
                 )));
             }
         }
-        let mut spec = self.control_spec("forward");
         let mut spec_arg = local.as_os_str().to_owned();
         spec_arg.push(":");
         spec_arg.push(remote.as_os_str());
-        // -L goes before the destination.
-        let dest = spec.args.pop();
-        spec.arg("-L").arg(spec_arg);
-        spec.args(dest);
+        let spec = self.control_spec("forward", &["-L".into(), spec_arg]);
         let (status, _, stderr) = run_to_end(&spec, b"", CONTROL_TIMEOUT)?;
         if status != Some(0) {
             return Err(SshError::Failed {
@@ -419,12 +415,14 @@ impl Master {
         Ok(())
     }
 
-    /// `ssh -S CONTROL -O COMMAND ... DEST`.
-    fn control_spec(&self, command: &str) -> Spec {
+    /// `ssh -S CONTROL -O COMMAND [EXTRA...] -- DEST`.
+    fn control_spec(&self, command: &str, extra: &[OsString]) -> Spec {
         let mut spec = Spec::new(format!("ssh-{command}"), SSH);
         spec.arg("-S").arg(self.control.as_os_str());
         spec.args(self.config.common_args());
-        spec.args(["-O", command, "--"]).arg(&self.dest);
+        spec.args(["-O", command]);
+        spec.args(extra);
+        spec.arg("--").arg(&self.dest);
         spec
     }
 
@@ -434,7 +432,7 @@ impl Master {
         if !self.alive() {
             return;
         }
-        let exit = self.control_spec("exit");
+        let exit = self.control_spec("exit", &[]);
         let _ = run_to_end(&exit, b"", Duration::from_secs(5));
         self.child.stop(
             || {
