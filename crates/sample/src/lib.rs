@@ -13,6 +13,7 @@
 
 pub mod classify;
 pub mod procstat;
+mod remote;
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -114,6 +115,7 @@ where
     let (ctl_tx, ctl_rx) = unbounded::<Ctl>();
     let (out_tx, out_rx) = unbounded::<Out>();
     let interval = opts.interval;
+    let mut remotes = remote::Remotes::new(out_tx.clone(), interval);
     let sampler = std::thread::Builder::new()
         .name("sampler".into())
         .spawn(move || sampler(interval, ctl_rx, out_tx))
@@ -128,7 +130,10 @@ where
         &out_rx,
         &signals,
         &mut malformed,
+        &mut remotes,
     );
+    // Remote samplers' last samples are queued before the drain below.
+    remotes.stop_all();
 
     // Stop the sampler, then write what it produced before it saw the stop.
     drop(ctl_tx);
@@ -168,6 +173,7 @@ fn main_loop<W: Write>(
     samples: &Receiver<Out>,
     signals: &Receiver<i32>,
     malformed: &mut Vec<ReadError>,
+    remotes: &mut remote::Remotes,
 ) -> Result<Ended, Error> {
     let mut signalled: Option<i32> = None;
     let mut deadline = never();
@@ -176,7 +182,7 @@ fn main_loop<W: Write>(
         select! {
             recv(lines) -> item => match item {
                 Err(_) => return Ok(ended(signalled)),
-                Ok(Ok(line)) => pass_line(out, &line, ctl, samples)?,
+                Ok(Ok(line)) => pass_line(out, &line, ctl, samples, remotes)?,
                 Ok(Err(e)) => {
                     // The line itself cannot be passed on: say so in the stream and carry on.
                     eprintln!("{STAGE}: {e}");
@@ -214,16 +220,18 @@ fn pass_line<W: Write>(
     line: &Line,
     ctl: &Sender<Ctl>,
     samples: &Receiver<Out>,
+    remotes: &mut remote::Remotes,
 ) -> Result<(), Error> {
     match &line.record {
+        Some(Record::ClockOffset(c)) => {
+            remotes.note_offset(c);
+            out.write_raw(&line.raw)?;
+        }
         Some(Record::Vm(vm)) => {
             out.write_raw(&line.raw)?;
-            if let Some(host) = &vm.host {
-                eprintln!(
-                    "{STAGE}: not sampling the {} VM (pid {}) on {host}: remote hosts are not \
-                     sampled yet",
-                    vm.role, vm.pid
-                );
+            if vm.host.is_some() {
+                // Sampled there, by gp-sample through ssh (see remote.rs).
+                remotes.start(vm);
             } else {
                 let add = Ctl::Add {
                     role: vm.role,
@@ -235,7 +243,7 @@ fn pass_line<W: Write>(
         }
         Some(Record::VmExit(exit)) => {
             // Every sample of this VM goes out before its exit record.
-            if ctl.send(Ctl::Remove { pid: exit.pid }).is_ok() {
+            if remotes.stop(exit) || ctl.send(Ctl::Remove { pid: exit.pid }).is_ok() {
                 for msg in samples.iter() {
                     match msg {
                         Out::Sample(s) => out.write(&Record::CpuSample(s))?,
@@ -256,7 +264,9 @@ fn sampler(interval: Duration, ctl: Receiver<Ctl>, out: Sender<Out>) {
     let ticker = tick(interval);
     let mut targets: Vec<Target> = Vec::new();
     let sample = |t: &mut Target| match t.sample() {
-        Ok(s) => {
+        Ok(mut s) => {
+            // A test's "remote" host gets a clock of its own (see gp_qemu::ssh).
+            s.time_s += gp_qemu::ssh::test_clock_skew_s();
             let _ = out.send(Out::Sample(s));
             true
         }
@@ -402,8 +412,10 @@ mod tests {
     }
 
     #[test]
-    fn remote_vms_are_passed_but_not_sampled() {
-        let vm = "{\"type\":\"vm\",\"time_s\":1,\"role\":\"dst\",\"pid\":1,\"host\":\"far\",\
+    fn an_unreachable_remote_host_is_a_note_not_an_error() {
+        // Sampled through ssh, which cannot resolve the name: the stream passes unchanged.
+        let vm =
+            "{\"type\":\"vm\",\"time_s\":1,\"role\":\"dst\",\"pid\":1,\"host\":\"gp.invalid\",\
                   \"qmp_socket\":\"/x\",\"vcpu_tids\":[],\"spawned_s\":1,\"argv\":[]}";
         let (r, out) = run_on(format!("{vm}\n"));
         assert_eq!(r.unwrap(), Ended::EndOfInput);
