@@ -165,6 +165,8 @@ where
     }
 }
 
+// The channels and the state the loop owns, each its own argument.
+#[allow(clippy::too_many_arguments)]
 fn main_loop<W: Write>(
     opts: &Options,
     out: &mut Writer<W>,
