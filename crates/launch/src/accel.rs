@@ -97,7 +97,7 @@ pub fn probe_kvm(
         format!("unix:{},server=on,wait=off", qmp_path.display()),
     ]);
     if verbose {
-        eprintln!("gp-launch: probing KVM: {}", spec.argv().join(" "));
+        say!("gp-launch: probing KVM: {}", spec.argv().join(" "));
     }
 
     let (line_tx, line_rx) = unbounded::<String>();

@@ -12,6 +12,16 @@
 //! [`session`] (running the VMs), [`host`] (host facts and checks), [`remote`] (`--dst-host`: the
 //! destination on another host over ssh) and [`remote_helper`] (its far end).
 
+/// Prints a line for people on stderr. Unlike `eprintln!`, a closed stderr
+/// (`gp-launch 2>&1 | head`) is ignored rather than a panic.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod accel;
 pub mod cli;
 pub mod console;
@@ -106,7 +116,7 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     let remote = match remote::Remote::connect_if_asked(&plan, &dir, &signals)? {
         Ok(r) => r,
         Err(sig) => {
-            eprintln!(
+            say!(
                 "{STAGE}: interrupted by {}",
                 gp_qemu::process::signal_name(sig)
             );
@@ -116,7 +126,7 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     let (accel, accel_note) = match choose_accel(&plan, &dir, &signals)? {
         Ok(chosen) => chosen,
         Err(sig) => {
-            eprintln!(
+            say!(
                 "{STAGE}: interrupted by {}",
                 gp_qemu::process::signal_name(sig)
             );
@@ -216,7 +226,7 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     }
     let dir_path = session.dir().to_path_buf();
     if let Err(e) = session.finish() {
-        eprintln!(
+        say!(
             "{STAGE}: warning: could not remove {}: {e}",
             dir_path.display()
         );
@@ -256,7 +266,7 @@ fn choose_accel(
         ) {
             Ok(took) => {
                 if plan.verbose {
-                    eprintln!(
+                    say!(
                         "{STAGE}: KVM works (probe boot took {:.2} s)",
                         took.as_secs_f64()
                     );
@@ -271,7 +281,7 @@ fn choose_accel(
         (None, _) => Ok(Ok((Accel::Kvm, None))),
         (Some(why), AccelArg::Kvm) => Err(Error::KvmBroken(why)),
         (Some(why), _) => {
-            eprintln!("{STAGE}: warning: KVM does not work here ({why}); using TCG (pass --accel tcg to skip the check)");
+            say!("{STAGE}: warning: KVM does not work here ({why}); using TCG (pass --accel tcg to skip the check)");
             Ok(Ok((
                 Accel::Tcg,
                 Some(format!("KVM unusable: {why}; using TCG")),

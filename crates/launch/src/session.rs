@@ -289,7 +289,7 @@ impl<'w, W: Write> Session<'w, W> {
             Ok(()) => Ok(End::Exited),
             Err(Stop::Signal(sig)) => {
                 let why = process::signal_name(sig);
-                eprintln!("gp-launch: {why}: stopping both VMs");
+                say!("gp-launch: {why}: stopping both VMs");
                 self.teardown(&why);
                 Ok(End::Signal(sig))
             }
@@ -340,7 +340,7 @@ impl<'w, W: Write> Session<'w, W> {
         }
         let mut argv = spec.argv();
         if self.verbose {
-            eprintln!("gp-launch: {role}: {}", shell_words(&argv));
+            say!("gp-launch: {role}: {}", shell_words(&argv));
         }
 
         let tx_line = self.events_tx.clone();
@@ -359,7 +359,7 @@ impl<'w, W: Write> Session<'w, W> {
         let hooks = Hooks {
             on_stdout_line,
             on_stderr_line: (debug || self.verbose).then(|| {
-                Box::new(move |line: &str| eprintln!("qemu-{role}: {line}")) as process::StderrHook
+                Box::new(move |line: &str| say!("qemu-{role}: {line}")) as process::StderrHook
             }),
             on_exit: Some(Box::new(move |exit| {
                 let _ = tx_exit.send(Event::Exited { role, exit });
@@ -585,7 +585,7 @@ impl<'w, W: Write> Session<'w, W> {
 
     fn on_console(&mut self, role: Role, line: OutputLine) -> Result<(), Stop> {
         if self.debug {
-            eprintln!("{role}| {}", line.text);
+            say!("{role}| {}", line.text);
         }
         let Some(i) = self.index(role) else {
             return Ok(());
@@ -598,10 +598,10 @@ impl<'w, W: Write> Session<'w, W> {
             return Ok(());
         };
         if t.fatal {
-            eprintln!("gp-launch: {role} workload failed: {}", line.text);
+            say!("gp-launch: {role} workload failed: {}", line.text);
         }
         if t.first_workload && self.verbose {
-            eprintln!(
+            say!(
                 "gp-launch: {role} workload started {:.2} s after QEMU was spawned",
                 line.time_s - spawned_s
             );
@@ -635,7 +635,7 @@ impl<'w, W: Write> Session<'w, W> {
         let announced = vm.announced;
         let ours = vm.stop_reason.is_some();
         if self.verbose || (!ours && !exit.success()) {
-            eprintln!("gp-launch: {role} QEMU {exit}: {reason}");
+            say!("gp-launch: {role} QEMU {exit}: {reason}");
         }
         if announced {
             self.emit(&Record::VmExit(VmExit {
@@ -671,7 +671,7 @@ impl<'w, W: Write> Session<'w, W> {
                     )
                 {
                     if self.verbose {
-                        eprintln!(
+                        say!(
                             "gp-launch: source gone before any migration: quitting the destination"
                         );
                     }

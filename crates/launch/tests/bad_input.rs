@@ -134,7 +134,13 @@ fn remote_destination_needs_a_transport_that_crosses_hosts() {
     );
     // ssh would take a leading '-' as an option.
     refused(
-        &["--accel", "tcg", "--transport", "tcp", "--dst-host=-oProxyCommand=x"],
+        &[
+            "--accel",
+            "tcg",
+            "--transport",
+            "tcp",
+            "--dst-host=-oProxyCommand=x",
+        ],
         &["--dst-host", "read as an option"],
     );
 }
