@@ -92,7 +92,8 @@ pub struct HardwareArgs {
     /// Migration transport [default: unix]
     #[arg(long, value_enum)]
     pub transport: Option<Transport>,
-    /// Run the destination VM on this host, over ssh [default: this host]
+    /// Run the destination VM on this host, over ssh (the transport then defaults to tcp)
+    /// [default: this host]
     #[arg(long, value_name = "HOST")]
     pub dst_host: Option<String>,
     /// Accelerator: `auto` tries KVM and falls back to TCG when KVM is missing or broken
@@ -133,7 +134,12 @@ impl HardwareArgs {
         args.flag("--huge-pages", self.huge_pages);
         args.flag("--locked-pages", self.locked_pages);
         args.opt("--dirty-ring-size", self.dirty_ring_size);
-        args.opt("--transport", self.transport.map(Transport::as_str));
+        // A remote destination cannot use a unix socket: default to TCP there (gp-launch
+        // refuses --dst-host with the unix transport).
+        let transport = self
+            .transport
+            .or(self.dst_host.as_ref().map(|_| Transport::Tcp));
+        args.opt("--transport", transport.map(Transport::as_str));
         args.opt("--dst-host", self.dst_host.clone());
         args.opt("--accel", self.accel.map(Accel::as_str));
         args.flag("--debug", self.debug);
@@ -425,6 +431,20 @@ mod tests {
         let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(launch, norm(hw_part));
         assert_eq!(migrate, norm(sc_part));
+    }
+
+    #[test]
+    fn a_remote_destination_defaults_to_tcp() {
+        let both = Both::parse_from(["x", "--dst-host", "bench2"]);
+        assert_eq!(
+            strings(both.hw.launch_args()),
+            ["--transport", "tcp", "--dst-host", "bench2"]
+        );
+        let rdma = Both::parse_from(["x", "--dst-host", "bench2", "--transport", "rdma"]);
+        assert_eq!(
+            strings(rdma.hw.launch_args()),
+            ["--transport", "rdma", "--dst-host", "bench2"]
+        );
     }
 
     #[test]

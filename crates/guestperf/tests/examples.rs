@@ -14,9 +14,11 @@ use gp_records::Outcome;
 const CHECKED: &[&str] = &[
     "batch.sh",
     "oneshot-defaults.sh",
+    "oneshot-dst-host.sh",
     "oneshot-numa.sh",
     "oneshot-post-copy.sh",
     "pipeline-defaults.sh",
+    "pipeline-dst-host.sh",
     "pipeline-numa.sh",
     "pipeline-post-copy.sh",
     "plot.sh",
@@ -187,5 +189,29 @@ fn batch() {
     assert!(batch.join("post-copy-iters/post-copy-iters.svg").is_file());
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("| post-copy-iters-1 | 1 | 1 completed |")
+    );
+}
+
+#[test]
+fn oneshot_dst_host_without_a_host_prints_the_pipeline() {
+    let (out, _dir) = run_example("oneshot-dst-host.sh", &[("GP_DST_HOST", "")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("--transport tcp --dst-host somehostname"),
+        "{text}"
+    );
+    assert!(text.contains("| gp-collect"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set GP_DST_HOST="));
+}
+
+#[test]
+fn pipeline_dst_host_without_a_host_prints_the_pipeline() {
+    let (out, _dir) = run_example("pipeline-dst-host.sh", &[("GP_DST_HOST", "")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "gp-launch --mem 256M --accel tcg --dst-host somehostname --transport tcp | gp-sample"
+        ),
+        "{text}"
     );
 }
