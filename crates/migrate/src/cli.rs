@@ -18,7 +18,7 @@ use crate::schema::parse_bool;
 ///
 /// Exit status: 0 completed, 3 failed, 4 cancelled (--max-iters/--max-time), 5 interrupted
 /// (closed output, input ended), 6 unsupported by this QEMU, 1 other errors, 2 usage,
-/// 128+N killed by signal N (SIGINT 130, SIGTERM 143).
+/// 128+N killed by signal N (SIGHUP 129, SIGINT 130, SIGTERM 143).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "gp-migrate", version, about, long_about)]
 pub struct Args {

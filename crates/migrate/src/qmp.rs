@@ -5,12 +5,14 @@
 //! command types whose arguments and replies are [`serde_json::Value`], so fields, enum values and
 //! capabilities newer than the schema `qapi` was generated from pass through untouched.
 //!
-//! Every read has a timeout (the socket's read timeout), so no call waits forever; events that
-//! arrive while a reply is awaited are collected with their QEMU timestamps and handed out by
-//! [`Session::take_events`]. An event `qapi` cannot decode (one newer than its schema) is counted
-//! and skipped instead of failing the command.
+//! Every read has a timeout, so no call waits forever; events that arrive while a reply is
+//! awaited are collected with their QEMU timestamps and handed out by [`Session::take_events`].
+//! An event `qapi` cannot decode (one newer than its schema) is counted and skipped instead of
+//! failing the command. A session given the signal channel ([`Session::connect_interruptible`])
+//! waits in short slices and gives up as soon as a signal is pending, so a QEMU that stops
+//! answering never makes gp-migrate deaf to Ctrl-C for the whole timeout.
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -56,6 +58,9 @@ pub enum QmpError {
         command: &'static str,
         earlier: String,
     },
+    /// A signal arrived while the reply was awaited; the session is given up.
+    #[error("{command}: interrupted by a signal while waiting for QEMU's reply")]
+    Interrupted { command: &'static str },
 }
 
 impl QmpError {
@@ -128,7 +133,49 @@ pub mod cmd {
     }
 }
 
-type Transport = Qmp<Stream<BufReader<UnixStream>, UnixStream>>;
+type Transport = Qmp<Stream<BufReader<SliceReader>, UnixStream>>;
+
+/// How long one wait for data lasts before a pending signal is looked for.
+const READ_SLICE: Duration = Duration::from_millis(100);
+
+/// The read side of a connection: each read waits up to `timeout` for data, in slices of
+/// [`READ_SLICE`], and fails early when a signal is pending on `interrupt`. A read that returns
+/// nothing consumes nothing, so only a timeout or an interruption (after which the session is
+/// given up) can cut a line short.
+struct SliceReader {
+    stream: UnixStream,
+    timeout: Duration,
+    interrupt: Option<crossbeam_channel::Receiver<i32>>,
+}
+
+/// The error a [`SliceReader`] returns when a signal is pending.
+#[derive(Debug, Error)]
+#[error("interrupted by a signal")]
+struct SignalPending;
+
+impl Read for SliceReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if self.interrupt.as_ref().is_some_and(|r| !r.is_empty()) {
+                return Err(io::Error::other(SignalPending));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::from(io::ErrorKind::TimedOut));
+            }
+            self.stream.set_read_timeout(Some(left.min(READ_SLICE)))?;
+            match self.stream.read(buf) {
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+fn is_signal_pending(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<SignalPending>())
+}
 
 /// One QMP connection.
 pub struct Session {
@@ -162,10 +209,24 @@ impl Session {
         connect_deadline: Instant,
         timeout: Duration,
     ) -> Result<Session, QmpError> {
+        Session::connect_interruptible(path, connect_deadline, timeout, None)
+    }
+
+    /// Like [`Session::connect`]; every wait for QEMU (the connection, the greeting, each reply)
+    /// also ends as soon as a signal is pending on `interrupt` (without taking it), with
+    /// [`QmpError::Interrupted`], after which the session is unusable.
+    pub fn connect_interruptible(
+        path: &Path,
+        connect_deadline: Instant,
+        timeout: Duration,
+        interrupt: Option<crossbeam_channel::Receiver<i32>>,
+    ) -> Result<Session, QmpError> {
         let started = Instant::now();
+        let pending = || interrupt.as_ref().is_some_and(|r| !r.is_empty());
         let stream = loop {
             match UnixStream::connect(path) {
                 Ok(s) => break s,
+                Err(_) if pending() => return Err(QmpError::Interrupted { command: "connect" }),
                 Err(e) if Instant::now() >= connect_deadline => {
                     return Err(QmpError::Connect {
                         path: path.to_path_buf(),
@@ -186,14 +247,15 @@ impl Session {
             .max(Duration::from_secs(1))
             .min(timeout);
         stream
-            .set_read_timeout(Some(greeting_timeout))
-            .map_err(|e| handshake_err(e.to_string()))?;
-        stream
             .set_write_timeout(Some(timeout))
             .map_err(|e| handshake_err(e.to_string()))?;
-        let reader = stream
-            .try_clone()
-            .map_err(|e| handshake_err(e.to_string()))?;
+        let reader = SliceReader {
+            stream: stream
+                .try_clone()
+                .map_err(|e| handshake_err(e.to_string()))?,
+            timeout: greeting_timeout,
+            interrupt,
+        };
         let mut qmp = Qmp::new(Stream::new(BufReader::new(reader), stream));
         // qapi's greeting reader panics at end of input: make sure there is a line to read.
         match qmp.inner_mut().fill_buf() {
@@ -203,6 +265,11 @@ impl Session {
                 ))
             }
             Ok(_) => {}
+            Err(e) if is_signal_pending(&e) => {
+                return Err(QmpError::Interrupted {
+                    command: "greeting",
+                })
+            }
             Err(e) if is_timeout(&e) => {
                 return Err(handshake_err(format!(
                     "no greeting within {:.1} s (is another client connected?)",
@@ -213,6 +280,11 @@ impl Session {
         }
         let greeting = match qmp.read_capabilities() {
             Ok(g) => g,
+            Err(e) if is_signal_pending(&e) => {
+                return Err(QmpError::Interrupted {
+                    command: "greeting",
+                })
+            }
             Err(e) if is_timeout(&e) => {
                 return Err(handshake_err(format!(
                     "no greeting within {:.1} s (is another client connected?)",
@@ -222,11 +294,7 @@ impl Session {
             Err(e) => return Err(handshake_err(format!("reading the greeting: {e}"))),
         };
         let greeting_version = serde_json::to_value(&greeting.version).unwrap_or(Value::Null);
-        qmp.inner_mut()
-            .get_mut_read()
-            .get_ref()
-            .set_read_timeout(Some(timeout))
-            .map_err(|e| handshake_err(e.to_string()))?;
+        qmp.inner_mut().get_mut_read().get_mut().timeout = timeout;
         let mut session = Session {
             path: path.to_path_buf(),
             qmp,
@@ -236,10 +304,11 @@ impl Session {
             broken: None,
             greeting_version,
         };
-        session
-            .call(&qapi::qmp::qmp_capabilities { enable: None })
-            .map_err(|e| handshake_err(e.to_string()))?;
-        Ok(session)
+        match session.call(&qapi::qmp::qmp_capabilities { enable: None }) {
+            Ok(_) => Ok(session),
+            Err(e @ QmpError::Interrupted { .. }) => Err(e),
+            Err(e) => Err(handshake_err(e.to_string())),
+        }
     }
 
     /// The socket this session is connected to.
@@ -311,7 +380,9 @@ impl Session {
     }
 
     fn io_error(&self, command: &'static str, e: io::Error) -> QmpError {
-        if is_timeout(&e) {
+        if is_signal_pending(&e) {
+            QmpError::Interrupted { command }
+        } else if is_timeout(&e) {
             QmpError::Timeout {
                 command,
                 timeout_s: self.timeout.as_secs_f64(),
