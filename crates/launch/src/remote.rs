@@ -509,9 +509,10 @@ fn run_check(
                 if let Some(rest) = l.text.strip_prefix(MISSING) {
                     return Err(Error::Setup(format!(
                         "{dest} lacks the stage binaries:{rest} (looked on PATH and in \
-                         ~/.cargo/bin there). Install them there: cargo install --path \
-                         crates/launch --path crates/sample (or copy target/release/gp-launch \
-                         and gp-sample into /usr/local/bin there); see docs/remote.md"
+                         ~/.cargo/bin there). Install them there from this source tree: cargo \
+                         install --path crates/launch and cargo install --path crates/sample, \
+                         or copy target/release/gp-launch and gp-sample into /usr/local/bin \
+                         there; see docs/remote.md"
                     )));
                 }
                 if let Some(json) = l.text.strip_prefix(REPORT) {

@@ -1,0 +1,901 @@
+//! `--dst-host` end to end, with real ssh: each test starts its own sshd (generated host and
+//! client keys, its own config) in a network namespace joined to this one by a veth pair, so the
+//! migration crosses a real link; where namespaces are not permitted, on loopback (said on
+//! stderr). The sshd gives its sessions a clock skewed by [`SKEW_S`] seconds (the
+//! `GUESTPERF_TEST_CLOCK_SKEW_S` knob of the remote side), so the "remote" host has a clock of
+//! its own and the offset measurement and correction are tested for real.
+//!
+//! Needs root (sshd, `ip netns`), OpenSSH (scripts/setup-host.sh), QEMU, the guest kernel and the
+//! stress initrd. VM tests take the machine-wide VM test lock.
+
+mod common;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{marker, processes_with};
+use gp_qemu::runtime::RuntimeDir;
+use gp_qemu::testing::{pid_alive, require_qemu, vm_test_lock, wait_until};
+use gp_records::report::Report;
+use gp_records::{Outcome, Record, Role};
+
+/// The remote host's clock runs this far ahead of ours.
+const SKEW_S: f64 = 1000.0;
+/// Longest a whole pipeline may run.
+const DEADLINE: Duration = Duration::from_secs(400);
+/// The ssh alias of the test host.
+const HOST: &str = "gp-remote";
+
+fn bin(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gp-launch")).with_file_name(name)
+}
+
+/// Builds the other stages (same target directory) once per test binary.
+fn build_stages() {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "gp-sample",
+                "-p",
+                "gp-migrate",
+                "-p",
+                "gp-collect",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build of the other stages failed");
+    });
+}
+
+fn initrd() -> PathBuf {
+    let path = gp_qemu::paths::default_initrd();
+    assert!(
+        path.exists(),
+        "{} is missing: VM tests need the stress initrd (run initrd/build.sh or \
+         scripts/setup-host.sh)",
+        path.display()
+    );
+    path
+}
+
+fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn unique() -> u32 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// A network namespace joined to this one by a veth pair; deleted on drop.
+struct Netns {
+    name: String,
+    outer: String,
+    local_addr: String,
+    remote_addr: String,
+}
+
+impl Netns {
+    /// `None` (with a note) where this machine does not permit it.
+    fn create() -> Option<Netns> {
+        let n = unique();
+        let pid = std::process::id();
+        let name = format!("gp-rt-{pid}-{n}");
+        let outer = format!("gpv{}{n}a", pid % 100_000);
+        let inner = format!("gpv{}{n}b", pid % 100_000);
+        let octet = (pid % 250) as u8;
+        let base = 4 * (n % 60) as u8;
+        let local_addr = format!("10.231.{octet}.{}", base + 1);
+        let remote_addr = format!("10.231.{octet}.{}", base + 2);
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!(
+                "note: `ip netns add` is not permitted here: the remote host is on loopback and \
+                 the migration does not cross a link"
+            );
+            return None;
+        }
+        let ns = Netns {
+            name,
+            outer,
+            local_addr,
+            remote_addr,
+        };
+        let ip = |args: &[&str]| run(Command::new("ip").args(args));
+        let netns_ip = |args: &[&str]| {
+            run(Command::new("ip")
+                .args(["netns", "exec", &ns.name, "ip"])
+                .args(args))
+        };
+        ip(&[
+            "link", "add", &ns.outer, "type", "veth", "peer", "name", &inner,
+        ]);
+        ip(&["link", "set", &inner, "netns", &ns.name]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", ns.local_addr),
+            "dev",
+            &ns.outer,
+        ]);
+        ip(&["link", "set", &ns.outer, "up"]);
+        netns_ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", ns.remote_addr),
+            "dev",
+            &inner,
+        ]);
+        netns_ip(&["link", "set", &inner, "up"]);
+        netns_ip(&["link", "set", "lo", "up"]);
+        Some(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the pair, and with it ours.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.outer])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// An sshd of our own, and an ssh client config for it; everything removed on drop.
+struct SshHost {
+    // Field order: sshd stops before its namespace and directory go.
+    sshd: Child,
+    netns: Option<Netns>,
+    dir: RuntimeDir,
+    config: PathBuf,
+    /// The address the host is reached at.
+    addr: String,
+}
+
+impl SshHost {
+    fn start() -> SshHost {
+        for tool in ["/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen"] {
+            assert!(
+                Path::new(tool).exists(),
+                "{tool} is missing: run scripts/setup-host.sh (it installs OpenSSH)"
+            );
+        }
+        std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd (run the tests as root)");
+        let dir = RuntimeDir::new("gp-ssh-test").unwrap();
+        let d = dir.path().to_path_buf();
+        let keygen = |name: &str| {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "gp-test", "-f"])
+                .arg(d.join(name)))
+        };
+        keygen("host_key");
+        keygen("client_key");
+        keygen("stranger_key");
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+
+        let netns = Netns::create();
+        let (addr, port, nobin_port, closed_port) = match &netns {
+            Some(ns) => (ns.remote_addr.clone(), 22, 2222, 23),
+            None => (
+                "127.0.0.1".to_string(),
+                free_port(),
+                free_port(),
+                free_port(),
+            ),
+        };
+        let stage_dir = bin("gp-launch").parent().unwrap().to_path_buf();
+        let sshd_config = d.join("sshd_config");
+        std::fs::write(
+            &sshd_config,
+            format!(
+                "ListenAddress {addr}:{port}\n\
+                 ListenAddress {addr}:{nobin_port}\n\
+                 HostKey {d}/host_key\n\
+                 AuthorizedKeysFile {d}/authorized_keys\n\
+                 PidFile none\n\
+                 UsePAM no\n\
+                 StrictModes no\n\
+                 PasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\n\
+                 PermitRootLogin prohibit-password\n\
+                 LogLevel INFO\n\
+                 Match LocalPort {port}\n\
+                 \tSetEnv PATH={stage}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+                 GUESTPERF_TEST_CLOCK_SKEW_S={SKEW_S}\n\
+                 Match LocalPort {nobin_port}\n\
+                 \tSetEnv PATH=/usr/sbin:/usr/bin:/sbin:/bin\n",
+                d = d.display(),
+                stage = stage_dir.display(),
+            ),
+        )
+        .unwrap();
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        let mut known = String::new();
+        for p in [port, nobin_port, closed_port] {
+            // ssh names the default port's entries without brackets.
+            let name = if p == 22 {
+                addr.clone()
+            } else {
+                format!("[{addr}]:{p}")
+            };
+            known.push_str(&format!("{name} {host_pub}"));
+        }
+        std::fs::write(d.join("known_hosts"), known).unwrap();
+        let entry = |alias: &str, port: u16, key: &str| {
+            format!(
+                "Host {alias}\n  HostName {addr}\n  Port {port}\n  User root\n  IdentityFile \
+                 {d}/{key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  \
+                 StrictHostKeyChecking yes\n  LogLevel ERROR\n",
+                d = d.display()
+            )
+        };
+        let config = d.join("ssh_config");
+        std::fs::write(
+            &config,
+            [
+                entry(HOST, port, "client_key"),
+                entry("gp-stranger", port, "stranger_key"),
+                entry("gp-nobin", nobin_port, "client_key"),
+                entry("gp-closed", closed_port, "client_key"),
+            ]
+            .concat(),
+        )
+        .unwrap();
+
+        let mut cmd = match &netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.name, "/usr/sbin/sshd"]);
+                c
+            }
+            None => Command::new("/usr/sbin/sshd"),
+        };
+        cmd.arg("-f")
+            .arg(&sshd_config)
+            .args(["-D", "-e"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut sshd = cmd.spawn().expect("start sshd");
+        // sshd says when it listens (twice: two ports).
+        let (tx, rx) = crossbeam_channel::unbounded::<String>();
+        let stderr = sshd.stderr.take().unwrap();
+        let log = d.join("sshd.log");
+        std::thread::spawn(move || {
+            let mut file = File::create(log).ok();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(f) = file.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{line}");
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let mut host = SshHost {
+            sshd,
+            netns,
+            dir,
+            config,
+            addr,
+        };
+        let mut listening = 0;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while listening < 2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains("Server listening") => listening += 1,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "sshd did not start: {:?}\n{}",
+                    host.sshd.try_wait(),
+                    host.log()
+                ),
+            }
+        }
+        host
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    fn config(&self) -> &str {
+        self.config.to_str().unwrap()
+    }
+
+    /// Runs a command on the host through plain ssh, for the test's own checks.
+    fn ssh(&self, alias: &str, command: &str) -> String {
+        let out = run(Command::new("ssh").args([
+            "-F",
+            self.config(),
+            "-o",
+            "BatchMode=yes",
+            alias,
+            command,
+        ]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Pids of ssh clients using this host's config (none may outlive a run).
+    fn ssh_clients(&self) -> Vec<u32> {
+        processes_with(self.config())
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).trim() == "ssh")
+            })
+            .collect()
+    }
+}
+
+impl Drop for SshHost {
+    fn drop(&mut self) {
+        // sshd leads its process group; its session processes are its children.
+        let group = -(self.sshd.id() as i32);
+        // SAFETY: signalling a process group we created.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        if !wait_until(Duration::from_secs(10), || {
+            self.sshd.try_wait().ok().flatten().is_some()
+        }) {
+            // SAFETY: as above.
+            unsafe { libc::kill(group, libc::SIGKILL) };
+            let _ = self.sshd.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `gp-launch --dst-host | gp-sample | gp-migrate | tee | gp-collect`, one process group.
+struct Pipeline {
+    children: Vec<(&'static str, Child)>,
+    dir: RuntimeDir,
+    stream: PathBuf,
+    report: PathBuf,
+    started: Instant,
+}
+
+impl Pipeline {
+    fn start(launch_args: &[String], migrate_args: &[&str]) -> Pipeline {
+        let dir = RuntimeDir::new("gp-remote-run").unwrap();
+        let stream = dir.path().join("stream.ndjson");
+        let report = dir.path().join("report.json");
+        let err = |name: &str| Stdio::from(File::create(dir.path().join(name)).unwrap());
+        let mut children: Vec<(&'static str, Child)> = Vec::new();
+        let mut pgid = 0;
+        let mut spawn = |name: &'static str, cmd: &mut Command, stdin: Stdio| {
+            cmd.stdin(stdin).stderr(err(name)).process_group(pgid);
+            let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+            if pgid == 0 {
+                pgid = child.id() as i32;
+            }
+            let out = child.stdout.take().map(Stdio::from);
+            children.push((name, child));
+            out
+        };
+        let out = spawn(
+            "gp-launch",
+            Command::new(bin("gp-launch"))
+                .args(launch_args)
+                .stdout(Stdio::piped()),
+            Stdio::null(),
+        );
+        let out = spawn(
+            "gp-sample",
+            Command::new(bin("gp-sample")).stdout(Stdio::piped()),
+            out.unwrap(),
+        );
+        let out = spawn(
+            "gp-migrate",
+            Command::new(bin("gp-migrate"))
+                .args(migrate_args)
+                .stdout(Stdio::piped()),
+            out.unwrap(),
+        );
+        let out = spawn(
+            "tee",
+            Command::new("tee").arg(&stream).stdout(Stdio::piped()),
+            out.unwrap(),
+        );
+        spawn(
+            "gp-collect",
+            Command::new(bin("gp-collect"))
+                .arg("--output")
+                .arg(&report)
+                .stdout(Stdio::null()),
+            out.unwrap(),
+        );
+        Pipeline {
+            children,
+            dir,
+            stream,
+            report,
+            started: Instant::now(),
+        }
+    }
+
+    fn stderr(&self) -> String {
+        let mut s = String::new();
+        for (name, _) in &self.children {
+            let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+            s.push_str(&format!("--- {name} stderr:\n{text}"));
+        }
+        s
+    }
+
+    /// The records written so far.
+    fn records(&self) -> Vec<Record> {
+        let text = std::fs::read_to_string(&self.stream).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.ends_with('}'))
+            .filter_map(|l| gp_records::ndjson::parse_line(l).ok().flatten())
+            .collect()
+    }
+
+    /// Waits until a record satisfies `f`, failing after the deadline.
+    fn await_record(&self, what: &str, f: impl Fn(&Record) -> bool) -> Record {
+        loop {
+            if let Some(r) = self.records().into_iter().find(&f) {
+                return r;
+            }
+            assert!(
+                self.started.elapsed() < DEADLINE,
+                "no {what} within {DEADLINE:?}\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait(&mut self) -> Vec<(&'static str, ExitStatus)> {
+        let mut statuses = Vec::new();
+        for i in 0..self.children.len() {
+            loop {
+                if let Some(status) = self.children[i].1.try_wait().unwrap() {
+                    statuses.push((self.children[i].0, status));
+                    break;
+                }
+                assert!(
+                    self.started.elapsed() < DEADLINE,
+                    "pipeline still running after {DEADLINE:?}\n{}",
+                    self.stderr()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        statuses
+    }
+
+    fn report(&self) -> Report {
+        let text = std::fs::read_to_string(&self.report)
+            .unwrap_or_else(|e| panic!("no report: {e}\n{}", self.stderr()));
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            if child.try_wait().ok().flatten().is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// A copy of the guest kernel at a path no shell would take unquoted.
+fn awkward_kernel(dir: &Path) -> PathBuf {
+    let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
+    let sub = dir.join("it's a \"kernel\" $(touch gp-injected) dir");
+    std::fs::create_dir(&sub).unwrap();
+    let path = sub.join("vmlinuz; echo pwned");
+    std::fs::copy(&kernel, &path).unwrap();
+    path
+}
+
+fn launch_args(host: &SshHost, alias: &str, kernel: &Path, marker: &str) -> Vec<String> {
+    [
+        "--dst-host",
+        alias,
+        "--ssh-config",
+        host.config(),
+        "--transport",
+        "tcp",
+        "--accel",
+        "tcg",
+        "--mem",
+        "256M",
+        "--cpus",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        "--kernel".to_string(),
+        kernel.display().to_string(),
+        "--initrd".to_string(),
+        initrd().display().to_string(),
+        format!("--kernel-arg={marker}"),
+    ])
+    .collect()
+}
+
+/// The dst QEMU's runtime directory on the remote host, from its command line.
+fn remote_dir(argv: &[String]) -> PathBuf {
+    let sock = argv
+        .iter()
+        .find_map(|a| {
+            a.strip_prefix("unix:")
+                .filter(|s| s.contains("dst-qmp.sock"))
+        })
+        .expect("a -qmp unix: socket in the dst argv");
+    let sock = sock.split(",server").next().unwrap();
+    Path::new(sock).parent().unwrap().to_path_buf()
+}
+
+fn vm_of(records: &[Record], role: Role) -> gp_records::Vm {
+    records
+        .iter()
+        .find_map(|r| match r {
+            Record::Vm(v) if v.role == role => Some(v.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {role} vm record"))
+}
+
+#[test]
+fn postcopy_to_a_remote_destination() {
+    let _lock = vm_test_lock();
+    require_qemu();
+    build_stages();
+    let host = SshHost::start();
+    assert_eq!(
+        host.ssh(HOST, "command -v gp-launch").trim(),
+        bin("gp-launch").display().to_string(),
+        "the test host must run this build's stages"
+    );
+    let kernel = awkward_kernel(host.dir.path());
+    let marker = marker();
+    let mut p = Pipeline::start(
+        &launch_args(&host, HOST, &kernel, &marker),
+        &["--post-copy", "--post-copy-iters", "1", "--sleep", "1"],
+    );
+    // While the destination runs: it is in the other network namespace.
+    let Record::Vm(dst) = p.await_record(
+        "dst vm record",
+        |r| matches!(r, Record::Vm(v) if v.role == Role::Dst),
+    ) else {
+        unreachable!()
+    };
+    if let Some(ns) = &host.netns {
+        let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let theirs = std::fs::read_link(format!("/proc/{}/ns/net", dst.pid));
+        if let Ok(theirs) = theirs {
+            assert_ne!(ours, theirs, "the dst QEMU must run in {}", ns.name);
+        }
+    }
+    let statuses = p.wait();
+    let log = p.stderr();
+    for (name, status) in &statuses {
+        assert!(status.success(), "{name}: {status}\n{log}");
+    }
+    let records = p.records();
+    let src = vm_of(&records, Role::Src);
+    let dst = vm_of(&records, Role::Dst);
+
+    // The connection, the address and the clock.
+    let offsets: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::ClockOffset(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offsets.len(), 1, "{offsets:?}");
+    let off = &offsets[0];
+    assert_eq!(off.host, HOST);
+    assert!(off.rtt_s > 0.0 && off.rtt_s < 0.5, "{off:?}");
+    assert!(
+        (off.offset_s - SKEW_S).abs() < 0.05 + off.rtt_s,
+        "the measured offset must be the host's skew: {off:?}"
+    );
+    eprintln!(
+        "clock offset {:.6} s (skew {SKEW_S} s), rtt {:.3} ms",
+        off.offset_s,
+        off.rtt_s * 1e3
+    );
+    assert_eq!(dst.host.as_deref(), Some(HOST));
+    assert_eq!(src.host, None);
+    let uri = dst.migrate_uri.clone().unwrap();
+    assert!(
+        uri.starts_with(&format!("tcp:{}:", host.addr)),
+        "{uri} must be the address ssh reached"
+    );
+    // The awkward kernel path reached QEMU there as one argument, and nothing ran.
+    assert!(
+        dst.argv.iter().any(|a| a == &kernel.display().to_string()),
+        "{:?}",
+        dst.argv
+    );
+    assert!(!host.dir.path().join("gp-injected").exists());
+    assert!(!Path::new("gp-injected").exists());
+
+    // The migration.
+    let result = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Result(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no result\n{log}"));
+    assert_eq!(result.outcome, Outcome::Completed, "{result:?}\n{log}");
+    eprintln!(
+        "post-copy to {} over {uri}: {} ms total, {} ms downtime",
+        host.addr,
+        result.total_time_ms.unwrap_or(0),
+        result.downtime_ms.unwrap_or(0)
+    );
+
+    // Destination samples: tagged, on this host's clock, all before the dst vm_exit.
+    let dst_exit_at = records
+        .iter()
+        .position(|r| matches!(r, Record::VmExit(e) if e.role == Role::Dst))
+        .unwrap_or_else(|| panic!("no dst vm_exit\n{log}"));
+    let Record::VmExit(dst_exit) = &records[dst_exit_at] else {
+        unreachable!()
+    };
+    assert_eq!(dst_exit.pid, dst.pid);
+    assert_eq!(dst_exit.status, 0, "{dst_exit:?}");
+    assert!(
+        dst_exit.time_s > dst.time_s && dst_exit.time_s < dst.time_s + DEADLINE.as_secs_f64(),
+        "the dst exit time must be on this host's clock: {dst_exit:?}"
+    );
+    let samples: Vec<(usize, &gp_records::CpuSample)> = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            Record::CpuSample(s) if s.role == Role::Dst => Some((i, s)),
+            _ => None,
+        })
+        .collect();
+    assert!(samples.len() >= 5, "too few dst samples\n{log}");
+    for (i, s) in &samples {
+        assert_eq!(s.host.as_deref(), Some(HOST));
+        assert_eq!(s.pid, dst.pid);
+        assert!(*i < dst_exit_at, "a dst sample after the dst vm_exit");
+        assert!(
+            s.time_s >= dst.spawned_s - 1.0 && s.time_s <= dst_exit.time_s + 1.0,
+            "a dst sample at {} is outside the dst VM's life ({} to {}) on this host's clock",
+            s.time_s,
+            dst.spawned_s,
+            dst_exit.time_s
+        );
+    }
+    assert!(
+        samples
+            .iter()
+            .any(|(_, s)| s.threads.iter().any(|t| t.name.starts_with("mig/dst"))),
+        "the destination's migration threads were sampled"
+    );
+
+    // The report counts the destination's CPU during the migration: only on one time base.
+    let report = p.report();
+    assert_eq!(report.dst_host, HOST);
+    let cpu = report.summary.unwrap().host_cpu;
+    let dst_cpu = cpu.vms.iter().find(|v| v.role == Role::Dst).unwrap();
+    assert_eq!(dst_cpu.host.as_deref(), Some(HOST));
+    assert!(
+        dst_cpu.during_migration_s.unwrap_or(0.0) > 0.0,
+        "{dst_cpu:?}"
+    );
+
+    // Nothing left: QEMUs on both sides, runtime directories, ssh clients.
+    assert!(wait_until(Duration::from_secs(30), || !pid_alive(src.pid)
+        && !pid_alive(dst.pid)));
+    assert!(
+        processes_with(&marker).is_empty(),
+        "a QEMU was left running"
+    );
+    let local_dir = Path::new(&dst.qmp_socket).parent().unwrap();
+    assert!(!local_dir.exists(), "{} left behind", local_dir.display());
+    let remote_dir = remote_dir(&dst.argv);
+    assert!(
+        wait_until(Duration::from_secs(10), || !remote_dir.exists()),
+        "{} left behind",
+        remote_dir.display()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || host.ssh_clients().is_empty()),
+        "ssh clients left running: {:?}",
+        host.ssh_clients()
+    );
+}
+
+#[test]
+fn killing_the_connection_mid_migration_leaves_nothing() {
+    let _lock = vm_test_lock();
+    require_qemu();
+    build_stages();
+    let host = SshHost::start();
+    let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
+    let marker = marker();
+    // Post-copy held at 4 MB/s: the destination is mid-migration for a minute.
+    let mut p = Pipeline::start(
+        &launch_args(&host, HOST, &kernel, &marker),
+        &[
+            "--post-copy",
+            "--post-copy-iters",
+            "1",
+            "--parameter",
+            "max-postcopy-bandwidth=4000000",
+            "--sleep",
+            "1",
+        ],
+    );
+    p.await_record(
+        "post-copy switch",
+        |r| matches!(r, Record::Action(a) if a.action == "postcopy"),
+    );
+    let records = p.records();
+    let (src, dst) = (vm_of(&records, Role::Src), vm_of(&records, Role::Dst));
+    let remote_dir = remote_dir(&dst.argv);
+    assert!(remote_dir.exists(), "{}", remote_dir.display());
+    assert!(pid_alive(dst.pid));
+    // The connection: the ssh master (-M) gp-launch holds to the host.
+    let master: Vec<u32> = host
+        .ssh_clients()
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"-M"))
+        })
+        .collect();
+    assert_eq!(master.len(), 1, "one ssh master: {master:?}");
+    let cut = Instant::now();
+    // SAFETY: SIGKILL to the ssh client gp-launch started for this test.
+    unsafe { libc::kill(master[0] as i32, libc::SIGKILL) };
+
+    let statuses = p.wait();
+    let log = p.stderr();
+    eprintln!(
+        "after the cut, the pipeline ended in {:.2} s",
+        cut.elapsed().as_secs_f64()
+    );
+    let launch_status = statuses.iter().find(|(n, _)| *n == "gp-launch").unwrap().1;
+    assert_eq!(launch_status.code(), Some(1), "{log}");
+    let records = p.records();
+    let lost = records
+        .iter()
+        .find_map(|r| match r {
+            Record::StageError(e) if e.stage == "gp-launch" => Some(e.message.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no gp-launch stage_error\n{log}"));
+    assert!(
+        lost.contains(&format!("ssh connection to {HOST} was lost")),
+        "{lost}"
+    );
+    let dst_exit = records
+        .iter()
+        .find_map(|r| match r {
+            Record::VmExit(e) if e.role == Role::Dst => Some(e.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no dst vm_exit\n{log}"));
+    assert!(
+        dst_exit.reason.as_deref().unwrap_or("").contains("lost"),
+        "{dst_exit:?}"
+    );
+    assert!(
+        records.iter().any(|r| matches!(r, Record::Result(_))),
+        "gp-migrate says how the migration ended\n{log}"
+    );
+
+    // Nothing on either side.
+    assert!(
+        wait_until(Duration::from_secs(30), || !pid_alive(dst.pid)),
+        "the remote QEMU outlived the connection"
+    );
+    assert!(!pid_alive(src.pid), "the source QEMU outlived gp-launch");
+    assert!(
+        processes_with(&marker).is_empty(),
+        "a QEMU was left running"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !remote_dir.exists()),
+        "{} left behind",
+        remote_dir.display()
+    );
+    let local_dir = Path::new(&dst.qmp_socket).parent().unwrap();
+    assert!(!local_dir.exists(), "{} left behind", local_dir.display());
+    assert!(
+        wait_until(Duration::from_secs(10), || host.ssh_clients().is_empty()),
+        "ssh clients left running: {:?}",
+        host.ssh_clients()
+    );
+}
+
+/// Runs gp-launch expecting it to fail before any VM starts; returns (stderr, seconds taken).
+fn refused(args: &[String]) -> (String, f64) {
+    let started = Instant::now();
+    let out = Command::new(bin("gp-launch"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let last = stdout.lines().last().unwrap_or("");
+    let last = gp_records::ndjson::parse_line(last).ok().flatten();
+    assert!(
+        matches!(last, Some(Record::StageError(_))),
+        "a stage_error record ends the output:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("\"type\":\"vm\""),
+        "no VM may start:\n{stdout}"
+    );
+    (stderr, took)
+}
+
+#[test]
+fn unreachable_hosts_and_refused_logins_fail_fast_and_clearly() {
+    let host = SshHost::start();
+    let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
+    let marker = marker();
+    for (alias, expect) in [
+        ("gp-stranger", "authentication refused"),
+        ("gp-closed", "connection refused"),
+        ("gp-test.invalid", "cannot resolve the host name"),
+        ("gp-nobin", "lacks the stage binaries: gp-launch gp-sample"),
+    ] {
+        let (stderr, took) = refused(&launch_args(&host, alias, &kernel, &marker));
+        assert!(stderr.contains(expect), "{alias}: {stderr}");
+        assert!(took < 20.0, "{alias}: took {took:.1} s");
+        eprintln!("{alias}: refused in {took:.2} s: {}", stderr.trim());
+    }
+    assert!(processes_with(&marker).is_empty(), "a QEMU was started");
+    assert!(
+        wait_until(Duration::from_secs(10), || host.ssh_clients().is_empty()),
+        "ssh clients left running: {:?}",
+        host.ssh_clients()
+    );
+}
