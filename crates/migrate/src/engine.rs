@@ -274,6 +274,7 @@ impl<W: Write> Run<W> {
             Some(Role::Src),
         )?;
         if let Err(e) = self.call(Role::Dst, cmd::MigrateIncoming, json!({ "uri": uri })) {
+            self.stop_if_signalled()?;
             let r = decide::result(
                 Outcome::Failed,
                 format!("starting the incoming migration on the destination: {e}"),
@@ -283,6 +284,7 @@ impl<W: Write> Run<W> {
             return Ok(Ending::Result(r));
         }
         if let Err(e) = self.call(Role::Src, cmd::Migrate, json!({ "uri": uri })) {
+            self.stop_if_signalled()?;
             let r = decide::result(Outcome::Failed, format!("migrate refused: {e}"), None);
             self.emit(&Record::Result(r.clone()))?;
             return Ok(Ending::Result(r));
@@ -312,6 +314,7 @@ impl<W: Write> Run<W> {
                 Some(Role::Dst),
             )?;
             if let Err(e) = self.call(Role::Dst, cmd::Cont, cmd::no_args()) {
+                self.stop_if_signalled()?;
                 return Ok(self.error(&format!("cont on the destination after the migration: {e}")));
             }
         }
@@ -449,6 +452,15 @@ impl<W: Write> Run<W> {
             return Err(Stop::OutputClosed);
         }
         Ok(())
+    }
+
+    /// A signal that arrived during a QMP call (which it cut short) stops the run: the call's
+    /// error is not what happened.
+    fn stop_if_signalled(&mut self) -> Result<(), Stop> {
+        match self.signals.try_recv() {
+            Ok(sig) => Err(Stop::Signal(sig)),
+            Err(_) => Ok(()),
+        }
     }
 
     fn saw_workload(&mut self, role: Role, time_s: f64) {
@@ -594,8 +606,13 @@ impl<W: Write> Run<W> {
         let vm = self.vms[vm_index(role)].as_ref().ok_or("no vm record")?;
         let path = std::path::PathBuf::from(&vm.qmp_socket);
         let timeout = Duration::from_secs_f64(self.args.qmp_timeout);
-        let session = Session::connect(&path, Instant::now() + CONNECT_TIMEOUT, timeout)
-            .map_err(|e| format!("connecting to the {role} VM's QMP socket: {e}"))?;
+        let session = Session::connect_interruptible(
+            &path,
+            Instant::now() + CONNECT_TIMEOUT,
+            timeout,
+            Some(self.signals.clone()),
+        )
+        .map_err(|e| format!("connecting to the {role} VM's QMP socket: {e}"))?;
         self.sessions[vm_index(role)] = Some(session);
         self.flush_events(role);
         Ok(())
@@ -755,6 +772,7 @@ impl<W: Write> Run<W> {
 
     /// A failure before the migration started: a failed result saying why.
     fn setup_failed(&mut self, message: String, status: ExitStatus) -> Result<Ending, Stop> {
+        self.stop_if_signalled()?;
         let r = decide::result(Outcome::Failed, message.clone(), None);
         self.emit(&Record::Result(r))?;
         Ok(Ending::Error { message, status })
@@ -819,6 +837,7 @@ impl<W: Write> Run<W> {
             let info = match self.call(Role::Src, cmd::QueryMigrate, cmd::no_args()) {
                 Ok(info) => info,
                 Err(e) => {
+                    self.stop_if_signalled()?;
                     let reason = format!("lost the source during the migration: {e}");
                     return Ok((
                         decide::result(Outcome::Failed, reason, src_info.as_ref()),
@@ -855,6 +874,7 @@ impl<W: Write> Run<W> {
                         }
                     }
                     Err(e) => {
+                        self.stop_if_signalled()?;
                         let what = format!("lost the destination during the migration: {e}");
                         if done.cancelled.is_none() {
                             self.say(&what);
@@ -927,6 +947,7 @@ impl<W: Write> Run<W> {
                     Step::Cancel(why) => {
                         self.action("cancel", &why, Some(Role::Src))?;
                         if let Err(e) = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args()) {
+                            self.stop_if_signalled()?;
                             let reason = format!("migrate_cancel failed: {e} (after: {why})");
                             return Ok((
                                 decide::result(Outcome::Failed, reason, Some(&info)),
@@ -941,6 +962,7 @@ impl<W: Write> Run<W> {
                         if let Err(e) =
                             self.call(Role::Src, cmd::MigrateStartPostcopy, cmd::no_args())
                         {
+                            self.stop_if_signalled()?;
                             let _ = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args());
                             let reason = format!("migrate-start-postcopy failed: {e}");
                             return Ok((
@@ -954,6 +976,7 @@ impl<W: Write> Run<W> {
                     Step::Pause(why) => {
                         self.action("pause", &why, Some(Role::Src))?;
                         if let Err(e) = self.call(Role::Src, cmd::Stop, cmd::no_args()) {
+                            self.stop_if_signalled()?;
                             let _ = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args());
                             let reason = format!("stopping the source failed: {e}");
                             return Ok((
@@ -969,7 +992,8 @@ impl<W: Write> Run<W> {
     }
 
     fn show(&mut self, info: &Value) {
-        if !self.display.enabled {
+        // Snapshots without RAM figures (setup, the final cancelled one) say nothing new.
+        if !self.display.enabled || info.get("ram").is_none() {
             return;
         }
         let ram = &info["ram"];
