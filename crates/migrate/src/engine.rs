@@ -208,14 +208,18 @@ impl<W: Write> Run<W> {
                 r.reason
             );
         }
-        self.shutdown(&shutdown_reason);
+        let late_signal = self.shutdown(&shutdown_reason);
         if self.bad_lines > 0 {
             eprintln!(
                 "{STAGE}: warning: {} unreadable input line(s) were dropped",
                 self.bad_lines
             );
         }
-        status
+        match (late_signal, status) {
+            // Ended by a signal, after all: the shell's convention says so in the exit status.
+            (Some(sig), s) if !matches!(s, ExitStatus::Signal(_)) => ExitStatus::Signal(sig),
+            _ => status,
+        }
     }
 
     /// Everything up to the end of the migration (and the destination's workload after it).
@@ -345,7 +349,12 @@ impl<W: Write> Run<W> {
             return Ending::Stopped(stop);
         }
         let mut info = None;
-        if self.sessions[0].is_some() && self.alive(Role::Src) {
+        let mut lost = "";
+        // The signal may have cut a call to the source short, which leaves its session unusable.
+        if self.sessions[0].is_some()
+            && self.alive(Role::Src)
+            && self.reconnect_if_broken(Role::Src)
+        {
             if let Ok(i) = self.call(Role::Src, cmd::QueryMigrate, cmd::no_args()) {
                 let status = decide::status(&i);
                 if matches!(
@@ -354,13 +363,16 @@ impl<W: Write> Run<W> {
                 ) {
                     let _ = self.action("cancel", &why, Some(Role::Src));
                     let _ = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args());
+                } else if status.starts_with("postcopy") {
+                    lost = "; the migration was in post-copy, which cannot be cancelled: the \
+                            guest's memory is split between both VMs and is lost when they quit";
                 }
                 info = Some(i);
             }
         }
         let r = decide::result(
             Outcome::Interrupted,
-            format!("interrupted: {why}"),
+            format!("interrupted: {why}{lost}"),
             info.as_ref(),
         );
         let _ = self.emit(&Record::Result(r));
@@ -602,6 +614,34 @@ impl<W: Write> Run<W> {
         }
     }
 
+    /// Replaces a broken session (after a timeout or an interrupted call, a live QEMU may still
+    /// be behind it) with a new connection, trying for a few seconds. Whether one is usable.
+    fn reconnect_if_broken(&mut self, role: Role) -> bool {
+        let i = vm_index(role);
+        if self.sessions[i]
+            .as_ref()
+            .is_some_and(|s| s.broken().is_none())
+        {
+            return true;
+        }
+        self.sessions[i] = None;
+        let Some(path) = self.vms[i].as_ref().map(|vm| vm.qmp_socket.clone()) else {
+            return false;
+        };
+        match Session::connect_interruptible(
+            std::path::Path::new(&path),
+            Instant::now() + Duration::from_secs(3),
+            Duration::from_secs(5),
+            Some(self.signals.clone()),
+        ) {
+            Ok(s) => {
+                self.sessions[i] = Some(s);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn connect(&mut self, role: Role) -> Result<(), String> {
         let vm = self.vms[vm_index(role)].as_ref().ok_or("no vm record")?;
         let path = std::path::PathBuf::from(&vm.qmp_socket);
@@ -808,8 +848,9 @@ impl<W: Write> Run<W> {
                     .clone()
                     .unwrap_or_else(|| format!("status {}", e.status));
                 let reason = format!(
-                    "the source VM (pid {}) exited during the migration: {how}",
-                    e.pid
+                    "the source VM (pid {}) exited during the migration: {how}{}",
+                    e.pid,
+                    guest_lost(&done, Role::Src)
                 );
                 return Ok((
                     decide::result(Outcome::Failed, reason, src_info.as_ref()),
@@ -838,7 +879,10 @@ impl<W: Write> Run<W> {
                 Ok(info) => info,
                 Err(e) => {
                     self.stop_if_signalled()?;
-                    let reason = format!("lost the source during the migration: {e}");
+                    let reason = format!(
+                        "lost the source during the migration: {e}{}",
+                        guest_lost(&done, Role::Src)
+                    );
                     return Ok((
                         decide::result(Outcome::Failed, reason, src_info.as_ref()),
                         done,
@@ -892,7 +936,10 @@ impl<W: Write> Run<W> {
                     if status != "postcopy-paused" {
                         let _ = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args());
                     }
-                    let reason = format!("{what}; the source's migration status is {status}");
+                    let reason = format!(
+                        "{what}; the source's migration status is {status}{}",
+                        guest_lost(&done, Role::Dst)
+                    );
                     return Ok((decide::result(Outcome::Failed, reason, Some(&info)), done));
                 }
             }
@@ -1013,7 +1060,8 @@ impl<W: Write> Run<W> {
     // ---- the end --------------------------------------------------------------------------
 
     /// Quits both VMs (gp-launch then exits) and passes the rest of the input through.
-    fn shutdown(&mut self, reason: &str) {
+    /// Returns the signal that arrived while passing the last records on, if one did.
+    fn shutdown(&mut self, reason: &str) -> Option<i32> {
         for role in [Role::Src, Role::Dst] {
             let i = vm_index(role);
             if self.vms[i].is_none() || !self.alive(role) || self.quit_sent[i] {
@@ -1028,21 +1076,7 @@ impl<W: Write> Run<W> {
                 // It exited on its own (an incoming QEMU does when its migration fails).
                 continue;
             }
-            if !usable {
-                self.sessions[i] = None;
-                let path = self.vms[i]
-                    .as_ref()
-                    .map(|vm| vm.qmp_socket.clone())
-                    .unwrap_or_default();
-                if let Ok(s) = Session::connect(
-                    std::path::Path::new(&path),
-                    Instant::now() + Duration::from_secs(3),
-                    Duration::from_secs(5),
-                ) {
-                    self.sessions[i] = Some(s);
-                }
-            }
-            if self.sessions[i].is_none() {
+            if !self.reconnect_if_broken(role) {
                 self.say(&format!("cannot reach the {role} VM's QMP socket to quit it; gp-launch will stop it when its output closes"));
                 continue;
             }
@@ -1054,17 +1088,28 @@ impl<W: Write> Run<W> {
             self.quit_sent[i] = true;
         }
         self.sessions = [None, None];
-        // Pass through what gp-launch still says (vm_exit records) until it ends its output.
+        // Pass through what gp-launch still says (vm_exit records) until it ends its output. A
+        // signal now (Ctrl-C reaches gp-launch too, which then ends its output) does not cut
+        // those records off; a second one does.
         let deadline = Instant::now() + Duration::from_secs_f64(self.args.drain_timeout);
+        let mut signalled = None;
         while !self.input_ended && !self.out_closed && Instant::now() < deadline {
             if let Err(Stop::Signal(sig)) =
                 self.pump((Instant::now() + Duration::from_millis(200)).min(deadline))
             {
+                if signalled.is_some() {
+                    self.say(&format!(
+                        "{} received again while passing the last records on: exiting",
+                        signal_name(sig)
+                    ));
+                    return Some(sig);
+                }
                 self.say(&format!(
-                    "{} received while draining the input: exiting",
+                    "{} received: passing the last records on until the input ends (again to \
+                     exit now)",
                     signal_name(sig)
                 ));
-                return;
+                signalled = Some(sig);
             }
         }
         if !self.input_ended && !self.out_closed {
@@ -1072,6 +1117,24 @@ impl<W: Write> Run<W> {
                 "the input did not end within {:.0} s of quitting the VMs (see --drain-timeout)",
                 self.args.drain_timeout
             ));
+        }
+        signalled
+    }
+}
+
+/// What losing a VM in post-copy means, said plainly for the result's reason: after the switch
+/// the destination runs the guest and the source holds the pages not sent yet, so neither can
+/// go on alone. Empty before post-copy.
+fn guest_lost(done: &Done, lost: Role) -> &'static str {
+    match (done.postcopy_started, lost) {
+        (false, _) => "",
+        (true, Role::Src) => {
+            "; the migration was in post-copy, so the guest is lost: the pages the source had \
+             not sent yet are gone with it"
+        }
+        (true, Role::Dst) => {
+            "; the migration was in post-copy, so the guest is lost: it was running on the \
+             destination"
         }
     }
 }

@@ -628,6 +628,52 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_signal_ends_a_wait_for_a_reply_long_before_the_timeout() {
+        let (_dir, path, _handle) = fake_qemu(Script::Silent, true);
+        let (signal, signals) = crossbeam_channel::unbounded();
+        let mut s = Session::connect_interruptible(
+            &path,
+            Instant::now() + Duration::from_secs(5),
+            Duration::from_secs(60),
+            Some(signals.clone()),
+        )
+        .unwrap();
+        signal.send(2).unwrap();
+        let started = Instant::now();
+        let err = s.run(cmd::QueryMigrate, cmd::no_args()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                QmpError::Interrupted {
+                    command: "query-migrate"
+                }
+            ),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // The signal is left for the caller, and the session is given up.
+        assert_eq!(signals.len(), 1);
+        assert!(s.broken().is_some());
+    }
+
+    #[test]
+    fn a_pending_signal_ends_a_wait_for_the_greeting() {
+        let (_dir, path, _handle) = fake_qemu(Script::Echo, false);
+        let (signal, signals) = crossbeam_channel::unbounded();
+        signal.send(15).unwrap();
+        let started = Instant::now();
+        let err = Session::connect_interruptible(
+            &path,
+            Instant::now() + Duration::from_secs(60),
+            Duration::from_secs(60),
+            Some(signals),
+        )
+        .unwrap_err();
+        assert!(matches!(err, QmpError::Interrupted { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
     fn no_greeting_is_a_handshake_error_before_the_deadline() {
         let (_dir, path, _handle) = fake_qemu(Script::Echo, false);
         let started = Instant::now();
