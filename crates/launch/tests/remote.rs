@@ -899,3 +899,58 @@ fn unreachable_hosts_and_refused_logins_fail_fast_and_clearly() {
         host.ssh_clients()
     );
 }
+
+#[test]
+fn gp_launch_killed_outright_takes_the_remote_qemu_with_it() {
+    let _lock = vm_test_lock();
+    require_qemu();
+    build_stages();
+    let host = SshHost::start();
+    let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
+    let marker = marker();
+    let mut launch = Command::new(bin("gp-launch"))
+        .args(launch_args(&host, HOST, &kernel, &marker))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(launch.stdout.take().unwrap());
+    let mut dst = None;
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Ok(Some(Record::Vm(v))) = gp_records::ndjson::parse_line(&line) {
+            if v.role == Role::Dst {
+                dst = Some(v);
+                break;
+            }
+        }
+    }
+    let dst = dst.expect("a dst vm record");
+    assert!(pid_alive(dst.pid));
+    let remote_dir = remote_dir(&dst.argv);
+    launch.kill().unwrap(); // SIGKILL: no cleanup code of gp-launch runs
+    launch.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || !pid_alive(dst.pid)),
+        "the remote QEMU outlived gp-launch"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || processes_with(&marker)
+            .is_empty()),
+        "a QEMU was left running"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !remote_dir.exists()),
+        "{} left behind on the remote host",
+        remote_dir.display()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || host.ssh_clients().is_empty()),
+        "ssh clients left running: {:?}",
+        host.ssh_clients()
+    );
+    // gp-launch could not remove its own directory; only the forwarded sockets are in it.
+    if let Some(dir) = Path::new(&dst.qmp_socket).parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -188,10 +188,22 @@ pub enum SshError {
 }
 
 /// Explains why ssh could not connect, from its stderr, with the fix.
-pub fn explain_failure(dest: &str, status: Option<i32>, stderr: &[String]) -> String {
+pub fn explain_failure(
+    dest: &str,
+    config: &SshConfig,
+    status: Option<i32>,
+    stderr: &[String],
+) -> String {
     let text = stderr.join("\n");
     let has = |s: &str| text.contains(s);
-    let check = format!("check with: ssh -o BatchMode=yes {} true", quote_str(dest));
+    let mut check = String::from("check with: ssh -o BatchMode=yes");
+    if let Some(f) = &config.config_file {
+        check.push_str(&format!(" -F {}", quote_str(&f.to_string_lossy())));
+    }
+    for o in &config.options {
+        check.push_str(&format!(" -o {}", quote_str(o)));
+    }
+    check.push_str(&format!(" {} true", quote_str(dest)));
     let why = if has("Permission denied") || has("Too many authentication failures") {
         format!(
             "authentication refused. guestperf-rs runs ssh in batch mode and never asks for a \
@@ -318,7 +330,7 @@ impl Master {
                 let stderr = child.stderr_tail_after_exit();
                 return Err(SshError::Failed {
                     dest: dest.to_string(),
-                    message: explain_failure(dest, Some(exit.status), &stderr),
+                    message: explain_failure(dest, config, Some(exit.status), &stderr),
                 });
             }
             if keep_trying().is_err() {
@@ -367,6 +379,7 @@ impl Master {
         let exit = self.child.try_exit()?;
         Some(explain_failure(
             &self.dest,
+            &self.config,
             Some(exit.status),
             &self.child.stderr_tail(),
         ))
@@ -622,6 +635,7 @@ mod tests {
     fn failures_are_explained() {
         let e = explain_failure(
             "h",
+            &SshConfig::default(),
             Some(255),
             &["root@h: Permission denied (publickey).".into()],
         );
@@ -631,17 +645,24 @@ mod tests {
         );
         let e = explain_failure(
             "nowhere.invalid",
+            &SshConfig::default(),
             Some(255),
             &["ssh: Could not resolve hostname nowhere.invalid: Name or service not known".into()],
         );
         assert!(e.contains("cannot resolve"), "{e}");
         let e = explain_failure(
             "h",
+            &SshConfig::default(),
             Some(255),
             &["ssh: connect to host h port 1: Connection refused".into()],
         );
         assert!(e.contains("sshd running"), "{e}");
-        let e = explain_failure("h", Some(255), &["Host key verification failed.".into()]);
+        let e = explain_failure(
+            "h",
+            &SshConfig::default(),
+            Some(255),
+            &["Host key verification failed.".into()],
+        );
         assert!(e.contains("host key"), "{e}");
     }
 
