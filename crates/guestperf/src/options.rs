@@ -96,6 +96,12 @@ pub struct HardwareArgs {
     /// [default: this host]
     #[arg(long, value_name = "HOST")]
     pub dst_host: Option<String>,
+    /// ssh configuration file for --dst-host (ssh -F) [default: ~/.ssh/config]
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// ssh option for --dst-host (ssh -o KEY=VALUE); repeatable
+    #[arg(long = "ssh-option", value_name = "KEY=VALUE")]
+    pub ssh_options: Vec<String>,
     /// Accelerator: `auto` tries KVM and falls back to TCG when KVM is missing or broken
     /// [default: auto]
     #[arg(long, value_enum)]
@@ -141,6 +147,13 @@ impl HardwareArgs {
             .or(self.dst_host.as_ref().map(|_| Transport::Tcp));
         args.opt("--transport", transport.map(Transport::as_str));
         args.opt("--dst-host", self.dst_host.clone());
+        args.opt(
+            "--ssh-config",
+            self.ssh_config.as_ref().map(|p| p.as_os_str().to_owned()),
+        );
+        for o in &self.ssh_options {
+            args.opt("--ssh-option", Some(o.clone()));
+        }
         args.opt("--accel", self.accel.map(Accel::as_str));
         args.flag("--debug", self.debug);
         args.flag("--verbose", self.verbose);
@@ -416,7 +429,8 @@ mod tests {
         let argv = "x --binary /q --kernel /k --initrd /i --cpus 3 --mem 512M \
             --src-cpu-bind 0 --src-mem-bind 0 --dst-cpu-bind 1 --dst-mem-bind 0 \
             --prealloc-pages --huge-pages --locked-pages --dirty-ring-size 4096 \
-            --transport tcp --dst-host h --accel tcg --debug --verbose \
+            --transport tcp --dst-host h --ssh-config /c --ssh-option Port=2 \
+            --ssh-option User=u --accel tcg --debug --verbose \
             --sleep 2 --max-iters 3 --max-time 4 --bandwidth 5 --downtime 6 --pause \
             --pause-iters 7 --post-copy --post-copy-iters 8 --auto-converge \
             --auto-converge-step 9 --compression-mt --compression-mt-threads 10 \
