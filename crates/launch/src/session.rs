@@ -30,6 +30,11 @@ const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 const QMP_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long VMs get to exit after `quit` before they are killed.
 pub const QUIT_GRACE: Duration = Duration::from_secs(15);
+/// How long a status poll or a `quit` may wait for the private monitor to answer. A monitor
+/// that does not answer within this has a stuck main loop (a destination waiting for post-copy
+/// pages can be): waiting longer would only keep gp-launch from hearing signals, and SIGTERM
+/// would wait on the same loop, so such a QEMU is killed at teardown.
+const MONITOR_ANSWER: Duration = Duration::from_secs(2);
 
 /// What the supervision threads report.
 enum Event {
@@ -92,16 +97,16 @@ impl VmProc {
     }
 
     /// Reconnects the private monitor if needed (bounded), returning it.
+    /// Reconnects the private monitor if needed (bounded), returning it; its answers are
+    /// awaited for at most [`MONITOR_ANSWER`].
     fn monitor(&mut self, timeout: Duration) -> Option<&mut Qmp> {
         if self.qmp.is_none() && self.alive() && !self.child.has_exited() {
-            self.qmp = Qmp::connect(
-                &self.private_sock,
-                Instant::now() + timeout,
-                QMP_READ_TIMEOUT,
-            )
-            .ok();
+            self.qmp =
+                Qmp::connect(&self.private_sock, Instant::now() + timeout, MONITOR_ANSWER).ok();
         }
-        self.qmp.as_mut()
+        let q = self.qmp.as_mut()?;
+        let _ = q.set_read_timeout(MONITOR_ANSWER);
+        Some(q)
     }
 
     fn note_events(&mut self) {
@@ -134,24 +139,37 @@ impl VmProc {
     }
 
     /// Asks QEMU to quit: over the private monitor, else with SIGTERM (QEMU shuts down cleanly
-    /// on it too).
-    fn request_quit(&mut self) {
+    /// on it too). Returns true when the monitor took the command but did not answer: QEMU's
+    /// main loop is stuck, and it will not act on `quit` or SIGTERM either.
+    fn request_quit(&mut self) -> bool {
         if !self.alive() {
-            return;
+            return false;
         }
-        let quit_ok = match self.monitor(Duration::from_secs(1)) {
-            Some(q) => q.quit().is_ok(),
-            None => false,
-        };
-        if !quit_ok {
-            self.child.signal(libc::SIGTERM);
+        let answer = self.monitor(Duration::from_secs(1)).map(|q| q.quit());
+        match answer {
+            Some(Ok(())) => false,
+            Some(Err(gp_qemu::qmp::QmpError::Timeout { .. })) => true,
+            _ => {
+                self.child.signal(libc::SIGTERM);
+                false
+            }
         }
     }
 
     /// `reason` for the vm_exit record.
     fn exit_reason(&self, exit: &Exit) -> String {
         if let Some(r) = &self.stop_reason {
-            return r.clone();
+            // QEMU can crash on its way out (a source quit in post-copy dies of SIGSEGV in
+            // QEMU 10.0): say so rather than only that it was asked to quit.
+            return match exit.signal {
+                Some(sig) if sig != libc::SIGKILL => {
+                    format!(
+                        "{r}; QEMU then died of signal {sig} ({})",
+                        process::signal_name(sig)
+                    )
+                }
+                _ => r.clone(),
+            };
         }
         let cause = match self.shutdown_cause.as_deref() {
             Some("host-qmp-quit") => Some("quit over QMP"),
@@ -677,7 +695,7 @@ impl<'w, W: Write> Session<'w, W> {
                     }
                     dst.stop_reason =
                         Some("source exited before migrating; quit by gp-launch".into());
-                    dst.request_quit();
+                    let _ = dst.request_quit();
                     let deadline = Instant::now() + QUIT_GRACE;
                     if dst.child.wait_until(deadline).is_none() {
                         dst.stop_reason =
@@ -695,7 +713,13 @@ impl<'w, W: Write> Session<'w, W> {
     fn teardown(&mut self, why: &str) {
         for vm in self.vms.iter_mut().filter(|v| v.alive()) {
             vm.stop_reason = Some(format!("quit by gp-launch ({why})"));
-            vm.request_quit();
+            if vm.request_quit() {
+                vm.stop_reason = Some(format!(
+                    "killed by gp-launch: its monitor did not answer quit within {} s ({why})",
+                    MONITOR_ANSWER.as_secs()
+                ));
+                vm.child.kill_and_reap();
+            }
         }
         let deadline = Instant::now() + QUIT_GRACE;
         let signals = self.signals.receiver().clone();
