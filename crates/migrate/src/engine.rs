@@ -25,6 +25,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const LOSS_GRACE: Duration = Duration::from_secs(30);
 /// After `migrate_cancel`, how long QEMU has to reach `cancelled`.
 const CANCEL_GRACE: Duration = Duration::from_secs(60);
+/// How long `quit` may take to answer at the end. A QEMU answers before it exits; one that does
+/// not within this is stuck, and gp-launch kills it when the run ends.
+const QUIT_ANSWER: Duration = Duration::from_secs(3);
 /// A post-copy phase longer than --max-time plus this is given up as failed.
 const POSTCOPY_GRACE: Duration = Duration::from_secs(120);
 
@@ -1081,6 +1084,9 @@ impl<W: Write> Run<W> {
                 continue;
             }
             let _ = self.action("shutdown", reason, Some(role));
+            if let Some(s) = self.sessions[i].as_mut() {
+                s.set_timeout(QUIT_ANSWER);
+            }
             match self.call(role, cmd::Quit, cmd::no_args()) {
                 Ok(_) | Err(QmpError::Closed { .. }) => {}
                 Err(e) => self.say(&format!("quit on the {role} VM: {e}")),

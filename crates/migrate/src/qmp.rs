@@ -311,6 +311,12 @@ impl Session {
         }
     }
 
+    /// Changes how long each reply may take from now on.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        self.qmp.inner_mut().get_mut_read().get_mut().timeout = timeout;
+    }
+
     /// The socket this session is connected to.
     pub fn path(&self) -> &Path {
         &self.path
