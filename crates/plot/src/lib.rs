@@ -44,6 +44,8 @@ pub enum PlotError {
     },
     #[error("{path} is empty: expected a guestperf report (the JSON object gp-collect writes)")]
     EmptyFile { path: PathBuf },
+    #[error("{path} is larger than {} MiB: not a guestperf report", MAX_REPORT_BYTES >> 20)]
+    TooLarge { path: PathBuf },
     #[error("{path} is not JSON ({source}); expected a guestperf report written by gp-collect or guestperf.py")]
     NotJson {
         path: PathBuf,
@@ -104,15 +106,33 @@ pub struct Options {
     pub title: Option<String>,
 }
 
+/// Largest report gp-plot reads. gp-collect's report of a million records is 275 MiB; anything
+/// past this (a wrong file, `/dev/zero`, an endless pipe) would only take the memory.
+pub const MAX_REPORT_BYTES: u64 = 1 << 30;
+
 /// Reads one report file, with an error that names the file and what is wrong with it.
 ///
 /// The file is read whole and parsed from memory: about twice as fast as parsing from a
-/// reader, for a peak of about 1.4 times the file's size (bench/plot.sh).
+/// reader, for a peak of about 1.4 times the file's size (bench/plot.sh). At most
+/// [`MAX_REPORT_BYTES`] are read.
 pub fn load_report(path: &Path) -> Result<Report, PlotError> {
-    let bytes = fs::read(path).map_err(|source| PlotError::Read {
+    use std::io::Read;
+    let read_err = |source| PlotError::Read {
         path: path.into(),
         source,
-    })?;
+    };
+    let file = fs::File::open(path).map_err(read_err)?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > MAX_REPORT_BYTES {
+        return Err(PlotError::TooLarge { path: path.into() });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_REPORT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_REPORT_BYTES {
+        return Err(PlotError::TooLarge { path: path.into() });
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(PlotError::EmptyFile { path: path.into() });
     }
