@@ -127,7 +127,12 @@ pub fn generated() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// Whether a generated stream's line 2 must be refused (`false`: accepted).
+/// Whether a generated stream's line 2 must be refused (`false`: accepted). Deep nesting in a
+/// record of an unknown type is only skipped by the readers, never built, so it is accepted;
+/// in a known record it is refused at the parser's recursion limit.
 pub fn generated_is_bad(name: &str) -> bool {
-    name != "a million commas"
+    !matches!(
+        name,
+        "a million commas" | "deep nesting in an unknown record"
+    )
 }

@@ -195,6 +195,8 @@ pub struct Ended {
     pub total: Duration,
     /// From the fault to the last stage's exit, if a fault was injected.
     pub after_fault: Option<Duration>,
+    /// When the fault was injected (else the start).
+    pub origin: Instant,
 }
 
 impl Ended {
@@ -214,11 +216,18 @@ impl Ended {
             .unwrap_or(-1)
     }
 
-    /// A line per stage for failure messages.
+    /// Each stage's exit and when, after the fault (or the start), for failure messages.
     pub fn describe(&self) -> String {
         self.exits
             .iter()
-            .map(|e| format!("{}: {}", e.stage, e.status))
+            .map(|e| {
+                format!(
+                    "{}: {} at +{:.1} s",
+                    e.stage,
+                    e.status,
+                    e.at.saturating_duration_since(self.origin).as_secs_f64()
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -601,6 +610,7 @@ impl Pipeline {
                 .fault
                 .as_ref()
                 .map(|(at, _)| last.saturating_duration_since(*at)),
+            origin: from,
         }
     }
 

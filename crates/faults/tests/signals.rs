@@ -46,6 +46,9 @@ fn run(phase: Phase, target: Option<Stage>, sig: i32) -> Case {
         BOUND.as_secs_f64(),
         ended.total.as_secs_f64(),
     );
+    if std::env::var_os("GP_FAULTS_VERBOSE").is_some() {
+        eprintln!("{}\n{}", ended.describe(), p.logs());
+    }
     Case { p, ended }
 }
 
