@@ -4,7 +4,8 @@
 //! Nothing that arrives is dropped: every record lands in the report, unknown types under
 //! `guestperf_rs.unrecognized`, malformed lines as errors (with their line numbers) under
 //! `guestperf_rs.input.errors`. A stream that ends early still yields a valid report whose result
-//! says how it ended. `--output FILE` is written atomically (temp file, fsync, rename).
+//! says how it ended. `--output FILE` is written atomically (temp file, fsync, rename); a report
+//! that cannot be written there is saved elsewhere, and the error says where.
 
 pub mod collector;
 pub mod output;
@@ -173,7 +174,13 @@ where
     W: Write,
 {
     let (report, signalled, read_error) = collect(opts, input, signals)?;
-    output::write_report(&report, opts.output.as_deref(), opts.pretty, stdout)?;
+    output::deliver(
+        &report,
+        opts.output.as_deref(),
+        opts.pretty,
+        stdout,
+        &output::fallback_dir(),
+    )?;
     let errors = &report
         .guestperf_rs
         .as_ref()
