@@ -706,11 +706,19 @@ fn postcopy_to_a_remote_destination() {
             dst_exit.time_s
         );
     }
-    assert!(
-        samples
+    // The destination's vCPU ran the workload after the switch, and the samples show it.
+    let vcpu_ms = |s: &gp_records::CpuSample| {
+        s.threads
             .iter()
-            .any(|(_, s)| s.threads.iter().any(|t| t.name.starts_with("mig/dst"))),
-        "the destination's migration threads were sampled"
+            .filter(|t| t.class == gp_records::sample::ThreadClass::Vcpu)
+            .map(|t| t.cpu.user_ms + t.cpu.system_ms)
+            .sum::<f64>()
+    };
+    let (first, last) = (samples[0].1, samples[samples.len() - 1].1);
+    assert!(
+        vcpu_ms(last) > vcpu_ms(first) + 100.0,
+        "the dst vCPU ran {} ms over the samples\n{log}",
+        vcpu_ms(last) - vcpu_ms(first)
     );
 
     // The report counts the destination's CPU during the migration: only on one time base.
