@@ -962,3 +962,66 @@ fn gp_launch_killed_outright_takes_the_remote_qemu_with_it() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+#[test]
+fn sigint_quits_the_remote_qemu_and_closes_everything() {
+    let _lock = vm_test_lock();
+    require_qemu();
+    build_stages();
+    let host = SshHost::start();
+    let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
+    let marker = marker();
+    let mut launch = Command::new(bin("gp-launch"))
+        .args(launch_args(&host, HOST, &kernel, &marker))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(launch.stdout.take().unwrap()).lines();
+    let dst = loop {
+        let line = stdout.next().expect("gp-launch ended early").unwrap();
+        if let Ok(Some(Record::Vm(v))) = gp_records::ndjson::parse_line(&line) {
+            if v.role == Role::Dst {
+                break v;
+            }
+        }
+    };
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(launch.id() as i32, libc::SIGINT) };
+    let rest: Vec<Record> = stdout
+        .map_while(Result::ok)
+        .filter_map(|l| gp_records::ndjson::parse_line(&l).ok().flatten())
+        .collect();
+    let status = launch.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGINT), "{rest:?}");
+    let dst_exit = rest
+        .iter()
+        .find_map(|r| match r {
+            Record::VmExit(e) if e.role == Role::Dst => Some(e.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no dst vm_exit: {rest:?}"));
+    assert_eq!(dst_exit.pid, dst.pid);
+    assert!(
+        dst_exit
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("quit by gp-launch"),
+        "{dst_exit:?}"
+    );
+    assert!(!pid_alive(dst.pid), "the remote QEMU outlived gp-launch");
+    assert!(
+        processes_with(&marker).is_empty(),
+        "a QEMU was left running"
+    );
+    assert!(!remote_dir(&dst.argv).exists(), "remote directory left");
+    let local_dir = Path::new(&dst.qmp_socket).parent().unwrap();
+    assert!(!local_dir.exists(), "{} left behind", local_dir.display());
+    assert!(
+        wait_until(Duration::from_secs(10), || host.ssh_clients().is_empty()),
+        "ssh clients left running: {:?}",
+        host.ssh_clients()
+    );
+}
