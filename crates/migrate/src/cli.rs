@@ -31,10 +31,12 @@ pub struct Args {
     pub sleep: f64,
 
     /// Cancel the migration once it has made more than N passes over RAM.
-    #[arg(long, value_name = "N", default_value_t = 30)]
+    #[arg(long, value_name = "N", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub max_iters: u64,
     /// Cancel the migration if it has not completed after SECS seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    #[arg(long, value_name = "SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub max_time: u64,
     /// Maximum migration bandwidth, MiB/s.
     #[arg(long, value_name = "MIB_S", default_value_t = 125_000)]
@@ -59,26 +61,30 @@ pub struct Args {
     #[arg(long)]
     pub auto_converge: bool,
     /// Throttle increment, percent of CPU time.
-    #[arg(long, value_name = "PCT", default_value_t = 10)]
+    #[arg(long, value_name = "PCT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=100))]
     pub auto_converge_step: u64,
 
     /// Multi-thread compression (QEMU < 9.1 only; refused on newer QEMU).
     #[arg(long)]
     pub compression_mt: bool,
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=255))]
     pub compression_mt_threads: u64,
 
     /// XBZRLE delta compression of re-sent pages.
     #[arg(long)]
     pub compression_xbzrle: bool,
     /// XBZRLE cache size, percent of guest RAM (rounded down to a power of two).
-    #[arg(long, value_name = "PCT", default_value_t = 10)]
+    #[arg(long, value_name = "PCT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=100))]
     pub compression_xbzrle_cache: u64,
 
     /// Send RAM over several channels (multifd).
     #[arg(long)]
     pub multifd: bool,
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=255))]
     pub multifd_channels: u64,
     /// Multifd compression method; checked against what this QEMU has compiled in.
     #[arg(long, value_name = "METHOD", default_value = "none",
