@@ -100,6 +100,14 @@ vm_lock_hold() {
     say "waiting for the VM lock ($BENCH_LOCK): a VM test or another benchmark is running"
     flock 9
   fi
+  # What else runs once we have the lock (the state at start may have been the VM test we
+  # waited for): noted the first time.
+  if [ -z "${BENCH_LOCKED_LOAD:-}" ]; then
+    BENCH_LOCKED_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+    BENCH_LOCKED_BUSY=$(host_busy_pct)
+    BENCH_LOCKED_OTHERS=$(busiest_others)
+    say "VM lock taken: load $BENCH_LOCKED_LOAD, CPUs ${BENCH_LOCKED_BUSY}% busy${BENCH_LOCKED_OTHERS:+ ($BENCH_LOCKED_OTHERS)}"
+  fi
 }
 vm_lock_release() { exec 9>&-; }
 
@@ -128,23 +136,27 @@ provenance_json() {
     --arg rustc "$(rustc --version 2>/dev/null | cut -d' ' -f2)" \
     --arg load0 "$BENCH_LOAD0" --arg load1 "$(cut -d' ' -f1-3 /proc/loadavg)" \
     --argjson busy0 "$BENCH_BUSY0" --arg others0 "$BENCH_OTHERS0" \
-    --argjson kvm_usable "${BENCH_KVM_USABLE:-null}" \
+    --arg lload "${BENCH_LOCKED_LOAD:-}" --arg lbusy "${BENCH_LOCKED_BUSY:-}" \
+    --arg lothers "${BENCH_LOCKED_OTHERS:-}" \
     '{started: $started, finished: $finished, cpu_model: $cpu, cpus: $cpus, mem_gib: $mem_gib,
       kernel: $kernel, qemu: $qemu, git_rev: $rev, rustc: $rustc,
       load_avg_at_start: ($load0 | split(" ") | map(tonumber)),
       load_avg_at_end: ($load1 | split(" ") | map(tonumber)),
-      host_busy_pct_at_start: $busy0, busiest_processes_at_start: $others0}'
+      host_busy_pct_at_start: $busy0, busiest_processes_at_start: $others0}
+     + (if $lload == "" then {} else {vm_lock_taken: {load_avg: ($lload | split(" ") | map(tonumber)),
+          host_busy_pct: ($lbusy | tonumber), busiest_processes: $lothers}} end)'
 }
 
 # Writes {"bench": NAME, "provenance": {...}, ...RESULT} to bench/results/NAME.json and stdout.
+# BENCH_RESULT_NAME, when set, replaces NAME in the file name (to keep a variant's result).
 bench_write() { # name result-json-object
-  local out
+  local out file=${BENCH_RESULT_NAME:-$1}
   mkdir -p "$BENCH_RESULTS"
   out=$(jq -n --arg name "$1" --argjson p "$(provenance_json)" --argjson r "$2" \
     '{bench: $name, provenance: $p} + $r')
-  printf '%s\n' "$out" >"$BENCH_RESULTS/$1.json"
+  printf '%s\n' "$out" >"$BENCH_RESULTS/$file.json"
   printf '%s\n' "$out"
-  say "wrote bench/results/$1.json"
+  say "wrote $BENCH_RESULTS/$file.json"
 }
 
 # Seconds since the epoch with microseconds (bash 5's $EPOCHREALTIME).

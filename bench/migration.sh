@@ -48,7 +48,8 @@ for r in $(seq "$repeats"); do
 done
 t1=$(now)
 [ -f "$dir/summary.json" ] || die "gp-batch wrote no summary.json in $dir"
-cp "$dir/summary.md" "$BENCH_RESULTS/migration-summary.md" 2>/dev/null || true
+# The summary without its links to the charts, which stay in the (temporary) batch directory.
+sed -E 's/ Chart: \[[^]]*\]\([^)]*\)\.//' "$dir/summary.md" >"$BENCH_RESULTS/migration-summary.md" || true
 
 # Per scenario: the summary's statistics (ms and s as gp-batch gives them) and every run's figures.
 scen=$(jq -c '[.comparisons[].scenarios[] | select(.skipped == null)

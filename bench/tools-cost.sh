@@ -18,9 +18,10 @@
 # Part 2: gp-sample's CPU cost per sample, from bench/sample.sh (schedstat of gp-sample's
 # threads) sampling one stand-in QEMU process with 1, 8 and 64 idle vCPU threads (each plus 4
 # other threads, as QEMU has), and with 8 busy ones, at the default 100 ms interval.
-# SAMPLE_SECONDS (default 15) sets the length of each of those.
+# SAMPLE_SECONDS (default 15) sets the length of each of those; 0 skips part 2.
 #
-# Writes bench/results/tools-cost.json.
+# Writes bench/results/tools-cost.json (BENCH_RESULT_NAME=NAME: NAME.json instead, to keep a run
+# with other options beside the default one).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 runs=3
@@ -104,7 +105,8 @@ one_run() { # run-number
   done
   jq -R -s -c --argjson run "$1" --argjson wall "$wall" --argjson status "$status" \
     --argjson migration "$(jq -c '{outcome: (.summary.outcome // .result.outcome),
-      total_time_ms: .summary.total_time_ms, downtime_ms: .summary.downtime_ms}' \
+      total_time_ms: .summary.total_time_ms, downtime_ms: .summary.downtime_ms,
+      records: .guestperf_rs.input.lines}' \
       "$BENCH_WORK/report.json" 2>/dev/null || echo null)" '
     split("\n") | map(select(length > 0) | split(" ")
       | {name: .[0], cpu_s: (.[1] | tonumber), peak_rss_mib: ((.[2] | tonumber) / 1024), by: .[3]})
@@ -113,8 +115,10 @@ one_run() { # run-number
         peak_rss_mib: (map(.peak_rss_mib) | max), measured_by: .[0].by}}) | from_entries
     | {run: $run, wall_s: $wall, exit_status: $status, migration: $migration, processes: .}
     | .tools_cpu_s = ([.processes | to_entries[] | select(.key | test("^(gp-|guestperf)")) | .value.cpu_s] | add)
-    | .tools_pct_of_core = (.tools_cpu_s / $wall * 100)' "$BENCH_WORK/procs" >>"$BENCH_WORK/runs.ndjson"
-  jq -r '"  run \(.run): \(.wall_s) s, migration \(.migration.outcome) in \(.migration.total_time_ms) ms, tools \(.tools_cpu_s * 1000 | round) ms CPU = \(.tools_pct_of_core * 1000 | round / 1000) % of one core"' \
+    | .tools_pct_of_core = (.tools_cpu_s / $wall * 100)
+    | .records_per_s = (if $migration.records then $migration.records / $wall else null end)
+    | .tools_us_per_record = (if $migration.records then .tools_cpu_s / $migration.records * 1e6 else null end)' "$BENCH_WORK/procs" >>"$BENCH_WORK/runs.ndjson"
+  jq -r '"  run \(.run): \(.wall_s) s, migration \(.migration.outcome) in \(.migration.total_time_ms) ms, \(.migration.records) records, tools \(.tools_cpu_s * 1000 | round) ms CPU = \(.tools_pct_of_core * 1000 | round / 1000) % of one core"' \
     <(tail -n1 "$BENCH_WORK/runs.ndjson") >&2
 }
 
@@ -148,10 +152,11 @@ jq -r 'to_entries[] | [.key, .value.cpu_s_median, .value.pct_of_core_median, .va
 jq -r '"tools together: \(.median * 1000 | round / 1000) % of one core (median; min \(.min * 1000 | round / 1000), max \(.max * 1000 | round / 1000)); target < 2 %"' <<<"$tools_pct" >&2
 
 # --- part 2: gp-sample per sample --------------------------------------------------------------
-say ""
-say "part 2: gp-sample cost per sample, one stand-in QEMU, 100 ms interval, $sample_secs s each"
 : >"$BENCH_WORK/per-sample.ndjson"
+[ "$sample_secs" -gt 0 ] || say "part 2 skipped (SAMPLE_SECONDS=0)"
+[ "$sample_secs" -gt 0 ] && say "" && say "part 2: gp-sample cost per sample, one stand-in QEMU, 100 ms interval, $sample_secs s each"
 for spec in "1 idle" "8 idle" "64 idle" "8 busy"; do
+  [ "$sample_secs" -gt 0 ] || break
   read -r n mode <<<"$spec"
   out=$(bench/sample.sh "$sample_secs" 1 "$n" 100ms "$mode" 2>&1)
   # "  CPU (schedstat): 0.123% of one core (18.5 ms)"
