@@ -339,8 +339,17 @@ impl ArgList {
 
     fn opt<T: Into<ArgValue>>(&mut self, name: &str, value: Option<T>) {
         if let Some(value) = value {
-            self.0.push(name.into());
-            self.0.push(value.into().0);
+            let value = value.into().0;
+            if value.as_encoded_bytes().starts_with(b"-") {
+                // `--mem -1G` would make the stage read `-1G` as an option of its own and say
+                // "unexpected argument '-1'"; `--mem=-1G` gets its error about --mem.
+                let mut joined = OsString::from(format!("{name}="));
+                joined.push(&value);
+                self.0.push(joined);
+            } else {
+                self.0.push(name.into());
+                self.0.push(value);
+            }
         }
     }
 }
