@@ -138,7 +138,8 @@ pub fn run(settings: &Settings, online_cpus: u32) -> i32 {
     0
 }
 
-/// One thread: map and fault in its share, then xor it pass after pass, reporting as it goes.
+/// One thread: map its share, then xor it pass after pass (faulting it in during the first),
+/// reporting as it goes.
 /// Returns the bytes xored once told to stop.
 fn worker(
     index: u32,
@@ -166,15 +167,21 @@ fn worker(
     let tid = system::gettid();
     ready.wait();
     go.wait();
-    let words = region.words();
     let mut walk = Walk::new(share, CHECK_BYTES);
     let mut meter = Meter::new(system::monotonic_ms(), s.grain_ms);
+    // The first pass also faults the share in, chunk by chunk, so the work starts at once
+    // instead of after the whole share is allocated (~10 ms per MiB under TCG).
+    let mut first_pass = true;
     loop {
         let (start, len) = walk.next(meter.to_gb());
-        xor_words(
-            &mut words[(start / 8) as usize..((start + len) / 8) as usize],
-            &pattern,
-        );
+        if first_pass {
+            if start + len == share {
+                first_pass = false;
+            }
+            region.populate(start as usize, len as usize);
+        }
+        let words = &mut region.words()[(start / 8) as usize..((start + len) / 8) as usize];
+        xor_words(words, &pattern);
         let due = meter.add(len, system::monotonic_ms());
         if due.progress.is_some() || due.gb_elapsed_ms.is_some() {
             let guest_ms = system::wall_ms();

@@ -106,8 +106,7 @@ pub struct Region {
 unsafe impl Send for Region {}
 
 impl Region {
-    /// Maps `bytes` (a multiple of 8, > 0) and faults every page in (MAP_POPULATE), so the first
-    /// pass measures the workload, not page faults.
+    /// Maps `bytes` (a multiple of 8, > 0). Pages are not touched yet: see [`Region::populate`].
     pub fn map(bytes: usize) -> io::Result<Region> {
         assert!(bytes > 0 && bytes % 8 == 0, "bad region size {bytes}");
         // SAFETY: a fresh anonymous mapping; no existing memory is touched.
@@ -116,7 +115,7 @@ impl Region {
                 std::ptr::null_mut(),
                 bytes,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
                 0,
             )
@@ -130,6 +129,25 @@ impl Region {
             ptr,
             words: bytes / 8,
         })
+    }
+
+    /// Faults in the pages of `bytes` bytes at byte offset `start` for writing, in one system
+    /// call (`MADV_POPULATE_WRITE`, Linux >= 5.14) instead of two faults per page (a read fault
+    /// mapping the zero page, then a copy-on-write fault) when the xor first touches them.
+    /// Best effort: on older kernels the xor faults the pages in itself.
+    pub fn populate(&mut self, start: usize, bytes: usize) {
+        if start >= self.words * 8 {
+            return;
+        }
+        let bytes = bytes.min(self.words * 8 - start);
+        // SAFETY: the range lies inside our mapping; madvise does not change its contents.
+        unsafe {
+            libc::madvise(
+                self.ptr.as_ptr().cast::<u8>().add(start).cast(),
+                bytes,
+                libc::MADV_POPULATE_WRITE,
+            )
+        };
     }
 
     /// The whole region.
