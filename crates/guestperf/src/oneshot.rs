@@ -89,8 +89,7 @@ impl Cli {
     pub fn stage_args(&self) -> StageArgs {
         let mut sample = Vec::new();
         if let Some(interval) = &self.sample_interval {
-            sample.push("--interval".into());
-            sample.push(interval.into());
+            sample.extend(crate::options::option_arg("--interval", interval.into()));
         }
         let mut collect = Vec::new();
         if let Some(out) = &self.output {

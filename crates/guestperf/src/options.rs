@@ -339,18 +339,21 @@ impl ArgList {
 
     fn opt<T: Into<ArgValue>>(&mut self, name: &str, value: Option<T>) {
         if let Some(value) = value {
-            let value = value.into().0;
-            if value.as_encoded_bytes().starts_with(b"-") {
-                // `--mem -1G` would make the stage read `-1G` as an option of its own and say
-                // "unexpected argument '-1'"; `--mem=-1G` gets its error about --mem.
-                let mut joined = OsString::from(format!("{name}="));
-                joined.push(&value);
-                self.0.push(joined);
-            } else {
-                self.0.push(name.into());
-                self.0.push(value);
-            }
+            self.0.extend(option_arg(name, value.into().0));
         }
+    }
+}
+
+/// `name value` for a stage's command line, or `name=value` when the value starts with `-`:
+/// `--mem -1G` would make the stage read `-1G` as an option of its own and say "unexpected
+/// argument '-1'", where `--mem=-1G` gets its error about --mem.
+pub fn option_arg(name: &str, value: OsString) -> Vec<OsString> {
+    if value.as_encoded_bytes().starts_with(b"-") {
+        let mut joined = OsString::from(format!("{name}="));
+        joined.push(&value);
+        vec![joined]
+    } else {
+        vec![name.into(), value]
     }
 }
 

@@ -254,7 +254,7 @@ impl Cli {
 
     fn sample_args(&self) -> Vec<OsString> {
         match &self.sample_interval {
-            Some(i) => vec!["--interval".into(), i.into()],
+            Some(i) => crate::options::option_arg("--interval", i.into()),
             None => Vec::new(),
         }
     }
