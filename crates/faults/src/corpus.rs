@@ -77,14 +77,14 @@ pub fn generated() -> Vec<(&'static str, Vec<u8>)> {
     };
     // A record whose string field alone is over the line limit.
     let mut huge_record = br#"{"type":"console","time_s":1,"role":"src","line":""#.to_vec();
-    huge_record.extend(std::iter::repeat_n(b'a', limit + 1024));
+    huge_record.extend(std::iter::repeat(b'a').take(limit + 1024));
     huge_record.extend_from_slice(br#""}"#);
     // Nesting far past serde_json's recursion limit, in a field only skipped (unknown type) and
     // in a field parsed into a JSON tree (`progress.info`).
     let deep = |open: &str| {
         let mut v = open.as_bytes().to_vec();
-        v.extend(std::iter::repeat_n(b'[', 200_000));
-        v.extend(std::iter::repeat_n(b']', 200_000));
+        v.extend(std::iter::repeat(b'[').take(200_000));
+        v.extend(std::iter::repeat(b']').take(200_000));
         v.push(b'}');
         v
     };
@@ -110,7 +110,7 @@ pub fn generated() -> Vec<(&'static str, Vec<u8>)> {
             with(
                 {
                     let mut v = br#"{"type":"mystery","x":[1"#.to_vec();
-                    v.extend(std::iter::repeat_n(*b",1", 1_000_000).flatten());
+                    v.extend(std::iter::repeat(*b",1").take(1_000_000).flatten());
                     v.extend_from_slice(b"]}");
                     v
                 },

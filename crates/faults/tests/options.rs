@@ -1,0 +1,364 @@
+//! Option values at and beyond their limits, for every binary of the workspace: zero where zero
+//! means nothing, negative, huge, non-numeric, not-a-number, infinite, empty, unknown enum
+//! names. Each must end in a usage error: a non-zero exit, no panic, and a message naming the
+//! option. No VM is started: every run also gets an argument that would stop it before
+//! anything starts, should a bad value slip through (`--dry-run`, a kernel that does not
+//! exist), so a value that is wrongly accepted fails the test instead of booting a guest.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use gp_faults::bins::bin;
+
+/// Not numbers, out of any range, or not finite.
+const NOT_NUMBERS: &[&str] = &["abc", "", "1.5.5", "0x10", "nan", "inf", "-inf", "1e400"];
+const NEGATIVE: &[&str] = &["-1", "-0.5"];
+const HUGE: &[&str] = &["99999999999999999999999"];
+
+/// One option and the values it must refuse.
+struct Opt {
+    name: &'static str,
+    bad: Vec<&'static str>,
+}
+
+fn opt(name: &'static str, groups: &[&[&'static str]]) -> Opt {
+    Opt {
+        name,
+        bad: groups.iter().flat_map(|g| g.iter().copied()).collect(),
+    }
+}
+
+/// An unsigned count where 0 means nothing.
+fn count(name: &'static str) -> Opt {
+    opt(name, &[&["0"], NEGATIVE, HUGE, NOT_NUMBERS])
+}
+
+/// An unsigned number where 0 is meaningful.
+fn number(name: &'static str) -> Opt {
+    opt(name, &[NEGATIVE, HUGE, NOT_NUMBERS])
+}
+
+/// An enum.
+fn choice(name: &'static str) -> Opt {
+    opt(name, &[&["bogus", "", "UNIX ", "1"]])
+}
+
+/// (binary, guard arguments that stop a run early, the options).
+fn table() -> Vec<(&'static str, Vec<&'static str>, Vec<Opt>)> {
+    let scenario = || {
+        vec![
+            count("--max-iters"),
+            count("--max-time"),
+            number("--bandwidth"),
+            number("--downtime"),
+            // 0 passes: at once, as 1.
+            number("--pause-iters"),
+            number("--post-copy-iters"),
+            opt(
+                "--auto-converge-step",
+                &[&["0", "101"], NEGATIVE, HUGE, NOT_NUMBERS],
+            ),
+            count("--compression-mt-threads"),
+            opt(
+                "--compression-xbzrle-cache",
+                &[&["0", "101"], NEGATIVE, HUGE, NOT_NUMBERS],
+            ),
+            count("--multifd-channels"),
+            choice("--multifd-compression"),
+            number("--x-vcpu-dirty-limit-period"),
+            number("--vcpu-dirty-limit"),
+            opt(
+                "--capability",
+                &[&["", "=on", "xbzrle=maybe", "bogus name"]],
+            ),
+            opt(
+                "--parameter",
+                &[&["", "=5", "max-bandwidth", "bogus name=1"]],
+            ),
+            opt("--sleep", &[NEGATIVE, HUGE, NOT_NUMBERS]),
+        ]
+    };
+    let hardware = || {
+        vec![
+            opt("--cpus", &[&["0", "256"], NEGATIVE, HUGE, NOT_NUMBERS]),
+            opt(
+                "--mem",
+                &[&["0", "0M", "12Q", "-1G"], NEGATIVE, HUGE, NOT_NUMBERS],
+            ),
+            opt(
+                "--src-cpu-bind",
+                &[&["", "a", "3-1", "1,,2", "-1", "99999999999"]],
+            ),
+            opt("--dst-mem-bind", &[&["", "a", "3-1", "-1"]]),
+            opt(
+                "--dirty-ring-size",
+                &[&["1000", "100"], NEGATIVE, HUGE, NOT_NUMBERS],
+            ),
+            choice("--transport"),
+            choice("--accel"),
+        ]
+    };
+    let mut launch = hardware();
+    launch.extend([
+        opt(
+            "--stress-ram",
+            &[&["0", "12Q"], NEGATIVE, HUGE, NOT_NUMBERS],
+        ),
+        opt(
+            "--stress-threads",
+            &[&["0", "4097"], NEGATIVE, HUGE, NOT_NUMBERS],
+        ),
+        opt("--stress-grain-ms", &[NEGATIVE, NOT_NUMBERS]),
+        opt("--stress-duration-s", &[&["0"], NEGATIVE, NOT_NUMBERS]),
+        opt("--boot-timeout-s", &[&["0"], NEGATIVE, NOT_NUMBERS]),
+        choice("--bind-method"),
+    ]);
+    let mut migrate = scenario();
+    migrate.extend([
+        opt("--poll-ms", &[&["0"], NEGATIVE, NOT_NUMBERS]),
+        opt("--qmp-timeout", &[&["0"], NEGATIVE, NOT_NUMBERS]),
+        opt("--workload-timeout", &[&["0"], NEGATIVE, NOT_NUMBERS]),
+        opt("--drain-timeout", &[&["0"], NEGATIVE, NOT_NUMBERS]),
+    ]);
+    let mut oneshot = hardware();
+    oneshot.extend(scenario());
+    oneshot.push(opt(
+        "--sample-interval",
+        &[&["0", "100", "1ms", "2h"], NEGATIVE, NOT_NUMBERS],
+    ));
+    let mut batch = hardware();
+    batch.extend([
+        count("--max-iters"),
+        count("--max-time"),
+        opt("--sleep", &[NEGATIVE, HUGE, NOT_NUMBERS]),
+        count("--repeat"),
+        choice("--chart-format"),
+        opt(
+            "--sample-interval",
+            &[&["0", "100", "1ms"], NEGATIVE, NOT_NUMBERS],
+        ),
+    ]);
+    vec![
+        (
+            "gp-launch",
+            vec!["--kernel", "/nonexistent/guard/vmlinuz"],
+            launch,
+        ),
+        (
+            "gp-sample",
+            vec![],
+            vec![
+                opt(
+                    "--interval",
+                    &[
+                        &["0", "0ms", "5ms", "2h", "100", "1x"],
+                        NEGATIVE,
+                        NOT_NUMBERS,
+                    ],
+                ),
+                opt("--grace", &[&["100", "2h"], NEGATIVE, NOT_NUMBERS]),
+            ],
+        ),
+        ("gp-migrate", vec![], migrate),
+        (
+            "gp-collect",
+            vec![],
+            vec![opt("--grace-s", &[&["3601"], NEGATIVE, HUGE, NOT_NUMBERS])],
+        ),
+        (
+            "gp-plot",
+            vec![
+                "--output",
+                "/nonexistent/guard/chart.svg",
+                "/nonexistent/guard/report.json",
+            ],
+            vec![
+                opt(
+                    "--width",
+                    &[&["0", "479", "10001"], NEGATIVE, HUGE, NOT_NUMBERS],
+                ),
+                opt(
+                    "--height",
+                    &[&["0", "359", "10001"], NEGATIVE, HUGE, NOT_NUMBERS],
+                ),
+            ],
+        ),
+        // The wrappers pass values on; the stage that owns one refuses it, and its message
+        // comes through. A kernel that does not exist stops gp-launch before it boots.
+        (
+            "guestperf",
+            vec!["--kernel", "/nonexistent/guard/vmlinuz"],
+            oneshot,
+        ),
+        (
+            "gp-batch",
+            vec![
+                "--kernel",
+                "/nonexistent/guard/vmlinuz",
+                "--filter",
+                "pause-iters/*",
+                "--output",
+                "/nonexistent/guard/batch",
+            ],
+            batch,
+        ),
+        (
+            "stress",
+            vec![],
+            vec![
+                opt(
+                    "--ramsize",
+                    &[&["0", "12Q", "1T"], NEGATIVE, HUGE, NOT_NUMBERS],
+                ),
+                opt(
+                    "--threads",
+                    &[&["0", "100000"], NEGATIVE, HUGE, NOT_NUMBERS],
+                ),
+                opt("--grain-ms", &[NEGATIVE, NOT_NUMBERS]),
+                opt("--duration-s", &[&["0"], NEGATIVE, NOT_NUMBERS]),
+            ],
+        ),
+    ]
+}
+
+struct Outcome {
+    code: Option<i32>,
+    signal: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `binary args`, killed after 20 s and confined to 1 GiB of address space (a value that
+/// slips through must not make a guest or a 1 TiB workload).
+fn run(binary: &str, args: &[String]) -> Outcome {
+    let mut cmd = Command::new(bin(binary));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit in the child before exec; no allocation.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            // SAFETY: kill(2) on our child, still unreaped (its waiter has not returned).
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            panic!("{binary} {args:?} was still running after 20 s");
+        }
+    };
+    Outcome {
+        code: out.status.code(),
+        signal: out.status.signal(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Whether `stderr` names the option: by its own name, or (for the wrappers, which pass
+/// values on) by the name the owning stage gives it.
+fn names_option(stderr: &str, binary: &str, name: &str) -> bool {
+    let alias = match (binary, name) {
+        ("guestperf" | "gp-batch", "--sample-interval") => "--interval",
+        _ => name,
+    };
+    let bare = |n: &str| n.trim_start_matches('-').to_string();
+    stderr.contains(&bare(name)) || stderr.contains(&bare(alias))
+}
+
+#[test]
+fn every_binary_refuses_bad_option_values_naming_the_option() {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for (binary, guard, opts) in table() {
+        for o in opts {
+            for value in &o.bad {
+                let mut args = vec![format!("{}={value}", o.name)];
+                args.extend(guard.iter().map(|s| s.to_string()));
+                if binary == "stress" {
+                    // Should a value slip through: a short run over little memory.
+                    for (k, v) in [("--duration-s", "0.01"), ("--ramsize", "1M")] {
+                        if o.name != k {
+                            args.extend([k.to_string(), v.to_string()]);
+                        }
+                    }
+                }
+                let r = run(binary, &args);
+                cases += 1;
+                let shown = format!("{binary} {}", args.join(" "));
+                let problem = if r.signal.is_some() {
+                    Some(format!("killed by signal {:?}", r.signal))
+                } else if r.stderr.contains("panicked") {
+                    Some("panicked".to_string())
+                } else if r.code == Some(0) {
+                    Some("accepted (exit 0)".to_string())
+                } else if !names_option(&r.stderr, binary, o.name) {
+                    Some(format!(
+                        "exit {:?}, message does not name {}",
+                        r.code, o.name
+                    ))
+                } else {
+                    None
+                };
+                if let Some(p) = problem {
+                    let first = r.stderr.lines().take(3).collect::<Vec<_>>().join(" | ");
+                    let out: String = r.stdout.chars().take(200).collect();
+                    failures.push(format!(
+                        "{shown}: {p}\n    stderr: {first}\n    stdout: {out}"
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!("{cases} bad option values tried");
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} bad values were not refused cleanly:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_binary_refuses_unknown_options_and_stray_arguments() {
+    for (binary, _) in gp_faults::bins::ALL {
+        for args in [vec!["--no-such-option"], vec!["--help-me"], vec!["-Z"]] {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            let r = run(binary, &args);
+            assert!(
+                r.signal.is_none() && !r.stderr.contains("panicked"),
+                "{binary} {args:?}\n{}",
+                r.stderr
+            );
+            assert_eq!(
+                r.code,
+                Some(2),
+                "{binary} {args:?}: exit {:?}\n{}",
+                r.code,
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains(&args[0]),
+                "{binary} {args:?}: {}",
+                r.stderr
+            );
+        }
+    }
+}
