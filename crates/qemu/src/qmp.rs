@@ -146,13 +146,21 @@ impl Qmp {
         let reader = stream.try_clone().map_err(|e| io("connect", e))?;
         let mut client = qapi::Qmp::new(qapi::Stream::new(BufReader::new(reader), stream));
         // qapi's greeting reader panics on EOF: make sure there is something to read first.
-        match client.inner_mut().fill_buf() {
-            Ok([]) => {
+        // A signal that lands meanwhile (Ctrl-C while a VM boots) interrupts the read: retry, so
+        // the caller sees the signal, not an error (BufReader::fill_buf does not retry).
+        let empty = loop {
+            match client.inner_mut().fill_buf() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other.map(<[u8]>::is_empty),
+            }
+        };
+        match empty {
+            Ok(true) => {
                 return Err(QmpError::Closed {
                     path: path.to_path_buf(),
                 })
             }
-            Ok(_) => {}
+            Ok(false) => {}
             Err(e) => return Err(io("greeting", e)),
         }
         let greeting = client
