@@ -200,6 +200,7 @@ fn main_loop<W: Write>(
             recv(signals) -> sig => {
                 let Ok(sig) = sig else { continue };
                 if signalled.is_some() || opts.grace.is_zero() {
+                    cut_short(out, sig, "at once");
                     return Ok(Ended::Signal(sig));
                 }
                 signalled = Some(sig);
@@ -210,10 +211,28 @@ fn main_loop<W: Write>(
                     "{STAGE}: input still open {:.0?} after the signal; ending",
                     opts.grace
                 );
+                if let Some(sig) = signalled {
+                    cut_short(out, sig, &format!("{:.0?} later", opts.grace));
+                }
                 return Ok(ended(signalled));
             }
         }
     }
+}
+
+/// Says in the stream that a signal ended the stage before its input did, so the report tells
+/// why the records stop there. Best effort: the output may be gone too.
+fn cut_short<W: Write>(out: &mut Writer<W>, sig: i32, when: &str) {
+    let name = match sig {
+        signal_hook::consts::SIGINT => "SIGINT".to_string(),
+        signal_hook::consts::SIGTERM => "SIGTERM".to_string(),
+        other => format!("signal {other}"),
+    };
+    let message = format!(
+        "ended by {name} ({when}) with its input still open: records after this one did not \
+         pass through gp-sample"
+    );
+    let _ = out.write(&Record::StageError(StageError::new(STAGE, message)));
 }
 
 /// Passes one line through, starting or stopping sampling for `vm` / `vm_exit` records.
@@ -411,6 +430,31 @@ mod tests {
             };
             assert_eq!(s.pid, pid);
         }
+    }
+
+    #[test]
+    fn a_signal_with_the_input_still_open_is_said_in_the_stream() {
+        // The writer end stays open: the input never ends.
+        let (input, _writer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (tx, rx) = unbounded();
+        tx.send(signal_hook::consts::SIGTERM).unwrap();
+        let opts = Options {
+            interval: Duration::from_millis(20),
+            grace: Duration::from_millis(50),
+        };
+        let mut out = Vec::new();
+        let r = run(&opts, std::io::BufReader::new(input), &mut out, rx);
+        assert_eq!(r.unwrap(), Ended::Signal(signal_hook::consts::SIGTERM));
+        let out = String::from_utf8(out).unwrap();
+        let last: Record = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        let Record::StageError(e) = last else {
+            panic!("no stage_error: {out}")
+        };
+        assert!(
+            e.message.contains("SIGTERM") && e.message.contains("input still open"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
