@@ -529,9 +529,13 @@ impl<W: Write> Run<W> {
                 return Ok(Some(self.error(&format!("while waiting for {what}: {e}"))));
             }
             if self.input_ended {
+                let hint = if self.launch.is_some() || self.vms.iter().any(Option::is_some) {
+                    "an upstream stage stopped: gp-launch, or a filter before gp-migrate"
+                } else {
+                    "is gp-launch upstream, and did it start?"
+                };
                 return Ok(Some(self.error(&format!(
-                    "the input ended while waiting for {what} (is gp-launch upstream, and did it \
-                     start?)"
+                    "the input ended while waiting for {what} ({hint})"
                 ))));
             }
             if Instant::now() >= deadline {
@@ -558,6 +562,12 @@ impl<W: Write> Run<W> {
             self.pump((Instant::now() + Duration::from_millis(200)).min(until))?;
             if let Some(e) = self.lost_vm() {
                 return Ok(Some(self.error(&format!("while settling {when}: {e}"))));
+            }
+            if self.input_ended {
+                return Ok(Some(self.error(&format!(
+                    "the input ended while settling {when}: an upstream stage stopped (gp-launch, \
+                     or a filter before gp-migrate), so the VMs' records no longer arrive"
+                ))));
             }
         }
         Ok(None)
@@ -645,20 +655,40 @@ impl<W: Write> Run<W> {
         }
     }
 
-    fn connect(&mut self, role: Role) -> Result<(), String> {
-        let vm = self.vms[vm_index(role)].as_ref().ok_or("no vm record")?;
+    /// Connects to `role`'s QMP socket. The inner error is why it could not.
+    fn connect(&mut self, role: Role) -> Result<Result<(), String>, Stop> {
+        let Some(vm) = self.vms[vm_index(role)].as_ref() else {
+            return Ok(Err(format!("no vm record for the {role} VM")));
+        };
         let path = std::path::PathBuf::from(&vm.qmp_socket);
         let timeout = Duration::from_secs_f64(self.args.qmp_timeout);
-        let session = Session::connect_interruptible(
-            &path,
-            Instant::now() + CONNECT_TIMEOUT,
-            timeout,
-            Some(self.signals.clone()),
-        )
-        .map_err(|e| format!("connecting to the {role} VM's QMP socket: {e}"))?;
-        self.sessions[vm_index(role)] = Some(session);
-        self.flush_events(role);
-        Ok(())
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let what = format!("connecting to the {role} VM's QMP socket");
+        // The socket is there while gp-launch runs the VM. While it is not, watch the input: a
+        // VM that exited (gp-launch stopping) is news, not something to wait 30 s for.
+        while !path.exists() && Instant::now() < deadline {
+            self.pump((Instant::now() + Duration::from_millis(100)).min(deadline))?;
+            if let Some(e) = self.lost_vm() {
+                return Ok(Err(format!("{what}: {e}")));
+            }
+            if self.input_ended {
+                return Ok(Err(format!(
+                    "{what} {}: it is gone and the input ended (gp-launch stopped)",
+                    path.display()
+                )));
+            }
+        }
+        match Session::connect_interruptible(&path, deadline, timeout, Some(self.signals.clone())) {
+            Ok(session) => {
+                self.sessions[vm_index(role)] = Some(session);
+                self.flush_events(role);
+                Ok(Ok(()))
+            }
+            Err(e) => {
+                self.stop_if_signalled()?;
+                Ok(Err(format!("{what}: {e}")))
+            }
+        }
     }
 
     fn facts(&mut self, role: Role) -> Result<Facts, String> {
@@ -688,7 +718,7 @@ impl<W: Write> Run<W> {
     /// scenario record. The inner error is how the run ends.
     fn connect_and_configure(&mut self) -> Result<Result<Plan, Ending>, Stop> {
         for role in [Role::Src, Role::Dst] {
-            if let Err(e) = self.connect(role) {
+            if let Err(e) = self.connect(role)? {
                 return Ok(Err(self.setup_failed(e, ExitStatus::Error)?));
             }
         }
