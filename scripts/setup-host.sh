@@ -63,6 +63,8 @@ install_tools() {
   command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   command -v ssh >/dev/null || missing+=(openssh-client)
   command -v jq >/dev/null || missing+=(jq)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v ssh-keygen >/dev/null || missing+=(openssh-client)
   command -v gcc >/dev/null || missing+=(gcc)
   if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
