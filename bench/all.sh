@@ -3,7 +3,7 @@
 # in bench/results/. docs/performance.md quotes these files.
 #
 #   bench/all.sh [NAME...]     NAME: stress collect plot sample tools-cost boot migration
-#                              (default: all, in that order; about 30-40 min on 2 busy cores)
+#                              (default: all, in that order; 25-40 min on 2 busy cores)
 #
 # stress, boot, tools-cost and migration write their own JSON. collect.sh, plot.sh and
 # sample.sh print tables only; for them this script saves the table as NAME.txt and turns it
@@ -11,6 +11,7 @@
 # and progress, also goes to bench/results/NAME.txt. A failing benchmark is reported and the
 # rest still run; the exit status is 1 if any failed.
 set -euo pipefail
+# shellcheck source=bench/common.sh
 . "$(dirname "$0")/common.sh"
 [ $# -gt 0 ] || set -- stress collect plot sample tools-cost boot migration
 

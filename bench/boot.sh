@@ -15,12 +15,15 @@
 # it takes to fail or, where KVM works, BOOTS more boots; and three boots with --accel auto
 # (the default: probes KVM, falls back to TCG), whose extra launch time is the probe's cost.
 # Holds the VM lock (see bench/common.sh) throughout. Writes bench/results/boot.json.
+# shellcheck disable=SC2034 # $child is read by the exit trap (BENCH_CLEANUP)
 set -euo pipefail
+# shellcheck source=bench/common.sh
 . "$(dirname "$0")/common.sh"
 boots=${1:-10} mem=${2:-256M} cpus=${3:-1}
 
 bench_init boot
 child="" # the running gp-launch, stopped by the exit trap
+# shellcheck disable=SC2016 # evaluated at exit, when $child is the running child
 BENCH_CLEANUP+=('[ -n "$child" ] && kill -INT "$child" 2>/dev/null && wait "$child"')
 build_release gp-launch
 launch=$BENCH_BIN/gp-launch

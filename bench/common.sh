@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the bench/ scripts: provenance, statistics, JSON results, the VM lock.
 #
 # Source it from a script in bench/ after `set -euo pipefail`:
@@ -14,6 +15,7 @@ BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_RESULTS=${BENCH_RESULTS:-$BENCH_ROOT/bench/results}
 BENCH_CACHE=${GUESTPERF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/guestperf}
 BENCH_LOCK=$BENCH_CACHE/vm-tests.lock
+# shellcheck disable=SC2034 # used by the scripts that source this file
 BENCH_BIN=${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release
 
 # Progress and tables for people: stderr. Stdout carries the JSON result.
@@ -60,8 +62,7 @@ busiest_others() {
 
 # Called once at the start: work directory, start time, load and what else is running.
 bench_init() { # name
-  BENCH_NAME=$1
-  cd "$BENCH_ROOT"
+  cd "$BENCH_ROOT" || exit 1
   need jq jq
   BENCH_WORK=$(mktemp -d "${TMPDIR:-/tmp}/gp-bench-$1.XXXXXX")
   BENCH_CLEANUP=()

@@ -19,6 +19,7 @@
 # summary.json. The batch directory is temporary unless MIGRATION_DIR names one to keep.
 # Writes bench/results/migration.json and bench/results/migration-summary.md.
 set -euo pipefail
+# shellcheck source=bench/common.sh
 . "$(dirname "$0")/common.sh"
 repeats=${1:-5} mem=${2:-256M} cpus=${3:-1}
 sleep_s=${SLEEP_S:-2} max_time=${MAX_TIME:-120}
@@ -34,6 +35,7 @@ batch=("$BENCH_BIN/gp-batch" --output "$dir" --accel tcg --mem "$mem" --cpus "$c
 say "gp-batch ${batch[*]:1} --repeat 1..$repeats"
 
 child=""
+# shellcheck disable=SC2016 # evaluated at exit, when $child is the running child
 BENCH_CLEANUP+=('[ -n "$child" ] && kill -INT "$child" 2>/dev/null && wait "$child"')
 failed=0
 t0=$(now)

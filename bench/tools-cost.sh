@@ -22,7 +22,9 @@
 #
 # Writes bench/results/tools-cost.json (BENCH_RESULT_NAME=NAME: NAME.json instead, to keep a run
 # with other options beside the default one).
+# shellcheck disable=SC2034 # $child is read by the exit trap (BENCH_CLEANUP)
 set -euo pipefail
+# shellcheck source=bench/common.sh
 . "$(dirname "$0")/common.sh"
 runs=3
 if [ $# -gt 0 ] && [ "$1" != -- ]; then runs=$1; shift; fi
@@ -32,7 +34,7 @@ sample_secs=${SAMPLE_SECONDS:-15}
 
 bench_init tools-cost
 need /usr/bin/time time
-build_release guestperf gp-launch gp-sample gp-migrate gp-collect gp-sample
+build_release guestperf gp-launch gp-sample gp-migrate gp-collect
 cargo build --release -q -p gp-sample --example fake-qemu
 hz=$(getconf CLK_TCK)
 
@@ -70,7 +72,7 @@ poll_tree() {
 
 # One guestperf run: leaves one JSON object in $BENCH_WORK/runs.ndjson.
 one_run() { # run-number
-  local t0 t1 gp status=0 pid name cpu by
+  local t0 t1 gp status=0 pid name
   rm -f "$BENCH_WORK"/*.time "$BENCH_WORK/report.json"
   p_name=() p_ticks=() p_hwm=()
   t0=$(now)
@@ -123,6 +125,7 @@ one_run() { # run-number
 }
 
 child=""
+# shellcheck disable=SC2016 # evaluated at exit, when $child is the running child
 BENCH_CLEANUP+=('[ -n "$child" ] && kill -INT "$child" 2>/dev/null && wait "$child"')
 say "part 1: guestperf ${gp_args[*]:-(defaults)}, $runs runs"
 for r in $(seq "$runs"); do
