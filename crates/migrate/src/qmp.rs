@@ -224,7 +224,8 @@ impl Session {
         let started = Instant::now();
         let pending = || interrupt.as_ref().is_some_and(|r| !r.is_empty());
         let stream = loop {
-            match UnixStream::connect(path) {
+            // Never a blocking connect: a QEMU that does not accept would hold it forever.
+            match gp_qemu::qmp::connect_unix(path) {
                 Ok(s) => break s,
                 Err(_) if pending() => return Err(QmpError::Interrupted { command: "connect" }),
                 Err(e) if Instant::now() >= connect_deadline => {

@@ -63,6 +63,54 @@ impl QmpError {
     }
 }
 
+/// Connects to a unix socket without ever blocking. A listener that does not accept (a stopped
+/// or hung QEMU) fills its backlog, and a blocking connect(2) then waits forever; here that is
+/// an error (`WouldBlock`) to retry against a deadline like any other.
+pub fn connect_unix(path: &Path) -> io::Result<UnixStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a usable unix socket path", path.display()),
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: socket(2) with constant arguments.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new socket that nothing else owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: connect(2) with a fully initialized sockaddr_un and its size.
+    let rc = unsafe {
+        libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let stream = UnixStream::from(owned);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
 /// A connected, negotiated QMP monitor.
 pub struct Qmp {
     client: qapi::Qmp<QmpStream>,
@@ -104,7 +152,7 @@ impl Qmp {
         let start = Instant::now();
         let mut pause = Duration::from_millis(2);
         let stream = loop {
-            match UnixStream::connect(path) {
+            match connect_unix(path) {
                 Ok(s) => break s,
                 Err(e) => {
                     if let Err(why) = keep_trying() {
@@ -362,6 +410,34 @@ fn exec_error(path: &Path, command: &str, timeout: Duration, e: qapi::ExecuteErr
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn connecting_to_a_listener_that_never_accepts_never_blocks() {
+        use std::os::fd::AsRawFd;
+        let dir = crate::runtime::RuntimeDir::new("gp-qmp-test").unwrap();
+        let path = dir.path().join("full.sock");
+        // A listener with a backlog of 1 that never accepts, like a stopped QEMU's monitor.
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // SAFETY: listen(2) on the listener's own descriptor.
+        assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 1) }, 0);
+        let _keep = listener;
+        let started = std::time::Instant::now();
+        let mut held: Vec<UnixStream> = Vec::new();
+        let mut refused = 0;
+        // Past the backlog a blocking connect would hang.
+        for _ in 0..20 {
+            match connect_unix(&path) {
+                Ok(s) => held.push(s),
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused > 0, "the backlog never filled");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(connect_unix(&dir.path().join("none.sock")).is_err());
+    }
+
     use super::*;
     use std::io::{BufRead, Write};
     use std::os::unix::net::UnixListener;
