@@ -188,6 +188,9 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
 
     let boot_timeout = Duration::from_secs_f64(plan.boot_timeout_s);
     let mut session = Session::new(out, dir, &signals, plan.debug, plan.verbose, boot_timeout);
+    // The binary's writer is stdout: notice the next stage going away even while nothing is
+    // written.
+    session.watch_output(libc::STDOUT_FILENO);
     // A KVM internal error pauses the VM instead of ending QEMU: poll often under KVM. Under TCG
     // the poll only keeps the private monitor's event queue short.
     session.set_status_poll(if accel == Accel::Kvm {

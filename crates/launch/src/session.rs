@@ -221,6 +221,8 @@ pub struct Session<'w, W: Write> {
     /// How often the run state of each VM is polled (to catch a KVM internal error, which
     /// pauses the VM forever instead of ending QEMU).
     status_poll: Duration,
+    /// The descriptor `out` writes to, watched for a reader that went away.
+    output_fd: Option<std::os::fd::RawFd>,
 }
 
 /// What to start.
@@ -260,7 +262,32 @@ impl<'w, W: Write> Session<'w, W> {
             verbose,
             boot_timeout,
             status_poll: Duration::from_secs(1),
+            output_fd: None,
         }
+    }
+
+    /// Watches `fd` (what the output writer writes to) for the next stage going away. A closed
+    /// pipe is otherwise only noticed at the next write, and VMs that print nothing (a QEMU
+    /// stopped, or stuck waiting for post-copy pages) make no records: gp-launch would wait for
+    /// them forever.
+    pub fn watch_output(&mut self, fd: std::os::fd::RawFd) {
+        self.output_fd = Some(fd);
+    }
+
+    /// Whether the reader of the output went away: the write end of a pipe whose read end is
+    /// closed polls as POLLERR.
+    fn output_gone(&self) -> bool {
+        let Some(fd) = self.output_fd else {
+            return false;
+        };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one valid pollfd, without waiting.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        n == 1 && p.revents & libc::POLLERR != 0
     }
 
     pub fn set_status_poll(&mut self, every: Duration) {
@@ -544,6 +571,10 @@ impl<'w, W: Write> Session<'w, W> {
                     }
                 },
                 default(Duration::from_millis(250)) => {},
+            }
+            if self.output_gone() {
+                self.out_closed = true;
+                return Err(Stop::OutputClosed);
             }
             let now = Instant::now();
             if now >= next_poll {
