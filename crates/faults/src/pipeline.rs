@@ -582,7 +582,14 @@ impl Pipeline {
                         .filter(|r| !self.exits.iter().any(|e| e.stage == r.stage))
                         .map(|r| r.stage.name())
                         .collect();
-                    let logs = self.logs();
+                    let mut logs = self.logs();
+                    for r in self
+                        .stages
+                        .iter()
+                        .filter(|r| running.contains(&r.stage.name()))
+                    {
+                        logs.push_str(&stacks(r.pid, r.stage.name()));
+                    }
                     self.kill_everything();
                     panic!(
                         "still running {bound:?} after {}: {}\n{logs}",
@@ -649,5 +656,30 @@ impl Drop for Pipeline {
         {
             self.kill_everything();
         }
+    }
+}
+
+/// The threads' stacks of a stuck process, from gdb when it is installed (for failure messages).
+fn stacks(pid: u32, name: &str) -> String {
+    let out = Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt 12",
+        ])
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let frames: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with('#') || l.starts_with("Thread"))
+                .collect();
+            format!("--- {name} (pid {pid}) stacks ---\n{}\n", frames.join("\n"))
+        }
+        Err(_) => format!("--- {name} (pid {pid}): no gdb for its stacks ---\n"),
     }
 }

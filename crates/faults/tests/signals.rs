@@ -62,41 +62,49 @@ impl Case {
     }
 }
 
-/// Ctrl-C: every stage ends by SIGINT's convention (130) or, for gp-sample, quietly when its
-/// output closed; gp-collect writes the report and says it was interrupted.
-fn ctrl_c(phase: Phase) -> (Case, Report) {
+/// The report as text, for "does it say what happened" checks.
+fn text(r: &Report) -> String {
+    serde_json::to_string(r).unwrap()
+}
+
+/// Ctrl-C: the stages end by SIGINT's convention (130), gp-collect writes the report and says it
+/// was interrupted, gp-migrate's result says so (before the migration ended) or stays
+/// `completed` (after).
+fn ctrl_c(phase: Phase) {
     let _lock = vm_test_lock();
     let c = run(phase, None, SIGINT);
     let r = c.report();
     let ext = r.guestperf_rs.as_ref().unwrap();
-    assert_eq!(c.ended.code(Stage::Collect), 130, "{}", c.ctx());
+    for stage in [Stage::Launch, Stage::Migrate, Stage::Collect] {
+        assert_eq!(c.ended.code(stage), 130, "{stage}\n{}", c.ctx());
+    }
     assert!(
         ext.input.ended.starts_with("SIGINT"),
         "{}\n{}",
         ext.input.ended,
         c.ctx()
     );
-    assert_eq!(c.ended.code(Stage::Launch), 130, "{}", c.ctx());
-    assert_eq!(c.ended.code(Stage::Migrate), 130, "{}", c.ctx());
+    // Nothing lost: every line that went through the tap is in the report, and gp-launch's
+    // last records (both VMs' exits) made it through.
+    assert_eq!(ext.input.records, c.p.lines().len() as u64, "{}", c.ctx());
+    assert_eq!(ext.vm_exits.len(), 2, "{}", c.ctx());
     let result = ext.result.as_ref().expect("a result");
+    assert!(
+        ext.result_in_stream,
+        "gp-migrate wrote the result\n{}",
+        c.ctx()
+    );
     if phase.after_migration() {
         assert_eq!(result.outcome, Outcome::Completed, "{}", c.ctx());
     } else {
         assert_eq!(result.outcome, Outcome::Interrupted, "{}", c.ctx());
-        assert!(
-            ext.result_in_stream,
-            "gp-migrate wrote the result\n{}",
-            c.ctx()
-        );
         assert!(result.reason.contains("SIGINT"), "{result:?}");
     }
-    (c, r)
 }
 
 #[test]
 fn ctrl_c_in_boot() {
-    let (_c, r) = ctrl_c(Phase::Boot);
-    eprintln!("{:?}", r.guestperf_rs.unwrap().vm_exits);
+    ctrl_c(Phase::Boot);
 }
 
 #[test]
@@ -124,6 +132,76 @@ fn ctrl_c_in_shutdown() {
     ctrl_c(Phase::Shutdown);
 }
 
-fn _unused() {
-    let _ = SIGTERM;
+/// SIGTERM to one stage: that stage ends with 143, the rest of the pipeline winds down (closed
+/// pipes, ended input), and the report names the signal.
+fn sigterm(phase: Phase, stage: Stage) -> (Case, Report) {
+    let _lock = vm_test_lock();
+    let c = run(phase, Some(stage), SIGTERM);
+    assert_eq!(c.ended.code(stage), 143, "{stage}\n{}", c.ctx());
+    let r = c.report();
+    let ext = r.guestperf_rs.as_ref().unwrap();
+    // Either the report names the signal, or nothing was lost (every line reached the report,
+    // both VMs' exits included) and the stage's exit status is the whole story.
+    let nothing_lost = ext.input.records == c.p.lines().len() as u64 && ext.vm_exits.len() == 2;
+    assert!(
+        text(&r).contains("SIGTERM") || nothing_lost,
+        "the report does not mention SIGTERM, and records were lost\n{}",
+        c.ctx()
+    );
+    if !phase.after_migration() {
+        let result = ext.result.as_ref().expect("a result");
+        assert_ne!(result.outcome, Outcome::Completed, "{}", c.ctx());
+    }
+    (c, r)
+}
+
+#[test]
+fn sigterm_to_gp_launch_in_boot() {
+    let (c, r) = sigterm(Phase::Boot, Stage::Launch);
+    let ext = r.guestperf_rs.as_ref().unwrap();
+    assert!(
+        ext.vm_exits
+            .iter()
+            .all(|e| e.reason.as_deref().unwrap_or("").contains("SIGTERM")),
+        "{}",
+        c.ctx()
+    );
+}
+
+#[test]
+fn sigterm_to_gp_sample_in_settling() {
+    sigterm(Phase::Settling, Stage::Sample);
+}
+
+#[test]
+fn sigterm_to_gp_collect_in_pre_copy() {
+    let (c, r) = sigterm(Phase::PreCopy, Stage::Collect);
+    let ext = r.guestperf_rs.as_ref().unwrap();
+    assert!(
+        ext.input.ended.starts_with("SIGTERM"),
+        "{}\n{}",
+        ext.input.ended,
+        c.ctx()
+    );
+}
+
+#[test]
+fn sigterm_to_gp_launch_in_post_copy() {
+    let (c, r) = sigterm(Phase::PostCopy, Stage::Launch);
+    let result = r.guestperf_rs.as_ref().unwrap().result.clone().unwrap();
+    assert!(
+        result.reason.contains("guest is lost"),
+        "{result:?}\n{}",
+        c.ctx()
+    );
+}
+
+#[test]
+fn sigterm_to_gp_migrate_in_settling_after() {
+    sigterm(Phase::SettlingAfter, Stage::Migrate);
+}
+
+#[test]
+fn sigterm_to_gp_sample_in_shutdown() {
+    sigterm(Phase::Shutdown, Stage::Sample);
 }
