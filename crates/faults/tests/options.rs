@@ -142,7 +142,7 @@ fn table() -> Vec<(&'static str, Vec<&'static str>, Vec<Opt>)> {
     vec![
         (
             "gp-launch",
-            vec!["--kernel", "/nonexistent/guard/vmlinuz"],
+            vec!["--kernel", "/dev/null/guard/vmlinuz"],
             launch,
         ),
         (
@@ -170,8 +170,8 @@ fn table() -> Vec<(&'static str, Vec<&'static str>, Vec<Opt>)> {
             "gp-plot",
             vec![
                 "--output",
-                "/nonexistent/guard/chart.svg",
-                "/nonexistent/guard/report.json",
+                "/dev/null/guard/chart.svg",
+                "/dev/null/guard/report.json",
             ],
             vec![
                 opt(
@@ -188,18 +188,18 @@ fn table() -> Vec<(&'static str, Vec<&'static str>, Vec<Opt>)> {
         // comes through. A kernel that does not exist stops gp-launch before it boots.
         (
             "guestperf",
-            vec!["--kernel", "/nonexistent/guard/vmlinuz"],
+            vec!["--kernel", "/dev/null/guard/vmlinuz"],
             oneshot,
         ),
         (
             "gp-batch",
             vec![
                 "--kernel",
-                "/nonexistent/guard/vmlinuz",
+                "/dev/null/guard/vmlinuz",
                 "--filter",
                 "pause-iters/*",
                 "--output",
-                "/nonexistent/guard/batch",
+                "/dev/null/guard/batch",
             ],
             batch,
         ),
