@@ -13,7 +13,8 @@ use clap::{Parser, ValueEnum};
 )]
 pub struct Cli {
     /// QEMU system emulator: a path, or a name looked up on PATH.
-    #[arg(long, value_name = "PATH", default_value = gp_qemu::binary::DEFAULT_BINARY)]
+    #[arg(long, value_name = "PATH", default_value = gp_qemu::binary::DEFAULT_BINARY,
+          value_parser = utf8_binary())]
     pub binary: String,
 
     /// Guest kernel [default: /boot/vmlinuz-$(uname -r), else the newest /boot/vmlinuz-*, else
@@ -144,6 +145,20 @@ pub struct Cli {
     /// (accelerator probe, QEMU command lines) on stderr.
     #[arg(long)]
     pub verbose: bool,
+}
+
+/// `--binary` must be UTF-8 (it goes into the records and, for --dst-host, an ssh command
+/// line): say so, where clap alone would only say "invalid UTF-8 was detected".
+fn utf8_binary() -> impl clap::builder::TypedValueParser<Value = String> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new().try_map(|s| {
+        s.into_string().map_err(|s| {
+            format!(
+                "{} is not UTF-8: give the QEMU binary a UTF-8 path (a symlink will do)",
+                std::path::Path::new(&s).display()
+            )
+        })
+    })
 }
 
 /// A list of CPU or node ids (`0,1`, `0-3`).

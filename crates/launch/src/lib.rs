@@ -123,7 +123,11 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
             return Ok(128u8.saturating_add(sig as u8));
         }
     };
-    let (accel, accel_note) = match choose_accel(&plan, &dir, &signals)? {
+    // QEMU takes file names as text: a kernel or initrd path that is not UTF-8 reaches the
+    // local QEMUs through a symlink in the private directory.
+    let kernel = utf8_path(&plan.kernel, &dir, "kernel")?;
+    let initrd = utf8_path(&plan.initrd, &dir, "initrd")?;
+    let (accel, accel_note) = match choose_accel(&plan, &kernel, &dir, &signals)? {
         Ok(chosen) => chosen,
         Err(sig) => {
             say!(
@@ -153,8 +157,8 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
         memory: plan.memory.clone(),
         locked_pages: plan.locked_pages,
         dirty_ring_size: plan.dirty_ring_size,
-        kernel: plan.kernel.clone(),
-        initrd: plan.initrd.clone(),
+        kernel,
+        initrd,
         cmdline: cmdline.clone(),
     };
     let header = Launch {
@@ -240,10 +244,33 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     }
 }
 
+/// `path` itself when it is UTF-8, else a symlink to it named `name` in `dir`.
+fn utf8_path(
+    path: &std::path::Path,
+    dir: &RuntimeDir,
+    name: &str,
+) -> Result<std::path::PathBuf, Error> {
+    if path.to_str().is_some() {
+        return Ok(path.to_path_buf());
+    }
+    let absolute =
+        std::path::absolute(path).map_err(|e| Error::Setup(format!("{}: {e}", path.display())))?;
+    let link = dir.path().join(name);
+    std::os::unix::fs::symlink(&absolute, &link).map_err(|e| {
+        Error::Setup(format!(
+            "cannot link {} (not UTF-8) into {}: {e}",
+            path.display(),
+            dir.path().display()
+        ))
+    })?;
+    Ok(link)
+}
+
 /// Resolves --accel, probing KVM when it is asked for or may be used. `Ok(Err(sig))` when a
 /// signal interrupted the probe.
 fn choose_accel(
     plan: &Plan,
+    kernel: &std::path::Path,
     dir: &RuntimeDir,
     signals: &Forwarder,
 ) -> Result<Result<(Accel, Option<String>), i32>, Error> {
@@ -260,7 +287,7 @@ fn choose_accel(
     } else {
         match accel::probe_kvm(
             &plan.binary.path,
-            &plan.kernel,
+            kernel,
             plan.cpus,
             dir.path(),
             signals.receiver(),
