@@ -77,6 +77,8 @@ pub struct Spec {
     pub sink: Sink,
     /// Extra environment for every stage.
     pub env: Vec<(OsString, OsString)>,
+    /// Where gp-collect writes the report (default: `report.json` in the run's directory).
+    pub report: Option<PathBuf>,
 }
 
 fn os(args: &[&str]) -> Vec<OsString> {
@@ -92,6 +94,7 @@ impl Spec {
             migrate: Some(os(migrate)),
             sink: Sink::Collect(Vec::new()),
             env: Vec::new(),
+            report: None,
         }
     }
 
@@ -249,6 +252,7 @@ pub struct Pipeline {
     dir: tempfile::TempDir,
     started: Instant,
     fault: Option<(Instant, String)>,
+    report: Option<PathBuf>,
     /// The kernel argument that marks this run's QEMUs.
     pub marker: String,
 }
@@ -290,6 +294,7 @@ impl Pipeline {
             dir,
             started: Instant::now(),
             fault: None,
+            report: spec.report.clone(),
             marker,
         };
 
@@ -394,7 +399,9 @@ impl Pipeline {
     }
 
     pub fn report_path(&self) -> PathBuf {
-        self.dir.path().join("report.json")
+        self.report
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("report.json"))
     }
 
     /// The copy of the stream the tap saw.
