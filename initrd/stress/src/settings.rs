@@ -9,7 +9,7 @@ pub const GIB: u64 = 1 << 30;
 pub const MIB: u64 = 1 << 20;
 
 /// Default progress grain, see docs/stress.md ("Choosing the grain").
-pub const DEFAULT_GRAIN_MS: f64 = 20.0;
+pub const DEFAULT_GRAIN_MS: f64 = 30.0;
 
 /// Memory left to the kernel when checking an explicit size against free memory.
 pub const RESERVE_BYTES: u64 = 16 * MIB;
@@ -215,7 +215,7 @@ seconds, printing `@gp` lines (see docs/stress.md) to stdout.
                     free memory
   --threads N       worker threads; default: online CPUs
   --grain-ms MS     a progress line per thread at most every MS ms; 0 = per-GB lines only
-                    (default 20)
+                    (default 30)
   --duration-s S    stop after S seconds and print `@gp done`
   -h, --help        this text
   -V, --version     the version
