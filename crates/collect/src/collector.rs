@@ -3,7 +3,7 @@
 use gp_records::migrate::Scenario;
 use gp_records::ndjson::Line;
 use gp_records::report::{
-    Extended, Hardware, InputError, ProgressSnapshot, Report, ReportResult, TimingRecord,
+    Extended, Hardware, InputError, ProgressSnapshot, Report, ReportResult, Summary, TimingRecord,
 };
 use gp_records::sample::ThreadClass;
 use gp_records::{MigrationResult, Outcome, Progress, Record, Role};
@@ -95,7 +95,7 @@ impl Collector {
             reason: Some(r.reason.clone()),
         });
         let (qemu_timings, vcpu_timings) = cpu_timings(&ext);
-        Report {
+        readable(Report {
             hardware: header
                 .map(|h| Hardware::from(&h.hardware))
                 .unwrap_or_default(),
@@ -120,7 +120,7 @@ impl Collector {
             sleep: scenario_rec.map_or(0.0, |s| s.sleep_s),
             summary: Some(summary),
             guestperf_rs: Some(ext),
-        }
+        })
     }
 
     /// The result of a stream that ended without gp-migrate's.
@@ -151,6 +151,47 @@ impl Collector {
 
 fn is_pause(a: &gp_records::Action) -> bool {
     a.action == "pause"
+}
+
+/// A report must read back: serde_json writes a float that is not finite as `null`, which no
+/// reader takes for a number. Records with values out of range (times near the largest float,
+/// CPU times that overflow when added) can make a computed figure infinite: such timing points
+/// and summary figures are left out, and the summary's notes say so. The records themselves
+/// came from JSON, so they are finite and kept as they are.
+fn readable(mut report: Report) -> Report {
+    let mut dropped = Vec::new();
+    for (name, timings) in [
+        ("guest_timings", &mut report.guest_timings),
+        ("qemu_timings", &mut report.qemu_timings),
+        ("vcpu_timings", &mut report.vcpu_timings),
+    ] {
+        let before = timings.len();
+        timings.retain(|t| t.value.is_finite() && t.timestamp.is_finite());
+        if timings.len() < before {
+            dropped.push(format!("{} of {name}", before - timings.len()));
+        }
+    }
+    if let Some(s) = report.summary.as_mut() {
+        let reads_back = serde_json::to_string(s)
+            .ok()
+            .is_some_and(|text| serde_json::from_str::<Summary>(&text).is_ok());
+        if !reads_back {
+            *s = Summary {
+                outcome: s.outcome,
+                reason: std::mem::take(&mut s.reason),
+                notes: std::mem::take(&mut s.notes),
+                ..Summary::default()
+            };
+            dropped.push("the summary's figures".to_string());
+        }
+        if !dropped.is_empty() {
+            s.notes.push(format!(
+                "left out as not finite (records with values out of range): {}",
+                dropped.join(", ")
+            ));
+        }
+    }
+    report
 }
 
 /// The original's progress history: source snapshots, the first, each one whose iteration
