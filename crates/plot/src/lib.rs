@@ -163,11 +163,14 @@ pub fn build_chart(
     let sel = selection.unwrap_or_else(|| Selection::default_for(reports.len()));
     let paths: Vec<&Path> = reports.iter().map(|(p, _)| p.as_path()).collect();
     let labels = layout::short_names(&paths);
-    let runs: Vec<Run> = reports
+    let mut runs: Vec<Run> = reports
         .iter()
         .zip(&labels)
         .map(|((p, r), label)| Run::from_report(r, &p.display().to_string(), label, &sel))
         .collect();
+    for run in &mut runs {
+        keep_in_range(run);
+    }
     let title = title.unwrap_or_else(|| match runs.as_slice() {
         [one] => format!("Migration of {} ({})", one.label, one.summary.scenario),
         many => format!("Migration comparison: {} reports", many.len()),
@@ -176,6 +179,38 @@ pub fn build_chart(
         title,
         runs,
         migration_iters: sel.migration_iters,
+    }
+}
+
+/// Largest time (s) or value a chart shows. A report can hold numbers out of any sense (times near
+/// the largest float); plotters needs finite axes and pixel positions that fit an `i32`, and
+/// looks for tick marks forever on an infinite axis.
+pub const VALUE_LIMIT: f64 = 1e12;
+
+/// Drops the points and marks of `run` that are not finite or beyond [`VALUE_LIMIT`].
+fn keep_in_range(run: &mut Run) {
+    let ok = |v: f64| v.is_finite() && v.abs() <= VALUE_LIMIT;
+    for s in &mut run.series {
+        s.points.retain(|&(x, y)| ok(x) && ok(y));
+    }
+    run.iterations.retain(|m| ok(m.x));
+    run.statuses.retain(|m| ok(m.x));
+    if run
+        .downtime
+        .as_ref()
+        .is_some_and(|d| !ok(d.start) || !ok(d.end))
+    {
+        run.downtime = None;
+    }
+    if !ok(run.x_max) {
+        run.x_max = run
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .chain(run.iterations.iter().map(|m| m.x))
+            .chain(run.statuses.iter().map(|m| m.x))
+            .fold(0.0, f64::max)
+            .max(1.0);
     }
 }
 
