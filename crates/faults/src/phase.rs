@@ -90,6 +90,10 @@ impl Phase {
             Phase::PostCopy => vec![
                 "--sleep",
                 "1",
+                // Precopy's first pass is slow too, so most of RAM is left for post-copy and
+                // the post-copy phase lasts long enough to be hit on an idle machine.
+                "--bandwidth",
+                "8",
                 "--post-copy",
                 "--post-copy-iters",
                 "1",
