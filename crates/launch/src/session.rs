@@ -683,6 +683,9 @@ impl<'w, W: Write> Session<'w, W> {
         let pid = vm.remote.as_ref().map_or(vm.child.pid(), |r| r.pid);
         let announced = vm.announced;
         let ours = vm.stop_reason.is_some();
+        // A quit over QMP before the workload started is a downstream stage ending the run
+        // (gp-migrate refusing a scenario, or its output closed), not a failed boot.
+        let quit_over_qmp = vm.shutdown_cause.as_deref() == Some("host-qmp-quit");
         if self.verbose || (!ours && !exit.success()) {
             say!("gp-launch: {role} QEMU {exit}: {reason}");
         }
@@ -703,7 +706,7 @@ impl<'w, W: Write> Session<'w, W> {
             // The run cannot go on: end the source too (nothing may be left on either host).
             return Err(Stop::Fatal(Error::Vm(why)));
         }
-        if role == Role::Src && !self.console.started(Role::Src) {
+        if role == Role::Src && !self.console.started(Role::Src) && !quit_over_qmp {
             return Err(Stop::Fatal(Error::Boot(format!(
                 "the source VM ended before its workload started ({reason})\n{}",
                 self.diagnostics(Role::Src)
