@@ -199,7 +199,7 @@ fn table() -> Vec<(&'static str, Vec<&'static str>, Vec<Opt>)> {
                 "--filter",
                 "pause-iters/*",
                 "--output",
-                "/dev/null/guard/batch",
+                "/tmp/gp-faults-option-table/batch",
             ],
             batch,
         ),
