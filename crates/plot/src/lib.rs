@@ -182,35 +182,40 @@ pub fn build_chart(
     }
 }
 
-/// Largest time (s) or value a chart shows. A report can hold numbers out of any sense (times near
-/// the largest float); plotters needs finite axes and pixel positions that fit an `i32`, and
-/// looks for tick marks forever on an infinite axis.
-pub const VALUE_LIMIT: f64 = 1e12;
+/// Latest time a chart shows, seconds from the start of a run (30 years). A report can hold
+/// numbers out of any sense (times near the largest float); plotters needs finite axes and pixel
+/// positions that fit an `i32`, and looks for tick marks forever on an infinite axis.
+pub const TIME_LIMIT_S: f64 = 1e9;
+/// Largest value (ms per GB, % of a CPU) a chart shows, for the same reason.
+pub const VALUE_LIMIT: f64 = 1e6;
 
-/// Drops the points and marks of `run` that are not finite or beyond [`VALUE_LIMIT`].
+/// Drops the points and marks of `run` that are not finite or out of the limits above, and
+/// keeps its time span within what is left.
 fn keep_in_range(run: &mut Run) {
-    let ok = |v: f64| v.is_finite() && v.abs() <= VALUE_LIMIT;
+    let time = |x: f64| x.is_finite() && (0.0..=TIME_LIMIT_S).contains(&x);
+    let value = |y: f64| y.is_finite() && y.abs() <= VALUE_LIMIT;
     for s in &mut run.series {
-        s.points.retain(|&(x, y)| ok(x) && ok(y));
+        s.points.retain(|&(x, y)| time(x) && value(y));
     }
-    run.iterations.retain(|m| ok(m.x));
-    run.statuses.retain(|m| ok(m.x));
+    run.iterations.retain(|m| time(m.x));
+    run.statuses.retain(|m| time(m.x));
     if run
         .downtime
         .as_ref()
-        .is_some_and(|d| !ok(d.start) || !ok(d.end))
+        .is_some_and(|d| !time(d.start) || !time(d.end))
     {
         run.downtime = None;
     }
-    if !ok(run.x_max) {
-        run.x_max = run
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.0))
-            .chain(run.iterations.iter().map(|m| m.x))
-            .chain(run.statuses.iter().map(|m| m.x))
-            .fold(0.0, f64::max)
-            .max(1.0);
+    let span = run
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .chain(run.iterations.iter().map(|m| m.x))
+        .chain(run.statuses.iter().map(|m| m.x))
+        .chain(run.downtime.iter().map(|d| d.end))
+        .fold(0.0, f64::max);
+    if !time(run.x_max) || run.x_max < span {
+        run.x_max = span.max(1.0);
     }
 }
 

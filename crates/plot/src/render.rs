@@ -699,7 +699,7 @@ fn place_labels<DB: DrawingBackend>(
     let mut placed: Vec<Placed> = Vec::new();
     for l in labels {
         let width = text_width(root, &l.text, &small) + 2 * pad;
-        let left = (to_px(l.x) + 1).min(plot_w - width).max(0);
+        let left = to_px(l.x).saturating_add(1).min(plot_w - width).max(0);
         if let Some(same) = placed
             .iter_mut()
             .find(|p| p.text == l.text && (p.left - left).abs() <= 2)
