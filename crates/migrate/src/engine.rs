@@ -28,6 +28,9 @@ const CANCEL_GRACE: Duration = Duration::from_secs(60);
 /// How long `quit` may take to answer at the end. A QEMU answers before it exits; one that does
 /// not within this is stuck, and gp-launch kills it when the run ends.
 const QUIT_ANSWER: Duration = Duration::from_secs(3);
+/// After a VM could not be quit, how long to keep passing the input on (the VM may still exit
+/// by itself) before ending so that gp-launch notices and stops it.
+const UNQUIT_DRAIN: Duration = Duration::from_secs(5);
 /// A post-copy phase longer than --max-time plus this is given up as failed.
 const POSTCOPY_GRACE: Duration = Duration::from_secs(120);
 
@@ -1095,6 +1098,10 @@ impl<W: Write> Run<W> {
     /// Quits both VMs (gp-launch then exits) and passes the rest of the input through.
     /// Returns the signal that arrived while passing the last records on, if one did.
     fn shutdown(&mut self, reason: &str) -> Option<i32> {
+        // A VM that cannot be quit keeps gp-launch (and so the input) going until gp-launch sees
+        // its output close: waiting the whole --drain-timeout for the input to end would only
+        // delay that.
+        let mut unquit = false;
         for role in [Role::Src, Role::Dst] {
             let i = vm_index(role);
             if self.vms[i].is_none() || !self.alive(role) || self.quit_sent[i] {
@@ -1111,6 +1118,7 @@ impl<W: Write> Run<W> {
             }
             if !self.reconnect_if_broken(role) {
                 self.say(&format!("cannot reach the {role} VM's QMP socket to quit it; gp-launch will stop it when its output closes"));
+                unquit = true;
                 continue;
             }
             let _ = self.action("shutdown", reason, Some(role));
@@ -1119,7 +1127,10 @@ impl<W: Write> Run<W> {
             }
             match self.call(role, cmd::Quit, cmd::no_args()) {
                 Ok(_) | Err(QmpError::Closed { .. }) => {}
-                Err(e) => self.say(&format!("quit on the {role} VM: {e}")),
+                Err(e) => {
+                    self.say(&format!("quit on the {role} VM: {e}"));
+                    unquit = true;
+                }
             }
             self.quit_sent[i] = true;
         }
@@ -1127,7 +1138,11 @@ impl<W: Write> Run<W> {
         // Pass through what gp-launch still says (vm_exit records) until it ends its output. A
         // signal now (Ctrl-C reaches gp-launch too, which then ends its output) does not cut
         // those records off; a second one does.
-        let deadline = Instant::now() + Duration::from_secs_f64(self.args.drain_timeout);
+        let mut drain = Duration::from_secs_f64(self.args.drain_timeout);
+        if unquit {
+            drain = drain.min(UNQUIT_DRAIN);
+        }
+        let deadline = Instant::now() + drain;
         let mut signalled = None;
         while !self.input_ended && !self.out_closed && Instant::now() < deadline {
             if let Err(Stop::Signal(sig)) =
@@ -1149,10 +1164,18 @@ impl<W: Write> Run<W> {
             }
         }
         if !self.input_ended && !self.out_closed {
-            self.say(&format!(
-                "the input did not end within {:.0} s of quitting the VMs (see --drain-timeout)",
-                self.args.drain_timeout
-            ));
+            if unquit {
+                self.say(
+                    "a VM that could not be quit is still running: ending, so that gp-launch \
+                     sees its output close and stops it",
+                );
+            } else {
+                self.say(&format!(
+                    "the input did not end within {:.0} s of quitting the VMs (see \
+                     --drain-timeout)",
+                    self.args.drain_timeout
+                ));
+            }
         }
         signalled
     }
