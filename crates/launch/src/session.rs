@@ -149,6 +149,8 @@ impl VmProc {
         match answer {
             Some(Ok(())) => false,
             Some(Err(gp_qemu::qmp::QmpError::Timeout { .. })) => true,
+            // Its monitor answered before and no longer takes a connection: stuck as well.
+            None if self.announced && !self.child.has_exited() => true,
             _ => {
                 self.child.signal(libc::SIGTERM);
                 false
