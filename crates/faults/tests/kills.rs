@@ -112,7 +112,6 @@ fn kill_9_of_the_source_qemu_mid_pre_copy() {
 }
 
 #[test]
-#[ignore = "known bug: a destination stuck in post-copy after its source died stops answering QMP, so gp-migrate cannot quit it and gp-launch waits; needs a kill fallback (issue 9)"]
 fn kill_9_of_the_source_qemu_mid_post_copy_says_the_guest_is_lost() {
     let _lock = vm_test_lock();
     let (p, _ended, r) = kill_qemu(Phase::PostCopy, Role::Src);

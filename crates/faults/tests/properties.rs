@@ -102,7 +102,8 @@ fn valid_lines() -> Vec<String> {
 #[test]
 fn every_record_cut_at_every_byte_is_refused_with_its_line() {
     let mut cuts = 0;
-    for line in valid_lines() {
+    // Every cut of a line is parsed: leave out the 100 KB one (quadratic).
+    for line in valid_lines().into_iter().filter(|l| l.len() < 4096) {
         for end in 1..line.len() {
             if !line.is_char_boundary(end) {
                 continue;
