@@ -137,11 +137,13 @@ type Transport = Qmp<Stream<BufReader<SliceReader>, UnixStream>>;
 
 /// How long one wait for data lasts before a pending signal is looked for.
 const READ_SLICE: Duration = Duration::from_millis(100);
+/// Once a signal is pending, how much longer a reply is waited for.
+const SIGNAL_GRACE: Duration = Duration::from_secs(1);
 
 /// The read side of a connection: each read waits up to `timeout` for data, in slices of
-/// [`READ_SLICE`], and fails early when a signal is pending on `interrupt`. A read that returns
-/// nothing consumes nothing, so only a timeout or an interruption (after which the session is
-/// given up) can cut a line short.
+/// [`READ_SLICE`], and at most [`SIGNAL_GRACE`] more once a signal is pending on `interrupt`.
+/// A read that returns nothing consumes nothing, so only a timeout or an interruption (after
+/// which the session is given up) can cut a line short.
 struct SliceReader {
     stream: UnixStream,
     timeout: Duration,
@@ -155,14 +157,23 @@ struct SignalPending;
 
 impl Read for SliceReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let deadline = Instant::now() + self.timeout;
+        let mut deadline = Instant::now() + self.timeout;
+        let mut hurried = false;
         loop {
-            if self.interrupt.as_ref().is_some_and(|r| !r.is_empty()) {
-                return Err(io::Error::other(SignalPending));
+            // A signal gives the reply a little longer, not the whole timeout: a QEMU that is
+            // working answers at once, and its session stays usable (the cleanup after the
+            // signal needs it); one that is stuck is given up.
+            if !hurried && self.interrupt.as_ref().is_some_and(|r| !r.is_empty()) {
+                hurried = true;
+                deadline = deadline.min(Instant::now() + SIGNAL_GRACE);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(io::Error::from(io::ErrorKind::TimedOut));
+                return Err(if hurried {
+                    io::Error::other(SignalPending)
+                } else {
+                    io::Error::from(io::ErrorKind::TimedOut)
+                });
             }
             self.stream.set_read_timeout(Some(left.min(READ_SLICE)))?;
             match self.stream.read(buf) {

@@ -306,7 +306,6 @@ fn input_that_ends_before_the_vms_is_an_error_naming_gp_launch() {
 }
 
 #[test]
-#[ignore = "flaky since the interruptible QMP connect: a signal before migrating sometimes skips the quit to the fake peers; see the issue 9 note"]
 fn a_signal_before_migrating_ends_the_run_with_an_interrupted_result() {
     let dir = tempfile::tempdir().unwrap();
     let src = FakeQemu::start(dir.path(), "src.sock", qemu10);
