@@ -25,8 +25,11 @@ fn fixture(name: &str) -> String {
 }
 
 fn collect(input: &str, args: &[&str]) -> Output {
+    // A report that cannot be written is saved in the guestperf cache: a private one here.
+    let cache = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_gp-collect"))
         .args(args)
+        .env("GUESTPERF_CACHE", cache.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -440,7 +443,9 @@ fn output_file_is_written_atomically() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("/nonexistent-dir") && stderr.contains("writable"),
+        stderr.contains("/nonexistent-dir")
+            && stderr.contains("writable")
+            && stderr.contains("the report was saved to"),
         "{stderr}"
     );
 }
