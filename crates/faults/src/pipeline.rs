@@ -654,6 +654,16 @@ impl Pipeline {
                 libc::kill(pid as i32, libc::SIGKILL);
             }
         }
+        // gp-launch cannot remove its runtime directory after SIGKILL: the test does, once its
+        // QEMUs are gone, so a failed case leaves nothing behind either.
+        let gone = gp_qemu::testing::wait_until(cleanup::GONE_WAIT, || {
+            cleanup::processes_with(&self.marker).is_empty()
+        });
+        if gone {
+            for dir in cleanup::runtime_dirs_of(self.pgid as u32) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 }
 
