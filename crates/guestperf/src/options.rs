@@ -9,23 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-/// Migration transport between the two QEMUs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
-pub enum Transport {
-    Unix,
-    Tcp,
-    Rdma,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Unix => "unix",
-            Transport::Tcp => "tcp",
-            Transport::Rdma => "rdma",
-        }
-    }
-}
+pub use gp_qemu::transport::Transport;
 
 /// Accelerator for both VMs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

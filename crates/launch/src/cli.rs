@@ -171,22 +171,7 @@ fn parse_ids(s: &str) -> Result<IdList, String> {
         .map_err(|e| e.to_string())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Transport {
-    Unix,
-    Tcp,
-    Rdma,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Unix => "unix",
-            Transport::Tcp => "tcp",
-            Transport::Rdma => "rdma",
-        }
-    }
-}
+pub use gp_qemu::transport::Transport;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AccelArg {

@@ -23,3 +23,4 @@ pub mod runtime;
 pub mod signals;
 pub mod ssh;
 pub mod testing;
+pub mod transport;
