@@ -248,19 +248,6 @@ fn round_us(ms: f64) -> f64 {
     (ms * 1e3).round() / 1e3
 }
 
-fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
-
 /// Throughput before (first record to start), during (start to end) and after (end to last
 /// record) the migration. A record counts in the phase its arrival falls in, `(t0, t1]`.
 fn guest_throughput(
@@ -406,6 +393,8 @@ fn vm_cpu(g: &[&CpuSample], start_s: Option<f64>, end_s: Option<f64>) -> (VmCpu,
         / 1e3;
     (vm, main_thread_s)
 }
+
+use gp_records::stats::median;
 
 #[cfg(test)]
 mod tests {

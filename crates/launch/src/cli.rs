@@ -187,37 +187,13 @@ pub enum BindMethodArg {
     Native,
 }
 
-const MIB: u64 = 1 << 20;
-const GIB: u64 = 1 << 30;
+use gp_records::size::{parse_size, GIB, MIB};
 
-/// Parses a memory size. A bare number is GiB, as in the original guestperf (`1`, `1.5`);
-/// a suffix K/M/G/T (optionally followed by `iB` or `B`, any case) is binary. The result must
-/// be a whole number of MiB and more than zero.
+/// Parses guest RAM. A bare number is GiB, as in the original guestperf (`1`, `1.5`); otherwise
+/// the shared size syntax (`256M`, `2G`; see [`gp_records::size`]). The result must be a whole
+/// number of MiB and more than zero.
 pub fn parse_mem(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size: write GiB as a number (1, 1.5) or 256M, 2G"))?;
-    let unit_bytes = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "g" | "gb" | "gib" => GIB,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => MIB,
-        "t" | "tb" | "tib" => GIB << 10,
-        other => {
-            return Err(format!(
-                "{s:?}: unknown unit {other:?} (use M or G, e.g. 256M, 2G)"
-            ))
-        }
-    };
-    let bytes = value * unit_bytes as f64;
-    if !bytes.is_finite() || bytes > (1u64 << 50) as f64 {
-        return Err(format!("{s:?} is too large"));
-    }
-    let bytes = bytes.round() as u64;
+    let bytes = parse_size(s, GIB).map_err(|e| e.to_string())?;
     if bytes == 0 {
         return Err(format!("{s:?}: the size must be more than 0"));
     }
@@ -241,14 +217,7 @@ fn parse_positive(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Formats a byte count the way QEMU and `ramsize=` take it: `256M`, or `2G` when whole GiB.
-pub fn format_size(bytes: u64) -> String {
-    if bytes % GIB == 0 {
-        format!("{}G", bytes / GIB)
-    } else {
-        format!("{}M", bytes / MIB)
-    }
-}
+pub use gp_records::size::format_size;
 
 #[cfg(test)]
 mod tests {

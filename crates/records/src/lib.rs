@@ -14,6 +14,8 @@ pub mod migrate;
 pub mod ndjson;
 pub mod report;
 pub mod sample;
+pub mod size;
+pub mod stats;
 pub mod stress;
 pub mod time;
 

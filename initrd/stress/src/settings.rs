@@ -72,38 +72,15 @@ pub struct Machine {
     pub free_bytes: u64,
 }
 
-/// Parses a size. A plain integer counts `plain_unit`s (GiB for `ramsize`, as in the original);
-/// a `K`, `M`, `G` or `T` suffix (optionally followed by `iB` or `B`, any case) is a binary
-/// multiple: `256M`, `1G`, `1536MiB`.
+/// Parses a size with the shared syntax ([`gp_records::size`]): a plain number counts
+/// `plain_unit`s (GiB for `ramsize`, as in the original); `256M`, `1G`, `1536MiB`. Zero is
+/// refused: every size stress takes must be more than nothing.
 pub fn parse_size(text: &str, plain_unit: u64) -> Result<u64, String> {
-    let t = text.trim();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, suffix) = t.split_at(digits_end);
-    if num.is_empty() {
-        return Err(format!(
-            "'{text}' is not a size (use e.g. 256M, 1G, or 2 for 2 GiB)"
-        ));
+    match gp_records::size::parse_size(text, plain_unit) {
+        Ok(0) => Err(format!("'{text}' is zero")),
+        Ok(bytes) => Ok(bytes),
+        Err(e) => Err(e.to_string()),
     }
-    let unit = match suffix.to_ascii_lowercase().as_str() {
-        "" => plain_unit,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "'{text}' has an unknown unit '{suffix}' (use K, M, G or T, e.g. 256M)"
-            ))
-        }
-    };
-    let n: u64 = num.parse().map_err(|_| format!("'{text}' is too large"))?;
-    let bytes = n
-        .checked_mul(unit)
-        .ok_or_else(|| format!("'{text}' is too large"))?;
-    if bytes == 0 {
-        return Err(format!("'{text}' is zero"));
-    }
-    Ok(bytes)
 }
 
 fn parse_threads(key: &str, v: &str) -> Result<u32, SettingsError> {
@@ -333,11 +310,11 @@ mod tests {
         assert_eq!(parse_size("1536MiB", GIB), Ok(1536 * MIB));
         assert_eq!(parse_size("64KB", GIB), Ok(64 << 10));
         assert_eq!(parse_size("1T", GIB), Ok(1 << 40));
+        assert_eq!(parse_size("1.5G", GIB), Ok(1536 * MIB));
         for bad in [
             "",
             "garbage",
             "-1",
-            "1.5G",
             "12Q",
             "0",
             "0M",

@@ -102,13 +102,8 @@ impl Stat {
         if v.is_empty() {
             return None;
         }
-        v.sort_by(f64::total_cmp);
+        let median = gp_records::stats::median(&mut v)?;
         let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
         let (min, max) = (v[0], v[n - 1]);
         Some(Stat {
             n,
