@@ -19,9 +19,19 @@ use std::time::Duration;
 use crossbeam_channel::{after, never, select, Receiver};
 use gp_records::ndjson::{ReadError, Reader};
 use gp_records::report::Report;
+use gp_stage::signals::signal_name;
 use thiserror::Error;
 
 pub use collector::Collector;
+
+impl gp_stage::Failure for Error {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Error::Interrupted(sig) => gp_stage::signal_exit_code(*sig),
+            _ => 1,
+        }
+    }
+}
 
 /// Stage name in messages.
 pub const STAGE: &str = "gp-collect";
@@ -66,12 +76,14 @@ pub enum Error {
     },
     #[error("reading input: {0}; the report was written with what arrived before")]
     Read(String),
-    #[error("interrupted by {0}; the report was written with what arrived")]
-    Interrupted(&'static str),
+    #[error("interrupted by {}; the report was written with what arrived", signal_name(*.0))]
+    Interrupted(i32),
     #[error(transparent)]
     Output(#[from] output::OutputError),
-    #[error("starting the input thread: {0}")]
+    #[error("starting the input thread")]
     Spawn(#[source] std::io::Error),
+    #[error("setting up signal handling")]
+    Signals(#[source] std::io::Error),
 }
 
 /// Reads the stream to its end (or a signal) and returns the report, the signal that ended
@@ -147,7 +159,7 @@ where
                 deadline = after(opts.grace);
             }
             recv(deadline) -> _ => {
-                let sig = signalled.map_or("a signal", signal_name);
+                let sig = signalled.map_or_else(|| "a signal".to_string(), signal_name);
                 break format!("{sig}; input still open {:.0?} later", opts.grace);
             }
         }
@@ -197,17 +209,7 @@ where
         return Err(Error::Read(e));
     }
     if let Some(sig) = signalled {
-        return Err(Error::Interrupted(signal_name(sig)));
+        return Err(Error::Interrupted(sig));
     }
     Ok(())
-}
-
-/// `SIGINT` for 2, and so on, for the signals gp-collect handles.
-pub fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        2 => "SIGINT",
-        15 => "SIGTERM",
-        1 => "SIGHUP",
-        _ => "a signal",
-    }
 }

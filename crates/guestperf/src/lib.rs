@@ -17,33 +17,4 @@ pub mod options;
 pub mod pipeline;
 pub mod stages;
 
-/// `err` and its causes on one line, `top: cause: cause`, as tools print them.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Some errors repeat their cause in their own message; do not print it twice.
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer")]
-    struct Outer(#[source] std::io::Error);
-
-    #[test]
-    fn error_chain_joins_causes() {
-        let err = Outer(std::io::Error::other("inner"));
-        assert_eq!(error_chain(&err), "outer: inner");
-    }
-}
+pub use gp_stage::error_chain;

@@ -75,6 +75,12 @@ impl Error {
     }
 }
 
+impl gp_stage::Failure for Error {
+    fn exit_code(&self) -> u8 {
+        Error::exit_code(self).clamp(1, 255) as u8
+    }
+}
+
 /// The argument lists of the four stages, before the binaries are located.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageArgs {
@@ -140,7 +146,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             pipeline::shell_pipeline(&stages)
         );
     }
-    let signals = SignalWatch::install().map_err(Error::Signals)?;
+    let signals = SignalWatch::start().map_err(Error::Signals)?;
     pipeline::run(
         &stages,
         Output::Inherit,

@@ -15,16 +15,15 @@
 //! Every child is reaped on every path, including spawn failures half-way through.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{after, never, select, unbounded, Receiver};
+use crossbeam_channel::{after, never, select, unbounded};
 
 /// How much of each stage's stderr is kept for error messages.
 const STDERR_TAIL_BYTES: usize = 16 * 1024;
@@ -304,90 +303,10 @@ impl PipelineError {
     }
 }
 
-/// `SIGINT` for 2, and so on.
-pub fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGSEGV => "SIGSEGV",
-        _ => return format!("signal {sig}"),
-    };
-    name.to_string()
-}
+pub use gp_stage::signals::signal_name;
 
-/// Watches SIGINT, SIGTERM and SIGHUP for as long as it lives and hands them out on a channel,
-/// so the main loop can select on them. No work happens in the signal handler itself.
-pub struct SignalWatch {
-    rx: Receiver<i32>,
-    handle: Option<signal_hook::iterator::Handle>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl fmt::Debug for SignalWatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignalWatch").finish_non_exhaustive()
-    }
-}
-
-/// The signals a pipeline forwards to its stages.
-pub const FORWARDED_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
-
-impl SignalWatch {
-    /// Installs the handlers (replacing the default "die at once" behaviour for these signals).
-    pub fn install() -> std::io::Result<Self> {
-        let mut signals = signal_hook::iterator::Signals::new(FORWARDED_SIGNALS)?;
-        let handle = signals.handle();
-        let (tx, rx) = unbounded();
-        let thread = thread::Builder::new()
-            .name("signals".into())
-            .spawn(move || {
-                for sig in signals.forever() {
-                    if tx.send(sig).is_err() {
-                        break;
-                    }
-                }
-            })?;
-        Ok(SignalWatch {
-            rx,
-            handle: Some(handle),
-            thread: Some(thread),
-        })
-    }
-
-    /// A watch fed by hand (tests), or never (when `rx` has no sender).
-    pub fn from_channel(rx: Receiver<i32>) -> Self {
-        SignalWatch {
-            rx,
-            handle: None,
-            thread: None,
-        }
-    }
-
-    pub fn receiver(&self) -> &Receiver<i32> {
-        &self.rx
-    }
-
-    /// A signal that arrived and has not been handled yet.
-    pub fn pending(&self) -> Option<i32> {
-        self.rx.try_recv().ok()
-    }
-}
-
-impl Drop for SignalWatch {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.close();
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
+/// Watches SIGINT, SIGTERM and SIGHUP for as long as it lives (see [`gp_stage::signals`]).
+pub type SignalWatch = gp_stage::signals::Forwarder;
 
 /// Where the last stage's stdout goes.
 #[derive(Debug)]

@@ -59,6 +59,8 @@ pub enum Error {
     },
 }
 
+impl gp_stage::Failure for Error {}
+
 /// What `run` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Built {

@@ -36,10 +36,10 @@ use std::io::Write;
 use std::time::Duration;
 
 use gp_qemu::runtime::RuntimeDir;
-use gp_qemu::signals::{Forwarder, TERMINATING};
 use gp_records::launch::Hardware;
 use gp_records::ndjson::{WriteError, Writer};
 use gp_records::{Launch, Record, Role};
+use gp_stage::signals::Forwarder;
 
 use crate::cli::{AccelArg, Cli, Transport};
 use crate::plan::Plan;
@@ -88,27 +88,14 @@ impl Error {
     }
 }
 
-/// Formats an error with its causes, one per `: `.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use gp_stage::error_chain;
 
 /// Runs gp-launch: validates, probes, starts both VMs and streams records into `out` until
 /// both have exited. Returns the process exit code on a normal end (0; 128+signal when
 /// interrupted). Errors are for the caller to print and record as `stage_error`.
 pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Result<u8, Error> {
     let plan = plan::build(cli)?;
-    let signals = Forwarder::start(TERMINATING)
+    let signals = Forwarder::start()
         .map_err(|e| Error::Setup(format!("cannot install signal handlers: {e}")))?;
     let dir = RuntimeDir::new(STAGE)
         .map_err(|e| Error::Setup(format!("cannot create a private runtime directory: {e}")))?;

@@ -21,9 +21,9 @@ use crossbeam_channel::{bounded, unbounded, Receiver};
 use gp_qemu::bind::Binding;
 use gp_qemu::process::{self, format_tail, Child, Exit, Hooks, OutputLine, Spec};
 use gp_qemu::runtime::RuntimeDir;
-use gp_qemu::signals::Forwarder;
 use gp_qemu::ssh::{self, ClockEstimate, Master, SshError};
 use gp_records::{ClockOffset, Role};
+use gp_stage::signals::Forwarder;
 
 use crate::cli::{AccelArg, Cli, Transport};
 use crate::plan::Plan;

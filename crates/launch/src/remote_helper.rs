@@ -26,8 +26,8 @@ use crossbeam_channel::unbounded;
 use gp_qemu::bind::{Binding, Method, Topology};
 use gp_qemu::process::{self, Exit, Hooks, Spec};
 use gp_qemu::runtime::RuntimeDir;
-use gp_qemu::signals::{Forwarder, TERMINATING};
 use gp_qemu::ssh::remote_now_s;
+use gp_stage::signals::Forwarder;
 use serde::{Deserialize, Serialize};
 
 /// The first argument that selects helper mode.
@@ -271,7 +271,7 @@ fn run_qemu(
     wait_sockets: &[String],
     command: Vec<OsString>,
 ) -> Result<u8, String> {
-    let signals = Forwarder::start(TERMINATING).map_err(|e| format!("signal handlers: {e}"))?;
+    let signals = Forwarder::start().map_err(|e| format!("signal handlers: {e}"))?;
     let dir = RuntimeDir::new("gp-launch-remote")
         .map_err(|e| format!("cannot create a runtime directory: {e}"))?;
     let dir_text = dir.path().to_string_lossy().into_owned();

@@ -14,9 +14,9 @@ use crossbeam_channel::{select, unbounded, Receiver, Sender};
 use gp_qemu::process::{self, format_tail, Child, Exit, Hooks, OutputLine, Spec};
 use gp_qemu::qmp::Qmp;
 use gp_qemu::runtime::RuntimeDir;
-use gp_qemu::signals::Forwarder;
 use gp_records::ndjson::{WriteError, Writer};
 use gp_records::{Record, Role, Vm, VmExit};
+use gp_stage::signals::Forwarder;
 use qapi::qmp::RunState;
 
 use crate::console::ConsoleParser;

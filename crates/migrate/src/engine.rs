@@ -61,14 +61,7 @@ enum Ending {
     Stopped(Stop),
 }
 
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        signal_hook::consts::SIGINT => "SIGINT",
-        signal_hook::consts::SIGTERM => "SIGTERM",
-        signal_hook::consts::SIGHUP => "SIGHUP",
-        _ => "a signal",
-    }
-}
+use gp_stage::signals::signal_name;
 
 fn vm_index(role: Role) -> usize {
     match role {

@@ -64,7 +64,7 @@ where
     R: BufRead + Send + 'static,
     W: Write,
 {
-    let signals = gp_qemu::signals::Forwarder::start(gp_qemu::signals::TERMINATING)?;
+    let signals = gp_stage::signals::Forwarder::start()?;
     Ok(engine::run(args, input, output, signals.receiver().clone()))
 }
 

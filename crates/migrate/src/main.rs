@@ -1,15 +1,13 @@
 use std::io::BufReader;
 
 use clap::Parser;
+use gp_stage::ExitCode;
 
-fn main() {
+fn main() -> ExitCode {
     let args = gp_migrate::Args::parse();
-    let stdin = BufReader::new(std::io::stdin());
-    match gp_migrate::run(args, stdin, std::io::stdout()) {
-        Ok(status) => std::process::exit(status.code()),
-        Err(e) => {
-            eprintln!("gp-migrate: cannot set up signal handling: {e}");
-            std::process::exit(1);
-        }
-    }
+    gp_stage::main("gp-migrate", || {
+        let stdin = BufReader::new(std::io::stdin());
+        let status = gp_migrate::run(args, stdin, std::io::stdout())?;
+        Ok::<_, std::io::Error>(ExitCode::from(status.code().clamp(0, 255) as u8))
+    })
 }

@@ -71,6 +71,8 @@ pub enum PlotError {
     Render(String),
 }
 
+impl gp_stage::Failure for PlotError {}
+
 /// Output image formats, picked from the file name's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -1,14 +1,10 @@
-use std::process::ExitCode;
-
 use clap::Parser;
+use gp_stage::ExitCode;
 
 fn main() -> ExitCode {
     let args = gp_plot::cli::Args::parse();
-    match gp_plot::run(&args.into_options()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("gp-plot: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    gp_stage::main("gp-plot", || {
+        gp_plot::run(&args.into_options())?;
+        Ok::<_, gp_plot::PlotError>(ExitCode::SUCCESS)
+    })
 }

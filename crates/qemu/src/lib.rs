@@ -8,7 +8,6 @@
 //!   128+signal; stderr tails for error messages.
 //! - [`bind`]: CPU and NUMA memory binding through numactl or natively.
 //! - [`runtime`]: private (0700) runtime directories for sockets, removed on drop.
-//! - [`signals`]: SIGINT/SIGTERM/SIGHUP forwarded into a channel.
 //! - [`ssh`]: remote hosts over OpenSSH: quoting, one multiplexed connection, socket
 //!   forwarding, clock offset.
 //! - [`testing`]: support for tests that boot real VMs.
@@ -20,7 +19,6 @@ pub mod paths;
 pub mod process;
 pub mod qmp;
 pub mod runtime;
-pub mod signals;
 pub mod ssh;
 pub mod testing;
 pub mod transport;

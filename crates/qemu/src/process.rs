@@ -123,24 +123,7 @@ impl std::fmt::Display for Exit {
     }
 }
 
-/// The conventional name of a signal number (`SIGKILL`), or `signal N`.
-pub fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGTERM => "SIGTERM",
-        _ => return format!("signal {sig}"),
-    };
-    name.to_string()
-}
+pub use gp_stage::signals::signal_name;
 
 /// How [`Child::stop`] ended the child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

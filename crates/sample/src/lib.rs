@@ -67,9 +67,13 @@ pub enum Error {
     MalformedInput { count: usize, first: ReadError },
     #[error(transparent)]
     Write(#[from] WriteError),
-    #[error("starting the {0} thread: {1}")]
+    #[error("starting the {0} thread")]
     Spawn(&'static str, #[source] std::io::Error),
+    #[error("setting up signal handling")]
+    Signals(#[source] std::io::Error),
 }
+
+impl gp_stage::Failure for Error {}
 
 enum Ctl {
     Add {

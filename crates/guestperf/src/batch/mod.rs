@@ -180,6 +180,12 @@ impl Error {
     }
 }
 
+impl gp_stage::Failure for Error {
+    fn exit_code(&self) -> u8 {
+        Error::exit_code(self).clamp(1, 255) as u8
+    }
+}
+
 /// The comparisons and scenarios `filter` selects, in batch order.
 pub fn select(filter: &Filter) -> Vec<Comparison> {
     comparisons::all()
@@ -341,25 +347,7 @@ fn procfs_mem_available() -> Option<u64> {
 
 /// `4` (GiB, as the original), `512M`, `2G`, `1T`; `None` when it is not a size.
 pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let scale: u64 = match unit
-        .trim()
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" | "G" => 1 << 30,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "T" => 1 << 40,
-        _ => return None,
-    };
-    Some((number * scale as f64) as u64)
+    gp_records::size::parse_size(text, gp_records::size::GIB).ok()
 }
 
 fn human_bytes(bytes: u64) -> String {
@@ -403,7 +391,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     let binaries = Binaries::locate()?;
     let store = Store::new(&output);
     let _lock = store.open()?;
-    let signals = SignalWatch::install().map_err(Error::Signals)?;
+    let signals = SignalWatch::start().map_err(Error::Signals)?;
 
     // Ask QEMU about every selected scenario at once.
     let scenarios: Vec<(&Comparison, &Scenario)> = selected

@@ -1,17 +1,10 @@
 //! `gp-batch`: the standard migration comparisons (see docs/gp-batch.md).
 
-use std::process::ExitCode;
-
 use clap::Parser;
+use gp_stage::ExitCode;
 use guestperf::batch::{run, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("gp-batch: {}", guestperf::error_chain(&err));
-            ExitCode::from(err.exit_code().clamp(1, 255) as u8)
-        }
-    }
+    gp_stage::main("gp-batch", || run(&cli).map(|()| ExitCode::SUCCESS))
 }

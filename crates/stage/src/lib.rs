@@ -1,0 +1,17 @@
+//! What every guestperf-rs binary shares at its edges, written once.
+//!
+//! - [`signals`]: SIGINT, SIGTERM and SIGHUP forwarded into a channel by a named thread, and
+//!   signal names (from signal-hook, not tabled by hand).
+//! - [`error`]: an error and its causes printed once each, `stage: error: cause: cause`.
+//! - [`exit`]: the `main()` of a binary in one call ([`main`]): run, print the error chain naming the stage
+//!   once, map the outcome to the documented exit code.
+//!
+//! Library errors describe their own layer only (no stage name, no cause repeated in their own
+//! message); the stage name is added here, once, at the edge.
+
+pub mod error;
+pub mod exit;
+pub mod signals;
+
+pub use error::error_chain;
+pub use exit::{main, signal_exit_code, ExitCode, Failure};
