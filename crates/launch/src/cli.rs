@@ -40,7 +40,7 @@ pub struct Cli {
 
     /// Guest RAM: a number of GiB as in the original (1, 1.5), or a size (256M, 1536MiB, 2G).
     /// The workload touches all of it but a headroom left to the guest kernel.
-    #[arg(long, value_name = "SIZE", default_value = "1", value_parser = parse_mem)]
+    #[arg(long, value_name = "SIZE", default_value = "1", value_parser = parse_guest_mem)]
     pub mem: u64,
 
     /// RAM the workload touches (the kernel's ramsize=) [default: --mem less a headroom of
@@ -84,7 +84,7 @@ pub struct Cli {
 
     /// KVM dirty ring size in entries (a power of two, 1024 to 65536); 0 uses the dirty
     /// bitmap. KVM only.
-    #[arg(long, value_name = "ENTRIES", default_value_t = 0)]
+    #[arg(long, value_name = "ENTRIES", default_value_t = 0, value_parser = parse_dirty_ring_size)]
     pub dirty_ring_size: u32,
 
     /// Migration transport the destination listens on [default: unix, or tcp with --dst-host].
@@ -305,6 +305,30 @@ pub fn parse_mem(s: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// Parses `--mem`: a size as [`parse_mem`] reads it, and enough for the guest kernel besides
+/// the workload.
+pub fn parse_guest_mem(s: &str) -> Result<u64, String> {
+    let bytes = parse_mem(s)?;
+    if bytes < crate::plan::MIN_MEM_BYTES {
+        return Err(format!(
+            "{s:?} is too small: the guest kernel needs room besides the workload; use at least \
+             {}",
+            format_size(crate::plan::MIN_MEM_BYTES)
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Parses `--dirty-ring-size`: 0 (the dirty bitmap), or a power of two from 1024 to 65536.
+fn parse_dirty_ring_size(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n == 0 || n.is_power_of_two() && (1024..=65536).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a power of two from 1024 to 65536 (or 0 for the dirty bitmap)"
+        )),
+    }
+}
+
 fn parse_non_negative(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
@@ -441,6 +465,20 @@ mod tests {
         assert!(parse_mem("0").unwrap_err().contains("more than 0"));
         assert_eq!(format_size(256 * MIB), "256M");
         assert_eq!(format_size(2 * GIB), "2G");
+    }
+
+    #[test]
+    fn guest_ram_and_dirty_ring_limits_are_the_parser_s() {
+        assert_eq!(parse_guest_mem("128M").unwrap(), 128 * MIB);
+        let e = parse_guest_mem("64M").unwrap_err();
+        assert!(e.contains("too small") && e.contains("128M"), "{e}");
+        for ok in ["0", "1024", "4096", "65536"] {
+            assert!(parse_dirty_ring_size(ok).is_ok(), "{ok}");
+        }
+        for bad in ["1000", "100", "512", "131072", "-1", "x", ""] {
+            let e = parse_dirty_ring_size(bad).unwrap_err();
+            assert!(e.contains("power of two"), "{bad}: {e}");
+        }
     }
 
     #[test]

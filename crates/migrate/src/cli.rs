@@ -49,12 +49,14 @@ pub struct Args {
     /// Stop the source VM once --pause-iters passes over RAM have started.
     #[arg(long)]
     pub pause: bool,
+    /// Passes over RAM started before --pause stops the source.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub pause_iters: u64,
 
     /// Switch to post-copy once --post-copy-iters passes over RAM have started.
     #[arg(long)]
     pub post_copy: bool,
+    /// Passes over RAM started before --post-copy switches over.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub post_copy_iters: u64,
 
@@ -69,6 +71,7 @@ pub struct Args {
     /// Multi-thread compression (QEMU < 9.1 only; refused on newer QEMU).
     #[arg(long)]
     pub compression_mt: bool,
+    /// Compression threads for --compression-mt.
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=255))]
     pub compression_mt_threads: u64,
@@ -84,6 +87,7 @@ pub struct Args {
     /// Send RAM over several channels (multifd).
     #[arg(long)]
     pub multifd: bool,
+    /// Channels for --multifd.
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..=255))]
     pub multifd_channels: u64,
