@@ -539,25 +539,10 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     let store = Store::new(&output);
     let _lock = store.open()?;
     let signals = SignalWatch::start().map_err(Error::Signals)?;
-
-    // Ask QEMU about every selected scenario at once, then the host.
-    let requirements: Vec<_> = scenarios
-        .iter()
-        .map(|r| crate::options::qemu_requirements(&r.migrate))
-        .collect();
-    let probe_accel = ProbeAccel {
-        accel: cli.launch.accel,
-        dirty_ring_size: cli.launch.dirty_ring_size,
-    };
-    let report = probe::probe(
-        Path::new(&cli.launch.binary),
-        probe_accel,
-        &requirements,
-        Duration::from_secs(60),
-    )?;
-    let decisions = skips(&scenarios, &report.refusals, |r| host_refusal(cli, r));
+    let probe = probe_scenarios(cli, &scenarios)?;
+    let decisions = skips(&scenarios, &probe.refusals, |r| host_refusal(cli, r));
     if !cli.dry_run {
-        file_skips(&store, &scenarios, &decisions, &report)?;
+        file_skips(&store, &scenarios, &decisions, &probe)?;
     }
     let skipped: Vec<(String, Skip)> = scenarios
         .iter()
@@ -567,30 +552,16 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     let is_skipped = |c: &str, s: &str| skipped.iter().any(|(k, _)| *k == format!("{c}/{s}"));
     let runs = plan(&selected, cli.repeat, &is_skipped, &|id| store.is_done(id));
     let counts = Counts::new(scenarios.len(), cli.repeat, runs.len(), skipped.len());
-    let find = |id: &RunId| {
-        scenarios
-            .iter()
-            .find(|r| r.comparison.name == id.comparison && r.scenario.name == id.scenario)
-            .expect("planned runs come from the selection")
+    let batch = Batch {
+        cli,
+        binaries,
+        store,
+        signals,
+        probe,
+        scenarios,
     };
-
     if cli.dry_run {
-        let planned: Vec<_> = runs
-            .iter()
-            .map(|id| {
-                let stages = binaries.pipeline(cli, find(id));
-                (id.clone(), stages, store.result_path(id))
-            })
-            .collect();
-        let text = dry_run_text(&report, &output, &skipped, counts, &planned);
-        use std::io::Write;
-        return std::io::stdout()
-            .lock()
-            .write_all(text.as_bytes())
-            .map_err(|source| Error::Io {
-                what: "cannot write to stdout".into(),
-                source,
-            });
+        return batch.dry_run(&output, &skipped, counts, &runs);
     }
 
     let progress = Progress::stderr(runs.len());
@@ -600,52 +571,119 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         output.display(),
         counts.already,
         plural(counts.skipped_scenarios, "scenario"),
-        report.qemu_version,
-        report.accel
+        batch.probe.qemu_version,
+        batch.probe.accel
     ));
     for (key, skip) in &skipped {
         progress.note(&format!("skip {key}: {}", skip.reason));
     }
-    let ticker = progress.ticker();
-    let mut tally = Tally::default();
-    for id in &runs {
-        if let Some(sig) = signals.pending() {
-            tally.interrupted = Some(sig);
-            break;
-        }
-        if !tally.wants(id) {
-            continue;
-        }
-        let scenario = find(id);
-        let label = id.label();
-        progress.start_run(&label);
-        let stages = binaries.pipeline(cli, scenario);
-        if cli.launch.verbose || cli.launch.debug {
-            progress.note(&pipeline::shell_pipeline(&stages));
-        }
-        tally.attempted += 1;
-        let outcome = run_one(&stages, &store, &signals, &progress, id)?;
-        if let RunOutcome::Unsupported(reason) = &outcome {
-            let skip = Skip {
-                reason: reason.clone(),
-                decided_by: Stage::Migrate.binary(),
-            };
-            file_skip(&store, scenario, &skip, &report)?;
-            // The scenario's later runs will not be tried.
-            progress.forget_runs(later_runs(&runs, id));
-        }
-        progress.finish_run(&label, &tally.record(id, &outcome));
-        if tally.interrupted.is_some() {
-            break;
-        }
-    }
-    drop(ticker);
-
+    let tally = batch.run_all(&runs, &progress)?;
     let summary_path = output.join("summary.md");
     let charts = tally.interrupted.is_none();
-    write_summary(cli, &binaries, &store, &signals, &progress, &report, charts)?;
+    write_summary(&batch, &progress, charts)?;
     progress.note(&format!("summary: {}", summary_path.display()));
     tally.result(&summary_path)
+}
+
+/// Asks QEMU about every scenario at once, under the accelerator the VMs will use.
+fn probe_scenarios(cli: &Cli, scenarios: &[Resolved]) -> Result<ProbeReport, Error> {
+    let requirements: Vec<_> = scenarios
+        .iter()
+        .map(|r| crate::options::qemu_requirements(&r.migrate))
+        .collect();
+    let accel = ProbeAccel {
+        accel: cli.launch.accel,
+        dirty_ring_size: cli.launch.dirty_ring_size,
+    };
+    Ok(probe::probe(
+        Path::new(&cli.launch.binary),
+        accel,
+        &requirements,
+        Duration::from_secs(60),
+    )?)
+}
+
+/// What a batch works with once it has started.
+struct Batch<'a> {
+    cli: &'a Cli,
+    binaries: Binaries,
+    store: Store,
+    signals: SignalWatch,
+    probe: ProbeReport,
+    scenarios: Vec<Resolved<'a>>,
+}
+
+impl Batch<'_> {
+    fn scenario(&self, id: &RunId) -> &Resolved<'_> {
+        self.scenarios
+            .iter()
+            .find(|r| r.comparison.name == id.comparison && r.scenario.name == id.scenario)
+            .expect("planned runs come from the selection")
+    }
+
+    /// `--dry-run`: prints what would run.
+    fn dry_run(
+        &self,
+        output: &Path,
+        skipped: &[(String, Skip)],
+        counts: Counts,
+        runs: &[RunId],
+    ) -> Result<(), Error> {
+        let planned: Vec<_> = runs
+            .iter()
+            .map(|id| {
+                let stages = self.binaries.pipeline(self.cli, self.scenario(id));
+                (id.clone(), stages, self.store.result_path(id))
+            })
+            .collect();
+        let text = dry_run_text(&self.probe, output, skipped, counts, &planned);
+        use std::io::Write;
+        std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(|source| Error::Io {
+                what: "cannot write to stdout".into(),
+                source,
+            })
+    }
+
+    /// Runs `runs` in order until they are done or a signal arrives.
+    fn run_all(&self, runs: &[RunId], progress: &Arc<Progress>) -> Result<Tally, Error> {
+        let _ticker = progress.ticker();
+        let mut tally = Tally::default();
+        for id in runs {
+            if let Some(sig) = self.signals.pending() {
+                tally.interrupted = Some(sig);
+                break;
+            }
+            if !tally.wants(id) {
+                continue;
+            }
+            let scenario = self.scenario(id);
+            let label = id.label();
+            progress.start_run(&label);
+            let stages = self.binaries.pipeline(self.cli, scenario);
+            if self.cli.launch.verbose || self.cli.launch.debug {
+                progress.note(&pipeline::shell_pipeline(&stages));
+            }
+            tally.attempted += 1;
+            let outcome = run_one(&stages, &self.store, &self.signals, progress, id)?;
+            if let RunOutcome::Unsupported(reason) = &outcome {
+                let skip = Skip {
+                    reason: reason.clone(),
+                    decided_by: Stage::Migrate.binary(),
+                };
+                file_skip(&self.store, scenario, &skip, &self.probe)?;
+                // The scenario's later runs will not be tried.
+                progress.forget_runs(later_runs(runs, id));
+            }
+            progress.finish_run(&label, &tally.record(id, &outcome));
+            if tally.interrupted.is_some() {
+                break;
+            }
+        }
+        Ok(tally)
+    }
 }
 
 /// Writes each skip's `SCENARIO.skipped.json`, and removes an old one where the scenario runs now
@@ -809,15 +847,15 @@ fn run_error(id: &RunId, exit: &PipelineExit, report_bytes: &[u8]) -> RunError {
 }
 
 /// Writes summary.json, summary.md and (when `charts`) one chart per comparison.
-fn write_summary(
-    cli: &Cli,
-    binaries: &Binaries,
-    store: &Store,
-    signals: &SignalWatch,
-    progress: &Arc<Progress>,
-    probe: &probe::ProbeReport,
-    charts: bool,
-) -> Result<(), Error> {
+fn write_summary(batch: &Batch, progress: &Arc<Progress>, charts: bool) -> Result<(), Error> {
+    let Batch {
+        cli,
+        binaries,
+        store,
+        signals,
+        probe,
+        ..
+    } = batch;
     let mut comparisons: Vec<ComparisonSummary> = comparisons::all()
         .iter()
         .filter_map(|c| summary::summarize_comparison(store, c))
