@@ -11,7 +11,7 @@
 //!
 //! [`run`] is the sequence of steps below, each testable on its own: [`resolve`] (each
 //! scenario's options for gp-launch and gp-migrate), [`skips`] (the probe's and the host's
-//! refusals), [`plan`] and [`Counts`] (what is left to do), [`dry_run_text`], [`run_one`] with
+//! refusals), [`plan`] and [`Counts`] (what is left to do), [`dry_run_text`], `run_one` with
 //! [`classify`] (how a finished pipeline is filed), [`Tally`] (the running count and the end
 //! status), and the summary.
 
