@@ -170,17 +170,7 @@ fn command() -> Command {
         )
 }
 
-impl CommandFactory for Cli {
-    fn command() -> Command {
-        Self::augment_args(command())
-    }
-
-    fn command_for_update() -> Command {
-        Self::augment_args_for_update(command())
-    }
-}
-
-impl Parser for Cli {}
+gp_stage::stage_parser!(Cli, command());
 
 impl Cli {
     /// gp-launch's defaults: the command line with no options.

@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::{Args as _, Command, CommandFactory, Parser};
+use clap::{Command, CommandFactory, Parser};
 use gp_records::migrate::Scenario;
 use gp_stage::argv::{display, Argv};
 
@@ -151,17 +151,7 @@ signal N (SIGHUP 129, SIGINT 130, SIGTERM 143).",
         )
 }
 
-impl CommandFactory for Args {
-    fn command() -> Command {
-        Self::augment_args(command())
-    }
-
-    fn command_for_update() -> Command {
-        Self::augment_args_for_update(command())
-    }
-}
-
-impl Parser for Args {}
+gp_stage::stage_parser!(Args, command());
 
 fn non_negative_secs(s: &str) -> Result<f64, String> {
     let v: f64 = s

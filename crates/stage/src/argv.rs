@@ -103,6 +103,40 @@ impl Argv {
     }
 }
 
+/// Makes a `#[derive(clap::Args)]` struct a [`clap::Parser`] with a command of its own: what a
+/// stage's option struct needs to be both parsed by the stage and flattened by the wrappers.
+///
+/// The struct itself carries no doc comment and no `#[command]` attribute (clap would apply them
+/// to the command it is flattened into); `$command` gives the stage's name, about and the like.
+///
+/// ```
+/// #[derive(Debug, clap::Args)]
+/// struct Opts {
+///     #[arg(long, default_value_t = 1)]
+///     cpus: u32,
+/// }
+/// gp_stage::stage_parser!(Opts, clap::Command::new("gp-example").about("An example"));
+///
+/// use clap::Parser;
+/// assert_eq!(Opts::try_parse_from(["gp-example", "--cpus", "2"]).unwrap().cpus, 2);
+/// ```
+#[macro_export]
+macro_rules! stage_parser {
+    ($ty:ty, $command:expr) => {
+        impl ::clap::CommandFactory for $ty {
+            fn command() -> ::clap::Command {
+                <Self as ::clap::Args>::augment_args($command)
+            }
+
+            fn command_for_update() -> ::clap::Command {
+                <Self as ::clap::Args>::augment_args_for_update($command)
+            }
+        }
+
+        impl ::clap::Parser for $ty {}
+    };
+}
+
 /// `--name value` as two words, or `--name=value` when the value starts with `-`: as two words,
 /// `--mem -1G` would make the parser read `-1G` as an option of its own and say "unexpected
 /// argument '-1'", where `--mem=-1G` gets its error about --mem.

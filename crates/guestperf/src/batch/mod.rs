@@ -145,13 +145,7 @@ pub enum Error {
     Probe(#[from] ProbeError),
     #[error("scenario {scenario}: {message}")]
     Scenario { scenario: String, message: String },
-    #[error("cannot start {stage} ({program})")]
-    Spawn {
-        stage: String,
-        program: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A stage could not be started (exit 127).
     #[error(transparent)]
     Pipeline(PipelineError),
     #[error("cannot install signal handlers")]
@@ -178,7 +172,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Interrupted(sig) => 128 + sig,
-            Error::NotFound(_) | Error::Spawn { .. } => 127,
+            Error::NotFound(_) => 127,
             Error::Filter(_) | Error::NothingSelected(_) | Error::NoOutput => 2,
             Error::Pipeline(e) => e.exit_code(),
             _ => 1,
@@ -780,21 +774,8 @@ fn run_one(
         .map_err(io("cannot reopen a temporary file".into()))?;
     let started = Instant::now();
     let sink: Arc<dyn pipeline::StderrSink> = progress.clone();
-    let exit = match pipeline::run(stages, Output::File(file), signals, sink, Grace::default()) {
-        Ok(exit) => exit,
-        Err(PipelineError::Spawn {
-            stage,
-            program,
-            source,
-        }) => {
-            return Err(Error::Spawn {
-                stage,
-                program,
-                source,
-            })
-        }
-        Err(other) => return Err(Error::Pipeline(other)),
-    };
+    let exit = pipeline::run(stages, Output::File(file), signals, sink, Grace::default())
+        .map_err(Error::Pipeline)?;
     let took = started.elapsed();
     if let Some(sig) = exit.interrupted {
         return Ok(RunOutcome::Interrupted(sig));
