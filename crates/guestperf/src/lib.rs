@@ -8,8 +8,9 @@
 //! scenario of the predefined comparisons, skips what the QEMU cannot do (asking QEMU itself,
 //! [`batch::probe`]), resumes after an interruption, and summarises the results.
 //!
-//! The command-line option names are the original guestperf's ([`options`]); each is forwarded
-//! to the stage that owns it.
+//! The stage options are the stages' own ([`options`]): gp-launch's and gp-migrate's option
+//! structs are flattened into both command lines (the original guestperf's names, the stages'
+//! help, defaults and checks), and each parsed struct is written back as its stage's argv.
 
 pub mod batch;
 pub mod oneshot;

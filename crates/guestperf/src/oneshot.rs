@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use crate::options::{HardwareArgs, ScenarioArgs};
+use crate::options::{Launch, Migrate, Sampling, LAUNCH_HEADING, MIGRATE_HEADING};
 use crate::pipeline::{self, Grace, Output, PassThrough, PipelineError, SignalWatch, StageCommand};
 use crate::stages::{self, NotFound, Stage};
 
@@ -21,31 +21,21 @@ use crate::stages::{self, NotFound, Stage};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "guestperf", version, max_term_width = 100)]
 pub struct Cli {
-    #[command(flatten)]
-    pub hardware: HardwareArgs,
+    #[command(flatten, next_help_heading = LAUNCH_HEADING)]
+    pub launch: Launch,
 
-    #[command(flatten)]
-    pub scenario: ScenarioArgs,
+    #[command(flatten, next_help_heading = MIGRATE_HEADING)]
+    pub migrate: Migrate,
 
-    /// Scenario name, carried into the report and chart legends (gp-migrate --name)
-    /// [default: default]
-    #[arg(
-        long,
-        value_name = "NAME",
-        help_heading = "Migration scenario (passed to gp-migrate)"
-    )]
-    pub name: Option<String>,
+    #[command(flatten, next_help_heading = "Output")]
+    pub sampling: Sampling,
 
     /// Write the report to FILE instead of stdout (gp-collect --output)
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
 
-    /// Host CPU sampling interval with a unit, e.g. 100ms or 1s (gp-sample --interval)
-    /// [default: 100ms]
-    #[arg(long, value_name = "DURATION", help_heading = "Output")]
-    pub sample_interval: Option<String>,
-
-    /// Print the equivalent shell pipeline on stdout and exit without running it
+    /// Print the equivalent shell pipeline on stdout and exit without running it (every option
+    /// is checked first, as the stages check it)
     #[arg(long, help_heading = "Output")]
     pub dry_run: bool,
 }
@@ -91,27 +81,17 @@ pub struct StageArgs {
 }
 
 impl Cli {
-    /// Which arguments each stage gets.
+    /// Which arguments each stage gets: each stage's options that differ from its defaults.
     pub fn stage_args(&self) -> StageArgs {
-        let mut sample = Vec::new();
-        if let Some(interval) = &self.sample_interval {
-            sample.extend(crate::options::option_arg("--interval", interval.into()));
-        }
         let mut collect = Vec::new();
         if let Some(out) = &self.output {
             collect.push("--output".into());
             collect.push(out.as_os_str().to_owned());
         }
-        let mut migrate = Vec::new();
-        if let Some(name) = &self.name {
-            migrate.push("--name".into());
-            migrate.push(name.into());
-        }
-        migrate.extend(self.scenario.migrate_args());
         StageArgs {
-            launch: self.hardware.launch_args(),
-            sample,
-            migrate,
+            launch: self.launch.to_args(),
+            sample: self.sampling.to_args(),
+            migrate: self.migrate.to_args(),
             collect,
         }
     }
@@ -140,7 +120,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         writeln!(out, "{}", pipeline::shell_pipeline(&stages)).map_err(Error::Stdout)?;
         return Ok(());
     }
-    if cli.hardware.verbose || cli.hardware.debug {
+    if cli.launch.verbose || cli.launch.debug {
         eprintln!(
             "guestperf: running\n  {}",
             pipeline::shell_pipeline(&stages)
@@ -173,7 +153,7 @@ mod tests {
         let cli = Cli::parse_from([
             "guestperf",
             "--mem",
-            "1",
+            "1.5",
             "--post-copy",
             "--sample-interval",
             "250ms",
@@ -183,7 +163,7 @@ mod tests {
             "try 1",
         ]);
         let args = cli.stage_args();
-        assert_eq!(args.launch, ["--mem", "1"]);
+        assert_eq!(args.launch, ["--mem", "1536M"]);
         assert_eq!(args.migrate, ["--name", "try 1", "--post-copy"]);
         assert_eq!(args.sample, ["--interval", "250ms"]);
         assert_eq!(args.collect, ["--output", "r.json"]);
@@ -194,5 +174,67 @@ mod tests {
         let args = Cli::parse_from(["guestperf"]).stage_args();
         assert!(args.launch.is_empty() && args.sample.is_empty());
         assert!(args.migrate.is_empty() && args.collect.is_empty());
+    }
+
+    #[test]
+    fn the_seed_examples_map_to_the_stages() {
+        let numa = Cli::parse_from(
+            "guestperf --mem 4 --cpus 2 --src-mem-bind 0 --src-cpu-bind 0,1 --dst-mem-bind 1 \
+             --dst-cpu-bind 2,3"
+                .split_whitespace(),
+        );
+        let args = numa.stage_args();
+        assert_eq!(
+            args.launch.join(std::ffi::OsStr::new(" ")),
+            "--cpus 2 --mem 4G --src-cpu-bind 0,1 --src-mem-bind 0 --dst-cpu-bind 2,3 \
+             --dst-mem-bind 1"
+        );
+        assert!(args.migrate.is_empty());
+        let remote = Cli::parse_from(["guestperf", "--dst-host", "somehostname"]);
+        assert_eq!(
+            remote.stage_args().launch,
+            ["--transport", "tcp", "--dst-host", "somehostname"]
+        );
+        let pc = Cli::parse_from(["guestperf", "--post-copy", "--post-copy-iters", "4"]);
+        assert_eq!(
+            pc.stage_args().migrate,
+            ["--post-copy", "--post-copy-iters", "4"]
+        );
+    }
+
+    #[test]
+    fn every_gp_launch_and_gp_migrate_option_is_reachable() {
+        let ours = Cli::command();
+        let longs = |c: &clap::Command| -> Vec<String> {
+            c.get_arguments()
+                .filter_map(|a| a.get_long().map(String::from))
+                .filter(|l| l != "help" && l != "version")
+                .collect()
+        };
+        let ours = longs(&ours);
+        for stage in [Launch::command(), Migrate::command()] {
+            for long in longs(&stage) {
+                assert!(
+                    ours.contains(&long),
+                    "--{long} of {} is missing",
+                    stage.get_name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_the_stage_s_parser_naming_the_option() {
+        for (args, option) in [
+            (&["--mem", "0"][..], "--mem"),
+            (&["--src-cpu-bind", "banana"], "--src-cpu-bind"),
+            (&["--cpus", "0"], "--cpus"),
+            (&["--multifd-compression", "bogus"], "--multifd-compression"),
+            (&["--sleep=-1"], "--sleep"),
+        ] {
+            let argv = ["guestperf", "--dry-run"].iter().chain(args);
+            let e = Cli::try_parse_from(argv).unwrap_err();
+            assert!(e.to_string().contains(option), "{args:?}: {e}");
+        }
     }
 }

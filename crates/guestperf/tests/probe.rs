@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use guestperf::batch::comparisons;
 use guestperf::batch::probe::{probe, ProbeAccel};
-use guestperf::options::Accel;
+use guestperf::options::{qemu_requirements, Accel, Migrate};
 
 fn qemu() -> &'static Path {
     let path = Path::new("/usr/bin/qemu-system-x86_64");
@@ -36,7 +36,7 @@ fn probe_under_tcg_skips_what_qemu_10_lacks_and_accepts_the_rest() {
     ];
     let reqs: Vec<_> = cases
         .iter()
-        .map(|s| s.migrate.qemu_requirements())
+        .map(|s| qemu_requirements(&s.migrate_over(&Migrate::defaults()).unwrap()))
         .collect();
     let report = probe(
         qemu(),

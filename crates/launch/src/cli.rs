@@ -1,16 +1,24 @@
 //! The command line: the original guestperf's hardware and engine options, plus ours.
+//!
+//! [`Cli`] is a `clap::Args` struct so that `guestperf` and `gp-batch` flatten it into their own
+//! command lines: one definition of every option, its help, default and value parser.
+//! [`Cli::to_args`] writes a parsed `Cli` back as gp-launch's argv (how the wrappers run this
+//! stage); a test checks that every option survives the trip.
 
+use std::ffi::OsString;
+use std::fmt;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::builder::ArgPredicate;
+use clap::{Args, Command, CommandFactory, Parser, ValueEnum};
+use gp_stage::argv::{display, enum_value, os, Argv};
 
-/// Boot a source VM running the stress workload and a destination VM waiting for an incoming
-/// migration, and stream NDJSON records on stdout until both have exited.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "gp-launch", version, max_term_width = 100)]
-#[command(
-    after_help = "Example:\n  gp-launch --accel tcg --mem 256M --cpus 2 | gp-migrate | gp-collect > run.json"
-)]
+// gp-launch's options. Parse with `Parser` (`Cli::parse`, `Cli::try_parse_from`), or flatten into
+// another command line with `#[command(flatten)]`. No doc comment or `#[command]` attribute on the
+// struct: clap would apply it to the command it is flattened into (a doc comment becomes its
+// about). gp-launch's own about and example are in `command()` below.
+#[derive(Debug, Clone, PartialEq, Args)]
+#[group(skip)]
 pub struct Cli {
     /// QEMU system emulator: a path, or a name looked up on PATH.
     #[arg(long, value_name = "PATH", default_value = gp_qemu::binary::DEFAULT_BINARY,
@@ -32,7 +40,7 @@ pub struct Cli {
 
     /// Guest RAM: a number of GiB as in the original (1, 1.5), or a size (256M, 1536MiB, 2G).
     /// The workload touches all of it but a headroom left to the guest kernel.
-    #[arg(long, value_name = "SIZE", default_value = "1", value_parser = parse_mem)]
+    #[arg(long, value_name = "SIZE", default_value = "1", value_parser = parse_guest_mem)]
     pub mem: u64,
 
     /// RAM the workload touches (the kernel's ramsize=) [default: --mem less a headroom of
@@ -76,16 +84,17 @@ pub struct Cli {
 
     /// KVM dirty ring size in entries (a power of two, 1024 to 65536); 0 uses the dirty
     /// bitmap. KVM only.
-    #[arg(long, value_name = "ENTRIES", default_value_t = 0)]
+    #[arg(long, value_name = "ENTRIES", default_value_t = 0, value_parser = parse_dirty_ring_size)]
     pub dirty_ring_size: u32,
 
-    /// Migration transport the destination listens on.
-    #[arg(long, value_enum, default_value_t = Transport::Unix)]
+    /// Migration transport the destination listens on [default: unix, or tcp with --dst-host].
+    #[arg(long, value_enum, default_value_t = Transport::Unix, hide_default_value = true,
+          default_value_if("dst_host", ArgPredicate::IsPresent, "tcp"))]
     pub transport: Transport,
 
     /// Run the destination on another host, through ssh (batch mode, your ssh config). HOST
-    /// needs gp-launch, gp-sample, QEMU, and the kernel and initrd at the same paths; use
-    /// --transport tcp or rdma. See docs/remote.md.
+    /// needs gp-launch, gp-sample, QEMU, and the kernel and initrd at the same paths; the
+    /// transport is then tcp unless --transport rdma. See docs/remote.md.
     #[arg(long, value_name = "[USER@]HOST")]
     pub dst_host: Option<String>,
 
@@ -147,6 +156,79 @@ pub struct Cli {
     pub verbose: bool,
 }
 
+/// gp-launch's own command: its name, about and example, then the options.
+fn command() -> Command {
+    Command::new("gp-launch")
+        .version(env!("CARGO_PKG_VERSION"))
+        .max_term_width(100)
+        .about(
+            "Boot a source VM running the stress workload and a destination VM waiting for an \
+             incoming migration, and stream NDJSON records on stdout until both have exited",
+        )
+        .after_help(
+            "Example:\n  gp-launch --accel tcg --mem 256M --cpus 2 | gp-migrate | gp-collect > run.json",
+        )
+}
+
+gp_stage::stage_parser!(Cli, command());
+
+impl Cli {
+    /// gp-launch's defaults: the command line with no options.
+    pub fn defaults() -> Cli {
+        Cli::try_parse_from(["gp-launch"]).expect("every gp-launch option has a default")
+    }
+
+    /// The gp-launch arguments that parse to `self`: every option that differs from its default
+    /// (`--transport` also whenever `--dst-host` is given, whose default transport differs).
+    pub fn to_args(&self) -> Vec<OsString> {
+        let d = Cli::defaults();
+        let mut w = Argv::new(Cli::command());
+        let size = |b: &u64| OsString::from(format_size(*b));
+        w.changed("binary", &self.binary, &d.binary, display)
+            .some("kernel", self.kernel.as_ref(), os)
+            .some("initrd", self.initrd.as_ref(), os)
+            .changed("cpus", &self.cpus, &d.cpus, display)
+            .changed("mem", &self.mem, &d.mem, size)
+            .some("stress_ram", self.stress_ram.as_ref(), size)
+            .some("src_cpu_bind", self.src_cpu_bind.as_ref(), display)
+            .some("src_mem_bind", self.src_mem_bind.as_ref(), display)
+            .some("dst_cpu_bind", self.dst_cpu_bind.as_ref(), display)
+            .some("dst_mem_bind", self.dst_mem_bind.as_ref(), display)
+            .changed("bind_method", &self.bind_method, &d.bind_method, enum_value)
+            .flag("prealloc_pages", self.prealloc_pages)
+            .flag("huge_pages", self.huge_pages)
+            .flag("locked_pages", self.locked_pages)
+            .changed(
+                "dirty_ring_size",
+                &self.dirty_ring_size,
+                &d.dirty_ring_size,
+                display,
+            );
+        if self.transport != d.transport || self.dst_host.is_some() {
+            w.value("transport", enum_value(&self.transport));
+        }
+        w.some("dst_host", self.dst_host.as_ref(), display)
+            .some("ssh_config", self.ssh_config.as_ref(), os)
+            .each("ssh_options", &self.ssh_options, display)
+            .changed("accel", &self.accel, &d.accel, enum_value)
+            .each("qemu_args", &self.qemu_args, display)
+            .each("src_qemu_args", &self.src_qemu_args, display)
+            .each("dst_qemu_args", &self.dst_qemu_args, display)
+            .each("kernel_args", &self.kernel_args, display)
+            .some("stress_threads", self.stress_threads.as_ref(), display)
+            .some("stress_grain_ms", self.stress_grain_ms.as_ref(), display)
+            .some(
+                "stress_duration_s",
+                self.stress_duration_s.as_ref(),
+                display,
+            )
+            .some("boot_timeout_s", self.boot_timeout_s.as_ref(), display)
+            .flag("debug", self.debug)
+            .flag("verbose", self.verbose);
+        w.finish()
+    }
+}
+
 /// `--binary` must be UTF-8 (it goes into the records and, for --dst-host, an ssh command
 /// line): say so, where clap alone would only say "invalid UTF-8 was detected".
 fn utf8_binary() -> impl clap::builder::TypedValueParser<Value = String> {
@@ -165,6 +247,14 @@ fn utf8_binary() -> impl clap::builder::TypedValueParser<Value = String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdList(pub Vec<u32>);
 
+/// `0,1,2`: what [`parse_ids`] reads back.
+impl fmt::Display for IdList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<String> = self.0.iter().map(u32::to_string).collect();
+        f.write_str(&ids.join(","))
+    }
+}
+
 fn parse_ids(s: &str) -> Result<IdList, String> {
     gp_qemu::bind::parse_list(s)
         .map(IdList)
@@ -173,8 +263,10 @@ fn parse_ids(s: &str) -> Result<IdList, String> {
 
 pub use gp_qemu::transport::Transport;
 
+/// Accelerator for both VMs (the one definition: `guestperf` and gp-batch's probe use it too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AccelArg {
+    /// KVM when it works, else TCG (gp-launch probes KVM first).
     Auto,
     Kvm,
     Tcg,
@@ -203,6 +295,30 @@ pub fn parse_mem(s: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// Parses `--mem`: a size as [`parse_mem`] reads it, and enough for the guest kernel besides
+/// the workload.
+pub fn parse_guest_mem(s: &str) -> Result<u64, String> {
+    let bytes = parse_mem(s)?;
+    if bytes < crate::plan::MIN_MEM_BYTES {
+        return Err(format!(
+            "{s:?} is too small: the guest kernel needs room besides the workload; use at least \
+             {}",
+            format_size(crate::plan::MIN_MEM_BYTES)
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Parses `--dirty-ring-size`: 0 (the dirty bitmap), or a power of two from 1024 to 65536.
+fn parse_dirty_ring_size(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n == 0 || n.is_power_of_two() && (1024..=65536).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a power of two from 1024 to 65536 (or 0 for the dirty bitmap)"
+        )),
+    }
+}
+
 fn parse_non_negative(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
@@ -227,6 +343,101 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+        assert_eq!(Cli::command().get_name(), "gp-launch");
+    }
+
+    /// A value other than the default for every option that takes a free value.
+    pub(crate) const SAMPLES: &[(&str, &[&str])] = &[
+        ("binary", &["--binary", "/opt/qemu/bin/qemu-system-x86_64"]),
+        ("kernel", &["--kernel", "/k/vmlinuz"]),
+        ("initrd", &["--initrd", "/i/initrd.img"]),
+        ("cpus", &["--cpus", "3"]),
+        ("mem", &["--mem", "1.5G"]),
+        ("stress_ram", &["--stress-ram", "200M"]),
+        ("src_cpu_bind", &["--src-cpu-bind", "0-2,5"]),
+        ("src_mem_bind", &["--src-mem-bind", "0"]),
+        ("dst_cpu_bind", &["--dst-cpu-bind", "3"]),
+        ("dst_mem_bind", &["--dst-mem-bind", "1"]),
+        ("dirty_ring_size", &["--dirty-ring-size", "4096"]),
+        ("dst_host", &["--dst-host", "user@bench2"]),
+        (
+            "ssh_config",
+            &["--ssh-config", "/c/ssh config", "--dst-host", "h"],
+        ),
+        (
+            "ssh_options",
+            &[
+                "--ssh-option",
+                "Port=2222",
+                "--ssh-option",
+                "User=u",
+                "--dst-host",
+                "h",
+            ],
+        ),
+        (
+            "qemu_args",
+            &["--qemu-arg", "-d", "--qemu-arg", "guest_errors"],
+        ),
+        ("src_qemu_args", &["--src-qemu-arg", "-S"]),
+        ("dst_qemu_args", &["--dst-qemu-arg", "-no-shutdown"]),
+        ("kernel_args", &["--kernel-arg", "mitigations=off"]),
+        ("stress_threads", &["--stress-threads", "7"]),
+        ("stress_grain_ms", &["--stress-grain-ms", "0.25"]),
+        ("stress_duration_s", &["--stress-duration-s", "1e-3"]),
+        ("boot_timeout_s", &["--boot-timeout-s", "600"]),
+    ];
+
+    #[test]
+    fn every_option_is_written_back_as_it_was_parsed() {
+        gp_stage::argv::assert_round_trip::<Cli>(SAMPLES, Cli::to_args);
+    }
+
+    #[test]
+    fn what_is_written_back() {
+        let cli = Cli::try_parse_from([
+            "gp-launch",
+            "--mem",
+            "4",
+            "--cpus",
+            "2",
+            "--src-cpu-bind",
+            "0,1",
+            "--qemu-arg",
+            "-d",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.to_args(),
+            [
+                "--cpus",
+                "2",
+                "--mem",
+                "4G",
+                "--src-cpu-bind",
+                "0,1",
+                "--qemu-arg=-d"
+            ]
+        );
+        assert!(Cli::defaults().to_args().is_empty());
+    }
+
+    #[test]
+    fn a_remote_destination_defaults_to_tcp() {
+        let cli = Cli::try_parse_from(["gp-launch", "--dst-host", "bench2"]).unwrap();
+        assert_eq!(cli.transport, Transport::Tcp);
+        assert_eq!(
+            cli.to_args(),
+            ["--transport", "tcp", "--dst-host", "bench2"]
+        );
+        let rdma =
+            Cli::try_parse_from(["gp-launch", "--dst-host", "b", "--transport", "rdma"]).unwrap();
+        assert_eq!(rdma.transport, Transport::Rdma);
+        // Given explicitly, unix stays unix (and gp-launch refuses it, naming the fix).
+        let unix =
+            Cli::try_parse_from(["gp-launch", "--dst-host", "b", "--transport", "unix"]).unwrap();
+        assert_eq!(unix.transport, Transport::Unix);
+        assert_eq!(unix.to_args(), ["--transport", "unix", "--dst-host", "b"]);
     }
 
     #[test]
@@ -244,6 +455,20 @@ mod tests {
         assert!(parse_mem("0").unwrap_err().contains("more than 0"));
         assert_eq!(format_size(256 * MIB), "256M");
         assert_eq!(format_size(2 * GIB), "2G");
+    }
+
+    #[test]
+    fn guest_ram_and_dirty_ring_limits_are_the_parser_s() {
+        assert_eq!(parse_guest_mem("128M").unwrap(), 128 * MIB);
+        let e = parse_guest_mem("64M").unwrap_err();
+        assert!(e.contains("too small") && e.contains("128M"), "{e}");
+        for ok in ["0", "1024", "4096", "65536"] {
+            assert!(parse_dirty_ring_size(ok).is_ok(), "{ok}");
+        }
+        for bad in ["1000", "100", "512", "131072", "-1", "x", ""] {
+            let e = parse_dirty_ring_size(bad).unwrap_err();
+            assert!(e.contains("power of two"), "{bad}: {e}");
+        }
     }
 
     #[test]

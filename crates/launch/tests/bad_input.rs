@@ -128,8 +128,16 @@ fn bind_to_a_node_that_does_not_exist() {
 
 #[test]
 fn remote_destination_needs_a_transport_that_crosses_hosts() {
+    // Without --transport, --dst-host means tcp; unix given explicitly is refused.
     refused(
-        &["--accel", "tcg", "--dst-host", "elsewhere"],
+        &[
+            "--accel",
+            "tcg",
+            "--transport",
+            "unix",
+            "--dst-host",
+            "elsewhere",
+        ],
         &["unix transport cannot cross hosts", "--transport tcp"],
     );
     // ssh would take a leading '-' as an option.

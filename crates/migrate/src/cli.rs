@@ -1,26 +1,27 @@
 //! Command-line options: every scenario knob of the original guestperf, plus generic
 //! capabilities and parameters and the run's timing.
+//!
+//! [`Args`] is a `clap::Args` struct so that `guestperf` and `gp-batch` flatten it into their own
+//! command lines: one definition of every option, its help, default and value parser.
+//! [`Args::to_args`] writes a parsed `Args` back as gp-migrate's argv (how the wrappers run this
+//! stage); a test checks that every option survives the trip.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Command, CommandFactory, Parser};
 use gp_records::migrate::Scenario;
+use gp_stage::argv::{display, Argv};
 
 use crate::plan::Extras;
 use crate::schema::parse_bool;
 
-/// Drive a QEMU live migration between the VMs gp-launch started, and record all of it.
-///
-/// Reads gp-launch's records on stdin and passes every line through to stdout, adding its own:
-/// `scenario`, `progress` (every query-migrate snapshot), `qmp_event`, `action` and `result`.
-/// It waits for the workload to run and settle, configures and starts the migration, applies the
-/// scenario's strategies, and ends the run by quitting both VMs.
-///
-/// Exit status: 0 completed, 3 failed, 4 cancelled (--max-iters/--max-time), 5 interrupted
-/// (closed output, input ended), 6 unsupported by this QEMU, 1 other errors, 2 usage,
-/// 128+N killed by signal N (SIGHUP 129, SIGINT 130, SIGTERM 143).
-#[derive(Debug, Clone, Parser)]
-#[command(name = "gp-migrate", version, about, long_about)]
+// gp-migrate's options. Parse with `Parser` (`Args::parse`, `Args::try_parse_from`), or flatten
+// into another command line with `#[command(flatten)]`. No doc comment or `#[command]` attribute
+// on the struct: clap would apply it to the command it is flattened into. gp-migrate's own about
+// is in `command()` below.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+#[group(skip)]
 pub struct Args {
     /// Scenario name, carried into the records.
     #[arg(long, default_value = "default")]
@@ -48,12 +49,14 @@ pub struct Args {
     /// Stop the source VM once --pause-iters passes over RAM have started.
     #[arg(long)]
     pub pause: bool,
+    /// Passes over RAM started before --pause stops the source.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub pause_iters: u64,
 
     /// Switch to post-copy once --post-copy-iters passes over RAM have started.
     #[arg(long)]
     pub post_copy: bool,
+    /// Passes over RAM started before --post-copy switches over.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub post_copy_iters: u64,
 
@@ -68,6 +71,7 @@ pub struct Args {
     /// Multi-thread compression (QEMU < 9.1 only; refused on newer QEMU).
     #[arg(long)]
     pub compression_mt: bool,
+    /// Compression threads for --compression-mt.
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=255))]
     pub compression_mt_threads: u64,
@@ -83,6 +87,7 @@ pub struct Args {
     /// Send RAM over several channels (multifd).
     #[arg(long)]
     pub multifd: bool,
+    /// Channels for --multifd.
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..=255))]
     pub multifd_channels: u64,
@@ -124,6 +129,29 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = positive_secs)]
     pub drain_timeout: f64,
 }
+
+/// gp-migrate's own command: its name and about, then the options.
+fn command() -> Command {
+    Command::new("gp-migrate")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(
+            "Drive a QEMU live migration between the VMs gp-launch started, and record all of it",
+        )
+        .long_about(
+            "Drive a QEMU live migration between the VMs gp-launch started, and record all of it.
+
+Reads gp-launch's records on stdin and passes every line through to stdout, adding its own: \
+`scenario`, `progress` (every query-migrate snapshot), `qmp_event`, `action` and `result`. It \
+waits for the workload to run and settle, configures and starts the migration, applies the \
+scenario's strategies, and ends the run by quitting both VMs.
+
+Exit status: 0 completed, 3 failed, 4 cancelled (--max-iters/--max-time), 5 interrupted (closed \
+output, input ended), 6 unsupported by this QEMU, 1 other errors, 2 usage, 128+N killed by \
+signal N (SIGHUP 129, SIGINT 130, SIGTERM 143).",
+        )
+}
+
+gp_stage::stage_parser!(Args, command());
 
 fn non_negative_secs(s: &str) -> Result<f64, String> {
     let v: f64 = s
@@ -191,6 +219,102 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 impl Args {
+    /// gp-migrate's defaults: the command line with no options.
+    pub fn defaults() -> Args {
+        Args::try_parse_from(["gp-migrate"]).expect("every gp-migrate option has a default")
+    }
+
+    /// The gp-migrate arguments that parse to `self`: every option that differs from its
+    /// default.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let d = Args::defaults();
+        let mut w = Argv::new(Args::command());
+        w.changed("name", &self.name, &d.name, display)
+            .changed("sleep", &self.sleep, &d.sleep, display)
+            .changed("max_iters", &self.max_iters, &d.max_iters, display)
+            .changed("max_time", &self.max_time, &d.max_time, display)
+            .changed("bandwidth", &self.bandwidth, &d.bandwidth, display)
+            .changed("downtime", &self.downtime, &d.downtime, display)
+            .flag("pause", self.pause)
+            .changed("pause_iters", &self.pause_iters, &d.pause_iters, display)
+            .flag("post_copy", self.post_copy)
+            .changed(
+                "post_copy_iters",
+                &self.post_copy_iters,
+                &d.post_copy_iters,
+                display,
+            )
+            .flag("auto_converge", self.auto_converge)
+            .changed(
+                "auto_converge_step",
+                &self.auto_converge_step,
+                &d.auto_converge_step,
+                display,
+            )
+            .flag("compression_mt", self.compression_mt)
+            .changed(
+                "compression_mt_threads",
+                &self.compression_mt_threads,
+                &d.compression_mt_threads,
+                display,
+            )
+            .flag("compression_xbzrle", self.compression_xbzrle)
+            .changed(
+                "compression_xbzrle_cache",
+                &self.compression_xbzrle_cache,
+                &d.compression_xbzrle_cache,
+                display,
+            )
+            .flag("multifd", self.multifd)
+            .changed(
+                "multifd_channels",
+                &self.multifd_channels,
+                &d.multifd_channels,
+                display,
+            )
+            .changed(
+                "multifd_compression",
+                &self.multifd_compression,
+                &d.multifd_compression,
+                display,
+            )
+            .flag("dirty_limit", self.dirty_limit)
+            .changed(
+                "x_vcpu_dirty_limit_period",
+                &self.x_vcpu_dirty_limit_period,
+                &d.x_vcpu_dirty_limit_period,
+                display,
+            )
+            .changed(
+                "vcpu_dirty_limit",
+                &self.vcpu_dirty_limit,
+                &d.vcpu_dirty_limit,
+                display,
+            )
+            .each("capabilities", &self.capabilities, |(name, on)| {
+                format!("{name}={}", if *on { "on" } else { "off" }).into()
+            })
+            .each("parameters", &self.parameters, |(name, value)| {
+                format!("{name}={value}").into()
+            })
+            .changed("poll_ms", &self.poll_ms, &d.poll_ms, display)
+            .changed("qmp_timeout", &self.qmp_timeout, &d.qmp_timeout, display)
+            .changed(
+                "workload_timeout",
+                &self.workload_timeout,
+                &d.workload_timeout,
+                display,
+            )
+            .flag("no_wait_workload", self.no_wait_workload)
+            .changed(
+                "drain_timeout",
+                &self.drain_timeout,
+                &d.drain_timeout,
+                display,
+            );
+        w.finish()
+    }
+
     /// The scenario these options describe.
     pub fn scenario(&self) -> Scenario {
         Scenario {
@@ -238,6 +362,58 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Args::command().debug_assert();
+        assert_eq!(Args::command().get_name(), "gp-migrate");
+    }
+
+    /// A value other than the default for every option that takes a free value.
+    const SAMPLES: &[(&str, &[&str])] = &[
+        ("name", &["--name", "try 1"]),
+        ("sleep", &["--sleep", "0.5"]),
+        ("max_iters", &["--max-iters", "3"]),
+        ("max_time", &["--max-time", "40"]),
+        ("bandwidth", &["--bandwidth", "0"]),
+        ("downtime", &["--downtime", "20"]),
+        ("pause_iters", &["--pause-iters", "0"]),
+        ("post_copy_iters", &["--post-copy-iters", "1"]),
+        ("auto_converge_step", &["--auto-converge-step", "100"]),
+        ("compression_mt_threads", &["--compression-mt-threads", "4"]),
+        (
+            "compression_xbzrle_cache",
+            &["--compression-xbzrle-cache", "50"],
+        ),
+        ("multifd_channels", &["--multifd-channels", "64"]),
+        (
+            "x_vcpu_dirty_limit_period",
+            &["--x-vcpu-dirty-limit-period", "800"],
+        ),
+        ("vcpu_dirty_limit", &["--vcpu-dirty-limit", "20"]),
+        (
+            "capabilities",
+            &["--capability", "events", "--capability", "zero-blocks=off"],
+        ),
+        (
+            "parameters",
+            &[
+                "--parameter",
+                "announce-max=600",
+                "--parameter",
+                "tls-creds=",
+            ],
+        ),
+        ("poll_ms", &["--poll-ms", "1000"]),
+        ("qmp_timeout", &["--qmp-timeout", "1.25"]),
+        ("workload_timeout", &["--workload-timeout", "30"]),
+        ("drain_timeout", &["--drain-timeout", "5"]),
+    ];
+
+    #[test]
+    fn every_option_is_written_back_as_it_was_parsed() {
+        gp_stage::argv::assert_round_trip::<Args>(SAMPLES, Args::to_args);
+        let args =
+            Args::try_parse_from(["gp-migrate", "--post-copy", "--post-copy-iters", "5"]).unwrap();
+        // 5 is the default: written only when it differs.
+        assert_eq!(args.to_args(), ["--post-copy"]);
+        assert!(Args::defaults().to_args().is_empty());
     }
 
     #[test]

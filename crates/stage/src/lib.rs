@@ -1,5 +1,8 @@
 //! What every guestperf-rs binary shares at its edges, written once.
 //!
+//! - [`argv`]: parsed options written back as the command line that parses to them (how
+//!   `guestperf` forwards gp-launch's and gp-migrate's options), with the test that keeps the two
+//!   in step.
 //! - [`signals`]: SIGINT, SIGTERM and SIGHUP forwarded into a channel by a named thread, and
 //!   signal names (from signal-hook, not tabled by hand).
 //! - [`error`]: an error and its causes printed once each, `stage: error: cause: cause`.
@@ -9,6 +12,7 @@
 //! Library errors describe their own layer only (no stage name, no cause repeated in their own
 //! message); the stage name is added here, once, at the edge.
 
+pub mod argv;
 pub mod error;
 pub mod exit;
 pub mod signals;

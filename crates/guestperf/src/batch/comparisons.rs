@@ -6,7 +6,11 @@
 //! comparisons the original commit message promises but never defined: migration transport,
 //! vCPU count and memory size.
 
-use crate::options::{ScenarioArgs, Transport};
+use std::ffi::OsString;
+
+use clap::Parser;
+
+use crate::options::{Launch, Migrate, Transport};
 
 /// A named set of scenarios meant to be compared with each other.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,71 +21,81 @@ pub struct Comparison {
     pub scenarios: Vec<Scenario>,
 }
 
-/// One scenario: migration settings, and the hardware it changes.
+/// One scenario: the gp-migrate options it sets, or the gp-launch options (hardware) it changes,
+/// over the batch's own. They are parsed by the stage's own parser into the stage's own struct
+/// ([`Scenario::migrate_over`], [`Scenario::launch_over`]), so a scenario is exactly what the
+/// same options given to guestperf would run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
     pub name: String,
-    pub migrate: ScenarioArgs,
-    pub hardware: HardwareOverride,
+    /// gp-launch options, e.g. `--transport tcp`.
+    pub launch: Vec<String>,
+    /// gp-migrate options, e.g. `--post-copy --post-copy-iters 1`.
+    pub migrate: Vec<String>,
 }
 
-/// Hardware a scenario sets regardless of the batch's hardware options.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HardwareOverride {
-    pub transport: Option<Transport>,
-    pub cpus: Option<u32>,
-    /// Guest RAM, as gp-launch's --mem takes it.
-    pub mem: Option<String>,
+fn words(options: &str) -> Vec<String> {
+    options.split_whitespace().map(String::from).collect()
 }
 
 impl Scenario {
-    fn new(name: impl Into<String>, migrate: ScenarioArgs) -> Self {
+    /// A scenario of migration settings.
+    fn migrate(name: impl Into<String>, options: &str) -> Self {
         Scenario {
             name: name.into(),
-            migrate,
-            hardware: HardwareOverride::default(),
+            launch: Vec::new(),
+            migrate: words(options),
         }
     }
 
-    fn hardware(name: impl Into<String>, hardware: HardwareOverride) -> Self {
+    /// A scenario of hardware.
+    fn hardware(name: impl Into<String>, options: &str) -> Self {
         Scenario {
             name: name.into(),
-            migrate: ScenarioArgs::default(),
-            hardware,
+            launch: words(options),
+            migrate: Vec::new(),
         }
     }
 
     /// The scenario's settings as command-line options (for `--list`).
     pub fn describe(&self) -> String {
-        let mut words: Vec<String> = Vec::new();
-        if let Some(t) = self.hardware.transport {
-            words.push(format!("--transport {}", t.as_str()));
-        }
-        if let Some(n) = self.hardware.cpus {
-            words.push(format!("--cpus {n}"));
-        }
-        if let Some(m) = &self.hardware.mem {
-            words.push(format!("--mem {m}"));
-        }
-        let migrate: Vec<String> = self
-            .migrate
-            .migrate_args()
-            .into_iter()
-            .map(|a| a.to_string_lossy().into_owned())
+        let words: Vec<&str> = self
+            .launch
+            .iter()
+            .chain(&self.migrate)
+            .map(String::as_str)
             .collect();
-        if !migrate.is_empty() {
-            words.push(migrate.join(" "));
-        }
         if words.is_empty() {
             "(defaults)".to_string()
         } else {
             words.join(" ")
         }
     }
+
+    /// gp-launch's options for this scenario: `base` (the batch's) with the scenario's over it.
+    pub fn launch_over(&self, base: &Launch) -> Result<Launch, clap::Error> {
+        over(base.to_args(), &self.launch)
+    }
+
+    /// gp-migrate's options for this scenario: `base` (the batch's) with the scenario's over it,
+    /// named after the scenario.
+    pub fn migrate_over(&self, base: &Migrate) -> Result<Migrate, clap::Error> {
+        let mut args: Migrate = over(base.to_args(), &self.migrate)?;
+        args.name = self.name.clone();
+        Ok(args)
+    }
 }
 
-fn sc() -> ScenarioArgs {
-    ScenarioArgs::default()
+/// What the stage parses from `base` followed by `options`, the later of an option given twice
+/// counting.
+fn over<T: Parser>(base: Vec<OsString>, options: &[String]) -> Result<T, clap::Error> {
+    let command = T::command().args_override_self(true);
+    let name = OsString::from(command.get_name());
+    let argv = std::iter::once(name)
+        .chain(base)
+        .chain(options.iter().map(OsString::from));
+    let mut matches = command.try_get_matches_from(argv)?;
+    T::from_arg_matches_mut(&mut matches)
 }
 
 /// Every comparison, in the order the batch runs them.
@@ -94,13 +108,9 @@ pub fn all() -> Vec<Comparison> {
         scenarios: [0, 1, 5, 20]
             .into_iter()
             .map(|n| {
-                Scenario::new(
+                Scenario::migrate(
                     format!("pause-iters-{n}"),
-                    ScenarioArgs {
-                        pause: true,
-                        pause_iters: Some(n),
-                        ..sc()
-                    },
+                    &format!("--pause --pause-iters {n}"),
                 )
             })
             .collect(),
@@ -121,13 +131,9 @@ pub fn all() -> Vec<Comparison> {
         scenarios: bandwidths
             .iter()
             .map(|&(label, mib)| {
-                Scenario::new(
+                Scenario::migrate(
                     format!("post-copy-bw-{label}"),
-                    ScenarioArgs {
-                        post_copy: true,
-                        bandwidth: Some(mib),
-                        ..sc()
-                    },
+                    &format!("--post-copy --bandwidth {mib}"),
                 )
             })
             .collect(),
@@ -139,13 +145,9 @@ pub fn all() -> Vec<Comparison> {
         scenarios: [0, 1, 5, 20]
             .into_iter()
             .map(|n| {
-                Scenario::new(
+                Scenario::migrate(
                     format!("post-copy-iters-{n}"),
-                    ScenarioArgs {
-                        post_copy: true,
-                        post_copy_iters: Some(n),
-                        ..sc()
-                    },
+                    &format!("--post-copy --post-copy-iters {n}"),
                 )
             })
             .collect(),
@@ -157,13 +159,9 @@ pub fn all() -> Vec<Comparison> {
         scenarios: [5, 10, 20]
             .into_iter()
             .map(|step| {
-                Scenario::new(
+                Scenario::migrate(
                     format!("auto-converge-step-{step}"),
-                    ScenarioArgs {
-                        auto_converge: true,
-                        auto_converge_step: Some(step),
-                        ..sc()
-                    },
+                    &format!("--auto-converge --auto-converge-step {step}"),
                 )
             })
             .collect(),
@@ -175,13 +173,9 @@ pub fn all() -> Vec<Comparison> {
         scenarios: bandwidths
             .iter()
             .map(|&(label, mib)| {
-                Scenario::new(
+                Scenario::migrate(
                     format!("auto-converge-bw-{label}"),
-                    ScenarioArgs {
-                        auto_converge: true,
-                        bandwidth: Some(mib),
-                        ..sc()
-                    },
+                    &format!("--auto-converge --bandwidth {mib}"),
                 )
             })
             .collect(),
@@ -193,13 +187,9 @@ pub fn all() -> Vec<Comparison> {
         scenarios: [1, 2, 4]
             .into_iter()
             .map(|n| {
-                Scenario::new(
+                Scenario::migrate(
                     format!("compr-mt-threads-{n}"),
-                    ScenarioArgs {
-                        compression_mt: true,
-                        compression_mt_threads: Some(n),
-                        ..sc()
-                    },
+                    &format!("--compression-mt --compression-mt-threads {n}"),
                 )
             })
             .collect(),
@@ -212,13 +202,9 @@ pub fn all() -> Vec<Comparison> {
         scenarios: [5, 10, 20, 50]
             .into_iter()
             .map(|pct| {
-                Scenario::new(
+                Scenario::migrate(
                     format!("compr-xbzrle-cache-{pct}"),
-                    ScenarioArgs {
-                        compression_xbzrle: true,
-                        compression_xbzrle_cache: Some(pct),
-                        ..sc()
-                    },
+                    &format!("--compression-xbzrle --compression-xbzrle-cache {pct}"),
                 )
             })
             .collect(),
@@ -230,13 +216,9 @@ pub fn all() -> Vec<Comparison> {
         scenarios: [4, 8, 32, 64]
             .into_iter()
             .map(|n| {
-                Scenario::new(
+                Scenario::migrate(
                     format!("compr-multifd-channels-{n}"),
-                    ScenarioArgs {
-                        multifd: true,
-                        multifd_channels: Some(n),
-                        ..sc()
-                    },
+                    &format!("--multifd --multifd-channels {n}"),
                 )
             })
             .collect(),
@@ -248,13 +230,9 @@ pub fn all() -> Vec<Comparison> {
         scenarios: [500, 800, 1000]
             .into_iter()
             .map(|ms| {
-                Scenario::new(
+                Scenario::migrate(
                     format!("compr-dirty-limit-period-{ms}"),
-                    ScenarioArgs {
-                        dirty_limit: true,
-                        x_vcpu_dirty_limit_period: Some(ms),
-                        ..sc()
-                    },
+                    &format!("--dirty-limit --x-vcpu-dirty-limit-period {ms}"),
                 )
             })
             .collect(),
@@ -266,13 +244,9 @@ pub fn all() -> Vec<Comparison> {
         scenarios: [10, 20, 50]
             .into_iter()
             .map(|mb| {
-                Scenario::new(
+                Scenario::migrate(
                     format!("compr-dirty-limit-{mb}MB"),
-                    ScenarioArgs {
-                        dirty_limit: true,
-                        vcpu_dirty_limit: Some(mb),
-                        ..sc()
-                    },
+                    &format!("--dirty-limit --vcpu-dirty-limit {mb}"),
                 )
             })
             .collect(),
@@ -284,14 +258,9 @@ pub fn all() -> Vec<Comparison> {
         scenarios: ["zlib", "zstd", "qpl", "uadk"]
             .into_iter()
             .map(|method| {
-                Scenario::new(
+                Scenario::migrate(
                     format!("compr-multifd-compression-{method}"),
-                    ScenarioArgs {
-                        multifd: true,
-                        multifd_channels: Some(2),
-                        multifd_compression: Some(method.to_string()),
-                        ..sc()
-                    },
+                    &format!("--multifd --multifd-channels 2 --multifd-compression {method}"),
                 )
             })
             .collect(),
@@ -305,10 +274,7 @@ pub fn all() -> Vec<Comparison> {
             .map(|t| {
                 Scenario::hardware(
                     format!("transport-{}", t.as_str()),
-                    HardwareOverride {
-                        transport: Some(t),
-                        ..Default::default()
-                    },
+                    &format!("--transport {}", t.as_str()),
                 )
             })
             .collect(),
@@ -319,15 +285,7 @@ pub fn all() -> Vec<Comparison> {
         description: "guests with 1, 2, 4 and 8 vCPUs (one workload thread each)",
         scenarios: [1, 2, 4, 8]
             .into_iter()
-            .map(|n| {
-                Scenario::hardware(
-                    format!("vcpus-{n}"),
-                    HardwareOverride {
-                        cpus: Some(n),
-                        ..Default::default()
-                    },
-                )
-            })
+            .map(|n| Scenario::hardware(format!("vcpus-{n}"), &format!("--cpus {n}")))
             .collect(),
     });
 
@@ -336,15 +294,7 @@ pub fn all() -> Vec<Comparison> {
         description: "guests with 1, 2, 4 and 8 GiB of RAM",
         scenarios: [1, 2, 4, 8]
             .into_iter()
-            .map(|gib| {
-                Scenario::hardware(
-                    format!("mem-{gib}gb"),
-                    HardwareOverride {
-                        mem: Some(format!("{gib}G")),
-                        ..Default::default()
-                    },
-                )
-            })
+            .map(|gib| Scenario::hardware(format!("mem-{gib}gb"), &format!("--mem {gib}G")))
             .collect(),
     });
 
@@ -405,40 +355,110 @@ mod tests {
         }
     }
 
+    fn defaults(s: &Scenario) -> Migrate {
+        s.migrate_over(&Migrate::defaults()).unwrap()
+    }
+
+    #[test]
+    fn every_scenario_is_options_the_stages_accept() {
+        for c in all() {
+            for s in &c.scenarios {
+                let m = s.migrate_over(&Migrate::defaults()).unwrap();
+                let mut alone = Migrate::try_parse_from(
+                    std::iter::once("gp-migrate").chain(s.migrate.iter().map(String::as_str)),
+                )
+                .unwrap();
+                alone.name = s.name.clone();
+                assert_eq!(m, alone, "{}", s.name);
+                let l = s.launch_over(&Launch::defaults()).unwrap();
+                let alone = Launch::try_parse_from(
+                    std::iter::once("gp-launch").chain(s.launch.iter().map(String::as_str)),
+                )
+                .unwrap();
+                assert_eq!(l, alone, "{}", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_scenario_s_options_win_over_the_batch_s_and_the_others_stay() {
+        let batch = Migrate::try_parse_from(
+            "gp-migrate --sleep 1 --bandwidth 7 --pause-iters 9 --multifd-channels 9 \
+             --multifd-compression zstd --capability events"
+                .split_whitespace(),
+        )
+        .unwrap();
+        // 5 is gp-migrate's default, and still wins over the batch's 9.
+        let pause5 = &find("pause-iters").unwrap().scenarios[2];
+        let m = pause5.migrate_over(&batch).unwrap();
+        assert_eq!((m.pause, m.pause_iters), (true, 5));
+        assert_eq!((m.sleep, m.bandwidth), (1.0, 7));
+        assert_eq!(m.capabilities, [("events".to_string(), true)]);
+        assert_eq!(m.name, "pause-iters-5");
+        let zlib = &find("compr-multifd-compression").unwrap().scenarios[0];
+        let m = zlib.migrate_over(&batch).unwrap();
+        assert_eq!(
+            (
+                m.multifd_channels,
+                m.multifd_compression.as_str(),
+                m.bandwidth
+            ),
+            (2, "zlib", 7)
+        );
+
+        let launch = Launch::try_parse_from([
+            "gp-launch",
+            "--cpus",
+            "3",
+            "--mem",
+            "256M",
+            "--transport",
+            "tcp",
+        ])
+        .unwrap();
+        let vcpus8 = &find("vcpu-count").unwrap().scenarios[3];
+        let l = vcpus8.launch_over(&launch).unwrap();
+        assert_eq!((l.cpus, l.mem, l.transport), (8, 256 << 20, Transport::Tcp));
+        let mem2 = &find("memory-size").unwrap().scenarios[1];
+        assert_eq!(mem2.launch_over(&launch).unwrap().mem, 2 << 30);
+        let unix = &find("transport").unwrap().scenarios[0];
+        assert_eq!(
+            unix.launch_over(&launch).unwrap().transport,
+            Transport::Unix
+        );
+        assert_eq!(pause5.launch_over(&launch).unwrap(), launch);
+    }
+
     #[test]
     fn xbzrle_cache_20_runs_a_cache_of_20() {
         let c = find("compr-xbzrle").unwrap();
         for s in &c.scenarios {
             let pct: u64 = s.name.rsplit('-').next().unwrap().parse().unwrap();
-            assert_eq!(s.migrate.compression_xbzrle_cache, Some(pct), "{}", s.name);
+            assert_eq!(defaults(s).compression_xbzrle_cache, pct, "{}", s.name);
         }
     }
 
     #[test]
     fn upstream_values_are_kept() {
         let pc = find("post-copy-bandwidth").unwrap();
-        let bw: Vec<u64> = pc
-            .scenarios
-            .iter()
-            .map(|s| s.migrate.bandwidth.unwrap())
-            .collect();
+        let bw: Vec<u64> = pc.scenarios.iter().map(|s| defaults(s).bandwidth).collect();
         assert_eq!(bw, [12, 37, 125, 1250, 12500]);
-        assert!(pc.scenarios.iter().all(|s| s.migrate.post_copy));
+        assert!(pc.scenarios.iter().all(|s| defaults(s).post_copy));
         let mf = find("compr-multifd").unwrap();
         let ch: Vec<u64> = mf
             .scenarios
             .iter()
-            .map(|s| s.migrate.multifd_channels.unwrap())
+            .map(|s| defaults(s).multifd_channels)
             .collect();
         assert_eq!(ch, [4, 8, 32, 64]);
         let dl = find("compr-dirty-limit").unwrap();
         assert_eq!(dl.scenarios[0].name, "compr-dirty-limit-10MB");
-        assert_eq!(dl.scenarios[0].migrate.vcpu_dirty_limit, Some(10));
+        assert_eq!(defaults(&dl.scenarios[0]).vcpu_dirty_limit, 10);
         let mc = find("compr-multifd-compression").unwrap();
         assert!(mc
             .scenarios
             .iter()
-            .all(|s| s.migrate.multifd_channels == Some(2)));
+            .all(|s| defaults(s).multifd_channels == 2 && s.migrate.contains(&"2".to_string())));
         assert_eq!(
             find("pause-iters").unwrap().scenarios[3].describe(),
             "--pause --pause-iters 20"

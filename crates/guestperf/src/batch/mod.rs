@@ -8,6 +8,12 @@
 //! run again. Repeats are interleaved across a comparison's scenarios (A1 B1 C1 A2 B2 C2), so a
 //! drift of the machine spreads over all of them. At the end: `summary.json`, `summary.md` and
 //! one chart per comparison (gp-plot).
+//!
+//! [`run`] is the sequence of steps below, each testable on its own: [`resolve`] (each
+//! scenario's options for gp-launch and gp-migrate), [`skips`] (the probe's and the host's
+//! refusals), [`plan`] and [`Counts`] (what is left to do), [`dry_run_text`], `run_one` with
+//! [`classify`] (how a finished pipeline is filed), [`Tally`] (the running count and the end
+//! status), and the summary.
 
 pub mod comparisons;
 pub mod glob;
@@ -16,8 +22,6 @@ pub mod progress;
 pub mod store;
 pub mod summary;
 
-use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,12 +31,14 @@ use gp_records::report::Report;
 
 use self::comparisons::{Comparison, Scenario};
 use self::glob::{Filter, GlobError};
-use self::probe::{ProbeAccel, ProbeError};
+use self::probe::{ProbeAccel, ProbeError, ProbeReport};
 use self::progress::Progress;
 use self::store::{RunError, RunId, Skipped, Store, StoreError};
 use self::summary::{ComparisonSummary, Summary};
-use crate::options::{Accel, HardwareArgs, Transport};
-use crate::pipeline::{self, Grace, Output, PipelineExit, SignalWatch, StageCommand};
+use crate::options::{Launch, Migrate, Sampling, Transport, LAUNCH_HEADING};
+use crate::pipeline::{
+    self, Grace, Output, PipelineError, PipelineExit, SignalWatch, StageCommand,
+};
 use crate::stages::{self, NotFound, Stage};
 
 /// gp-migrate's exit status when the QEMUs cannot do the scenario.
@@ -42,6 +48,10 @@ pub const MIGRATE_FAILED: i32 = 3;
 /// gp-migrate's exit status when it cancelled the migration after --max-iters / --max-time.
 pub const MIGRATE_CANCELLED: i32 = 4;
 
+/// Help heading of gp-migrate's options in gp-batch.
+const MIGRATE_HEADING: &str =
+    "Migration, for every scenario (passed to gp-migrate; a scenario's own settings win)";
+
 /// Run the standard migration comparisons and write every report, a summary and charts to DIR.
 ///
 /// Each scenario runs the pipeline gp-launch | gp-sample | gp-migrate | gp-collect and its
@@ -50,9 +60,17 @@ pub const MIGRATE_CANCELLED: i32 = 4;
 /// with the same DIR to resume: finished runs are kept, not rerun.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "gp-batch", version, max_term_width = 100)]
+// gp-batch names every run after its scenario: gp-migrate's --name is not an option here.
+#[command(mut_arg("name", |a| a.hide(true).value_parser(no_name)))]
 pub struct Cli {
-    #[command(flatten)]
-    pub hardware: HardwareArgs,
+    #[command(flatten, next_help_heading = LAUNCH_HEADING)]
+    pub launch: Launch,
+
+    #[command(flatten, next_help_heading = MIGRATE_HEADING)]
+    pub migrate: Migrate,
+
+    #[command(flatten, next_help_heading = "Batch")]
+    pub sampling: Sampling,
 
     /// Output directory (created if needed)
     #[arg(
@@ -84,35 +102,16 @@ pub struct Cli {
     /// Chart format
     #[arg(long, value_enum, default_value_t = ChartFormat::Svg, help_heading = "Batch")]
     pub chart_format: ChartFormat,
+}
 
-    /// Seconds of workload before and after each migration, for every scenario (gp-migrate
-    /// --sleep) [default: 15]
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        help_heading = "Shrinking for quick runs"
-    )]
-    pub sleep: Option<f64>,
-
-    /// Cancel every migration after N passes over RAM (gp-migrate --max-iters) [default: 30]
-    #[arg(long, value_name = "N", help_heading = "Shrinking for quick runs")]
-    pub max_iters: Option<u64>,
-
-    /// Cancel every migration after SECONDS (gp-migrate --max-time) [default: 300]
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        help_heading = "Shrinking for quick runs"
-    )]
-    pub max_time: Option<u64>,
-
-    /// Host CPU sampling interval with a unit, e.g. 100ms (gp-sample --interval) [default: 100ms]
-    #[arg(
-        long,
-        value_name = "DURATION",
-        help_heading = "Shrinking for quick runs"
-    )]
-    pub sample_interval: Option<String>,
+/// gp-migrate's `--name`, refused unless it is gp-migrate's default (which clap parses when the
+/// option is not given).
+fn no_name(s: &str) -> Result<String, String> {
+    if s == Migrate::defaults().name {
+        Ok(s.to_string())
+    } else {
+        Err("gp-batch names each run after its scenario; --name is guestperf's".to_string())
+    }
 }
 
 /// The format of the comparison charts.
@@ -144,13 +143,11 @@ pub enum Error {
     NotFound(#[from] NotFound),
     #[error(transparent)]
     Probe(#[from] ProbeError),
-    #[error("cannot start {stage} ({program})")]
-    Spawn {
-        stage: String,
-        program: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("scenario {scenario}: {message}")]
+    Scenario { scenario: String, message: String },
+    /// A stage could not be started (exit 127).
+    #[error(transparent)]
+    Pipeline(PipelineError),
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
     #[error("{what}")]
@@ -159,6 +156,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("--output DIR is needed (except with --list)")]
+    NoOutput,
     #[error("{failed} of {total} runs failed; see the .error.json files and {summary}")]
     RunsFailed {
         failed: usize,
@@ -173,8 +172,9 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Interrupted(sig) => 128 + sig,
-            Error::NotFound(_) | Error::Spawn { .. } => 127,
-            Error::Filter(_) | Error::NothingSelected(_) => 2,
+            Error::NotFound(_) => 127,
+            Error::Filter(_) | Error::NothingSelected(_) | Error::NoOutput => 2,
+            Error::Pipeline(e) => e.exit_code(),
             _ => 1,
         }
     }
@@ -209,6 +209,122 @@ pub fn list(selected: &[Comparison]) -> String {
     out
 }
 
+/// A selected scenario with what its stages get: the batch's options with the scenario's own
+/// over them.
+#[derive(Debug, Clone)]
+pub struct Resolved<'a> {
+    pub comparison: &'a Comparison,
+    pub scenario: &'a Scenario,
+    pub launch: Launch,
+    pub migrate: Migrate,
+}
+
+impl Resolved<'_> {
+    /// `COMPARISON/SCENARIO`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.comparison.name, self.scenario.name)
+    }
+}
+
+/// Every selected scenario, in batch order, with its stages' options.
+pub fn resolve<'a>(cli: &Cli, selected: &'a [Comparison]) -> Result<Vec<Resolved<'a>>, Error> {
+    let refused = |s: &Scenario, e: clap::Error| Error::Scenario {
+        scenario: s.name.clone(),
+        message: e.kind().as_str().unwrap_or("refused").to_string() + ": " + &s.describe(),
+    };
+    let mut out = Vec::new();
+    for c in selected {
+        for s in &c.scenarios {
+            out.push(Resolved {
+                comparison: c,
+                scenario: s,
+                launch: s.launch_over(&cli.launch).map_err(|e| refused(s, e))?,
+                migrate: s.migrate_over(&cli.migrate).map_err(|e| refused(s, e))?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Why a scenario will not run, and who decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skip {
+    pub reason: String,
+    /// `probe`, `host` or `gp-migrate` (see [`Skipped::decided_by`]).
+    pub decided_by: &'static str,
+}
+
+/// For each scenario (in order, as `refusals` from the probe): the probe's refusal, else the
+/// host's, else none.
+pub fn skips(
+    scenarios: &[Resolved],
+    refusals: &[Option<String>],
+    host: impl Fn(&Resolved) -> Option<String>,
+) -> Vec<Option<Skip>> {
+    scenarios
+        .iter()
+        .zip(refusals)
+        .map(|(r, refusal)| match refusal {
+            Some(reason) => Some(Skip {
+                reason: reason.clone(),
+                decided_by: "probe",
+            }),
+            None => host(r).map(|reason| Skip {
+                reason,
+                decided_by: "host",
+            }),
+        })
+        .collect()
+}
+
+/// A reason this host cannot run `scenario`, found without asking QEMU: RDMA without a device,
+/// or a scenario's guest size (when it differs from the batch's own) beyond the host's available
+/// memory.
+pub fn host_refusal(cli: &Cli, scenario: &Resolved) -> Option<String> {
+    if scenario.launch.transport == Transport::Rdma {
+        let devices = std::fs::read_dir("/sys/class/infiniband")
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if devices == 0 {
+            return Some(
+                "no RDMA device on this host (/sys/class/infiniband is empty or missing)".into(),
+            );
+        }
+    }
+    let bytes = scenario.launch.mem;
+    if bytes != cli.launch.mem {
+        let vms_here = if scenario.launch.dst_host.is_some() {
+            1
+        } else {
+            2
+        };
+        if let Some(available) = procfs_mem_available() {
+            if bytes * vms_here > available {
+                return Some(format!(
+                    "needs {vms_here} × {} of guest RAM but the host has {} available",
+                    human_bytes(bytes),
+                    human_bytes(available)
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn procfs_mem_available() -> Option<u64> {
+    use procfs::Current;
+    procfs::Meminfo::current().ok()?.mem_available
+}
+
+fn human_bytes(bytes: u64) -> String {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    if gib >= 1.0 {
+        format!("{gib:.1} GiB")
+    } else {
+        format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
 /// The runs to do, in order: per comparison, run 1 of every scenario, then run 2, ...
 pub fn plan(
     selected: &[Comparison],
@@ -230,47 +346,57 @@ pub fn plan(
     runs
 }
 
-impl Cli {
-    /// gp-launch's arguments for `scenario`: the batch's hardware with the scenario's changes.
-    pub fn launch_args(&self, scenario: &Scenario) -> Vec<OsString> {
-        let mut hw = self.hardware.clone();
-        if let Some(t) = scenario.hardware.transport {
-            hw.transport = Some(t);
-        }
-        if let Some(n) = scenario.hardware.cpus {
-            hw.cpus = Some(n);
-        }
-        if let Some(m) = &scenario.hardware.mem {
-            hw.mem = Some(m.clone());
-        }
-        hw.launch_args()
-    }
+/// How many runs the batch has: to do, done before, and skipped scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub to_do: usize,
+    pub already: usize,
+    pub skipped_scenarios: usize,
+}
 
-    /// gp-migrate's arguments for `scenario`: its name, its settings and the batch's
-    /// shrinking overrides.
-    pub fn migrate_args(&self, scenario: &Scenario) -> Vec<OsString> {
-        let mut sc = scenario.migrate.clone();
-        sc.sleep = sc.sleep.or(self.sleep);
-        sc.max_iters = sc.max_iters.or(self.max_iters);
-        sc.max_time = sc.max_time.or(self.max_time);
-        let mut args: Vec<OsString> = vec!["--name".into(), scenario.name.clone().into()];
-        args.extend(sc.migrate_args());
-        args
-    }
-
-    fn sample_args(&self) -> Vec<OsString> {
-        match &self.sample_interval {
-            Some(i) => crate::options::option_arg("--interval", i.into()),
-            None => Vec::new(),
+impl Counts {
+    pub fn new(scenarios: usize, repeat: u32, to_do: usize, skipped_scenarios: usize) -> Self {
+        let total = scenarios * repeat as usize;
+        Counts {
+            to_do,
+            already: total - to_do - skipped_scenarios * repeat as usize,
+            skipped_scenarios,
         }
     }
+}
 
-    fn probe_accel(&self) -> ProbeAccel {
-        ProbeAccel {
-            accel: self.hardware.accel.unwrap_or(Accel::Auto),
-            dirty_ring_size: self.hardware.dirty_ring_size.unwrap_or(0),
-        }
+/// `--dry-run`'s output: the probe's verdict, the skips, and each run's pipeline with where its
+/// report would go.
+pub fn dry_run_text(
+    probe: &ProbeReport,
+    output: &Path,
+    skipped: &[(String, Skip)],
+    counts: Counts,
+    runs: &[(RunId, Vec<StageCommand>, PathBuf)],
+) -> String {
+    let mut out = format!(
+        "# QEMU {} ({}), output {}\n",
+        probe.qemu_version,
+        probe.accel,
+        output.display()
+    );
+    for (key, skip) in skipped {
+        out.push_str(&format!("# skip {key}: {}\n", skip.reason));
     }
+    out.push_str(&format!(
+        "# {} to do, {} already done\n",
+        plural(counts.to_do, "run"),
+        counts.already
+    ));
+    for (id, stages, result) in runs {
+        out.push_str(&format!(
+            "# {}\n{} > {}\n",
+            id.label(),
+            pipeline::shell_pipeline(stages),
+            pipeline::shell_quote(&result.display().to_string())
+        ));
+    }
+    out
 }
 
 /// The located stage binaries.
@@ -294,74 +420,20 @@ impl Binaries {
         })
     }
 
-    fn pipeline(&self, cli: &Cli, scenario: &Scenario) -> Vec<StageCommand> {
+    fn pipeline(&self, cli: &Cli, scenario: &Resolved) -> Vec<StageCommand> {
         vec![
-            StageCommand::new(Stage::Launch.binary(), &self.launch).args(cli.launch_args(scenario)),
-            StageCommand::new(Stage::Sample.binary(), &self.sample).args(cli.sample_args()),
+            StageCommand::new(Stage::Launch.binary(), &self.launch).args(scenario.launch.to_args()),
+            StageCommand::new(Stage::Sample.binary(), &self.sample).args(cli.sampling.to_args()),
             StageCommand::new(Stage::Migrate.binary(), &self.migrate)
-                .args(cli.migrate_args(scenario)),
+                .args(scenario.migrate.to_args()),
             StageCommand::new(Stage::Collect.binary(), &self.collect),
         ]
     }
 }
 
-/// A reason this host cannot run `scenario`, found without asking QEMU.
-pub fn host_refusal(cli: &Cli, scenario: &Scenario) -> Option<String> {
-    let transport = scenario.hardware.transport.or(cli.hardware.transport);
-    if transport == Some(Transport::Rdma) {
-        let devices = std::fs::read_dir("/sys/class/infiniband")
-            .map(|d| d.count())
-            .unwrap_or(0);
-        if devices == 0 {
-            return Some(
-                "no RDMA device on this host (/sys/class/infiniband is empty or missing)".into(),
-            );
-        }
-    }
-    if let Some(mem) = scenario.hardware.mem.as_deref() {
-        if let Some(bytes) = parse_size(mem) {
-            let vms_here = if cli.hardware.dst_host.is_some() {
-                1
-            } else {
-                2
-            };
-            let available = procfs_mem_available();
-            if let Some(available) = available {
-                if bytes * vms_here > available {
-                    return Some(format!(
-                        "needs {vms_here} × {} of guest RAM but the host has {} available",
-                        human_bytes(bytes),
-                        human_bytes(available)
-                    ));
-                }
-            }
-        }
-    }
-    None
-}
-
-fn procfs_mem_available() -> Option<u64> {
-    use procfs::Current;
-    procfs::Meminfo::current().ok()?.mem_available
-}
-
-/// `4` (GiB, as the original), `512M`, `2G`, `1T`; `None` when it is not a size.
-pub fn parse_size(text: &str) -> Option<u64> {
-    gp_records::size::parse_size(text, gp_records::size::GIB).ok()
-}
-
-fn human_bytes(bytes: u64) -> String {
-    let gib = bytes as f64 / (1u64 << 30) as f64;
-    if gib >= 1.0 {
-        format!("{gib:.1} GiB")
-    } else {
-        format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
-    }
-}
-
 /// How one run ended, as the batch files it.
 #[derive(Debug)]
-enum RunOutcome {
+pub enum RunOutcome {
     /// A report was written (the migration may still have failed or been cancelled).
     Result {
         outcome: String,
@@ -371,6 +443,75 @@ enum RunOutcome {
     Unsupported(String),
     Failed(RunError),
     Interrupted(i32),
+}
+
+/// What the batch has done so far, and how it ends.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub attempted: usize,
+    pub failed: usize,
+    pub interrupted: Option<i32>,
+    /// `COMPARISON/SCENARIO` of scenarios gp-migrate refused during this batch: their later runs
+    /// are not tried.
+    pub refused: Vec<String>,
+}
+
+impl Tally {
+    /// Counts `outcome` of run `id` and says it in a few words for the progress line.
+    pub fn record(&mut self, id: &RunId, outcome: &RunOutcome) -> String {
+        match outcome {
+            RunOutcome::Result { outcome, took } => {
+                format!("{outcome} ({:.1} s)", took.as_secs_f64())
+            }
+            RunOutcome::Unsupported(reason) => {
+                self.refused
+                    .push(format!("{}/{}", id.comparison, id.scenario));
+                format!("skipped: {reason}")
+            }
+            RunOutcome::Failed(err) => {
+                self.failed += 1;
+                let stage = err
+                    .stage
+                    .as_deref()
+                    .map(|s| format!(" in {s}"))
+                    .unwrap_or_default();
+                format!("FAILED{stage}: {}", err.message)
+            }
+            RunOutcome::Interrupted(sig) => {
+                self.interrupted = Some(*sig);
+                format!("interrupted by {}", pipeline::signal_name(*sig))
+            }
+        }
+    }
+
+    /// Whether run `id` is still to be tried (its scenario was not refused meanwhile).
+    pub fn wants(&self, id: &RunId) -> bool {
+        !self
+            .refused
+            .contains(&format!("{}/{}", id.comparison, id.scenario))
+    }
+
+    /// The batch's end: interrupted, some runs failed, or success.
+    pub fn result(&self, summary: &Path) -> Result<(), Error> {
+        if let Some(sig) = self.interrupted {
+            return Err(Error::Interrupted(sig));
+        }
+        if self.failed > 0 {
+            return Err(Error::RunsFailed {
+                failed: self.failed,
+                total: self.attempted,
+                summary: summary.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// How many of `runs` after `id` belong to the same scenario.
+pub fn later_runs(runs: &[RunId], id: &RunId) -> usize {
+    runs.iter()
+        .filter(|r| r.comparison == id.comparison && r.scenario == id.scenario && r.run > id.run)
+        .count()
 }
 
 /// Runs the batch.
@@ -384,227 +525,199 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         print!("{}", list(&selected));
         return Ok(());
     }
-    let output = cli
-        .output
-        .clone()
-        .expect("clap requires --output without --list");
+    let Some(output) = cli.output.clone() else {
+        return Err(Error::NoOutput);
+    };
+    let scenarios = resolve(cli, &selected)?;
     let binaries = Binaries::locate()?;
     let store = Store::new(&output);
     let _lock = store.open()?;
     let signals = SignalWatch::start().map_err(Error::Signals)?;
-
-    // Ask QEMU about every selected scenario at once.
-    let scenarios: Vec<(&Comparison, &Scenario)> = selected
-        .iter()
-        .flat_map(|c| c.scenarios.iter().map(move |s| (c, s)))
-        .collect();
-    let requirements: Vec<_> = scenarios
-        .iter()
-        .map(|(_, s)| s.migrate.qemu_requirements())
-        .collect();
-    let binary = cli
-        .hardware
-        .binary
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"));
-    let report = probe::probe(
-        &binary,
-        cli.probe_accel(),
-        &requirements,
-        Duration::from_secs(60),
-    )?;
-
-    let mut skipped: Vec<(String, String)> = Vec::new();
-    for ((c, s), refusal) in scenarios.iter().zip(&report.refusals) {
-        let (reason, decided_by) = match (refusal, host_refusal(cli, s)) {
-            (Some(r), _) => (Some(r.clone()), "probe"),
-            (None, Some(r)) => (Some(r), "host"),
-            (None, None) => (None, ""),
-        };
-        let path = store.skipped_path(c.name, &s.name);
-        match reason {
-            Some(reason) => {
-                if !cli.dry_run {
-                    let record = Skipped {
-                        comparison: c.name.to_string(),
-                        scenario: s.name.clone(),
-                        reason: reason.clone(),
-                        decided_by: decided_by.to_string(),
-                        qemu_version: Some(report.qemu_version.clone()),
-                        time_s: gp_records::now_s(),
-                    };
-                    store
-                        .write_json(&path, &record)
-                        .map_err(|source| Error::Io {
-                            what: format!("cannot write {}", path.display()),
-                            source,
-                        })?;
-                }
-                skipped.push((format!("{}/{}", c.name, s.name), reason));
-            }
-            None => {
-                // Supported now (another QEMU, another host): forget an old skip.
-                if !cli.dry_run && path.exists() {
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
-        }
+    let probe = probe_scenarios(cli, &scenarios)?;
+    let decisions = skips(&scenarios, &probe.refusals, |r| host_refusal(cli, r));
+    if !cli.dry_run {
+        file_skips(&store, &scenarios, &decisions, &probe)?;
     }
+    let skipped: Vec<(String, Skip)> = scenarios
+        .iter()
+        .zip(&decisions)
+        .filter_map(|(r, d)| d.clone().map(|d| (r.key(), d)))
+        .collect();
     let is_skipped = |c: &str, s: &str| skipped.iter().any(|(k, _)| *k == format!("{c}/{s}"));
     let runs = plan(&selected, cli.repeat, &is_skipped, &|id| store.is_done(id));
-    let total_runs =
-        selected.iter().map(|c| c.scenarios.len()).sum::<usize>() * cli.repeat as usize;
-    let already = total_runs - runs.len() - skipped.len() * cli.repeat as usize;
-
+    let counts = Counts::new(scenarios.len(), cli.repeat, runs.len(), skipped.len());
+    let batch = Batch {
+        cli,
+        binaries,
+        store,
+        signals,
+        probe,
+        scenarios,
+    };
     if cli.dry_run {
-        let mut out = std::io::stdout().lock();
-        let w = |out: &mut std::io::StdoutLock, s: String| {
-            writeln!(out, "{s}").map_err(|source| Error::Io {
-                what: "cannot write to stdout".into(),
-                source,
-            })
-        };
-        w(
-            &mut out,
-            format!(
-                "# QEMU {} ({}), output {}",
-                report.qemu_version,
-                report.accel,
-                output.display()
-            ),
-        )?;
-        for (name, reason) in &skipped {
-            w(&mut out, format!("# skip {name}: {reason}"))?;
-        }
-        w(
-            &mut out,
-            format!(
-                "# {} to do, {already} already done",
-                plural(runs.len(), "run")
-            ),
-        )?;
-        for id in &runs {
-            let (_, s) = find_scenario(&selected, id);
-            let stages = binaries.pipeline(cli, s);
-            w(
-                &mut out,
-                format!(
-                    "# {}\n{} > {}",
-                    id.label(),
-                    pipeline::shell_pipeline(&stages),
-                    pipeline::shell_quote(&store.result_path(id).display().to_string())
-                ),
-            )?;
-        }
-        return Ok(());
+        return batch.dry_run(&output, &skipped, counts, &runs);
     }
 
     let progress = Progress::stderr(runs.len());
     progress.note(&format!(
         "{} to do in {} ({} already done, {} skipped); QEMU {} ({})",
-        plural(runs.len(), "run"),
+        plural(counts.to_do, "run"),
         output.display(),
-        already,
-        plural(skipped.len(), "scenario"),
-        report.qemu_version,
-        report.accel
+        counts.already,
+        plural(counts.skipped_scenarios, "scenario"),
+        batch.probe.qemu_version,
+        batch.probe.accel
     ));
-    for (name, reason) in &skipped {
-        progress.note(&format!("skip {name}: {reason}"));
+    for (key, skip) in &skipped {
+        progress.note(&format!("skip {key}: {}", skip.reason));
     }
-    let ticker = progress.ticker();
-    let mut failed = 0;
-    let mut attempted = 0;
-    let mut interrupted = None;
-    let mut refused_now: Vec<String> = Vec::new();
-    for id in &runs {
-        if let Some(sig) = signals.pending() {
-            interrupted = Some(sig);
-            break;
-        }
-        let key = format!("{}/{}", id.comparison, id.scenario);
-        if refused_now.contains(&key) {
-            continue;
-        }
-        let (c, s) = find_scenario(&selected, id);
-        let label = id.label();
-        progress.start_run(&label);
-        if cli.hardware.verbose || cli.hardware.debug {
-            progress.note(&pipeline::shell_pipeline(&binaries.pipeline(cli, s)));
-        }
-        attempted += 1;
-        let outcome = run_one(cli, &binaries, &store, &signals, &progress, c, s, id)?;
-        match outcome {
-            RunOutcome::Result { outcome, took } => {
-                progress.finish_run(&label, &format!("{outcome} ({:.1} s)", took.as_secs_f64()));
+    let tally = batch.run_all(&runs, &progress)?;
+    let summary_path = output.join("summary.md");
+    let charts = tally.interrupted.is_none();
+    write_summary(&batch, &progress, charts)?;
+    progress.note(&format!("summary: {}", summary_path.display()));
+    tally.result(&summary_path)
+}
+
+/// Asks QEMU about every scenario at once, under the accelerator the VMs will use.
+fn probe_scenarios(cli: &Cli, scenarios: &[Resolved]) -> Result<ProbeReport, Error> {
+    let requirements: Vec<_> = scenarios
+        .iter()
+        .map(|r| crate::options::qemu_requirements(&r.migrate))
+        .collect();
+    let accel = ProbeAccel {
+        accel: cli.launch.accel,
+        dirty_ring_size: cli.launch.dirty_ring_size,
+    };
+    Ok(probe::probe(
+        Path::new(&cli.launch.binary),
+        accel,
+        &requirements,
+        Duration::from_secs(60),
+    )?)
+}
+
+/// What a batch works with once it has started.
+struct Batch<'a> {
+    cli: &'a Cli,
+    binaries: Binaries,
+    store: Store,
+    signals: SignalWatch,
+    probe: ProbeReport,
+    scenarios: Vec<Resolved<'a>>,
+}
+
+impl Batch<'_> {
+    fn scenario(&self, id: &RunId) -> &Resolved<'_> {
+        self.scenarios
+            .iter()
+            .find(|r| r.comparison.name == id.comparison && r.scenario.name == id.scenario)
+            .expect("planned runs come from the selection")
+    }
+
+    /// `--dry-run`: prints what would run.
+    fn dry_run(
+        &self,
+        output: &Path,
+        skipped: &[(String, Skip)],
+        counts: Counts,
+        runs: &[RunId],
+    ) -> Result<(), Error> {
+        let planned: Vec<_> = runs
+            .iter()
+            .map(|id| {
+                let stages = self.binaries.pipeline(self.cli, self.scenario(id));
+                (id.clone(), stages, self.store.result_path(id))
+            })
+            .collect();
+        let text = dry_run_text(&self.probe, output, skipped, counts, &planned);
+        use std::io::Write;
+        std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(|source| Error::Io {
+                what: "cannot write to stdout".into(),
+                source,
+            })
+    }
+
+    /// Runs `runs` in order until they are done or a signal arrives.
+    fn run_all(&self, runs: &[RunId], progress: &Arc<Progress>) -> Result<Tally, Error> {
+        let _ticker = progress.ticker();
+        let mut tally = Tally::default();
+        for id in runs {
+            if let Some(sig) = self.signals.pending() {
+                tally.interrupted = Some(sig);
+                break;
             }
-            RunOutcome::Unsupported(reason) => {
-                let record = Skipped {
-                    comparison: c.name.to_string(),
-                    scenario: s.name.clone(),
+            if !tally.wants(id) {
+                continue;
+            }
+            let scenario = self.scenario(id);
+            let label = id.label();
+            progress.start_run(&label);
+            let stages = self.binaries.pipeline(self.cli, scenario);
+            if self.cli.launch.verbose || self.cli.launch.debug {
+                progress.note(&pipeline::shell_pipeline(&stages));
+            }
+            tally.attempted += 1;
+            let outcome = run_one(&stages, &self.store, &self.signals, progress, id)?;
+            if let RunOutcome::Unsupported(reason) = &outcome {
+                let skip = Skip {
                     reason: reason.clone(),
-                    decided_by: Stage::Migrate.binary().to_string(),
-                    qemu_version: Some(report.qemu_version.clone()),
-                    time_s: gp_records::now_s(),
+                    decided_by: Stage::Migrate.binary(),
                 };
-                let path = store.skipped_path(c.name, &s.name);
-                store
-                    .write_json(&path, &record)
-                    .map_err(|source| Error::Io {
-                        what: format!("cannot write {}", path.display()),
-                        source,
-                    })?;
-                progress.finish_run(&label, &format!("skipped: {reason}"));
+                file_skip(&self.store, scenario, &skip, &self.probe)?;
                 // The scenario's later runs will not be tried.
-                let later = runs
-                    .iter()
-                    .filter(|r| r.comparison == id.comparison && r.scenario == id.scenario)
-                    .filter(|r| r.run > id.run)
-                    .count();
-                progress.forget_runs(later);
-                refused_now.push(key);
+                progress.forget_runs(later_runs(runs, id));
             }
-            RunOutcome::Failed(err) => {
-                failed += 1;
-                progress.finish_run(
-                    &label,
-                    &format!(
-                        "FAILED{}: {}",
-                        err.stage
-                            .as_deref()
-                            .map(|s| format!(" in {s}"))
-                            .unwrap_or_default(),
-                        err.message
-                    ),
-                );
-            }
-            RunOutcome::Interrupted(sig) => {
-                progress.finish_run(
-                    &label,
-                    &format!("interrupted by {}", pipeline::signal_name(sig)),
-                );
-                interrupted = Some(sig);
+            progress.finish_run(&label, &tally.record(id, &outcome));
+            if tally.interrupted.is_some() {
                 break;
             }
         }
+        Ok(tally)
     }
-    drop(ticker);
+}
 
-    let summary_path = output.join("summary.md");
-    let charts = interrupted.is_none();
-    write_summary(cli, &binaries, &store, &signals, &progress, &report, charts)?;
-    progress.note(&format!("summary: {}", summary_path.display()));
-    if let Some(sig) = interrupted {
-        return Err(Error::Interrupted(sig));
-    }
-    if failed > 0 {
-        return Err(Error::RunsFailed {
-            failed,
-            total: attempted,
-            summary: summary_path.display().to_string(),
-        });
+/// Writes each skip's `SCENARIO.skipped.json`, and removes an old one where the scenario runs now
+/// (another QEMU, another host).
+fn file_skips(
+    store: &Store,
+    scenarios: &[Resolved],
+    decisions: &[Option<Skip>],
+    probe: &ProbeReport,
+) -> Result<(), Error> {
+    for (r, decision) in scenarios.iter().zip(decisions) {
+        match decision {
+            Some(skip) => file_skip(store, r, skip, probe)?,
+            None => {
+                let path = store.skipped_path(r.comparison.name, &r.scenario.name);
+                if path.exists() {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
     }
     Ok(())
+}
+
+fn file_skip(store: &Store, r: &Resolved, skip: &Skip, probe: &ProbeReport) -> Result<(), Error> {
+    let record = Skipped {
+        comparison: r.comparison.name.to_string(),
+        scenario: r.scenario.name.clone(),
+        reason: skip.reason.clone(),
+        decided_by: skip.decided_by.to_string(),
+        qemu_version: Some(probe.qemu_version.clone()),
+        time_s: gp_records::now_s(),
+    };
+    let path = store.skipped_path(r.comparison.name, &r.scenario.name);
+    store
+        .write_json(&path, &record)
+        .map_err(|source| Error::Io {
+            what: format!("cannot write {}", path.display()),
+            source,
+        })
 }
 
 /// `1 run`, `2 runs`.
@@ -616,94 +729,76 @@ fn plural(n: usize, what: &str) -> String {
     }
 }
 
-fn find_scenario<'a>(selected: &'a [Comparison], id: &RunId) -> (&'a Comparison, &'a Scenario) {
-    let c = selected
-        .iter()
-        .find(|c| c.name == id.comparison)
-        .expect("planned runs come from the selection");
-    let s = c
-        .scenarios
-        .iter()
-        .find(|s| s.name == id.scenario)
-        .expect("planned runs come from the selection");
-    (c, s)
+/// How a finished pipeline is filed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filing {
+    /// Keep the report: the migration completed, failed or was cancelled (all results of the
+    /// scenario).
+    Report,
+    /// gp-migrate refused the scenario for this QEMU, in its words.
+    Unsupported(String),
+    /// The pipeline failed otherwise: an `.error.json`.
+    Failed,
 }
 
-/// Runs one scenario once and files the outcome.
-#[allow(clippy::too_many_arguments)]
+/// Files a finished pipeline by its stages' exits and whether gp-collect wrote a report.
+pub fn classify(exit: &PipelineExit, has_report: bool) -> Filing {
+    let first = exit.first_failure();
+    // A migration that failed or was cancelled is a result of the scenario, like a completed one.
+    let migrate = |f: &pipeline::StageExit, codes: &[i32]| {
+        f.name == Stage::Migrate.binary() && codes.contains(&f.code)
+    };
+    match first {
+        None if has_report => Filing::Report,
+        Some(f) if has_report && migrate(f, &[MIGRATE_FAILED, MIGRATE_CANCELLED]) => Filing::Report,
+        Some(f) if migrate(f, &[MIGRATE_UNSUPPORTED]) => Filing::Unsupported(f.message()),
+        _ => Filing::Failed,
+    }
+}
+
+/// Runs one scenario's pipeline once and files the outcome.
 fn run_one(
-    cli: &Cli,
-    binaries: &Binaries,
+    stages: &[StageCommand],
     store: &Store,
     signals: &SignalWatch,
     progress: &Arc<Progress>,
-    comparison: &Comparison,
-    scenario: &Scenario,
     id: &RunId,
 ) -> Result<RunOutcome, Error> {
     let io = |what: String| move |source| Error::Io { what, source };
-    let temp = store.temp_file(comparison.name).map_err(io(format!(
+    let temp = store.temp_file(&id.comparison).map_err(io(format!(
         "cannot create a file in {}",
-        store.comparison_dir(comparison.name).display()
+        store.comparison_dir(&id.comparison).display()
     )))?;
     let file = temp
         .reopen()
         .map_err(io("cannot reopen a temporary file".into()))?;
-    let stages = binaries.pipeline(cli, scenario);
     let started = Instant::now();
     let sink: Arc<dyn pipeline::StderrSink> = progress.clone();
-    let exit = match pipeline::run(&stages, Output::File(file), signals, sink, Grace::default()) {
-        Ok(exit) => exit,
-        Err(pipeline::PipelineError::Spawn {
-            stage,
-            program,
-            source,
-        }) => {
-            return Err(Error::Spawn {
-                stage,
-                program,
-                source,
-            })
-        }
-        Err(other) => unreachable!("pipeline::run only fails to spawn: {other}"),
-    };
+    let exit = pipeline::run(stages, Output::File(file), signals, sink, Grace::default())
+        .map_err(Error::Pipeline)?;
     let took = started.elapsed();
     if let Some(sig) = exit.interrupted {
         return Ok(RunOutcome::Interrupted(sig));
     }
     let report_bytes = std::fs::read(temp.path()).unwrap_or_default();
     let report: Option<Report> = serde_json::from_slice(&report_bytes).ok();
-    let first = exit.first_failure().cloned();
-
-    // A migration that failed or was cancelled is a result of the scenario, like a completed one.
-    let migration_result = |f: &pipeline::StageExit| {
-        f.name == Stage::Migrate.binary() && matches!(f.code, MIGRATE_FAILED | MIGRATE_CANCELLED)
-    };
-    match (&first, &report) {
-        (None, Some(report)) | (Some(_), Some(report))
-            if first.as_ref().map_or(true, migration_result) =>
-        {
+    match (classify(&exit, report.is_some()), report) {
+        (Filing::Report, Some(report)) => {
+            let path = store.result_path(id);
             store
-                .persist(temp, &store.result_path(id))
-                .map_err(io(format!(
-                    "cannot write {}",
-                    store.result_path(id).display()
-                )))?;
+                .persist(temp, &path)
+                .map_err(io(format!("cannot write {}", path.display())))?;
             let _ = std::fs::remove_file(store.error_path(id));
-            let outcome = summary::RunMetrics::from_report(id.run, String::new(), report).outcome;
+            let outcome = summary::RunMetrics::from_report(id.run, String::new(), &report).outcome;
             Ok(RunOutcome::Result { outcome, took })
         }
-        (Some(f), _) if f.name == Stage::Migrate.binary() && f.code == MIGRATE_UNSUPPORTED => {
-            Ok(RunOutcome::Unsupported(f.message()))
-        }
+        (Filing::Unsupported(reason), _) => Ok(RunOutcome::Unsupported(reason)),
         _ => {
             let err = run_error(id, &exit, &report_bytes);
+            let path = store.error_path(id);
             store
-                .write_json(&store.error_path(id), &err)
-                .map_err(io(format!(
-                    "cannot write {}",
-                    store.error_path(id).display()
-                )))?;
+                .write_json(&path, &err)
+                .map_err(io(format!("cannot write {}", path.display())))?;
             Ok(RunOutcome::Failed(err))
         }
     }
@@ -733,15 +828,15 @@ fn run_error(id: &RunId, exit: &PipelineExit, report_bytes: &[u8]) -> RunError {
 }
 
 /// Writes summary.json, summary.md and (when `charts`) one chart per comparison.
-fn write_summary(
-    cli: &Cli,
-    binaries: &Binaries,
-    store: &Store,
-    signals: &SignalWatch,
-    progress: &Arc<Progress>,
-    probe: &probe::ProbeReport,
-    charts: bool,
-) -> Result<(), Error> {
+fn write_summary(batch: &Batch, progress: &Arc<Progress>, charts: bool) -> Result<(), Error> {
+    let Batch {
+        cli,
+        binaries,
+        store,
+        signals,
+        probe,
+        ..
+    } = batch;
     let mut comparisons: Vec<ComparisonSummary> = comparisons::all()
         .iter()
         .filter_map(|c| summary::summarize_comparison(store, c))
@@ -848,6 +943,10 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("gp-batch").chain(args.iter().copied())).unwrap()
+    }
+
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
@@ -858,6 +957,30 @@ mod tests {
         assert!(Cli::try_parse_from(["gp-batch"]).is_err());
         assert!(Cli::try_parse_from(["gp-batch", "--list"]).is_ok());
         assert!(Cli::try_parse_from(["gp-batch", "--output", "d", "--repeat", "0"]).is_err());
+    }
+
+    #[test]
+    fn every_stage_option_but_the_name_is_here() {
+        let ours = Cli::command();
+        for stage in [Launch::command(), Migrate::command()] {
+            for arg in stage.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if long == "help" || long == "version" {
+                    continue;
+                }
+                let mine = ours
+                    .get_arguments()
+                    .find(|a| a.get_long() == Some(long))
+                    .unwrap_or_else(|| panic!("--{long} of {} is missing", stage.get_name()));
+                assert_eq!(mine.is_hide_set(), long == "name", "--{long}");
+            }
+        }
+        let e = Cli::try_parse_from(["gp-batch", "--output", "d", "--name", "x"]).unwrap_err();
+        assert!(
+            e.to_string().contains("names each run after its scenario"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]
@@ -875,12 +998,27 @@ mod tests {
                 "post-copy-iters/post-copy-iters-1#2",
             ]
         );
+        // 3 scenarios twice: 3 to do, 1 done, 1 scenario (2 runs) skipped.
+        assert_eq!(
+            Counts::new(3, 2, runs.len(), 1),
+            Counts {
+                to_do: 3,
+                already: 1,
+                skipped_scenarios: 1
+            }
+        );
+    }
+
+    fn words(v: Vec<std::ffi::OsString>) -> String {
+        v.into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]
-    fn scenario_and_overrides_reach_the_stages() {
-        let cli = Cli::parse_from([
-            "gp-batch",
+    fn scenario_and_batch_options_reach_the_stages() {
+        let cli = cli(&[
             "--output",
             "d",
             "--mem",
@@ -893,69 +1031,265 @@ mod tests {
             "20",
             "--transport",
             "tcp",
+            "--sample-interval",
+            "1s",
         ]);
-        let transport = comparisons::find("transport").unwrap();
-        let unix = &transport.scenarios[0];
-        let strings = |v: Vec<OsString>| {
-            v.into_iter()
-                .map(|s| s.into_string().unwrap())
-                .collect::<Vec<_>>()
-                .join(" ")
+        let selected = select(
+            &Filter::new(&[
+                "transport/*-unix",
+                "memory-size/*-2gb",
+                "post-copy-iters/*-1",
+            ])
+            .unwrap(),
+        );
+        let resolved = resolve(&cli, &selected).unwrap();
+        let keys: Vec<String> = resolved.iter().map(Resolved::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "post-copy-iters/post-copy-iters-1",
+                "transport/transport-unix",
+                "memory-size/mem-2gb"
+            ]
+        );
+        let binaries = Binaries {
+            launch: "/b/gp-launch".into(),
+            sample: "/b/gp-sample".into(),
+            migrate: "/b/gp-migrate".into(),
+            collect: "/b/gp-collect".into(),
+            plot: "/b/gp-plot".into(),
+        };
+        let args = |r: &Resolved| -> Vec<String> {
+            binaries
+                .pipeline(&cli, r)
+                .into_iter()
+                .map(|s| words(s.args))
+                .collect()
         };
         assert_eq!(
-            strings(cli.launch_args(unix)),
-            "--mem 256M --transport unix --accel tcg"
+            args(&resolved[0]),
+            [
+                "--mem 256M --transport tcp --accel tcg",
+                "--interval 1s",
+                "--name post-copy-iters-1 --sleep 1 --max-time 20 --post-copy --post-copy-iters 1",
+                ""
+            ]
         );
-        let mem = &comparisons::find("memory-size").unwrap().scenarios[1];
+        assert_eq!(args(&resolved[1])[0], "--mem 256M --accel tcg");
         assert_eq!(
-            strings(cli.launch_args(mem)),
+            args(&resolved[2])[0],
             "--mem 2G --transport tcp --accel tcg"
         );
-        let pc = &comparisons::find("post-copy-iters").unwrap().scenarios[1];
         assert_eq!(
-            strings(cli.migrate_args(pc)),
-            "--name post-copy-iters-1 --sleep 1 --max-time 20 --post-copy --post-copy-iters 1"
+            args(&resolved[2])[2],
+            "--name mem-2gb --sleep 1 --max-time 20"
         );
     }
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4"), Some(4 << 30));
-        assert_eq!(parse_size("512M"), Some(512 << 20));
-        assert_eq!(parse_size("2G"), Some(2 << 30));
-        assert_eq!(parse_size("1.5GiB"), Some(3 << 29));
-        assert_eq!(parse_size("lots"), None);
+    fn the_probe_decides_first_then_the_host() {
+        let cli = cli(&["--output", "d"]);
+        let selected = select(&Filter::new(&["post-copy-iters/*-[01]", "compr-mt/*-1"]).unwrap());
+        let resolved = resolve(&cli, &selected).unwrap();
+        let refusals = [None, Some("no compress".to_string()), None];
+        let host = |r: &Resolved| (r.scenario.name != "post-copy-iters-0").then(|| "busy".into());
+        let decided = skips(&resolved, &refusals, host);
+        assert_eq!(
+            decided,
+            [
+                None,
+                Some(Skip {
+                    reason: "no compress".into(),
+                    decided_by: "probe"
+                }),
+                Some(Skip {
+                    reason: "busy".into(),
+                    decided_by: "host"
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn rdma_without_a_device_is_refused_by_the_host_check() {
+        let cli = cli(&["--output", "d"]);
+        let selected = select(&Filter::new(&["transport"]).unwrap());
+        let resolved = resolve(&cli, &selected).unwrap();
+        let (tcp, rdma) = (&resolved[1], &resolved[2]);
+        assert_eq!(host_refusal(&cli, tcp), None);
+        let has_devices = std::fs::read_dir("/sys/class/infiniband")
+            .map(|d| d.count() > 0)
+            .unwrap_or(false);
+        match host_refusal(&cli, rdma) {
+            Some(reason) => {
+                assert!(!has_devices);
+                assert!(reason.starts_with("no RDMA device"), "{reason}");
+            }
+            None => assert!(has_devices),
+        }
+    }
+
+    #[test]
+    fn a_huge_guest_is_refused_by_the_memory_check() {
+        let cli = cli(&["--output", "d"]);
+        let selected = select(&Filter::new(&["memory-size/mem-1gb"]).unwrap());
+        let mut resolved = resolve(&cli, &selected).unwrap();
+        // The batch's own size is not checked (gp-launch says what it cannot do) ...
+        assert_eq!(host_refusal(&cli, &resolved[0]), None);
+        // ... a scenario's other size is.
+        resolved[0].launch.mem = 100_000 << 30;
+        let reason = host_refusal(&cli, &resolved[0]).unwrap();
+        assert!(
+            reason.starts_with("needs 2 × 100000.0 GiB of guest RAM but the host has "),
+            "{reason}"
+        );
+        resolved[0].launch.dst_host = Some("elsewhere".into());
+        let reason = host_refusal(&cli, &resolved[0]).unwrap();
+        assert!(reason.starts_with("needs 1 × "), "{reason}");
         assert_eq!(human_bytes(3 << 29), "1.5 GiB");
         assert_eq!(human_bytes(256 << 20), "256 MiB");
     }
 
     #[test]
-    fn rdma_without_a_device_is_refused_by_the_host_check() {
-        if std::path::Path::new("/sys/class/infiniband").exists() {
-            // An RDMA host: the check must not refuse (nothing else to assert here).
-            let cli = Cli::parse_from(["gp-batch", "--output", "d"]);
-            let rdma = &comparisons::find("transport").unwrap().scenarios[2];
-            let has_devices = std::fs::read_dir("/sys/class/infiniband").unwrap().count() > 0;
-            assert_eq!(host_refusal(&cli, rdma).is_none(), has_devices);
-            return;
+    fn the_dry_run_lists_skips_and_pipelines() {
+        let probe = ProbeReport {
+            qemu_version: "10.0.2".into(),
+            accel: "tcg".into(),
+            capabilities: vec![],
+            refusals: vec![],
+        };
+        let id = RunId::new("post-copy-iters", "post-copy-iters-1", 2);
+        let stages = vec![
+            StageCommand::new("gp-launch", "/nowhere/gp-launch").arg("--mem"),
+            StageCommand::new("gp-collect", "/nowhere/gp-collect"),
+        ];
+        let text = dry_run_text(
+            &probe,
+            Path::new("out dir"),
+            &[(
+                "compr-mt/compr-mt-threads-1".into(),
+                Skip {
+                    reason: "no compress".into(),
+                    decided_by: "probe",
+                },
+            )],
+            Counts {
+                to_do: 1,
+                already: 3,
+                skipped_scenarios: 1,
+            },
+            &[(id, stages, PathBuf::from("out dir/x.r2.json"))],
+        );
+        assert_eq!(
+            text,
+            "# QEMU 10.0.2 (tcg), output out dir\n\
+             # skip compr-mt/compr-mt-threads-1: no compress\n\
+             # 1 run to do, 3 already done\n\
+             # post-copy-iters/post-copy-iters-1#2\n\
+             /nowhere/gp-launch --mem \\\n  | /nowhere/gp-collect > 'out dir/x.r2.json'\n"
+        );
+    }
+
+    fn exit(failures: &[(&str, i32, &str)]) -> PipelineExit {
+        let stages: Vec<pipeline::StageExit> =
+            ["gp-launch", "gp-sample", "gp-migrate", "gp-collect"]
+                .iter()
+                .enumerate()
+                .map(|(index, name)| {
+                    let (code, tail) = failures
+                        .iter()
+                        .find(|(n, _, _)| n == name)
+                        .map_or((0, ""), |(_, c, t)| (*c, *t));
+                    pipeline::StageExit {
+                        name: name.to_string(),
+                        index,
+                        code,
+                        signal: None,
+                        elapsed: Duration::from_secs(1),
+                        stderr_tail: tail.to_string(),
+                    }
+                })
+                .collect();
+        PipelineExit {
+            exit_order: (0..stages.len()).collect(),
+            stages,
+            interrupted: None,
+            elapsed: Duration::from_secs(1),
         }
-        let cli = Cli::parse_from(["gp-batch", "--output", "d"]);
-        let rdma = &comparisons::find("transport").unwrap().scenarios[2];
-        let reason = host_refusal(&cli, rdma).unwrap();
-        assert!(reason.starts_with("no RDMA device"), "{reason}");
-        let tcp = &comparisons::find("transport").unwrap().scenarios[1];
-        assert_eq!(host_refusal(&cli, tcp), None);
     }
 
     #[test]
-    fn a_huge_guest_is_refused_by_the_memory_check() {
-        let cli = Cli::parse_from(["gp-batch", "--output", "d"]);
-        let mut s = comparisons::find("memory-size").unwrap().scenarios[0].clone();
-        s.hardware.mem = Some("100000G".into());
-        let reason = host_refusal(&cli, &s).unwrap();
-        assert!(
-            reason.starts_with("needs 2 × 100000.0 GiB of guest RAM but the host has "),
-            "{reason}"
+    fn finished_pipelines_are_filed_by_their_exits() {
+        assert_eq!(classify(&exit(&[]), true), Filing::Report);
+        assert_eq!(classify(&exit(&[]), false), Filing::Failed);
+        for code in [MIGRATE_FAILED, MIGRATE_CANCELLED] {
+            assert_eq!(
+                classify(&exit(&[("gp-migrate", code, "")]), true),
+                Filing::Report
+            );
+            assert_eq!(
+                classify(&exit(&[("gp-migrate", code, "")]), false),
+                Filing::Failed
+            );
+        }
+        let refused = exit(&[("gp-migrate", 6, "gp-migrate: no compress capability\n")]);
+        assert_eq!(
+            classify(&refused, true),
+            Filing::Unsupported("no compress capability".into())
         );
+        assert_eq!(
+            classify(&exit(&[("gp-launch", 2, "")]), true),
+            Filing::Failed
+        );
+        assert_eq!(
+            classify(&exit(&[("gp-collect", 6, "")]), true),
+            Filing::Failed
+        );
+    }
+
+    #[test]
+    fn the_tally_counts_and_ends_the_batch() {
+        let id = |s: &str, k| RunId::new("c", s, k);
+        let runs = [id("a", 1), id("b", 1), id("a", 2), id("b", 2), id("a", 3)];
+        assert_eq!(later_runs(&runs, &runs[0]), 2);
+        assert_eq!(later_runs(&runs, &runs[3]), 0);
+
+        let mut tally = Tally::default();
+        let summary = Path::new("d/summary.md");
+        assert!(tally.result(summary).is_ok());
+        let said = tally.record(
+            &runs[0],
+            &RunOutcome::Result {
+                outcome: "completed".into(),
+                took: Duration::from_millis(11_240),
+            },
+        );
+        assert_eq!(said, "completed (11.2 s)");
+        let said = tally.record(&runs[1], &RunOutcome::Unsupported("no compress".into()));
+        assert_eq!(said, "skipped: no compress");
+        assert!(!tally.wants(&runs[3]) && tally.wants(&runs[2]));
+        let err = RunError {
+            comparison: "c".into(),
+            scenario: "a".into(),
+            run: 2,
+            stage: Some("gp-launch".into()),
+            status: Some(2),
+            message: "--mem too small".into(),
+            time_s: 0.0,
+            report: None,
+        };
+        tally.attempted = 3;
+        let said = tally.record(&runs[2], &RunOutcome::Failed(err));
+        assert_eq!(said, "FAILED in gp-launch: --mem too small");
+        let e = tally.result(summary).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "1 of 3 runs failed; see the .error.json files and d/summary.md"
+        );
+        assert_eq!(e.exit_code(), 1);
+        let said = tally.record(&runs[4], &RunOutcome::Interrupted(2));
+        assert_eq!(said, "interrupted by SIGINT");
+        let e = tally.result(summary).unwrap_err();
+        assert_eq!(e.exit_code(), 130);
     }
 }
