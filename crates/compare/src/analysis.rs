@@ -329,8 +329,8 @@ pub fn compare(arm_a: &Arm, arm_b: &Arm, opts: &Options) -> Comparison {
     let mut only_in_a = Vec::new();
     let mut only_in_b = Vec::new();
     let mut pending = Vec::new();
-    let mut cache = Cache::default();
     let empty = Vec::new();
+    let mut both: Vec<(&String, &Vec<&Run>, &Vec<&Run>)> = Vec::new();
     for name in names {
         let (ra, rb) = (
             sa.get(name).unwrap_or(&empty),
@@ -338,6 +338,19 @@ pub fn compare(arm_a: &Arm, arm_b: &Arm, opts: &Options) -> Comparison {
         );
         match (ra.is_empty(), rb.is_empty()) {
             (false, false) => {}
+            (true, true) => {
+                // Skipped (gp-batch's skip file) and run on neither side: listed where skipped.
+                for (arm, list) in [(arm_a, &mut only_in_a), (arm_b, &mut only_in_b)] {
+                    if let Some(reason) = skipped(arm, name) {
+                        list.push(OneSided {
+                            name: name.clone(),
+                            runs: OutcomeCounts::default(),
+                            skipped: Some(reason),
+                        });
+                    }
+                }
+                continue;
+            }
             (_, true) => {
                 only_in_a.push(OneSided {
                     name: name.clone(),
@@ -359,8 +372,34 @@ pub fn compare(arm_a: &Arm, arm_b: &Arm, opts: &Options) -> Comparison {
                 continue;
             }
         }
-        let index = scenarios.len();
-        let (sc, mut pend) = compare_scenario(name, ra, rb, arm_a, arm_b, opts, &mut cache);
+        both.push((name, ra, rb));
+    }
+    // Scenarios are independent: compare them on every CPU, in contiguous chunks so the
+    // order (and, seeds being per figure, every number) is the same with any thread count.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(both.len().div_ceil(4).max(1));
+    let chunk = both.len().div_ceil(threads).max(1);
+    let results: Vec<(ScenarioComparison, Vec<Pending>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = both
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut cache = Cache::default();
+                    part.iter()
+                        .map(|(name, ra, rb)| {
+                            compare_scenario(name, ra, rb, arm_a, arm_b, opts, &mut cache)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a comparison thread panicked"))
+            .collect()
+    });
+    for (index, (sc, mut pend)) in results.into_iter().enumerate() {
         for p in &mut pend {
             p.scenario = index;
         }

@@ -75,6 +75,42 @@ pub fn read_arm(label: &str, paths: &[PathBuf], stdin: &mut dyn Read) -> Result<
 }
 
 fn read_dir(dir: &Path, arm: &mut Arm) -> Result<(), InputError> {
+    let mut files = Vec::new();
+    list_dir(dir, &mut files)?;
+    // Parsing is most of the time (every report is read whole): spread the files over the
+    // CPUs in contiguous chunks, then take the results in name order, first error first.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().div_ceil(8).max(1));
+    let chunk = files.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Arm, InputError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut sub = Arm::default();
+                    for path in part {
+                        read_file(path, &mut sub)?;
+                    }
+                    Ok(sub)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a reading thread panicked"))
+            .collect()
+    });
+    for part in parts {
+        let part = part?;
+        arm.runs.extend(part.runs);
+        arm.skipped.extend(part.skipped);
+    }
+    Ok(())
+}
+
+/// The files of `dir` that may hold runs, recursively, in name order.
+fn list_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
     let read_err = |source| InputError::Read {
         path: dir.to_path_buf(),
         source,
@@ -94,11 +130,11 @@ fn read_dir(dir: &Path, arm: &mut Arm) -> Result<(), InputError> {
             continue;
         }
         if path.is_dir() {
-            read_dir(&path, arm)?;
+            list_dir(&path, files)?;
         } else if name == "summary.json" || name == "compare.json" {
             continue;
         } else if name.ends_with(".json") || name.ends_with(".ndjson") || name.ends_with(".jsonl") {
-            read_file(&path, arm)?;
+            files.push(path);
         }
     }
     Ok(())

@@ -211,3 +211,23 @@ pub fn run(args: &cli::Args, stdin: &mut dyn Read) -> Result<ExitCode, CompareEr
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_documented() {
+        let doc = include_str!("../../../docs/gp-compare.md");
+        for code in [0, 1, EXIT_USAGE, EXIT_REGRESSION] {
+            assert!(
+                doc.contains(&format!("| {code} |")),
+                "docs/gp-compare.md lacks exit status {code}"
+            );
+        }
+        assert_eq!(
+            gp_stage::Failure::exit_code(&CompareError::Usage("x".into())),
+            EXIT_USAGE
+        );
+    }
+}

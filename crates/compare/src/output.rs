@@ -312,14 +312,10 @@ fn noise_md(md: &mut String, c: &Comparison) {
     );
     let _ = writeln!(
         md,
-        "| scenario | figure | CV {} | CV {} | runs per arm for {} |",
+        "| scenario | figure | CV {} | CV {} | runs per arm for {} % |",
         escape(&c.a.label),
         escape(&c.b.label),
-        targets
-            .iter()
-            .map(|t| format!("{t}"))
-            .collect::<Vec<_>>()
-            .join(" / ")
+        targets.join(" / ")
     );
     let _ = writeln!(md, "|---|---|---|---|---|");
     for sc in &c.scenarios {

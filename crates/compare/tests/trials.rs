@@ -11,19 +11,12 @@
 //! +20 % change is not visible with 10 runs, and gp-compare must say so (no verdict, a
 //! minimum detectable effect above 20 %, and how many runs it would take).
 
+use gp_compare::synth::normal;
 use gp_compare::{compare, Arm, Options, Run, RunOutcome, Verdict};
 use rand::Rng;
 
 const TRIALS: u64 = 100;
 const RUNS: usize = 10;
-
-/// One standard normal draw (Box-Muller) from the trial's own generator.
-fn normal(rng: &mut impl Rng) -> f64 {
-    let u = |rng: &mut dyn FnMut() -> u64| ((rng() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    let mut next = || rng.next_u64();
-    let (u1, u2) = (u(&mut next), u(&mut next));
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
 
 fn arm(label: &str, median_ms: f64, log_sd: f64, rng: &mut impl Rng) -> Arm {
     let runs = (0..RUNS)

@@ -34,6 +34,10 @@ pub struct MedianDist {
     probs: Vec<f64>,
     /// Running sum of `probs`, for inverse-CDF sampling; the last entry is 1.
     cum: Vec<f64>,
+    /// Walker's alias table (Vose's construction) for O(1) sampling: column `i` is taken with
+    /// probability `threshold[i]`, else its alias.
+    threshold: Vec<f64>,
+    alias: Vec<u32>,
 }
 
 impl MedianDist {
@@ -53,7 +57,7 @@ impl MedianDist {
         };
         let nf = n as f64;
         if n % 2 == 1 {
-            let m = (n + 1) / 2;
+            let m = n.div_ceil(2);
             let mut below = 0.0;
             for j in 1..=n {
                 let at_most_j = order_stat_cdf(n, m, j);
@@ -110,8 +114,27 @@ impl MedianDist {
             .collect();
         // Renormalize what rounding and pruning left (a few ulps).
         let cum = cum.into_iter().map(|c| c / total).collect();
-        let probs = probs.into_iter().map(|p| p / total).collect();
-        MedianDist { values, probs, cum }
+        let probs: Vec<f64> = probs.into_iter().map(|p| p / total).collect();
+        let (threshold, alias) = alias_table(&probs);
+        MedianDist {
+            values,
+            probs,
+            cum,
+            threshold,
+            alias,
+        }
+    }
+
+    /// A median for 64 random bits, in O(1) (the alias method): the high 32 bits pick a
+    /// column, the low 32 bits decide between it and its alias.
+    pub fn sample_bits(&self, bits: u64) -> f64 {
+        let column = (((bits >> 32) * self.values.len() as u64) >> 32) as usize;
+        let coin = (bits & 0xffff_ffff) as f64 * (1.0 / 4_294_967_296.0);
+        if coin < self.threshold[column] {
+            self.values[column]
+        } else {
+            self.values[self.alias[column] as usize]
+        }
     }
 
     /// The same distribution of `f(median)` (`f` increasing: `ln` or the identity).
@@ -189,6 +212,28 @@ impl MedianDist {
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
         pairs
     }
+}
+
+/// Vose's alias table of `probs` (which sum to 1).
+fn alias_table(probs: &[f64]) -> (Vec<f64>, Vec<u32>) {
+    let n = probs.len();
+    let mut threshold: Vec<f64> = probs.iter().map(|p| p * n as f64).collect();
+    let mut alias: Vec<u32> = (0..n as u32).collect();
+    let (mut small, mut large): (Vec<usize>, Vec<usize>) =
+        (0..n).partition(|&i| threshold[i] < 1.0);
+    while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
+        alias[s] = l as u32;
+        threshold[l] -= 1.0 - threshold[s];
+        if threshold[l] < 1.0 {
+            large.pop();
+            small.push(l);
+        }
+    }
+    // What is left is 1 up to rounding: always its own column.
+    for i in small.into_iter().chain(large) {
+        threshold[i] = 1.0;
+    }
+    (threshold, alias)
 }
 
 /// `P(the m-th smallest of n uniform picks of positions 1..n is at position ≤ j)`
@@ -288,6 +333,30 @@ mod tests {
             .filter(|i| d.sample((*i as f64 + 0.5) / n as f64) == 10.0)
             .count();
         assert_eq!(hits, 7000);
+    }
+
+    #[test]
+    fn the_alias_method_draws_the_same_distribution() {
+        let sample = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
+        let d = MedianDist::of(&sample);
+        let pmf = d.pmf();
+        let mut rng = crate::stats::bootstrap::rng_for(3, "alias");
+        let draws = 400_000;
+        let mut counts = vec![0usize; pmf.len()];
+        for _ in 0..draws {
+            let v = d.sample_bits(rand::Rng::next_u64(&mut rng));
+            let i = pmf.iter().position(|(w, _)| (w - v).abs() < 1e-12).unwrap();
+            counts[i] += 1;
+        }
+        for ((_, p), c) in pmf.iter().zip(&counts) {
+            let expected = p * draws as f64;
+            // Five binomial standard deviations.
+            let sd = (expected * (1.0 - p)).sqrt();
+            assert!(
+                (*c as f64 - expected).abs() < 5.0 * sd + 1.0,
+                "{pmf:?} {counts:?}"
+            );
+        }
     }
 
     #[test]

@@ -74,16 +74,26 @@ pub fn subset_sum_distribution(ranks: &[u64], k: usize) -> Vec<f64> {
     // 1.2e17, past 2^53 but far within f64's range, and p-values need no more digits).
     let mut counts = vec![vec![0.0f64; width]; k + 1];
     counts[0][0] = 1.0;
+    let n = sorted.len();
     let mut reach = vec![0usize; k + 1]; // highest sum reachable with j items so far
+                                         // Lowest sum reachable with j items: the j smallest ranks (items come in ascending order).
+    let mut low = vec![0usize; k + 1];
+    for j in 1..=k {
+        low[j] = low[j - 1] + sorted[j - 1] as usize;
+    }
     for (seen, &r) in sorted.iter().enumerate() {
         let r = r as usize;
-        for j in (1..=k.min(seen + 1)).rev() {
+        // A row that the items left cannot fill up to k is never used: skip it.
+        let left_after = n - seen - 1;
+        let j_min = k.saturating_sub(left_after).max(1);
+        for j in (j_min..=k.min(seen + 1)).rev() {
             let (lower, upper) = counts.split_at_mut(j);
-            let from = &lower[j - 1];
-            let to = &mut upper[0];
             let top = reach[j - 1];
-            for s in 0..=top {
-                to[s + r] += from[s];
+            let bottom = low[j - 1];
+            let from = &lower[j - 1][bottom..=top];
+            let to = &mut upper[0][bottom + r..=top + r];
+            for (t, f) in to.iter_mut().zip(from) {
+                *t += f;
             }
             reach[j] = reach[j].max(top + r);
         }
