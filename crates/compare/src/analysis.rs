@@ -215,6 +215,9 @@ pub struct FigureComparison {
     pub runs_needed: Vec<RunsNeeded>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_host: Vec<HostChange>,
+    /// The rank test and the change of medians point different ways (no verdict then).
+    #[serde(skip)]
+    ranks_disagree: bool,
 }
 
 /// Completion rates of one scenario: Fisher's exact test on completed / not completed.
@@ -715,6 +718,7 @@ fn compare_figure(
         significant_below_min_effect: false,
         runs_needed: Vec::new(),
         per_host: Vec::new(),
+        ranks_disagree: false,
     };
     let have = |i: usize| {
         per_host
@@ -761,6 +765,7 @@ fn compare_figure(
     );
     // The point estimate and the ranks must agree on the direction for a verdict.
     if test.direction * est.point < 0.0 {
+        fc.ranks_disagree = true;
         fc.reason = Some("the medians and the ranks disagree on the direction".into());
     }
     if usable.len() > 1 {
@@ -848,8 +853,7 @@ fn verdict(fig: &Figure, fc: &mut FigureComparison, opts: &Options) -> Verdict {
     let big_enough = change.abs() >= min;
     // The interval must lie on the side of the change (it excludes "no change").
     let interval_agrees = (change > 0.0 && lo > 0.0) || (change < 0.0 && hi < 0.0);
-    let ranks_agree =
-        fc.reason.as_deref() != Some("the medians and the ranks disagree on the direction");
+    let ranks_agree = !fc.ranks_disagree;
     fc.significant_below_min_effect = significant && !big_enough;
     if !(significant && big_enough && interval_agrees && ranks_agree) {
         return Verdict::NoChange;

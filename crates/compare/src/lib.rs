@@ -120,11 +120,48 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CompareError> {
     })
 }
 
+/// Writes `dir/compare.json`, `dir/compare.md` and the chart `dir/chart` (SVG or PNG by its
+/// extension), each through a temporary file. For runners as much as for the command line.
+pub fn write_outputs(
+    comparison: &Comparison,
+    dir: &Path,
+    chart: &Path,
+) -> Result<(), CompareError> {
+    let format = gp_plot::Format::from_path(chart).map_err(|_| {
+        CompareError::Usage(format!(
+            "--chart {}: the chart's name must end in .svg or .png",
+            chart.display()
+        ))
+    })?;
+    std::fs::create_dir_all(dir).map_err(|source| CompareError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    write_atomic(
+        &dir.join("compare.json"),
+        output::json(comparison).as_bytes(),
+    )?;
+    write_atomic(
+        &dir.join("compare.md"),
+        output::markdown(comparison).as_bytes(),
+    )?;
+    let chart_path = dir.join(chart);
+    let drawing = chart::CompareChart::new(comparison);
+    let (w, h) = drawing.size();
+    let image =
+        gp_plot::render_drawing(&drawing, format, w, h).map_err(|e| CompareError::Chart {
+            path: chart_path.clone(),
+            message: e.to_string(),
+        })?;
+    write_atomic(&chart_path, &image)
+}
+
 /// The whole tool: read both arms, compare, write the outputs; the exit status says whether
 /// `--fail-on-regression` tripped.
 pub fn run(args: &cli::Args, stdin: &mut dyn Read) -> Result<ExitCode, CompareError> {
     let (paths_a, paths_b) = arm_paths(args)?;
-    let format = gp_plot::Format::from_path(&args.chart).map_err(|_| {
+    // A bad chart name is a usage error before any reading.
+    gp_plot::Format::from_path(&args.chart).map_err(|_| {
         CompareError::Usage(format!(
             "--chart {}: the chart's name must end in .svg or .png",
             args.chart.display()
@@ -142,26 +179,7 @@ pub fn run(args: &cli::Args, stdin: &mut dyn Read) -> Result<ExitCode, CompareEr
         })?;
     let comparison = compare(&arm_a, &arm_b, &args.options());
 
-    std::fs::create_dir_all(&args.output).map_err(|source| CompareError::Write {
-        path: args.output.clone(),
-        source,
-    })?;
-    write_atomic(
-        &args.output.join("compare.json"),
-        output::json(&comparison).as_bytes(),
-    )?;
-    write_atomic(
-        &args.output.join("compare.md"),
-        output::markdown(&comparison).as_bytes(),
-    )?;
-    let chart_path = args.output.join(&args.chart);
-    let chart = chart::CompareChart::new(&comparison);
-    let (w, h) = chart.size();
-    let image = gp_plot::render_drawing(&chart, format, w, h).map_err(|e| CompareError::Chart {
-        path: chart_path.clone(),
-        message: e.to_string(),
-    })?;
-    write_atomic(&chart_path, &image)?;
+    write_outputs(&comparison, &args.output, &args.chart)?;
 
     let compared: usize = comparison
         .scenarios
