@@ -29,10 +29,18 @@ pub fn format_value(v: Option<f64>, unit: &str) -> String {
 /// A change in its change unit: `+12.3 %` or `-4.0 pt`.
 pub fn format_change(v: Option<f64>, f: &FigureComparison) -> String {
     let Some(v) = v else { return "-".into() };
+    // Absurd values (a hostile report) in scientific notation rather than 300 digits.
+    let number = if v.abs() >= 1e6 {
+        format!("{v:+.2e}")
+    } else if f.scale == Scale::Difference && f.change_unit != "points" {
+        format!("{v:+.3}")
+    } else {
+        format!("{v:+.1}")
+    };
     match (f.scale, f.change_unit.as_str()) {
-        (Scale::Ratio, _) => format!("{v:+.1} %"),
-        (_, "points") => format!("{v:+.1} pt"),
-        (_, unit) => format!("{v:+.3} {unit}"),
+        (Scale::Ratio, _) => format!("{number} %"),
+        (_, "points") => format!("{number} pt"),
+        (_, unit) => format!("{number} {unit}"),
     }
 }
 

@@ -405,3 +405,72 @@ fn bad_input_is_a_clear_error() {
     // Nothing was written by any of these.
     assert!(!out.join("compare.json").exists());
 }
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+#[test]
+fn real_reports_give_their_summary_figures() {
+    let report = gp_plot::load_report(&repo(
+        "crates/plot/tests/fixtures/gp-collect-tcg-precopy.json",
+    ))
+    .unwrap();
+    let run = gp_compare::Run::from_report(&report, "x".into());
+    let s = report.summary.as_ref().unwrap();
+    let get = |id: &str| {
+        let i = gp_compare::figures::FIGURES
+            .iter()
+            .position(|f| f.id == id)
+            .unwrap();
+        run.figures[i]
+    };
+    assert_eq!(run.outcome, gp_compare::RunOutcome::Completed);
+    assert_eq!(run.host, "vm");
+    assert_eq!(get("total_time_ms"), s.total_time_ms.map(|v| v as f64));
+    assert_eq!(get("downtime_ms"), s.downtime_ms.map(|v| v as f64));
+    assert_eq!(
+        get("guest_stall_ms"),
+        s.guest_stall.as_ref().map(|g| g.stall_ms)
+    );
+    assert!(get("src_cpu_s").is_some() && get("dst_cpu_s").is_some());
+    assert!(run.qemu.as_deref().unwrap().starts_with("QEMU "));
+    // An original guestperf result: no summary, so no figures, and not counted as completed
+    // unless it says it succeeded.
+    let original =
+        gp_plot::load_report(&repo("crates/plot/tests/fixtures/original-precopy.json")).unwrap();
+    let run = gp_compare::Run::from_report(&original, "o".into());
+    assert!(run.figures.iter().all(Option::is_none));
+    assert_eq!(run.host, "unknown");
+}
+
+#[test]
+fn the_hostile_report_corpus_never_panics_and_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _) = batch_dirs(dir.path(), 1, 3, 1.0);
+    let out = dir.path().join("out");
+    let mut checked = 0;
+    for kind in ["bad", "odd"] {
+        let corpus = repo("crates/faults/corpus/reports").join(kind);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for file in files {
+            let o = gp_compare(&[&a, &file, &"-o", &out], None);
+            match o.status.code() {
+                Some(0) => {}
+                Some(1) => {
+                    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+                    assert!(stderr(&o).contains(&name), "{name}: {}", stderr(&o));
+                }
+                other => panic!("{}: status {other:?}", file.display()),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{checked}");
+}
