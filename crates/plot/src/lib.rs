@@ -221,9 +221,40 @@ fn keep_in_range(run: &mut Run) {
     }
 }
 
+/// Something drawn on a plotters drawing area of any backend: gp-plot's [`Chart`], or another
+/// tool's chart (gp-compare's) that wants the embedded font and the PNG fixes of
+/// [`render_drawing`].
+pub trait Drawing {
+    /// Draws on `root`, which is already sized; errors are the backend's, as text.
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String>;
+}
+
+impl Drawing for Chart {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String> {
+        render::draw(root, self)
+    }
+}
+
 /// Renders `chart` to an image in memory: SVG text or PNG bytes.
 pub fn render_bytes(
     chart: &Chart,
+    format: Format,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, PlotError> {
+    render_drawing(chart, format, width, height)
+}
+
+/// Renders any [`Drawing`] to an image in memory: SVG text, or PNG bytes with text drawn from
+/// the embedded font by [`bitmap::BitmapFix`] (no fontconfig, no system fonts).
+pub fn render_drawing(
+    drawing: &impl Drawing,
     format: Format,
     width: u32,
     height: u32,
@@ -234,7 +265,7 @@ pub fn render_bytes(
             let mut svg = String::new();
             {
                 let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
-                render::draw(&root, chart).map_err(PlotError::Render)?;
+                drawing.draw(&root).map_err(PlotError::Render)?;
             }
             Ok(svg.into_bytes())
         }
@@ -244,7 +275,7 @@ pub fn render_bytes(
                 let bitmap = BitMapBackend::with_buffer(&mut rgb, (width, height));
                 let font = font::font().map_err(PlotError::Render)?;
                 let root = bitmap::BitmapFix::new(bitmap, font).into_drawing_area();
-                render::draw(&root, chart).map_err(PlotError::Render)?;
+                drawing.draw(&root).map_err(PlotError::Render)?;
             }
             let mut png = Vec::new();
             image::codecs::png::PngEncoder::new(&mut png)
