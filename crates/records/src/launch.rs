@@ -157,8 +157,7 @@ pub struct GuestStart {
     #[serde(default)]
     pub pattern: Pattern,
     /// Bytes the threads keep writing after their first pass, all together: `ram_bytes` unless
-    /// a working set was set, 0 for `once`. Absent when the workload did not say (the original
-    /// C stress).
+    /// a working set was set, 0 for `once`. Absent only in records written before this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wss_bytes: Option<u64>,
     /// Target dirty rate, bytes per second, all threads together; absent when unlimited.
