@@ -2,7 +2,8 @@
 # Runs every benchmark, one after the other, and leaves each one's JSON (and its printed table)
 # in bench/results/. docs/performance.md quotes these files.
 #
-#   bench/all.sh [NAME...]     NAME: stress collect plot sample tools-cost boot migration
+#   bench/all.sh [NAME...]     NAME: stress stress-rate collect plot sample tools-cost boot
+#                              migration
 #                              (default: all, in that order; 25-40 min on 2 busy cores)
 #
 # stress, boot, tools-cost and migration write their own JSON. collect.sh, plot.sh and
@@ -13,7 +14,7 @@
 set -euo pipefail
 # shellcheck source=bench/common.sh
 . "$(dirname "$0")/common.sh"
-[ $# -gt 0 ] || set -- stress collect plot sample tools-cost boot migration
+[ $# -gt 0 ] || set -- stress stress-rate collect plot sample tools-cost boot migration
 
 # Table of bench/collect.sh -> JSON.
 #   "   100000 records:  0.52 s wall ( 0.90 s CPU),  192000 records/s, peak RSS   80 MiB (input 25 MiB, report 20 MiB)"
@@ -56,8 +57,8 @@ sample_json() {
 failed=()
 for name in "$@"; do
   case $name in
-    stress | collect | plot | sample | tools-cost | boot | migration) ;;
-    *) die "unknown benchmark '$name' (stress collect plot sample tools-cost boot migration)" ;;
+    stress | stress-rate | collect | plot | sample | tools-cost | boot | migration) ;;
+    *) die "unknown benchmark '$name' (stress stress-rate collect plot sample tools-cost boot migration)" ;;
   esac
   say ""
   say "=== bench/$name.sh ($(date -u +%H:%M:%SZ)) ==="

@@ -88,6 +88,7 @@ fn main() {
                 guest_time_ms: (t + k as f64 * 0.01) * 1e3,
                 bytes: 4 << 20,
                 elapsed_ms: 20.0,
+                touched_bytes: None,
             }));
         }
         for (role, pid) in [(Role::Src, 1000u32), (Role::Dst, 2000)] {

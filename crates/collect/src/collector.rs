@@ -54,6 +54,7 @@ impl Collector {
             Record::VmExit(r) => ext.vm_exits.push(r),
             Record::GuestStart(r) => ext.guest_start.push(r),
             Record::GuestProgress(r) => ext.guest_progress.push(r),
+            Record::GuestWarm(r) => ext.guest_warm.push(r),
             Record::GuestGb(r) => ext.guest_gb.push(r),
             Record::Console(r) => ext.console.push(r),
             Record::CpuSample(r) => ext.samples.push(r),

@@ -114,6 +114,15 @@ fn table() -> Vec<(&'static str, Vec<&'static str>, Vec<Opt>)> {
             opt("--stress-duration-s", &[&["0"], NEGATIVE, NOT_NUMBERS]),
             opt("--boot-timeout-s", &[&["0"], NEGATIVE, NOT_NUMBERS]),
             choice("--bind-method"),
+            choice("--stress-pattern"),
+            opt(
+                "--stress-wss",
+                &[&["50", "0%", "101%", "12Q", "%"], NEGATIVE, NOT_NUMBERS],
+            ),
+            opt(
+                "--stress-dirty-rate",
+                &[&["0", "12Q"], NEGATIVE, HUGE, NOT_NUMBERS],
+            ),
         ]);
         launch
     };

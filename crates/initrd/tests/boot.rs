@@ -1,7 +1,10 @@
-//! Boots the built initrd (`initrd/build.sh`) in a real QEMU (TCG, 2 vCPUs) and checks what
-//! `stress` prints on the serial console: the start line, progress from both threads, `@gp done`
-//! and a clean power-off; and that a bad setting ends in `@gp fatal` and a power-off, not a hang
-//! or a kernel panic.
+//! Boots the initrd of this source tree (built by `initrd/build.sh` into the target directory)
+//! in a real QEMU (TCG, 2 vCPUs) and checks what `stress` prints on the serial console: the
+//! start line, progress from both threads, each thread's end of its first pass, `@gp done` and a
+//! clean power-off; and that a bad setting ends in `@gp fatal` and a power-off, not a hang or a
+//! kernel panic.
+
+mod common;
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -31,22 +34,12 @@ struct Guest {
     exit: Option<Exit>,
 }
 
-fn initrd() -> PathBuf {
-    let path = gp_qemu::paths::default_initrd();
-    assert!(
-        path.is_file(),
-        "no initrd at {}: run initrd/build.sh",
-        path.display()
-    );
-    path
-}
-
 fn kernel() -> PathBuf {
     gp_qemu::kernel::find_kernel(None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 impl Guest {
-    fn boot(settings: &str) -> Guest {
+    fn boot(initrd: &std::path::Path, settings: &str) -> Guest {
         let mut spec = Spec::new("qemu-boot-test", "qemu-system-x86_64");
         spec.args([
             "-accel",
@@ -60,10 +53,7 @@ impl Guest {
             "none",
         ]);
         spec.args(["-no-user-config", "-no-reboot", "-serial", "stdio"]);
-        spec.arg("-kernel")
-            .arg(kernel())
-            .arg("-initrd")
-            .arg(initrd());
+        spec.arg("-kernel").arg(kernel()).arg("-initrd").arg(initrd);
         spec.arg("-append").arg(format!("{CMDLINE} {settings}"));
         let (tx, events) = mpsc::channel();
         let exit_tx = tx.clone();
@@ -131,12 +121,14 @@ impl Guest {
 
 #[test]
 fn boots_reports_from_both_vcpus_and_powers_off() {
+    let initrd = common::initrd();
     let _lock = gp_qemu::testing::vm_test_lock();
-    let mut guest = Guest::boot("ramsize=128M stress.duration_s=4");
+    let mut guest = Guest::boot(&initrd, "ramsize=128M stress.duration_s=4");
     let deadline = Instant::now() + BOOT_DEADLINE;
     let mut start = None;
     let mut first_progress = [None, None];
     let mut progress_lines = [0u32; 2];
+    let mut warm = [None, None];
     let mut done = None;
     while let Some(line) = guest.next_line(deadline) {
         if !line.starts_with("@gp ") {
@@ -151,25 +143,48 @@ fn boots_reports_from_both_vcpus_and_powers_off() {
                 threads,
                 ram_bytes,
                 grain_ms,
+                workload,
                 ..
             } => {
                 assert_eq!((threads, ram_bytes), (2, 128 << 20), "{line}");
                 assert!(grain_ms > 0.0);
+                // No workload setting: the original's start line.
+                assert_eq!(workload, None, "{line}");
                 start = Some((at, grain_ms));
             }
             StressLine::Progress {
                 thread,
                 bytes,
                 elapsed_ms,
+                touched_bytes,
                 ..
             } => {
                 let Some((_, grain_ms)) = start else {
                     guest.fail("progress before start")
                 };
                 assert!(thread < 2, "{line}");
-                assert!(bytes > 0 && elapsed_ms >= grain_ms, "{line}");
-                progress_lines[thread as usize] += 1;
-                first_progress[thread as usize].get_or_insert(at);
+                let t = thread as usize;
+                // Until a thread is warm its lines say how much it has touched; the one that
+                // ends the first pass may be shorter than the grain.
+                match (warm[t], touched_bytes) {
+                    (None, Some(b)) => assert!(b > 0 && b <= 64 << 20, "{line}"),
+                    (Some(_), None) => assert!(elapsed_ms >= grain_ms, "{line}"),
+                    _ => guest.fail(&format!("touched_bytes on the wrong side of warm: {line}")),
+                }
+                assert!(bytes > 0, "{line}");
+                progress_lines[t] += 1;
+                first_progress[t].get_or_insert(at);
+            }
+            StressLine::Warm {
+                thread,
+                touched_bytes,
+                ..
+            } => {
+                assert!(thread < 2, "{line}");
+                assert_eq!(touched_bytes, 64 << 20, "{line}");
+                if warm[thread as usize].replace(at).is_some() {
+                    guest.fail(&format!("thread {thread} warm twice"));
+                }
             }
             StressLine::Gb { thread, .. } => assert!(thread < 2, "{line}"),
             StressLine::Done { reason } => done = Some(reason),
@@ -185,6 +200,9 @@ fn boots_reports_from_both_vcpus_and_powers_off() {
             "progress lines per thread: {progress_lines:?}, want both > 0"
         ));
     }
+    if warm.iter().any(Option::is_none) {
+        guest.fail(&format!("warm lines per thread: {warm:?}, want one each"));
+    }
     if done.is_none() {
         guest.fail("no @gp done line");
     }
@@ -194,15 +212,16 @@ fn boots_reports_from_both_vcpus_and_powers_off() {
         ));
     }
     eprintln!(
-        "boot-to-start {start_s:.2}s, first progress {:?}, progress lines {progress_lines:?}, {}",
+        "boot-to-start {start_s:.2}s, first progress {:?}, warm {warm:?}, progress lines \
+         {progress_lines:?}, {}",
         first_progress,
         done.unwrap_or_default()
     );
 }
 
 /// Boots with `settings`, expects `@gp fatal` containing `needle`, then a power-off.
-fn expect_fatal(settings: &str, needle: &str) {
-    let mut guest = Guest::boot(settings);
+fn expect_fatal(initrd: &std::path::Path, settings: &str, needle: &str) {
+    let mut guest = Guest::boot(initrd, settings);
     let deadline = Instant::now() + BOOT_DEADLINE;
     let mut fatal = None;
     while let Some(line) = guest.next_line(deadline) {
@@ -234,12 +253,24 @@ fn expect_fatal(settings: &str, needle: &str) {
 
 #[test]
 fn bad_setting_is_fatal_and_powers_off() {
+    let initrd = common::initrd();
     let _lock = gp_qemu::testing::vm_test_lock();
-    expect_fatal("ramsize=garbage", "ramsize");
+    expect_fatal(&initrd, "ramsize=garbage", "ramsize");
+    expect_fatal(
+        &initrd,
+        "ramsize=64M stress.dirty_rate=0",
+        "stress.dirty_rate=0: \"0\" is zero",
+    );
+    expect_fatal(
+        &initrd,
+        "ramsize=64M stress.pattern=once stress.wss=50%",
+        "drop stress.wss",
+    );
 }
 
 #[test]
 fn more_memory_than_the_guest_has_is_fatal() {
+    let initrd = common::initrd();
     let _lock = gp_qemu::testing::vm_test_lock();
-    expect_fatal("ramsize=1G", "lower ramsize");
+    expect_fatal(&initrd, "ramsize=1G", "lower ramsize");
 }

@@ -141,6 +141,22 @@ pub struct Cli {
     #[arg(long, value_name = "S", value_parser = parse_positive)]
     pub stress_duration_s: Option<f64>,
 
+    /// What the workload writes once it has written all its RAM once (stress.pattern): seq
+    /// (its working set page after page), random (random 4 KiB pages of it) or once (nothing:
+    /// the idle baseline) [default: seq].
+    #[arg(long, value_name = "PATTERN", value_parser = str::parse::<Pattern>)]
+    pub stress_pattern: Option<Pattern>,
+
+    /// The workload's working set (stress.wss): the part of its RAM it keeps writing after its
+    /// first pass, a size (256M) or a share (25%) [default: all of it].
+    #[arg(long, value_name = "SIZE|PCT%", value_parser = str::parse::<Wss>)]
+    pub stress_wss: Option<Wss>,
+
+    /// The workload's dirty rate after its first pass, all threads together
+    /// (stress.dirty_rate): 64M is 64 MiB/s [default: unlimited].
+    #[arg(long, value_name = "RATE", value_parser = parse_dirty_rate)]
+    pub stress_dirty_rate: Option<u64>,
+
     /// Give up if the source's workload has not started this many seconds after QEMU started
     /// [default: 120 s plus 15 s per GiB of workload RAM, which stress touches before starting].
     #[arg(long, value_name = "S", value_parser = parse_positive)]
@@ -222,6 +238,9 @@ impl Cli {
                 self.stress_duration_s.as_ref(),
                 display,
             )
+            .some("stress_pattern", self.stress_pattern.as_ref(), display)
+            .some("stress_wss", self.stress_wss.as_ref(), display)
+            .some("stress_dirty_rate", self.stress_dirty_rate.as_ref(), size)
             .some("boot_timeout_s", self.boot_timeout_s.as_ref(), display)
             .flag("debug", self.debug)
             .flag("verbose", self.verbose);
@@ -280,6 +299,7 @@ pub enum BindMethodArg {
 }
 
 use gp_records::size::{parse_size, GIB, MIB};
+use gp_records::stress::{parse_dirty_rate, Pattern, Wss};
 
 /// Parses guest RAM. A bare number is GiB, as in the original guestperf (`1`, `1.5`); otherwise
 /// the shared size syntax (`256M`, `2G`; see [`gp_records::size`]). The result must be a whole
@@ -385,6 +405,9 @@ mod tests {
         ("stress_threads", &["--stress-threads", "7"]),
         ("stress_grain_ms", &["--stress-grain-ms", "0.25"]),
         ("stress_duration_s", &["--stress-duration-s", "1e-3"]),
+        ("stress_pattern", &["--stress-pattern", "random"]),
+        ("stress_wss", &["--stress-wss", "25%"]),
+        ("stress_dirty_rate", &["--stress-dirty-rate", "64M"]),
         ("boot_timeout_s", &["--boot-timeout-s", "600"]),
     ];
 
@@ -468,6 +491,32 @@ mod tests {
         for bad in ["1000", "100", "512", "131072", "-1", "x", ""] {
             let e = parse_dirty_ring_size(bad).unwrap_err();
             assert!(e.contains("power of two"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn workload_options() {
+        let cli = Cli::try_parse_from([
+            "gp-launch",
+            "--stress-pattern",
+            "random",
+            "--stress-wss",
+            "50%",
+            "--stress-dirty-rate",
+            "32M",
+        ])
+        .unwrap();
+        assert_eq!(cli.stress_pattern, Some(Pattern::Random));
+        assert_eq!(cli.stress_wss, Some(Wss::Pct(50.0)));
+        assert_eq!(cli.stress_dirty_rate, Some(32 * MIB));
+        for (args, needle) in [
+            (["--stress-pattern", "zigzag"], "seq, random or once"),
+            (["--stress-wss", "50"], "no unit"),
+            (["--stress-dirty-rate", "0"], "more than 0"),
+        ] {
+            let e = Cli::try_parse_from(["gp-launch", args[0], args[1]]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
         }
     }
 

@@ -1,14 +1,15 @@
 //! Turning serial console lines into records.
 //!
 //! Workload lines (`@gp ...`, or the original C stress program's per-GB line) become
-//! `guest_start`, `guest_progress` and `guest_gb`; every other non-empty line becomes a
-//! `console` record, so nothing the guest printed is lost. Each record carries the host arrival
-//! time of its line.
+//! `guest_start`, `guest_progress`, `guest_warm` and `guest_gb`; every other non-empty line
+//! becomes a `console` record, so nothing the guest printed is lost. Each record carries the
+//! host arrival time of its line. [`ConsoleParser::translate`] takes one line, however the bytes
+//! were read and batched.
 
 use std::collections::{HashMap, VecDeque};
 
-use gp_records::stress::{parse_console_line, ConsoleLine, StressLine};
-use gp_records::{Console, GuestGb, GuestProgress, GuestStart, Record, Role};
+use gp_records::stress::{parse_console_line, ConsoleLine, StressLine, Workload};
+use gp_records::{Console, GuestGb, GuestProgress, GuestStart, GuestWarm, Record, Role};
 
 /// How many recent console lines are kept per VM for error messages.
 pub const TAIL_LINES: usize = 20;
@@ -77,8 +78,11 @@ impl ConsoleParser {
                 ram_bytes,
                 grain_ms,
                 guest_ms,
+                workload,
             }) => {
                 let first = !self.started(role);
+                // A start line without workload fields is the default workload.
+                let w = workload.unwrap_or(Workload::default_for(ram_bytes));
                 Record::GuestStart(GuestStart {
                     time_s,
                     role,
@@ -87,6 +91,9 @@ impl ConsoleParser {
                     grain_ms,
                     guest_time_ms: guest_ms,
                     boot_ms: first.then(|| ((time_s - spawned_s) * 1000.0).max(0.0)),
+                    pattern: w.pattern,
+                    wss_bytes: Some(w.wss_bytes),
+                    dirty_rate_bytes_per_s: w.dirty_rate_bytes_per_s,
                 })
             }
             ConsoleLine::Stress(StressLine::Progress {
@@ -94,6 +101,7 @@ impl ConsoleParser {
                 guest_ms,
                 bytes,
                 elapsed_ms,
+                touched_bytes,
             }) => Record::GuestProgress(GuestProgress {
                 time_s,
                 role,
@@ -101,6 +109,20 @@ impl ConsoleParser {
                 guest_time_ms: guest_ms,
                 bytes,
                 elapsed_ms,
+                touched_bytes,
+            }),
+            ConsoleLine::Stress(StressLine::Warm {
+                thread,
+                guest_ms,
+                elapsed_ms,
+                touched_bytes,
+            }) => Record::GuestWarm(GuestWarm {
+                time_s,
+                role,
+                thread,
+                guest_time_ms: guest_ms,
+                elapsed_ms,
+                touched_bytes,
             }),
             ConsoleLine::Stress(StressLine::Gb {
                 thread,
@@ -217,6 +239,75 @@ mod tests {
         ));
         assert!(c.translate(Role::Src, "\r", 10.7, 9.0).is_none());
         assert!(c.started(Role::Src) && !c.started(Role::Dst));
+    }
+
+    #[test]
+    fn workload_and_first_pass_lines_become_records() {
+        let mut c = ConsoleParser::new();
+        let start = |c: &mut ConsoleParser, line: &str| match c
+            .translate(Role::Src, line, 10.5, 9.0)
+            .unwrap()
+            .record
+        {
+            Record::GuestStart(s) => s,
+            other => panic!("{other:?}"),
+        };
+        // The original four fields: the default workload, stated in the record.
+        let s = start(&mut c, "@gp start 2 201326592 30 1764102436412.25");
+        assert_eq!(s.pattern, gp_records::stress::Pattern::Seq);
+        assert_eq!(
+            (s.wss_bytes, s.dirty_rate_bytes_per_s),
+            (Some(201326592), None)
+        );
+        let s = start(
+            &mut c,
+            "@gp start 2 201326592 30 1764102436412.25 random 100663296 33554432",
+        );
+        assert_eq!(s.pattern, gp_records::stress::Pattern::Random);
+        assert_eq!(
+            (s.wss_bytes, s.dirty_rate_bytes_per_s),
+            (Some(100663296), Some(33554432))
+        );
+        let s = start(&mut c, "@gp start 1 1048576 30 1.0 once 0 0");
+        assert_eq!(s.pattern, gp_records::stress::Pattern::Once);
+        assert_eq!((s.wss_bytes, s.dirty_rate_bytes_per_s), (Some(0), None));
+
+        let t = c
+            .translate(
+                Role::Src,
+                "@gp p 1 1764102436440.5 6291456 30.125 6291456",
+                10.6,
+                9.0,
+            )
+            .unwrap();
+        assert!(matches!(
+            t.record,
+            Record::GuestProgress(GuestProgress {
+                thread: 1,
+                touched_bytes: Some(6291456),
+                ..
+            })
+        ));
+        let t = c
+            .translate(
+                Role::Src,
+                "@gp warm 1 1764102437000.5 588.25 100663296",
+                11.1,
+                9.0,
+            )
+            .unwrap();
+        assert_eq!(
+            t.record,
+            Record::GuestWarm(GuestWarm {
+                time_s: 11.1,
+                role: Role::Src,
+                thread: 1,
+                guest_time_ms: 1764102437000.5,
+                elapsed_ms: 588.25,
+                touched_bytes: 100663296,
+            })
+        );
+        assert!(!t.fatal);
     }
 
     #[test]

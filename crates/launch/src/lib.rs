@@ -173,6 +173,7 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
             huge_pages: cli.huge_pages,
             locked_pages: cli.locked_pages,
             dirty_ring_size: plan.dirty_ring_size,
+            workload: plan.cmdline.request(),
         },
         host: host::host_info(),
     };

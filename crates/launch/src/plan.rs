@@ -76,6 +76,7 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
         Some(r) => r,
         None => default_stress_ram(cli.mem),
     };
+    check_workload(cli, stress_ram)?;
     if cli.dirty_ring_size != 0 {
         let n = cli.dirty_ring_size;
         if !n.is_power_of_two() || !(1024..=65536).contains(&n) {
@@ -228,6 +229,9 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
             stress_threads: cli.stress_threads.unwrap_or(cli.cpus),
             grain_ms: cli.stress_grain_ms,
             duration_s: cli.stress_duration_s,
+            pattern: cli.stress_pattern,
+            wss: cli.stress_wss,
+            dirty_rate: cli.stress_dirty_rate,
             verbose: cli.verbose,
             extra: cli.kernel_args.clone(),
         },
@@ -245,6 +249,38 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
         },
         binary_arg: cli.binary.clone(),
     })
+}
+
+/// The workload settings that only make sense together, checked here so a bad combination is
+/// refused before a guest boots (stress itself would end in `@gp fatal`).
+fn check_workload(cli: &Cli, stress_ram: u64) -> Result<(), Error> {
+    if cli.stress_pattern.is_some_and(|p| !p.rewrites()) {
+        let given: Vec<&str> = [
+            cli.stress_wss.map(|_| "--stress-wss"),
+            cli.stress_dirty_rate.map(|_| "--stress-dirty-rate"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !given.is_empty() {
+            return Err(usage(format!(
+                "--stress-pattern once writes nothing after the first pass, so {} means \
+                 nothing: drop it or use --stress-pattern seq or random",
+                given.join(" and ")
+            )));
+        }
+    }
+    if let Some(wss) = cli.stress_wss {
+        let bytes = wss.bytes_of(stress_ram);
+        if bytes > stress_ram {
+            return Err(usage(format!(
+                "--stress-wss {wss} is more than the {} MiB the workload writes (--stress-ram): \
+                 lower --stress-wss or raise --stress-ram or --mem",
+                stress_ram >> 20
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The initrd: `--initrd`, else the default location; must be a readable file.
@@ -272,5 +308,41 @@ pub fn check_initrd(explicit: Option<&Path>) -> Result<PathBuf, Error> {
             path.display()
         ))),
         Err(e) => Err(usage(format!("initrd {} cannot be read: {e}", path.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn check(args: &[&str]) -> Result<(), String> {
+        let mut all = vec!["gp-launch"];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).unwrap();
+        check_workload(&cli, 144 << 20).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn workload_combinations() {
+        assert_eq!(check(&[]), Ok(()));
+        assert_eq!(check(&["--stress-pattern", "once"]), Ok(()));
+        assert_eq!(
+            check(&["--stress-wss", "50%", "--stress-dirty-rate", "32M"]),
+            Ok(())
+        );
+        assert_eq!(check(&["--stress-wss", "144M"]), Ok(()));
+        let e = check(&["--stress-pattern", "once", "--stress-dirty-rate", "1M"]).unwrap_err();
+        assert!(
+            e.contains("so --stress-dirty-rate means nothing: drop it"),
+            "{e}"
+        );
+        let e = check(&["--stress-pattern", "once", "--stress-wss", "1M"]).unwrap_err();
+        assert!(e.contains("--stress-wss means nothing"), "{e}");
+        let e = check(&["--stress-wss", "1G"]).unwrap_err();
+        assert!(
+            e.contains("--stress-wss 1G is more than the 144 MiB the workload writes"),
+            "{e}"
+        );
     }
 }

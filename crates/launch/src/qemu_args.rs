@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use gp_records::Role;
+use gp_records::size::format_size;
+use gp_records::stress::{Pattern, Wss};
+use gp_records::{Role, WorkloadRequest};
 
 /// The accelerator a VM runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +163,10 @@ pub struct Cmdline {
     pub stress_threads: u32,
     pub grain_ms: Option<f64>,
     pub duration_s: Option<f64>,
+    pub pattern: Option<Pattern>,
+    pub wss: Option<Wss>,
+    /// Bytes per second, all workload threads together.
+    pub dirty_rate: Option<u64>,
     /// Keep the kernel's boot log (no `quiet`).
     pub verbose: bool,
     pub extra: Vec<String>,
@@ -197,8 +203,34 @@ impl Cmdline {
         if let Some(d) = self.duration_s {
             args.push(format!("stress.duration_s={d}"));
         }
+        if let Some(p) = self.pattern {
+            args.push(format!("stress.pattern={p}"));
+        }
+        if let Some(w) = self.wss {
+            args.push(format!("stress.wss={w}"));
+        }
+        if let Some(r) = self.dirty_rate {
+            args.push(format!("stress.dirty_rate={}", format_size(r)));
+        }
         args.extend(self.extra.iter().cloned());
         args.join(" ")
+    }
+}
+
+impl Cmdline {
+    /// The workload settings this command line asks for, for the `launch` record.
+    pub fn request(&self) -> WorkloadRequest {
+        let mut r = WorkloadRequest {
+            ram_bytes: self.stress_ram_bytes,
+            threads: self.stress_threads,
+            grain_ms: self.grain_ms,
+            duration_s: self.duration_s,
+            pattern: self.pattern,
+            dirty_rate_bytes_per_s: self.dirty_rate,
+            ..WorkloadRequest::default()
+        };
+        r.set_wss(self.wss);
+        r
     }
 }
 
@@ -327,6 +359,7 @@ mod tests {
             duration_s: None,
             verbose: false,
             extra: vec!["foo=bar".into()],
+            ..Cmdline::default()
         };
         let s = c.render();
         assert!(s.starts_with("console=ttyS0 "), "{s}");
@@ -342,5 +375,38 @@ mod tests {
         assert_eq!(default_stress_ram(2 << 30), 1824 << 20);
         assert_eq!(ramsize(1 << 30), "1");
         assert_eq!(ramsize(896 << 20), "896M");
+        // No workload setting, no workload argument: a default run's command line is as ever.
+        assert!(
+            !s.contains("stress.pattern") && !s.contains("stress.wss"),
+            "{s}"
+        );
+        assert!(!s.contains("stress.dirty_rate"), "{s}");
+    }
+
+    #[test]
+    fn workload_settings_become_kernel_arguments_and_the_request() {
+        let mut c = Cmdline {
+            stress_ram_bytes: 144 << 20,
+            stress_threads: 2,
+            pattern: Some(Pattern::Random),
+            wss: Some(Wss::Pct(50.0)),
+            dirty_rate: Some(32 << 20),
+            ..Cmdline::default()
+        };
+        let s = c.render();
+        assert!(
+            s.contains(" stress.pattern=random stress.wss=50% stress.dirty_rate=32M"),
+            "{s}"
+        );
+        let r = c.request();
+        assert_eq!((r.ram_bytes, r.threads), (144 << 20, 2));
+        assert_eq!((r.wss_pct, r.wss_bytes), (Some(50.0), None));
+        assert_eq!(r.dirty_rate_bytes_per_s, Some(32 << 20));
+        assert_eq!(r.pattern, Some(Pattern::Random));
+        c.wss = Some(Wss::Bytes(64 << 20));
+        c.dirty_rate = Some(1000);
+        let s = c.render();
+        assert!(s.contains(" stress.wss=64M stress.dirty_rate=1000B"), "{s}");
+        assert_eq!(c.request().wss_bytes, Some(64 << 20));
     }
 }

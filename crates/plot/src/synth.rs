@@ -123,6 +123,7 @@ pub fn report(spec: &Spec) -> Report {
                 guest_time_ms: (T0 + x) * 1000.0,
                 bytes,
                 elapsed_ms,
+                touched_bytes: None,
             });
         }
     }
@@ -365,6 +366,9 @@ pub fn report(spec: &Spec) -> Report {
                 grain_ms: step * 1000.0,
                 guest_time_ms: (T0 + GUEST_START) * 1000.0,
                 boot_ms: Some(GUEST_START * 1000.0),
+                pattern: Default::default(),
+                wss_bytes: Some(total_bytes / 2),
+                dirty_rate_bytes_per_s: None,
             }],
             guest_progress,
             samples,

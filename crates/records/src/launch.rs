@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::stress::{Pattern, Wss};
 use crate::Role;
 
 /// The header: the first record of every run.
@@ -46,6 +47,49 @@ pub struct Hardware {
     pub locked_pages: bool,
     /// KVM dirty ring size in entries; 0 when the dirty bitmap is used.
     pub dirty_ring_size: u32,
+    /// The workload gp-launch asked the guest's `stress` for (its kernel command line). What
+    /// the guest really does is in its `guest_start`.
+    #[serde(default)]
+    pub workload: WorkloadRequest,
+}
+
+/// Workload settings as requested on the guest's kernel command line; an absent field leaves
+/// the workload's own default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadRequest {
+    /// `ramsize=`: the RAM the workload threads write, all together.
+    pub ram_bytes: u64,
+    /// `stress.threads=`.
+    pub threads: u32,
+    /// `stress.grain_ms=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grain_ms: Option<f64>,
+    /// `stress.duration_s=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// `stress.pattern=`: `seq`, `random` or `once`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<Pattern>,
+    /// `stress.wss=` given as a size: bytes, all threads together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wss_bytes: Option<u64>,
+    /// `stress.wss=` given as a share of `ram_bytes`, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wss_pct: Option<f64>,
+    /// `stress.dirty_rate=`: bytes per second, all threads together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dirty_rate_bytes_per_s: Option<u64>,
+}
+
+impl WorkloadRequest {
+    /// Records a `stress.wss=` setting in the field its form belongs to.
+    pub fn set_wss(&mut self, wss: Option<Wss>) {
+        (self.wss_bytes, self.wss_pct) = match wss {
+            None => (None, None),
+            Some(Wss::Bytes(b)) => (Some(b), None),
+            Some(Wss::Pct(p)) => (None, Some(p)),
+        };
+    }
 }
 
 /// Provenance of the machine the source ran on.
@@ -109,6 +153,16 @@ pub struct GuestStart {
     /// Host ms from spawning QEMU to this record's arrival (boot-to-workload time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_ms: Option<f64>,
+    /// What the threads write after their first pass (`seq` when the workload did not say).
+    #[serde(default)]
+    pub pattern: Pattern,
+    /// Bytes the threads keep writing after their first pass, all together: `ram_bytes` unless
+    /// a working set was set, 0 for `once`. Absent only in records written before this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wss_bytes: Option<u64>,
+    /// Target dirty rate, bytes per second, all threads together; absent when unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dirty_rate_bytes_per_s: Option<u64>,
 }
 
 /// One workload thread finished a chunk of `bytes` in `elapsed_ms`.
@@ -123,8 +177,28 @@ pub struct GuestProgress {
     pub thread: u32,
     /// Guest wall clock at the end of the chunk, ms since the epoch.
     pub guest_time_ms: f64,
+    /// Bytes written in `elapsed_ms`.
     pub bytes: u64,
     pub elapsed_ms: f64,
+    /// Bytes of the thread's share written at least once so far: present until the thread's
+    /// `guest_warm`, absent afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub touched_bytes: Option<u64>,
+}
+
+/// One workload thread has written every page of its share at least once: its first pass is
+/// over, its memory is resident, and from now on it writes its pattern at its rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestWarm {
+    pub time_s: f64,
+    pub role: Role,
+    pub thread: u32,
+    /// Guest wall clock when the line was printed, ms since the epoch.
+    pub guest_time_ms: f64,
+    /// Guest ms from the workload's start line to the end of the first pass.
+    pub elapsed_ms: f64,
+    /// The thread's share of `ram_bytes`, all of it touched.
+    pub touched_bytes: u64,
 }
 
 /// One workload thread finished one GB (2^30 bytes) of xor work in `elapsed_ms`.

@@ -21,7 +21,10 @@ pub mod time;
 
 use serde::{Deserialize, Serialize};
 
-pub use launch::{Console, GuestGb, GuestProgress, GuestStart, Hardware, Launch, Vm, VmExit};
+pub use launch::{
+    Console, GuestGb, GuestProgress, GuestStart, GuestWarm, Hardware, Launch, Vm, VmExit,
+    WorkloadRequest,
+};
 pub use migrate::{Action, MigrationResult, Outcome, Progress, QmpEvent, ScenarioRecord};
 pub use sample::CpuSample;
 pub use time::now_s;
@@ -65,6 +68,8 @@ pub enum Record {
     GuestStart(GuestStart),
     /// A workload thread finished one fine-grained chunk of work.
     GuestProgress(GuestProgress),
+    /// A workload thread finished its first pass: every page of its share written once.
+    GuestWarm(GuestWarm),
     /// A workload thread finished one GB of work (the original guestperf's timing record).
     GuestGb(GuestGb),
     /// A line from a VM's serial console that is not workload output.
@@ -95,6 +100,7 @@ impl Record {
         "vm_exit",
         "guest_start",
         "guest_progress",
+        "guest_warm",
         "guest_gb",
         "console",
         "cpu_sample",
@@ -120,6 +126,7 @@ impl Record {
             Record::VmExit(_) => "vm_exit",
             Record::GuestStart(_) => "guest_start",
             Record::GuestProgress(_) => "guest_progress",
+            Record::GuestWarm(_) => "guest_warm",
             Record::GuestGb(_) => "guest_gb",
             Record::Console(_) => "console",
             Record::CpuSample(_) => "cpu_sample",
@@ -141,6 +148,7 @@ impl Record {
             Record::VmExit(r) => r.time_s,
             Record::GuestStart(r) => r.time_s,
             Record::GuestProgress(r) => r.time_s,
+            Record::GuestWarm(r) => r.time_s,
             Record::GuestGb(r) => r.time_s,
             Record::Console(r) => r.time_s,
             Record::CpuSample(r) => r.time_s,

@@ -74,6 +74,7 @@ pub fn parse_line(raw: &str) -> Result<Option<Record>, String> {
         "vm_exit" => variant(raw, Record::VmExit),
         "guest_start" => variant(raw, Record::GuestStart),
         "guest_progress" => variant(raw, Record::GuestProgress),
+        "guest_warm" => variant(raw, Record::GuestWarm),
         "guest_gb" => variant(raw, Record::GuestGb),
         "console" => variant(raw, Record::Console),
         "cpu_sample" => variant(raw, Record::CpuSample),

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::launch::{Console, GuestGb, GuestProgress, GuestStart, Launch, Vm, VmExit};
+use crate::launch::{Console, GuestGb, GuestProgress, GuestStart, GuestWarm, Launch, Vm, VmExit};
 use crate::migrate::ScenarioRecord;
 use crate::migrate::{Action, MigrationResult, Outcome, Progress, QmpEvent, Scenario};
 use crate::sample::CpuSample;
@@ -440,6 +440,8 @@ pub struct Extended {
     pub vm_exits: Vec<VmExit>,
     pub guest_start: Vec<GuestStart>,
     pub guest_progress: Vec<GuestProgress>,
+    /// Each workload thread's end of its first pass.
+    pub guest_warm: Vec<GuestWarm>,
     pub guest_gb: Vec<GuestGb>,
     /// Every `cpu_sample`, source and destination, with per-thread times.
     pub samples: Vec<CpuSample>,

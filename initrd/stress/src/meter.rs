@@ -101,6 +101,31 @@ impl Meter {
         self.total
     }
 
+    /// When the next progress report falls due (ms); infinity when reports are off.
+    pub fn next_progress_ms(&self) -> f64 {
+        if self.grain_ms > 0.0 {
+            self.p_start_ms + self.grain_ms
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// A progress report now, before its grain has passed (to end one at a phase change);
+    /// `None` when reports are off or nothing happened since the last one.
+    pub fn flush(&mut self, now_ms: f64) -> Option<Progress> {
+        let elapsed_ms = now_ms - self.p_start_ms;
+        if self.grain_ms <= 0.0 || (self.p_bytes == 0 && elapsed_ms <= 0.0) {
+            return None;
+        }
+        let p = Progress {
+            bytes: self.p_bytes,
+            elapsed_ms,
+        };
+        self.p_start_ms = now_ms;
+        self.p_bytes = 0;
+        Some(p)
+    }
+
     /// Accounts a chunk of `bytes` finished at `now_ms`.
     pub fn add(&mut self, bytes: u64, now_ms: f64) -> Due {
         let mut due = Due::default();
@@ -199,6 +224,34 @@ mod tests {
             })
         );
         assert_eq!(meter.add(5, 200.0).progress, None);
+    }
+
+    #[test]
+    fn flush_ends_a_report_early_once() {
+        let mut meter = Meter::with_unit(0.0, 20.0, GB);
+        assert_eq!(meter.next_progress_ms(), 20.0);
+        meter.add(10, 5.0);
+        assert_eq!(
+            meter.flush(7.0),
+            Some(Progress {
+                bytes: 10,
+                elapsed_ms: 7.0
+            })
+        );
+        assert_eq!(meter.flush(7.0), None);
+        assert_eq!(meter.next_progress_ms(), 27.0);
+        // Idle time alone is worth a report: a heartbeat with no bytes.
+        assert_eq!(
+            meter.add(0, 27.0).progress,
+            Some(Progress {
+                bytes: 0,
+                elapsed_ms: 20.0
+            })
+        );
+        let mut off = Meter::with_unit(0.0, 0.0, GB);
+        off.add(10, 5.0);
+        assert_eq!(off.flush(6.0), None);
+        assert_eq!(off.next_progress_ms(), f64::INFINITY);
     }
 
     #[test]

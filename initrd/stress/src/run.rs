@@ -8,9 +8,10 @@ use std::time::Duration;
 use gp_records::stress::StressLine;
 
 use crate::console::{emit, write_line};
-use crate::meter::{Meter, Walk, CHECK_BYTES};
+use crate::meter::Meter;
 use crate::settings::{self, HostCommand, Machine, Settings, MIB};
 use crate::system::{self, Region};
+use crate::work::{Step, Work};
 use crate::xor::{xor_words, Pattern, RandomSource};
 
 static PID1: AtomicBool = AtomicBool::new(false);
@@ -113,6 +114,7 @@ pub fn run(settings: &Settings, online_cpus: u32) -> i32 {
         ram_bytes: settings.ram_bytes(),
         grain_ms: settings.grain_ms,
         guest_ms: system::wall_ms(),
+        workload: settings.start_workload(),
     });
     go.wait();
     let started_ms = system::monotonic_ms();
@@ -138,8 +140,12 @@ pub fn run(settings: &Settings, online_cpus: u32) -> i32 {
     0
 }
 
-/// One thread: map its share, then xor it pass after pass (faulting it in during the first),
-/// reporting as it goes.
+/// Longest a thread sleeps between two looks at the stop flag (when progress lines are off or
+/// rare, or its rate is very low).
+const MAX_SLEEP_MS: f64 = 100.0;
+
+/// One thread: map its share, write all of it once (faulting it in), say so, then write its
+/// pattern at its rate, reporting as it goes.
 /// Returns the bytes xored once told to stop.
 fn worker(
     index: u32,
@@ -164,26 +170,50 @@ fn worker(
     if source == RandomSource::TimeSeeded && index == 0 {
         let _ = write_line("stress: the kernel gave no random bytes without blocking; using a clock-seeded generator");
     }
+    let seed = pattern.0[0] ^ u64::from(index);
+    let mut work = Work::new(share, s.wss_share_bytes, s.pattern, s.thread_rate(), seed);
     let tid = system::gettid();
     ready.wait();
     go.wait();
-    let mut walk = Walk::new(share, CHECK_BYTES);
-    let mut meter = Meter::new(system::monotonic_ms(), s.grain_ms);
-    // The first pass also faults the share in, chunk by chunk, so the work starts at once
-    // instead of after the whole share is allocated (~10 ms per MiB under TCG).
-    let mut first_pass = true;
+    let start_ms = system::monotonic_ms();
+    let mut meter = Meter::new(start_ms, s.grain_ms);
+    let mut warm_said = false;
     loop {
-        let (start, len) = walk.next(meter.to_gb());
-        if first_pass {
-            if start + len == share {
-                first_pass = false;
+        // The first pass faults the share in chunk by chunk just before xoring it, so the work
+        // starts at once instead of after the whole share is allocated (~10 ms per MiB under
+        // TCG).
+        let step = work.step(
+            system::monotonic_ms(),
+            meter.to_gb(),
+            |start, len, first| {
+                if first {
+                    region.populate(start as usize, len as usize);
+                }
+                let words = &mut region.words()[(start / 8) as usize..((start + len) / 8) as usize];
+                xor_words(words, &pattern);
+            },
+        );
+        let (bytes, warmed) = match step {
+            Step::Wrote { bytes, warmed } => (bytes, warmed),
+            Step::WaitUntil(t) => {
+                let now = system::monotonic_ms();
+                system::sleep_until_ms(t.min(meter.next_progress_ms()).min(now + MAX_SLEEP_MS));
+                (0, false)
             }
-            region.populate(start as usize, len as usize);
+            Step::Idle => {
+                let now = system::monotonic_ms();
+                system::sleep_until_ms(meter.next_progress_ms().min(now + MAX_SLEEP_MS));
+                (0, false)
+            }
+        };
+        let now = system::monotonic_ms();
+        let mut due = meter.add(bytes, now);
+        if warmed {
+            // The warm line ends the first pass's progress lines: the next one counts only
+            // writes after it.
+            due.progress = due.progress.or_else(|| meter.flush(now));
         }
-        let words = &mut region.words()[(start / 8) as usize..((start + len) / 8) as usize];
-        xor_words(words, &pattern);
-        let due = meter.add(len, system::monotonic_ms());
-        if due.progress.is_some() || due.gb_elapsed_ms.is_some() {
+        if due.progress.is_some() || due.gb_elapsed_ms.is_some() || warmed {
             let guest_ms = system::wall_ms();
             if let Some(p) = due.progress {
                 emit(&StressLine::Progress {
@@ -191,6 +221,7 @@ fn worker(
                     guest_ms,
                     bytes: p.bytes,
                     elapsed_ms: p.elapsed_ms,
+                    touched_bytes: (!warm_said).then(|| work.touched()),
                 });
             }
             if let Some(elapsed_ms) = due.gb_elapsed_ms {
@@ -200,6 +231,15 @@ fn worker(
                     guest_ms,
                     elapsed_ms,
                 });
+            }
+            if warmed {
+                emit(&StressLine::Warm {
+                    thread: index,
+                    guest_ms,
+                    elapsed_ms: now - start_ms,
+                    touched_bytes: work.touched(),
+                });
+                warm_said = true;
             }
         }
         if stop.load(Ordering::Relaxed) {

@@ -1,7 +1,11 @@
 //! What to run: settings from the kernel command line (as PID 1) or from host arguments, and how
-//! the defaults (threads, RAM size) are filled in.
+//! the defaults (threads, RAM size, working set) are filled in. The one place stress parses and
+//! checks its settings; the value syntax of pattern, working set and dirty rate is shared with
+//! gp-launch through [`gp_records::stress`].
 
 use std::fmt;
+
+use gp_records::stress::{parse_dirty_rate, Pattern, Workload, Wss};
 
 /// One GiB, the unit of a plain `ramsize=N` and of the per-GB report.
 pub const GIB: u64 = 1 << 30;
@@ -43,6 +47,10 @@ pub struct Requested {
     pub threads: Option<u32>,
     pub grain_ms: Option<f64>,
     pub duration_s: Option<f64>,
+    /// Bytes per second, all threads together.
+    pub dirty_rate: Option<u64>,
+    pub wss: Option<Wss>,
+    pub pattern: Option<Pattern>,
 }
 
 /// Settings with every default filled in.
@@ -55,12 +63,41 @@ pub struct Settings {
     pub grain_ms: f64,
     /// Run this long, then print `@gp done`; `None` runs forever.
     pub duration_s: Option<f64>,
+    /// What each thread writes after its first pass.
+    pub pattern: Pattern,
+    /// Bytes of its share each thread keeps writing after its first pass (the first
+    /// `wss_share_bytes` of it; a multiple of [`SHARE_ALIGN`]; 0 for [`Pattern::Once`]).
+    pub wss_share_bytes: u64,
+    /// Bytes per second all threads together write after their first pass; `None` is
+    /// unlimited. Each thread paces itself to its equal part.
+    pub dirty_rate: Option<u64>,
 }
 
 impl Settings {
     /// Total bytes all threads xor.
     pub fn ram_bytes(&self) -> u64 {
         self.share_bytes * u64::from(self.threads)
+    }
+
+    /// What the threads do after their first pass, as the start line states it.
+    pub fn workload(&self) -> Workload {
+        Workload {
+            pattern: self.pattern,
+            wss_bytes: self.wss_share_bytes * u64::from(self.threads),
+            dirty_rate_bytes_per_s: self.dirty_rate,
+        }
+    }
+
+    /// The start line's workload fields: `None` for the original's workload (sequential over
+    /// everything, unlimited), so a default run prints the same start line as ever.
+    pub fn start_workload(&self) -> Option<Workload> {
+        let w = self.workload();
+        (w != Workload::default_for(self.ram_bytes())).then_some(w)
+    }
+
+    /// Each thread's part of the dirty rate, bytes per second.
+    pub fn thread_rate(&self) -> Option<f64> {
+        self.dirty_rate.map(|r| r as f64 / f64::from(self.threads))
     }
 }
 
@@ -114,10 +151,31 @@ impl Requested {
             "stress.threads" => self.threads = Some(parse_threads(key, value)?),
             "stress.grain_ms" => self.grain_ms = Some(parse_ms(key, value, true)?),
             "stress.duration_s" => self.duration_s = Some(parse_ms(key, value, false)?),
+            "stress.dirty_rate" => {
+                self.dirty_rate = Some(
+                    parse_dirty_rate(value)
+                        .map_err(|m| SettingsError(format!("{key}={value}: {m}")))?,
+                )
+            }
+            "stress.wss" => {
+                self.wss = Some(
+                    value
+                        .parse::<Wss>()
+                        .map_err(|m| SettingsError(format!("{key}={value}: {m}")))?,
+                )
+            }
+            "stress.pattern" => {
+                self.pattern = Some(
+                    value
+                        .parse::<Pattern>()
+                        .map_err(|m| SettingsError(format!("{key}={value}: {m}")))?,
+                )
+            }
             _ => {
                 return err(format!(
                     "unknown setting {key}={value} (known: ramsize=, stress.threads=, \
-                     stress.grain_ms=, stress.duration_s=)"
+                     stress.grain_ms=, stress.duration_s=, stress.dirty_rate=, stress.wss=, \
+                     stress.pattern=)"
                 ))
             }
         }
@@ -156,8 +214,8 @@ pub fn cmdline_words(cmdline: &str) -> Vec<String> {
     words
 }
 
-/// Reads our settings from a kernel command line: `ramsize=`, `stress.threads=`,
-/// `stress.grain_ms=`, `stress.duration_s=`. Everything else belongs to the kernel and is
+/// Reads our settings from a kernel command line: `ramsize=` and the `stress.*=` keys of
+/// [`USAGE`]. Everything else belongs to the kernel and is
 /// ignored, except an unknown `stress.*` key, which is most likely a typo and an error. As with
 /// the kernel's own parameters, the last occurrence wins.
 pub fn from_cmdline(cmdline: &str) -> Result<Requested, SettingsError> {
@@ -184,21 +242,31 @@ pub enum HostCommand {
 /// The host usage text.
 pub const USAGE: &str = "\
 usage: stress [--ramsize SIZE] [--threads N] [--grain-ms MS] [--duration-s S]
+              [--pattern seq|random|once] [--wss SIZE|PCT%] [--dirty-rate RATE]
 
 Xors SIZE bytes of memory (split across N threads) with random 4 KiB blocks, forever or for S
-seconds, printing `@gp` lines (see docs/stress.md) to stdout.
+seconds, printing `@gp` lines (see docs/stress.md) to stdout. Each thread first writes every
+page of its share once, as fast as it can (then prints `@gp warm`); after that it writes its
+pattern over its part of the working set at its part of the dirty rate.
 
-  --ramsize SIZE    total memory: 256M, 1G, ... (a plain number is GiB); default: most of the
-                    free memory
-  --threads N       worker threads; default: online CPUs
-  --grain-ms MS     a progress line per thread at most every MS ms; 0 = per-GB lines only
-                    (default 30)
-  --duration-s S    stop after S seconds and print `@gp done`
-  -h, --help        this text
-  -V, --version     the version
+  --ramsize SIZE      total memory: 256M, 1G, ... (a plain number is GiB); default: most of
+                      the free memory
+  --threads N         worker threads; default: online CPUs
+  --grain-ms MS       a progress line per thread at most every MS ms; 0 = per-GB lines only
+                      (default 30)
+  --duration-s S      stop after S seconds and print `@gp done`
+  --pattern P         after the first pass: seq (default: the working set page after page),
+                      random (random 4 KiB pages of it) or once (nothing: idle)
+  --wss SIZE|PCT%     the working set, the part of the memory written after the first pass:
+                      256M or 25% (default: all of it)
+  --dirty-rate RATE   bytes per second all threads write after the first pass: 64M is
+                      64 MiB/s (default: unlimited)
+  -h, --help          this text
+  -V, --version       the version
 
 As /init (PID 1) the same settings come from the kernel command line: ramsize=,
-stress.threads=, stress.grain_ms=, stress.duration_s=.";
+stress.threads=, stress.grain_ms=, stress.duration_s=, stress.pattern=, stress.wss=,
+stress.dirty_rate=.";
 
 /// Parses host arguments (without the program name). Both `--flag value` and `--flag=value`.
 pub fn from_args<I, S>(args: I) -> Result<HostCommand, SettingsError>
@@ -224,6 +292,9 @@ where
             "--threads" => "stress.threads",
             "--grain-ms" => "stress.grain_ms",
             "--duration-s" => "stress.duration_s",
+            "--dirty-rate" => "stress.dirty_rate",
+            "--wss" => "stress.wss",
+            "--pattern" => "stress.pattern",
             _ => return err(format!("unknown argument '{arg}' (see stress --help)")),
         };
         let value = match inline {
@@ -284,12 +355,63 @@ pub fn resolve(req: &Requested, machine: Machine) -> Result<Settings, SettingsEr
             share / MIB
         ));
     }
+    let pattern = req.pattern.unwrap_or_default();
+    let wss_share = if pattern.rewrites() {
+        wss_share_bytes(req.wss, ram, share, threads)?
+    } else {
+        if let Some(wss) = req.wss {
+            return err(format!(
+                "stress.wss={wss} with stress.pattern=once: once writes nothing after the first \
+                 pass, so it has no working set; drop stress.wss or choose seq or random"
+            ));
+        }
+        if let Some(rate) = req.dirty_rate {
+            return err(format!(
+                "stress.dirty_rate={} with stress.pattern=once: once writes nothing after \
+                 the first pass, so it has no rate; drop stress.dirty_rate or choose seq or \
+                 random",
+                gp_records::size::format_size(rate)
+            ));
+        }
+        0
+    };
     Ok(Settings {
         threads,
         share_bytes: share,
         grain_ms: req.grain_ms.unwrap_or(DEFAULT_GRAIN_MS),
         duration_s: req.duration_s,
+        pattern,
+        wss_share_bytes: wss_share,
+        dirty_rate: req.dirty_rate,
     })
+}
+
+/// Each thread's part of the working set: the total split evenly, rounded down to whole pages,
+/// at least one page; all of the share by default.
+fn wss_share_bytes(
+    wss: Option<Wss>,
+    ram: u64,
+    share: u64,
+    threads: u32,
+) -> Result<u64, SettingsError> {
+    let Some(wss) = wss else {
+        return Ok(share);
+    };
+    let bytes = wss.bytes_of(ram);
+    if bytes > ram {
+        return err(format!(
+            "stress.wss={wss} is more than ramsize ({} MiB): lower stress.wss or raise ramsize",
+            ram / MIB
+        ));
+    }
+    let per_thread = (bytes / u64::from(threads) / SHARE_ALIGN * SHARE_ALIGN).min(share);
+    if per_thread == 0 {
+        return err(format!(
+            "stress.wss={wss} is {bytes} bytes, less than a 4 KiB page for each of {threads} \
+             threads; raise stress.wss"
+        ));
+    }
+    Ok(per_thread)
 }
 
 #[cfg(test)]
@@ -347,7 +469,8 @@ mod tests {
                 ram_bytes: Some(128 * MIB),
                 threads: Some(2),
                 grain_ms: Some(10.0),
-                duration_s: Some(4.0)
+                duration_s: Some(4.0),
+                ..Default::default()
             }
         );
         // A plain number is GiB, as in the original; the last occurrence wins.
@@ -397,7 +520,8 @@ mod tests {
                 ram_bytes: Some(256 * MIB),
                 threads: Some(3),
                 grain_ms: Some(20.0),
-                duration_s: Some(5.0)
+                duration_s: Some(5.0),
+                ..Default::default()
             })
         );
         assert_eq!(from_args(["--help"]).unwrap(), HostCommand::Help);
@@ -476,5 +600,140 @@ mod tests {
             ..Default::default()
         };
         assert!(resolve(&req, small).is_ok());
+    }
+
+    #[test]
+    fn workload_settings_from_both_command_lines() {
+        let req = from_cmdline(
+            "console=ttyS0 ramsize=256M stress.dirty_rate=32M stress.wss=50% \
+             stress.pattern=random",
+        )
+        .unwrap();
+        assert_eq!(req.dirty_rate, Some(32 * MIB));
+        assert_eq!(req.wss, Some(Wss::Pct(50.0)));
+        assert_eq!(req.pattern, Some(Pattern::Random));
+        let HostCommand::Run(host) = from_args([
+            "--ramsize",
+            "256M",
+            "--dirty-rate=32M",
+            "--wss",
+            "50%",
+            "--pattern",
+            "random",
+        ])
+        .unwrap() else {
+            panic!("not a run")
+        };
+        assert_eq!(host, req);
+    }
+
+    #[test]
+    fn bad_workload_settings_name_the_setting_and_the_fix() {
+        for (line, needles) in [
+            (
+                "stress.dirty_rate=0",
+                &["stress.dirty_rate=0", "more than 0", "once"][..],
+            ),
+            (
+                "stress.dirty_rate=fast",
+                &["stress.dirty_rate=fast", "256M"],
+            ),
+            (
+                "stress.dirty_rate=12Q",
+                &["stress.dirty_rate=12Q", "unknown unit"],
+            ),
+            ("stress.wss=50", &["stress.wss=50", "no unit", "25%"]),
+            ("stress.wss=150%", &["stress.wss=150%", "at most 100"]),
+            ("stress.wss=0M", &["stress.wss=0M", "more than 0"]),
+            (
+                "stress.pattern=zigzag",
+                &["stress.pattern=zigzag", "seq, random or once"],
+            ),
+            (
+                "stress.rate=1M",
+                &["unknown setting stress.rate=1M", "stress.dirty_rate="],
+            ),
+        ] {
+            let e = from_cmdline(line).unwrap_err();
+            for needle in needles {
+                assert!(e.0.contains(needle), "{line}: {e}");
+            }
+        }
+        // Host flags name the flag.
+        let e = from_args(["--dirty-rate", "0"]).unwrap_err();
+        assert!(e.0.starts_with("--dirty-rate=0:"), "{e}");
+        let e = from_args(["--pattern=zigzag"]).unwrap_err();
+        assert!(e.0.starts_with("--pattern=zigzag:"), "{e}");
+    }
+
+    #[test]
+    fn resolve_the_working_set_and_the_rate() {
+        let req = |wss: Option<Wss>, pattern, dirty_rate| Requested {
+            ram_bytes: Some(256 * MIB),
+            threads: Some(2),
+            wss,
+            pattern,
+            dirty_rate,
+            ..Default::default()
+        };
+        // The default: everything, sequential, unlimited; the start line says nothing more.
+        let s = resolve(&req(None, None, None), BIG).unwrap();
+        assert_eq!(
+            (s.pattern, s.wss_share_bytes, s.dirty_rate),
+            (Pattern::Seq, 128 * MIB, None)
+        );
+        assert_eq!(s.start_workload(), None);
+        assert_eq!(s.thread_rate(), None);
+        // A share of the RAM, split per thread; the rate too.
+        let s = resolve(&req(Some(Wss::Pct(50.0)), None, Some(32 * MIB)), BIG).unwrap();
+        assert_eq!(s.wss_share_bytes, 64 * MIB);
+        assert_eq!(s.thread_rate(), Some(16.0 * MIB as f64));
+        assert_eq!(
+            s.start_workload(),
+            Some(Workload {
+                pattern: Pattern::Seq,
+                wss_bytes: 128 * MIB,
+                dirty_rate_bytes_per_s: Some(32 * MIB)
+            })
+        );
+        // Sizes round down to whole pages per thread; 100% is the default workload.
+        let s = resolve(&req(Some(Wss::Bytes(MIB + 1)), None, None), BIG).unwrap();
+        assert_eq!(s.wss_share_bytes, MIB / 2);
+        let s = resolve(&req(Some(Wss::Pct(100.0)), None, None), BIG).unwrap();
+        assert_eq!(s.start_workload(), None);
+        // Random over everything is not the default.
+        let s = resolve(&req(None, Some(Pattern::Random), None), BIG).unwrap();
+        assert_eq!(s.start_workload().unwrap().pattern, Pattern::Random);
+        // Once has no working set and no rate: it says so, and refuses them.
+        let s = resolve(&req(None, Some(Pattern::Once), None), BIG).unwrap();
+        assert_eq!(
+            s.start_workload(),
+            Some(Workload {
+                pattern: Pattern::Once,
+                wss_bytes: 0,
+                dirty_rate_bytes_per_s: None
+            })
+        );
+        for (r, needle) in [
+            (
+                req(Some(Wss::Pct(50.0)), Some(Pattern::Once), None),
+                "stress.wss=50% with stress.pattern=once",
+            ),
+            (
+                req(None, Some(Pattern::Once), Some(MIB)),
+                "stress.dirty_rate=1M with stress.pattern=once",
+            ),
+            (
+                req(Some(Wss::Bytes(GIB)), None, None),
+                "stress.wss=1G is more than ramsize (256 MiB): lower stress.wss",
+            ),
+            (
+                req(Some(Wss::Bytes(4096)), None, None),
+                "less than a 4 KiB page for each of 2 threads; raise stress.wss",
+            ),
+        ] {
+            let e = resolve(&r, BIG).unwrap_err();
+            assert!(e.0.contains(needle), "{e}");
+        }
     }
 }

@@ -35,6 +35,28 @@ pub fn monotonic_ms() -> f64 {
     ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
+/// Sleeps until CLOCK_MONOTONIC reads `ms` (as [`monotonic_ms`] gives it); at once if it has
+/// passed. An absolute deadline, so time spent before the call is not slept again.
+pub fn sleep_until_ms(ms: f64) {
+    if !ms.is_finite() {
+        return;
+    }
+    let ts = libc::timespec {
+        tv_sec: (ms / 1e3).floor() as libc::time_t,
+        tv_nsec: ((ms / 1e3).fract() * 1e9) as libc::c_long,
+    };
+    // SAFETY: clock_nanosleep reads the timespec we own; no remainder is asked for.
+    while unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        )
+    } == libc::EINTR
+    {}
+}
+
 /// CLOCK_REALTIME in ns since the epoch.
 pub fn realtime_ns() -> u64 {
     clock_ns(libc::CLOCK_REALTIME)

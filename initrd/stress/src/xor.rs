@@ -84,13 +84,19 @@ fn fill_time_seeded(buf: &mut [u8]) {
         ^ crate::system::monotonic_ns().rotate_left(32)
         ^ (crate::system::gettid() as u64).rotate_left(17);
     for chunk in buf.chunks_mut(8) {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
+        let z = splitmix64(&mut state);
         chunk.copy_from_slice(&z.to_ne_bytes()[..chunk.len()]);
     }
+}
+
+/// splitmix64: a fast generator with good statistics, for the clock-seeded block and for
+/// picking random pages; not for secrets.
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Xors `words` with the pattern repeated; `words[0]` is taken to be at a 4 KiB boundary.
