@@ -98,6 +98,17 @@ impl QmpError {
         }
     }
 
+    /// True when QEMU did not accept, greet or answer in time.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            QmpError::Connect { .. } | QmpError::NoGreeting { .. } | QmpError::Timeout { .. } => {
+                true
+            }
+            QmpError::Negotiation { source, .. } => source.is_timeout(),
+            _ => false,
+        }
+    }
+
     /// True when a pending signal ended the wait.
     pub fn is_interrupted(&self) -> bool {
         match self {
