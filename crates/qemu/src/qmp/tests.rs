@@ -437,12 +437,7 @@ fn capabilities_are_read_by_name_and_set_typed_when_the_schema_has_them() {
 
 #[test]
 fn typed_commands_send_only_what_is_set() {
-    let p = peer(Start::Greet, |name, _| match name {
-        "query-migrate" => lines(&[
-            r#"{"return": {"status": "completed", "postcopy-blocktime": 42, "postcopy-vcpu-blocktime": [40, 2]}}"#,
-        ]),
-        _ => lines(&[r#"{"return": {}}"#]),
-    });
+    let p = peer(Start::Greet, |_, _| lines(&[r#"{"return": {}}"#]));
     let mut q = connect(&p, Duration::from_secs(5)).unwrap();
     q.execute(&qmp::migrate_set_parameters(qmp::MigrateSetParameters {
         max_bandwidth: Some(1 << 20),
@@ -457,10 +452,6 @@ fn typed_commands_send_only_what_is_set() {
         resume: None,
     })
     .unwrap();
-    // What the destination will be asked after a post-copy migration: one line.
-    let done = q.call(&qmp::query_migrate {}).unwrap().typed;
-    assert_eq!(done.postcopy_blocktime, Some(42));
-    assert_eq!(done.postcopy_vcpu_blocktime, Some(vec![40, 2]));
     let got = p.got.lock().unwrap();
     assert_eq!(
         got[1]["arguments"],
@@ -490,4 +481,41 @@ fn the_last_events_are_read_after_qemu_exits() {
         "{events:?}"
     );
     assert!(q.broken().is_some());
+}
+
+#[test]
+fn what_gp_migrate_will_ask_next_is_one_line_each() {
+    // Replies as QEMU 10.0 gives them.
+    let p = peer(Start::Greet, |name, _| match name {
+        "query-migrate" => lines(&[
+            r#"{"return": {"status": "completed", "postcopy-blocktime": 42, "postcopy-vcpu-blocktime": [40, 2]}}"#,
+        ]),
+        "query-dirty-rate" => lines(&[
+            r#"{"return": {"status": "measured", "sample-pages": 512, "dirty-rate": 7, "mode": "page-sampling", "calc-time-unit": "second", "start-time": 1796411031, "calc-time": 1}}"#,
+        ]),
+        _ => lines(&[r#"{"return": {}}"#]),
+    });
+    let mut dst = connect(&p, Duration::from_secs(5)).unwrap();
+    // The destination's figures after a post-copy migration.
+    let done = dst.call(&qmp::query_migrate {}).unwrap().typed;
+    assert_eq!(done.postcopy_blocktime, Some(42));
+    assert_eq!(done.postcopy_vcpu_blocktime, Some(vec![40, 2]));
+    // A dirty-rate measurement before migrating.
+    dst.execute(&qmp::calc_dirty_rate {
+        calc_time: 1,
+        calc_time_unit: None,
+        sample_pages: None,
+        mode: None,
+    })
+    .unwrap();
+    let rate = dst
+        .execute(&qmp::query_dirty_rate {
+            calc_time_unit: None,
+        })
+        .unwrap();
+    assert_eq!(rate.status, qmp::DirtyRateStatus::measured);
+    assert_eq!(rate.dirty_rate, Some(7));
+    let got = p.got.lock().unwrap();
+    assert_eq!(got[2]["execute"], "calc-dirty-rate");
+    assert_eq!(got[2]["arguments"], json!({"calc-time": 1}));
 }
