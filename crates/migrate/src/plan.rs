@@ -314,26 +314,36 @@ impl Qemus<'_> {
         }
     }
 
-    fn need_cap(&self, feature: &str, cap: &str, side: Side, hint: &str) -> Result<(), PlanError> {
-        match self.each(side).find(|(_, f)| !f.has_capability(cap)) {
-            Some((role, facts)) => Err(Self::unsupported(
-                feature,
-                facts,
-                format!("the {role} QEMU has no '{cap}' migration capability{hint}"),
-            )),
+    /// Fails naming the first side (of `side`) whose QEMU lacks what `has` checks.
+    fn need(
+        &self,
+        feature: &str,
+        side: Side,
+        has: impl Fn(&Facts) -> bool,
+        lacks: impl Fn(Role, &Facts) -> String,
+    ) -> Result<(), PlanError> {
+        match self.each(side).find(|(_, f)| !has(f)) {
+            Some((role, facts)) => Err(Self::unsupported(feature, facts, lacks(role, facts))),
             None => Ok(()),
         }
     }
 
+    fn need_cap(&self, feature: &str, cap: &str, side: Side, hint: &str) -> Result<(), PlanError> {
+        self.need(
+            feature,
+            side,
+            |f| f.has_capability(cap),
+            |role, _| format!("the {role} QEMU has no '{cap}' migration capability{hint}"),
+        )
+    }
+
     fn need_param(&self, feature: &str, param: &str, side: Side) -> Result<(), PlanError> {
-        match self.each(side).find(|(_, f)| !f.has_parameter(param)) {
-            Some((role, facts)) => Err(Self::unsupported(
-                feature,
-                facts,
-                format!("the {role} QEMU has no '{param}' migration parameter"),
-            )),
-            None => Ok(()),
-        }
+        self.need(
+            feature,
+            side,
+            |f| f.has_parameter(param),
+            |role, _| format!("the {role} QEMU has no '{param}' migration parameter"),
+        )
     }
 }
 
@@ -556,14 +566,15 @@ fn dirty_limit(plan: &mut Plan, s: &Scenario, hw: &Hardware, q: &Qemus) -> Resul
 fn extra_capabilities(plan: &mut Plan, extras: &Extras, q: &Qemus) -> Result<(), PlanError> {
     for (name, on) in &extras.capabilities {
         let side = capability_side(name);
-        if let Some((role, facts)) = q.each(side).find(|(_, f)| !f.has_capability(name)) {
-            let known: Vec<&str> = facts.capabilities.keys().map(String::as_str).collect();
-            return Err(Qemus::unsupported(
-                &format!("migration capability '{name}' (--capability)"),
-                facts,
-                format!("the {role} QEMU has: {}", known.join(", ")),
-            ));
-        }
+        q.need(
+            &format!("migration capability '{name}' (--capability)"),
+            side,
+            |f| f.has_capability(name),
+            |role, facts| {
+                let known: Vec<&str> = facts.capabilities.keys().map(String::as_str).collect();
+                format!("the {role} QEMU has: {}", known.join(", "))
+            },
+        )?;
         plan.cap(side, name, *on);
     }
     Ok(())

@@ -269,18 +269,19 @@ mod tests {
         assert_eq!(tcg.qemu_args(), ["-accel", "tcg"]);
     }
 
+    /// Probes `binary` under TCG for nothing; it must fail.
+    fn failing_probe(binary: &str) -> ProbeError {
+        let tcg = ProbeAccel {
+            accel: Accel::Tcg,
+            dirty_ring_size: 0,
+        };
+        probe(Path::new(binary), tcg, &[], Duration::from_secs(5)).unwrap_err()
+    }
+
     #[test]
     fn a_missing_binary_is_a_spawn_error() {
-        let err = probe(
-            Path::new("/nonexistent/qemu"),
-            ProbeAccel {
-                accel: Accel::Tcg,
-                dirty_ring_size: 0,
-            },
-            &[],
-            Duration::from_secs(5),
-        )
-        .unwrap_err();
+        let err = failing_probe("/nonexistent/qemu");
+        assert!(matches!(err, ProbeError::Spawn { .. }), "{err}");
         assert!(
             err.to_string()
                 .starts_with("cannot start /nonexistent/qemu"),
@@ -289,17 +290,12 @@ mod tests {
     }
 
     #[test]
-    fn a_binary_that_is_not_qemu_fails_with_its_stderr() {
-        let err = probe(
-            Path::new("/bin/false"),
-            ProbeAccel {
-                accel: Accel::Tcg,
-                dirty_ring_size: 0,
-            },
-            &[],
-            Duration::from_secs(5),
-        )
-        .unwrap_err();
+    fn a_binary_that_is_not_qemu_fails_at_once_saying_it_exited() {
+        let started = std::time::Instant::now();
+        let err = failing_probe("/bin/false");
         assert!(matches!(err, ProbeError::Qemu { .. }), "{err}");
+        let chain = gp_stage::error_chain(&err);
+        assert!(chain.ends_with(": QEMU exited"), "{chain}");
+        assert!(started.elapsed() < Duration::from_secs(4), "not a timeout");
     }
 }
