@@ -3,7 +3,7 @@
 //! One thread reads the input, one forwards SIGINT/SIGTERM/SIGHUP; the main thread owns stdout
 //! and both QMP connections ([`Monitors`]), so every record is written from one place and every
 //! wait is bounded. The decisions are elsewhere and pure: [`plan`] (what to configure),
-//! [`Watch`] and [`decide`](crate::decide) (what each snapshot calls for); here is the I/O
+//! [`Watch`] and [`decide`] (what each snapshot calls for); here is the I/O
 //! around them.
 
 use std::io::{BufRead, IsTerminal, Write};
