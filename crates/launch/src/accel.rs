@@ -123,11 +123,10 @@ pub fn probe_kvm(
         // Poll the run state: an emulation failure pauses the VM in `internal-error` without
         // any console output or exit.
         if qmp.is_none() && !child.has_exited() {
-            qmp = Qmp::connect_while(
+            qmp = Qmp::connect(
                 &qmp_path,
                 Instant::now() + Duration::from_millis(200),
                 Duration::from_secs(5),
-                || Ok(()),
             )
             .ok();
         }

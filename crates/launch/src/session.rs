@@ -105,14 +105,14 @@ impl VmProc {
                 Qmp::connect(&self.private_sock, Instant::now() + timeout, MONITOR_ANSWER).ok();
         }
         let q = self.qmp.as_mut()?;
-        let _ = q.set_read_timeout(MONITOR_ANSWER);
+        q.set_timeout(MONITOR_ANSWER);
         Some(q)
     }
 
     fn note_events(&mut self) {
         if let Some(q) = self.qmp.as_mut() {
             for ev in q.take_events() {
-                if let qapi::qmp::Event::SHUTDOWN { data, .. } = ev {
+                if let Ok(qapi::qmp::Event::SHUTDOWN { data, .. }) = ev.typed() {
                     self.shutdown_cause = Some(qapi::Enum::name(&data.reason).to_string());
                 }
             }
@@ -472,11 +472,10 @@ impl<'w, W: Write> Session<'w, W> {
         let vm = &mut self.vms[i];
         let role = vm.role;
         let child = &vm.child;
-        let connected = Qmp::connect_while(
-            &vm.private_sock,
-            Instant::now() + QMP_CONNECT_TIMEOUT,
-            QMP_CONNECT_TIMEOUT,
-            || {
+        let connected = Qmp::connector(&vm.private_sock)
+            .deadline(Instant::now() + QMP_CONNECT_TIMEOUT)
+            .timeout(QMP_CONNECT_TIMEOUT)
+            .keep_trying(|| {
                 if child.has_exited() {
                     Err("QEMU exited".into())
                 } else if signals.received().is_some() {
@@ -484,26 +483,24 @@ impl<'w, W: Write> Session<'w, W> {
                 } else {
                     Ok(())
                 }
-            },
-        );
+            })
+            .connect();
         let mut qmp = match connected {
             Ok(q) => q,
             Err(e) => {
                 if let Some(sig) = self.signals.received() {
                     return Err(Stop::Signal(sig));
                 }
-                return Err(Stop::Fatal(self.start_failure(i, &e.to_string())));
+                let why = gp_stage::error_chain(&e);
+                return Err(Stop::Fatal(self.start_failure(i, &why)));
             }
         };
-        let tids = qmp
-            .set_read_timeout(QMP_READ_TIMEOUT)
-            .and_then(|()| qmp.vcpu_thread_ids());
-        let tids = match tids {
+        qmp.set_timeout(QMP_READ_TIMEOUT);
+        let tids = match qmp.vcpu_thread_ids() {
             Ok(t) => t,
             Err(e) => {
-                return Err(Stop::Fatal(
-                    self.start_failure(i, &format!("query-cpus-fast: {e}")),
-                ))
+                let why = gp_stage::error_chain(&e);
+                return Err(Stop::Fatal(self.start_failure(i, &why)));
             }
         };
         let vm = &mut self.vms[i];

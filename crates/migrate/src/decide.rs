@@ -1,11 +1,11 @@
 //! The migration loop's decisions, as a pure function of the scenario, what gp-migrate has done
-//! so far and the latest `query-migrate` snapshot.
+//! so far and the latest `query-migrate` snapshot (qapi's typed view of it).
 
 use std::time::Duration;
 
 use gp_records::migrate::{MigrationResult, Outcome, Scenario};
 use gp_records::now_s;
-use serde_json::Value;
+use qapi::qmp::{MigrationInfo, MigrationStatus};
 
 /// What gp-migrate has done to the running migration.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,22 +27,44 @@ pub enum Step {
 }
 
 /// `ram.dirty-sync-count`: the number of passes over RAM begun so far.
-pub fn iteration(info: &Value) -> Option<u64> {
-    info.get("ram")?.get("dirty-sync-count")?.as_u64()
+pub fn iteration(info: &MigrationInfo) -> Option<u64> {
+    info.ram
+        .as_ref()
+        .and_then(|r| u64::try_from(r.dirty_sync_count).ok())
 }
 
-/// `status`, or `none` when QEMU gave none.
-pub fn status(info: &Value) -> &str {
-    info.get("status").and_then(Value::as_str).unwrap_or("none")
+/// QEMU's name of a status (`postcopy-active`).
+pub fn status_name(status: MigrationStatus) -> &'static str {
+    qapi::Enum::name(&status)
+}
+
+/// A status in which `migrate_cancel` stops the migration (before post-copy).
+pub fn cancellable(status: MigrationStatus) -> bool {
+    use MigrationStatus as S;
+    matches!(
+        status,
+        S::setup | S::active | S::pre_switchover | S::device | S::wait_unplug
+    )
+}
+
+/// A post-copy status: the guest runs on the destination and cannot be given back.
+pub fn in_postcopy(status: MigrationStatus) -> bool {
+    use MigrationStatus as S;
+    matches!(
+        status,
+        S::postcopy_active | S::postcopy_paused | S::postcopy_recover_setup | S::postcopy_recover
+    )
 }
 
 /// The steps the snapshot calls for, in the order the original guestperf takes them: end,
-/// `--max-iters`, `--max-time`, then post-copy and pause.
-pub fn decide(s: &Scenario, done: &Done, info: &Value, elapsed: Duration) -> Vec<Step> {
-    match status(info) {
-        "completed" => return vec![Step::Finished(Outcome::Completed)],
-        "failed" => return vec![Step::Finished(Outcome::Failed)],
-        "cancelled" => return vec![Step::Finished(Outcome::Cancelled)],
+/// `--max-iters`, `--max-time`, then post-copy and pause. A status newer than qapi's schema
+/// (`info.status` is `None`) is neither an end nor `active`: the loop keeps polling.
+pub fn decide(s: &Scenario, done: &Done, info: &MigrationInfo, elapsed: Duration) -> Vec<Step> {
+    use MigrationStatus as S;
+    match info.status {
+        Some(S::completed) => return vec![Step::Finished(Outcome::Completed)],
+        Some(S::failed) => return vec![Step::Finished(Outcome::Failed)],
+        Some(S::cancelled) => return vec![Step::Finished(Outcome::Cancelled)],
         _ => {}
     }
     let iter = iteration(info).unwrap_or(0);
@@ -62,7 +84,7 @@ pub fn decide(s: &Scenario, done: &Done, info: &Value, elapsed: Duration) -> Vec
             ))];
         }
     }
-    if done.cancelled.is_some() || status(info) != "active" {
+    if done.cancelled.is_some() || info.status != Some(S::active) {
         return steps;
     }
     if s.post_copy && !done.postcopy_started && iter >= s.post_copy_iters {
@@ -80,33 +102,32 @@ pub fn decide(s: &Scenario, done: &Done, info: &Value, elapsed: Duration) -> Vec
     steps
 }
 
+fn ms(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok())
+}
+
 /// The result record for a migration that ended (or was given up) with `info` as the last
 /// source snapshot.
-pub fn result(outcome: Outcome, reason: String, info: Option<&Value>) -> MigrationResult {
-    let num = |key: &str| info.and_then(|i| i.get(key)).and_then(Value::as_u64);
+pub fn result(outcome: Outcome, reason: String, info: Option<&MigrationInfo>) -> MigrationResult {
     MigrationResult {
         time_s: now_s(),
         outcome,
         reason,
-        total_time_ms: num("total-time"),
-        downtime_ms: num("downtime"),
-        setup_time_ms: num("setup-time"),
-        transferred_bytes: info
-            .and_then(|i| i.get("ram"))
-            .and_then(|r| r.get("transferred"))
-            .and_then(Value::as_u64),
+        total_time_ms: ms(info.and_then(|i| i.total_time)),
+        downtime_ms: ms(info.and_then(|i| i.downtime)),
+        setup_time_ms: ms(info.and_then(|i| i.setup_time)),
+        transferred_bytes: ms(info.and_then(|i| Some(i.ram.as_ref()?.transferred))),
         iterations: info.and_then(iteration),
     }
 }
 
 /// A one-line summary of a completed migration.
-pub fn completed_reason(info: &Value) -> String {
-    let num = |key: &str| info.get(key).and_then(Value::as_u64);
+pub fn completed_reason(info: &MigrationInfo) -> String {
     let mut parts = vec!["migration completed".to_string()];
-    if let Some(t) = num("total-time") {
+    if let Some(t) = ms(info.total_time) {
         parts.push(format!("in {t} ms"));
     }
-    if let Some(d) = num("downtime") {
+    if let Some(d) = ms(info.downtime) {
         parts.push(format!("with {d} ms downtime"));
     }
     if let Some(i) = iteration(info) {
@@ -116,13 +137,26 @@ pub fn completed_reason(info: &Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn snap(status: &str, iter: u64) -> Value {
-        json!({"status": status, "total-time": 1500, "downtime": 120, "setup-time": 7,
-               "ram": {"dirty-sync-count": iter, "transferred": 1234567}})
+    /// A snapshot as QEMU 10 sends it, through qapi's types.
+    pub(crate) fn snap(status: &str, iter: u64) -> MigrationInfo {
+        let ram = json!({"transferred": 1234567, "remaining": 0, "total": 268435456,
+            "duplicate": 0, "normal": 0, "normal-bytes": 0, "dirty-pages-rate": 0, "mbps": 1.0,
+            "dirty-sync-count": iter, "postcopy-requests": 0, "page-size": 4096,
+            "multifd-bytes": 0, "pages-per-second": 0, "precopy-bytes": 0, "downtime-bytes": 0,
+            "postcopy-bytes": 0, "dirty-sync-missed-zero-copy": 0});
+        serde_json::from_value(
+            json!({"status": status, "total-time": 1500, "downtime": 120,
+            "setup-time": 7, "ram": ram}),
+        )
+        .unwrap()
+    }
+
+    fn setup() -> MigrationInfo {
+        serde_json::from_value(json!({"status": "setup"})).unwrap()
     }
 
     const SEC: Duration = Duration::from_secs(1);
@@ -144,7 +178,9 @@ mod tests {
             [Step::Finished(Outcome::Cancelled)]
         );
         assert!(decide(&s, &d, &snap("active", 3), SEC).is_empty());
-        assert!(decide(&s, &d, &json!({"status": "setup"}), SEC).is_empty());
+        assert!(decide(&s, &d, &setup(), SEC).is_empty());
+        // A status newer than the schema: keep polling.
+        assert!(decide(&s, &d, &MigrationInfo::default(), SEC).is_empty());
     }
 
     #[test]
@@ -230,5 +266,14 @@ mod tests {
         );
         let r = result(Outcome::Interrupted, "SIGINT".into(), None);
         assert_eq!(r.total_time_ms, None);
+    }
+
+    #[test]
+    fn statuses_are_sorted_for_cancelling() {
+        use MigrationStatus as S;
+        assert!(cancellable(S::active) && cancellable(S::setup));
+        assert!(!cancellable(S::postcopy_active) && in_postcopy(S::postcopy_active));
+        assert!(!cancellable(S::completed) && !in_postcopy(S::completed));
+        assert_eq!(status_name(S::postcopy_active), "postcopy-active");
     }
 }

@@ -1,38 +1,40 @@
 //! The run: read gp-launch's records, connect to both VMs, configure, migrate, watch, act, end.
 //!
-//! One thread reads the input, one forwards SIGINT/SIGTERM; the main thread owns stdout and both
-//! QMP sessions, so every record is written from one place and every wait is bounded.
+//! One thread reads the input, one forwards SIGINT/SIGTERM/SIGHUP; the main thread owns stdout
+//! and both QMP connections ([`Monitors`]), so every record is written from one place and every
+//! wait is bounded. The decisions are elsewhere and pure: [`plan`] (what to configure),
+//! [`Watch`] and [`decide`] (what each snapshot calls for); here is the I/O
+//! around them.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use gp_records::migrate::{Action, MigrationResult, Outcome, Progress, QmpEvent, ScenarioRecord};
+use gp_qemu::qmp::{Qmp, QmpError, Reply};
+use gp_records::migrate::{Action, MigrationResult, Outcome, QmpEvent, ScenarioRecord};
 use gp_records::ndjson::{Line, ReadError, Reader, WriteError, Writer};
 use gp_records::{now_s, Launch, Record, Role, StageError, Vm, VmExit};
-use serde_json::{json, Map, Value};
+use gp_stage::error_chain;
+use qapi::qmp;
+use serde_json::{Map, Value};
 
 use crate::cli::Args;
 use crate::decide::{self, Done, Step};
-use crate::plan::{self, Facts, Hardware, Plan, PlanError};
-use crate::qmp::{cmd, Event, QmpError, Session};
+use crate::monitors::Monitors;
+use crate::plan::{self, Facts, Hardware, Plan, PlanError, Settings};
+use crate::watch::{self, End, Verdict, Watch};
 use crate::ExitStatus;
 
 const STAGE: &str = "gp-migrate";
 /// Longest wait for QMP sockets to accept us.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// After a VM or its QMP connection is lost, how long the source has to report the failure.
-const LOSS_GRACE: Duration = Duration::from_secs(30);
-/// After `migrate_cancel`, how long QEMU has to reach `cancelled`.
-const CANCEL_GRACE: Duration = Duration::from_secs(60);
 /// How long `quit` may take to answer at the end. A QEMU answers before it exits; one that does
 /// not within this is stuck, and gp-launch kills it when the run ends.
 const QUIT_ANSWER: Duration = Duration::from_secs(3);
 /// After a VM could not be quit, how long to keep passing the input on (the VM may still exit
 /// by itself) before ending so that gp-launch notices and stops it.
 const UNQUIT_DRAIN: Duration = Duration::from_secs(5);
-/// A post-copy phase longer than --max-time plus this is given up as failed.
-const POSTCOPY_GRACE: Duration = Duration::from_secs(120);
 
 /// What came in on stdin.
 enum Input {
@@ -104,11 +106,13 @@ struct Run<W: Write> {
     exits: [Option<VmExit>; 2],
     /// Host time of the first workload record from each VM.
     workload_s: [Option<f64>; 2],
-    sessions: [Option<Session>; 2],
+    monitors: Monitors,
     /// VMs gp-migrate has sent `quit`.
     quit_sent: [bool; 2],
     display: Display,
     bad_lines: u64,
+    /// `query-migrate` members qapi's schema could not read, already told (per role).
+    undecoded_told: [Vec<String>; 2],
     /// The `result` record is out: a later interruption does not write another.
     result_written: bool,
 }
@@ -136,6 +140,7 @@ where
             let _ = tx.send(Input::End);
         })
         .expect("spawn input thread");
+    let monitors = Monitors::new(signals.clone(), Duration::from_secs_f64(args.qmp_timeout));
     let mut run = Run {
         display: Display {
             enabled: std::io::stderr().is_terminal(),
@@ -151,9 +156,10 @@ where
         vms: [None, None],
         exits: [None, None],
         workload_s: [None, None],
-        sessions: [None, None],
+        monitors,
         quit_sent: [false, false],
         bad_lines: 0,
+        undecoded_told: [Vec::new(), Vec::new()],
         result_written: false,
     };
     run.main()
@@ -264,33 +270,9 @@ impl<W: Write> Run<W> {
             return Ok(e);
         }
 
-        // 4. Migrate.
-        let Some(uri) = self.vms[1].as_ref().and_then(|vm| vm.migrate_uri.clone()) else {
-            return Ok(self.error(
-                "the destination's vm record has no migrate_uri: gp-launch did not start it \
-                 with -incoming defer",
-            ));
-        };
-        self.action(
-            "migrate",
-            &format!("scenario '{}' to {uri}", self.args.name),
-            Some(Role::Src),
-        )?;
-        if let Err(e) = self.call(Role::Dst, cmd::MigrateIncoming, json!({ "uri": uri })) {
-            self.stop_if_signalled()?;
-            let r = decide::result(
-                Outcome::Failed,
-                format!("starting the incoming migration on the destination: {e}"),
-                None,
-            );
-            self.emit(&Record::Result(r.clone()))?;
-            return Ok(Ending::Result(r));
-        }
-        if let Err(e) = self.call(Role::Src, cmd::Migrate, json!({ "uri": uri })) {
-            self.stop_if_signalled()?;
-            let r = decide::result(Outcome::Failed, format!("migrate refused: {e}"), None);
-            self.emit(&Record::Result(r.clone()))?;
-            return Ok(Ending::Result(r));
+        // 4. Migrate, watch, act.
+        if let Some(e) = self.start_migration()? {
+            return Ok(e);
         }
         let (result, done) = self.watch()?;
         self.emit(&Record::Result(result.clone()))?;
@@ -302,8 +284,8 @@ impl<W: Write> Run<W> {
                     "migration cancelled: restart the paused source",
                     Some(Role::Src),
                 )?;
-                if let Err(e) = self.call(Role::Src, cmd::Cont, cmd::no_args()) {
-                    self.say(&format!("cont on the source failed: {e}"));
+                if let Err(e) = self.qmp(Role::Src, |q| q.execute(&qmp::cont {})) {
+                    self.say(&format!("cont on the source failed: {}", error_chain(&e)));
                 }
             }
             return Ok(Ending::Result(result));
@@ -316,9 +298,12 @@ impl<W: Write> Run<W> {
                 "migration completed with the source paused (--pause): start the destination",
                 Some(Role::Dst),
             )?;
-            if let Err(e) = self.call(Role::Dst, cmd::Cont, cmd::no_args()) {
+            if let Err(e) = self.qmp(Role::Dst, |q| q.execute(&qmp::cont {})) {
                 self.stop_if_signalled()?;
-                return Ok(self.error(&format!("cont on the destination after the migration: {e}")));
+                return Ok(self.error(&format!(
+                    "cont on the destination after the migration: {}",
+                    error_chain(&e)
+                )));
             }
         }
         if !self.args.no_wait_workload {
@@ -337,6 +322,50 @@ impl<W: Write> Run<W> {
         Ok(Ending::Result(result))
     }
 
+    /// `migrate-incoming` on the destination, `migrate` on the source. How the run ends if
+    /// either is refused.
+    fn start_migration(&mut self) -> Result<Option<Ending>, Stop> {
+        let Some(uri) = self.vms[1].as_ref().and_then(|vm| vm.migrate_uri.clone()) else {
+            return Ok(Some(self.error(
+                "the destination's vm record has no migrate_uri: gp-launch did not start it \
+                 with -incoming defer",
+            )));
+        };
+        self.action(
+            "migrate",
+            &format!("scenario '{}' to {uri}", self.args.name),
+            Some(Role::Src),
+        )?;
+        let incoming = qmp::migrate_incoming {
+            uri: Some(uri.clone()),
+            channels: None,
+            exit_on_error: None,
+        };
+        let migrate = qmp::migrate {
+            uri: Some(uri),
+            channels: None,
+            detach: None,
+            resume: None,
+        };
+        let refused = match self.qmp(Role::Dst, |q| q.execute(&incoming)) {
+            Err(e) => Some(format!(
+                "starting the incoming migration on the destination: {}",
+                error_chain(&e)
+            )),
+            Ok(_) => match self.qmp(Role::Src, |q| q.execute(&migrate)) {
+                Err(e) => Some(format!("migrate refused: {}", error_chain(&e))),
+                Ok(_) => None,
+            },
+        };
+        let Some(reason) = refused else {
+            return Ok(None);
+        };
+        self.stop_if_signalled()?;
+        let r = decide::result(Outcome::Failed, reason, None);
+        self.emit(&Record::Result(r.clone()))?;
+        Ok(Some(Ending::Result(r)))
+    }
+
     /// The run was stopped (signal or closed output): cancel a running migration, record it.
     fn interrupted(&mut self, stop: Stop) -> Ending {
         let why = match &stop {
@@ -349,22 +378,24 @@ impl<W: Write> Run<W> {
         }
         let mut info = None;
         let mut lost = "";
-        // The signal may have cut a call to the source short, which leaves its session unusable.
-        if self.sessions[0].is_some()
+        // The signal may have cut a call to the source short, which leaves its connection
+        // unusable.
+        if self.monitors.get(Role::Src).is_some()
             && self.alive(Role::Src)
             && self.reconnect_if_broken(Role::Src)
         {
-            if let Ok(i) = self.call(Role::Src, cmd::QueryMigrate, cmd::no_args()) {
-                let status = decide::status(&i);
-                if matches!(
-                    status,
-                    "setup" | "active" | "pre-switchover" | "device" | "wait-unplug"
-                ) {
-                    let _ = self.action("cancel", &why, Some(Role::Src));
-                    let _ = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args());
-                } else if status.starts_with("postcopy") {
-                    lost = "; the migration was in post-copy, which cannot be cancelled: the \
-                            guest's memory is split between both VMs and is lost when they quit";
+            if let Ok(i) = self.qmp(Role::Src, |q| q.execute(&qmp::query_migrate {})) {
+                match i.status {
+                    Some(s) if decide::cancellable(s) => {
+                        let _ = self.action("cancel", &why, Some(Role::Src));
+                        let _ = self.qmp(Role::Src, |q| q.execute(&qmp::migrate_cancel {}));
+                    }
+                    Some(s) if decide::in_postcopy(s) => {
+                        lost = "; the migration was in post-copy, which cannot be cancelled: the \
+                                guest's memory is split between both VMs and is lost when they \
+                                quit";
+                    }
+                    _ => {}
                 }
                 info = Some(i);
             }
@@ -589,28 +620,26 @@ impl<W: Write> Run<W> {
 
     // ---- QMP ------------------------------------------------------------------------------
 
-    fn call<C>(&mut self, role: Role, make: fn(Value) -> C, args: Value) -> Result<Value, QmpError>
-    where
-        C: qapi::Command<Ok = Value>,
-    {
-        let session = self.sessions[vm_index(role)]
-            .as_mut()
-            .ok_or(QmpError::Broken {
-                command: C::NAME,
-                earlier: "not connected".into(),
-            })?;
-        let reply = session.run(make, args);
+    /// Runs `f` on `role`'s monitor, then writes the QMP events it read.
+    fn qmp<T>(
+        &mut self,
+        role: Role,
+        f: impl FnOnce(&mut Qmp) -> Result<T, QmpError>,
+    ) -> Result<T, QmpError> {
+        let result = match self.monitors.get(role) {
+            Some(q) => f(q),
+            None => Err(QmpError::Broken {
+                command: "QMP",
+                earlier: format!("never connected to the {role} VM"),
+            }),
+        };
         self.flush_events(role);
-        reply
+        result
     }
 
     /// Writes the QMP events read on `role`'s connection.
     fn flush_events(&mut self, role: Role) {
-        let Some(session) = self.sessions[vm_index(role)].as_mut() else {
-            return;
-        };
-        let events: Vec<Event> = session.take_events();
-        for e in events {
+        for e in self.monitors.take_events(role) {
             let record = Record::QmpEvent(QmpEvent {
                 time_s: e.time_s,
                 role,
@@ -623,41 +652,26 @@ impl<W: Write> Run<W> {
         }
     }
 
-    /// Replaces a broken session (after a timeout or an interrupted call, a live QEMU may still
-    /// be behind it) with a new connection, trying for a few seconds. Whether one is usable.
-    fn reconnect_if_broken(&mut self, role: Role) -> bool {
-        let i = vm_index(role);
-        if self.sessions[i]
+    fn qmp_socket(&self, role: Role) -> Option<PathBuf> {
+        self.vms[vm_index(role)]
             .as_ref()
-            .is_some_and(|s| s.broken().is_none())
-        {
-            return true;
-        }
-        self.sessions[i] = None;
-        let Some(path) = self.vms[i].as_ref().map(|vm| vm.qmp_socket.clone()) else {
-            return false;
-        };
-        match Session::connect_interruptible(
-            std::path::Path::new(&path),
-            Instant::now() + Duration::from_secs(3),
-            Duration::from_secs(5),
-            Some(self.signals.clone()),
-        ) {
-            Ok(s) => {
-                self.sessions[i] = Some(s);
-                true
-            }
-            Err(_) => false,
+            .map(|vm| PathBuf::from(&vm.qmp_socket))
+    }
+
+    /// Replaces a broken connection (after a timeout or an interrupted call, a live QEMU may
+    /// still be behind it). Whether one is usable.
+    fn reconnect_if_broken(&mut self, role: Role) -> bool {
+        match self.qmp_socket(role) {
+            Some(path) => self.monitors.reconnect_if_broken(role, &path),
+            None => false,
         }
     }
 
     /// Connects to `role`'s QMP socket. The inner error is why it could not.
     fn connect(&mut self, role: Role) -> Result<Result<(), String>, Stop> {
-        let Some(vm) = self.vms[vm_index(role)].as_ref() else {
+        let Some(path) = self.qmp_socket(role) else {
             return Ok(Err(format!("no vm record for the {role} VM")));
         };
-        let path = std::path::PathBuf::from(&vm.qmp_socket);
-        let timeout = Duration::from_secs_f64(self.args.qmp_timeout);
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         let what = format!("connecting to the {role} VM's QMP socket");
         // The socket is there while gp-launch runs the VM. While it is not, watch the input: a
@@ -674,40 +688,43 @@ impl<W: Write> Run<W> {
                 )));
             }
         }
-        match Session::connect_interruptible(&path, deadline, timeout, Some(self.signals.clone())) {
-            Ok(session) => {
-                self.sessions[vm_index(role)] = Some(session);
-                self.flush_events(role);
-                Ok(Ok(()))
-            }
+        let connected = self.monitors.connect(role, &path, deadline);
+        self.flush_events(role);
+        match connected {
+            Ok(()) => Ok(Ok(())),
             Err(e) => {
                 self.stop_if_signalled()?;
-                Ok(Err(format!("{what}: {e}")))
+                Ok(Err(format!("{what}: {}", error_chain(&e))))
             }
         }
     }
 
+    /// What `role`'s QEMU has, before anything is changed.
     fn facts(&mut self, role: Role) -> Result<Facts, String> {
-        let asking = |e: QmpError| format!("asking the {role} QEMU: {e}");
-        let version = self
-            .call(role, cmd::QueryVersion, cmd::no_args())
-            .map_err(asking)?;
+        let asking = |e: QmpError| format!("asking the {role} QEMU: {}", error_chain(&e));
+        let version = self.qmp(role, Qmp::query_version).map_err(asking)?;
         let caps = self
-            .call(role, cmd::QueryMigrateCapabilities, cmd::no_args())
+            .qmp(role, Qmp::migration_capabilities)
             .map_err(asking)?;
-        let params = self
-            .call(role, cmd::QueryMigrateParameters, cmd::no_args())
-            .map_err(asking)?;
+        let params = self.qmp(role, Qmp::migration_parameters).map_err(asking)?;
         // Older QEMUs without introspection still work: parameters are typed from their values.
-        let schema = self.call(role, cmd::QueryQmpSchema, cmd::no_args()).ok();
-        let kvm = self.call(role, cmd::QueryKvm, cmd::no_args()).ok();
-        Ok(Facts::from_replies(
+        let schema = self.qmp(role, Qmp::qmp_schema).ok().map(|(s, _)| s);
+        let kvm = self.qmp(role, |q| q.execute(&qmp::query_kvm {})).ok();
+        Ok(Facts::new(
             &version,
             &caps,
-            &params,
-            schema.as_ref(),
+            params,
+            schema.as_deref(),
             kvm.as_ref(),
         ))
+    }
+
+    fn hardware(&self) -> Hardware {
+        Hardware {
+            mem_bytes: self.launch.as_ref().map(|l| l.hardware.mem_bytes),
+            dirty_ring_size: self.launch.as_ref().map(|l| l.hardware.dirty_ring_size),
+            accel: self.launch.as_ref().map(|l| l.accel.clone()),
+        }
     }
 
     /// Connects to both VMs, checks the scenario against them, configures both, and writes the
@@ -725,118 +742,150 @@ impl<W: Write> Run<W> {
                 Err(e) => return Ok(Err(self.setup_failed(e, ExitStatus::Error)?)),
             }
         }
-        let hw = Hardware {
-            mem_bytes: self.launch.as_ref().map(|l| l.hardware.mem_bytes),
-            dirty_ring_size: self.launch.as_ref().map(|l| l.hardware.dirty_ring_size),
-            accel: self.launch.as_ref().map(|l| l.accel.clone()),
-        };
         let scenario = self.args.scenario();
-        let plan = match plan::build(&scenario, &self.args.extras(), &hw, &facts[0], &facts[1]) {
+        let built = plan::build(
+            &scenario,
+            &self.args.extras(),
+            &self.hardware(),
+            &facts[0],
+            &facts[1],
+        );
+        let plan = match built {
             Ok(p) => p,
-            Err(e @ PlanError::Unsupported { .. }) => {
-                return Ok(Err(
-                    self.setup_failed(e.to_string(), ExitStatus::Unsupported)?
-                ))
-            }
-            Err(e @ PlanError::Invalid(_)) => {
-                return Ok(Err(self.setup_failed(e.to_string(), ExitStatus::Error)?))
+            Err(e) => {
+                let status = match e {
+                    PlanError::Unsupported { .. } => ExitStatus::Unsupported,
+                    PlanError::Invalid(_) => ExitStatus::Error,
+                };
+                return Ok(Err(self.setup_failed(e.to_string(), status)?));
             }
         };
-        for (role, caps, params) in [
-            (Role::Src, &plan.src_capabilities, &plan.src_parameters),
-            (Role::Dst, &plan.dst_capabilities, &plan.dst_parameters),
-        ] {
-            if !caps.is_empty() {
-                let list: Vec<Value> = caps
-                    .iter()
-                    .map(|(n, s)| json!({"capability": n, "state": s}))
-                    .collect();
-                if let Err(e) = self.call(
-                    role,
-                    cmd::MigrateSetCapabilities,
-                    json!({ "capabilities": list }),
-                ) {
-                    let names: Vec<String> = caps
-                        .iter()
-                        .map(|(n, s)| format!("{n}={}", on_off(*s)))
-                        .collect();
-                    let status = if e.is_connection_lost() {
-                        ExitStatus::Error
-                    } else {
-                        ExitStatus::Unsupported
-                    };
-                    let message = format!(
-                        "setting migration capabilities {} on the {role} (QEMU {}): {e}",
-                        names.join(", "),
-                        facts[vm_index(role)].version
-                    );
-                    return Ok(Err(self.setup_failed(message, status)?));
-                }
-            }
-            for (name, value) in params {
-                if let Err(e) = self.call(
-                    role,
-                    cmd::MigrateSetParameters,
-                    json!({ name.as_str(): value }),
-                ) {
-                    let message = format!(
-                        "setting migration parameter {name}={value} on the {role} (QEMU {}): {e}",
-                        facts[vm_index(role)].version
-                    );
-                    return Ok(Err(self.setup_failed(message, ExitStatus::Error)?));
-                }
-            }
-        }
-        // Read back what QEMU now has, for the record and to catch silent changes.
         let mut readback = Vec::new();
         for role in [Role::Src, Role::Dst] {
-            let caps = self.call(role, cmd::QueryMigrateCapabilities, cmd::no_args());
-            let params = self.call(role, cmd::QueryMigrateParameters, cmd::no_args());
-            match (caps, params) {
-                (Ok(c), Ok(p)) => readback.push((caps_object(&c), p)),
-                (Err(e), _) | (_, Err(e)) => {
-                    let message = format!("reading back the {role}'s configuration: {e}");
-                    return Ok(Err(self.setup_failed(message, ExitStatus::Error)?));
-                }
+            let version = &facts[vm_index(role)].version;
+            let configured = self
+                .configure(role, plan.side(role), version)
+                .and_then(|()| self.read_back(role));
+            match configured {
+                Ok(now) => readback.push(now),
+                Err((message, status)) => return Ok(Err(self.setup_failed(message, status)?)),
             }
         }
-        for (role, params) in [
-            (Role::Src, &plan.src_parameters),
-            (Role::Dst, &plan.dst_parameters),
-        ] {
-            let now = &readback[vm_index(role)].1;
-            for (name, wanted) in params {
-                if let Some(got) = now.get(name) {
-                    if got != wanted {
-                        self.say(&format!(
-                            "warning: the {role} QEMU accepted {name}={wanted} but reports {got}"
-                        ));
-                    }
-                }
+        for role in [Role::Src, Role::Dst] {
+            let reported = &readback[vm_index(role)].1;
+            for (name, wanted, got) in plan::changed(plan.side(role), reported) {
+                self.say(&format!(
+                    "warning: the {role} QEMU accepted {name}={wanted} but reports {got}"
+                ));
             }
         }
-        let extra_caps: Map<String, Value> = self
-            .args
-            .capabilities
-            .iter()
-            .map(|(n, s)| (n.clone(), Value::Bool(*s)))
-            .collect();
+        let [(caps, params), (dst_caps, dst_params)]: [(Value, Map<String, Value>); 2] = readback
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one per role"));
         let record = ScenarioRecord {
             time_s: now_s(),
             scenario,
             sleep_s: self.args.sleep,
             poll_ms: self.args.poll_ms,
-            extra_capabilities: Value::Object(extra_caps),
+            extra_capabilities: Value::Object(
+                self.args
+                    .capabilities
+                    .iter()
+                    .map(|(n, s)| (n.clone(), Value::Bool(*s)))
+                    .collect(),
+            ),
             extra_parameters: Value::Object(plan.extra_parameters.clone()),
-            capabilities: readback[0].0.clone(),
-            parameters: readback[0].1.clone(),
+            capabilities: caps,
+            parameters: Value::Object(params),
             qemu_version: Some(facts[0].version.clone()),
             dst_qemu_version: Some(facts[1].version.clone()),
-            dst_capabilities: readback[1].0.clone(),
-            dst_parameters: readback[1].1.clone(),
+            dst_capabilities: dst_caps,
+            dst_parameters: Value::Object(dst_params),
         };
         self.emit(&Record::Scenario(record))?;
         Ok(Ok(plan))
+    }
+
+    /// Sets `settings` on `role`: capabilities, typed parameters, then the untyped ones. The
+    /// error is the message and the exit status.
+    fn configure(
+        &mut self,
+        role: Role,
+        settings: &Settings,
+        version: &str,
+    ) -> Result<(), (String, ExitStatus)> {
+        if !settings.capabilities.is_empty() {
+            if let Err(e) = self.qmp(role, |q| {
+                q.set_migration_capabilities(&settings.capabilities)
+            }) {
+                let names: Vec<String> = settings
+                    .capabilities
+                    .iter()
+                    .map(|c| format!("{}={}", c.capability, on_off(c.state)))
+                    .collect();
+                // QEMU refusing a capability (post-copy without userfaultfd) is this QEMU not
+                // supporting the scenario.
+                let status = if e.is_connection_lost() {
+                    ExitStatus::Error
+                } else {
+                    ExitStatus::Unsupported
+                };
+                let message = format!(
+                    "setting migration capabilities {} on the {role} (QEMU {version}): {}",
+                    names.join(", "),
+                    error_chain(&e)
+                );
+                return Err((message, status));
+            }
+        }
+        let parameters = [
+            (settings.typed_parameter_values(), true),
+            (settings.untyped_parameters.clone(), false),
+        ];
+        for (values, typed) in parameters {
+            if values.is_empty() {
+                continue;
+            }
+            let sent = if typed {
+                let set = qmp::migrate_set_parameters(settings.parameters.clone());
+                self.qmp(role, |q| q.execute(&set).map(drop))
+            } else {
+                self.qmp(role, |q| q.set_untyped_migration_parameters(values.clone()))
+            };
+            if let Err(e) = sent {
+                let message = format!(
+                    "setting migration parameters {} on the {role} (QEMU {version}): {}",
+                    describe(&values),
+                    error_chain(&e)
+                );
+                return Err((message, ExitStatus::Error));
+            }
+        }
+        Ok(())
+    }
+
+    /// What `role`'s QEMU has after configuration: capabilities as an object
+    /// (`{"xbzrle": false, ...}`) and parameters, as QEMU reports them.
+    fn read_back(
+        &mut self,
+        role: Role,
+    ) -> Result<(Value, Map<String, Value>), (String, ExitStatus)> {
+        let failed = |e: QmpError| {
+            let message = format!(
+                "reading back the {role}'s configuration: {}",
+                error_chain(&e)
+            );
+            (message, ExitStatus::Error)
+        };
+        let caps = self
+            .qmp(role, Qmp::migration_capabilities)
+            .map_err(failed)?;
+        let params = self.qmp(role, Qmp::migration_parameters).map_err(failed)?;
+        let caps = caps
+            .into_iter()
+            .map(|c| (c.capability, Value::Bool(c.state)))
+            .collect();
+        Ok((Value::Object(caps), params))
     }
 
     /// A failure before the migration started: a failed result saying why.
@@ -851,16 +900,9 @@ impl<W: Write> Run<W> {
 
     /// Polls the migration until it ends, applying the scenario. Returns its result.
     fn watch(&mut self) -> Result<(MigrationResult, Done), Stop> {
-        let scenario = self.args.scenario();
+        let mut w = Watch::new(self.args.scenario());
         let poll = self.args.poll();
         let started = Instant::now();
-        let mut done = Done::default();
-        let mut cancel_at: Option<Instant> = None;
-        let mut postcopy_at: Option<Instant> = None;
-        let mut dst_lost: Option<(Instant, String)> = None;
-        let mut src_info: Option<Value> = None;
-        // The last snapshot with RAM figures (final `cancelled` snapshots have none).
-        let mut stats: Option<Value> = None;
         let mut dst_last: Option<Value> = None;
         let mut next = Instant::now();
         loop {
@@ -869,219 +911,145 @@ impl<W: Write> Run<W> {
             if Instant::now() > next {
                 next = Instant::now();
             }
-
-            // A source that exits or stops answering ends the migration.
-            if let Some(e) = &self.exits[0] {
-                let how = e
-                    .reason
-                    .clone()
-                    .unwrap_or_else(|| format!("status {}", e.status));
-                let reason = format!(
-                    "the source VM (pid {}) exited during the migration: {how}{}",
-                    e.pid,
-                    guest_lost(&done, Role::Src)
-                );
-                return Ok((
-                    decide::result(Outcome::Failed, reason, src_info.as_ref()),
-                    done,
-                ));
-            }
-            if dst_lost.is_none() {
-                if let Some(e) = &self.exits[1] {
-                    let how = e
-                        .reason
-                        .clone()
-                        .unwrap_or_else(|| format!("status {}", e.status));
-                    let what = format!(
-                        "the destination VM (pid {}) exited during the migration: {how}",
-                        e.pid
-                    );
-                    // After a cancel an incoming QEMU exits by itself: expected, not news.
-                    if done.cancelled.is_none() {
-                        self.say(&what);
-                    }
-                    dst_lost = Some((Instant::now(), what));
-                }
-            }
-
-            let info = match self.call(Role::Src, cmd::QueryMigrate, cmd::no_args()) {
-                Ok(info) => info,
-                Err(e) => {
-                    self.stop_if_signalled()?;
-                    let reason = format!(
-                        "lost the source during the migration: {e}{}",
-                        guest_lost(&done, Role::Src)
-                    );
-                    return Ok((
-                        decide::result(Outcome::Failed, reason, src_info.as_ref()),
-                        done,
-                    ));
-                }
+            let end = match self.poll(&mut w, started, &mut dst_last)? {
+                Verdict::End(end) => end,
+                Verdict::Act(steps) => match self.act(&mut w, steps, started)? {
+                    Some(end) => end,
+                    None => continue,
+                },
             };
-            let status = decide::status(&info).to_string();
-            self.emit(&Record::Progress(Progress {
-                time_s: now_s(),
-                role: Role::Src,
-                status: status.clone(),
-                iteration: decide::iteration(&info),
-                info: info.clone(),
-            }))?;
-            self.show(&info);
-            if info.get("ram").is_some() {
-                stats = Some(info.clone());
+            if end.cancel_first {
+                let _ = self.qmp(Role::Src, |q| q.execute(&qmp::migrate_cancel {}));
             }
-            src_info = Some(info.clone());
-
-            if dst_lost.is_none() {
-                match self.call(Role::Dst, cmd::QueryMigrate, cmd::no_args()) {
-                    Ok(d) => {
-                        if dst_last.as_ref() != Some(&d) {
-                            self.emit(&Record::Progress(Progress {
-                                time_s: now_s(),
-                                role: Role::Dst,
-                                status: decide::status(&d).to_string(),
-                                iteration: decide::iteration(&d),
-                                info: d.clone(),
-                            }))?;
-                            dst_last = Some(d);
-                        }
-                    }
-                    Err(e) => {
-                        self.stop_if_signalled()?;
-                        let what = format!("lost the destination during the migration: {e}");
-                        if done.cancelled.is_none() {
-                            self.say(&what);
-                        }
-                        dst_lost = Some((Instant::now(), what));
-                    }
-                }
-            }
-
-            let mut steps = decide::decide(&scenario, &done, &info, started.elapsed());
-            if let Some((since, what)) = &dst_lost {
-                let finished = matches!(steps.first(), Some(Step::Finished(_)));
-                if !finished && (status == "postcopy-paused" || since.elapsed() > LOSS_GRACE) {
-                    let what = what.clone();
-                    if status != "postcopy-paused" {
-                        let _ = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args());
-                    }
-                    let reason = format!(
-                        "{what}; the source's migration status is {status}{}",
-                        guest_lost(&done, Role::Dst)
-                    );
-                    return Ok((decide::result(Outcome::Failed, reason, Some(&info)), done));
-                }
-            }
-            if let Some(at) = cancel_at {
-                if at.elapsed() > CANCEL_GRACE {
-                    let reason = format!(
-                        "migrate_cancel did not take effect within {} s (status {status})",
-                        CANCEL_GRACE.as_secs()
-                    );
-                    return Ok((decide::result(Outcome::Failed, reason, Some(&info)), done));
-                }
-            }
-            if let Some(at) = postcopy_at {
-                let limit = Duration::from_secs(scenario.max_time) + POSTCOPY_GRACE;
-                if at.elapsed() > limit && !matches!(steps.first(), Some(Step::Finished(_))) {
-                    let reason = format!(
-                        "post-copy did not complete within {} s of switching (status {status})",
-                        limit.as_secs()
-                    );
-                    return Ok((decide::result(Outcome::Failed, reason, Some(&info)), done));
-                }
-            }
-
-            for step in steps.drain(..) {
-                match step {
-                    Step::Finished(outcome) => {
-                        let reason = match outcome {
-                            Outcome::Completed => decide::completed_reason(&info),
-                            Outcome::Failed => {
-                                let desc = info
-                                    .get("error-desc")
-                                    .and_then(Value::as_str)
-                                    .unwrap_or("QEMU gave no error-desc");
-                                match &dst_lost {
-                                    Some((_, what)) => format!("{desc} ({what})"),
-                                    None => desc.to_string(),
-                                }
-                            }
-                            _ => done
-                                .cancelled
-                                .clone()
-                                .unwrap_or_else(|| "cancelled outside gp-migrate".into()),
-                        };
-                        self.flush_events(Role::Dst);
-                        let figures = if info.get("ram").is_some() {
-                            Some(&info)
-                        } else {
-                            stats.as_ref()
-                        };
-                        return Ok((decide::result(outcome, reason, figures), done));
-                    }
-                    Step::Cancel(why) => {
-                        self.action("cancel", &why, Some(Role::Src))?;
-                        if let Err(e) = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args()) {
-                            self.stop_if_signalled()?;
-                            let reason = format!("migrate_cancel failed: {e} (after: {why})");
-                            return Ok((
-                                decide::result(Outcome::Failed, reason, Some(&info)),
-                                done,
-                            ));
-                        }
-                        done.cancelled = Some(why);
-                        cancel_at = Some(Instant::now());
-                    }
-                    Step::StartPostcopy(why) => {
-                        self.action("postcopy", &why, Some(Role::Src))?;
-                        if let Err(e) =
-                            self.call(Role::Src, cmd::MigrateStartPostcopy, cmd::no_args())
-                        {
-                            self.stop_if_signalled()?;
-                            let _ = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args());
-                            let reason = format!("migrate-start-postcopy failed: {e}");
-                            return Ok((
-                                decide::result(Outcome::Failed, reason, Some(&info)),
-                                done,
-                            ));
-                        }
-                        done.postcopy_started = true;
-                        postcopy_at = Some(Instant::now());
-                    }
-                    Step::Pause(why) => {
-                        self.action("pause", &why, Some(Role::Src))?;
-                        if let Err(e) = self.call(Role::Src, cmd::Stop, cmd::no_args()) {
-                            self.stop_if_signalled()?;
-                            let _ = self.call(Role::Src, cmd::MigrateCancel, cmd::no_args());
-                            let reason = format!("stopping the source failed: {e}");
-                            return Ok((
-                                decide::result(Outcome::Failed, reason, Some(&info)),
-                                done,
-                            ));
-                        }
-                        done.paused = true;
-                    }
-                }
-            }
+            self.flush_events(Role::Dst);
+            return Ok((end.result, w.done().clone()));
         }
     }
 
-    fn show(&mut self, info: &Value) {
-        // Snapshots without RAM figures (setup, the final cancelled one) say nothing new.
-        if !self.display.enabled || info.get("ram").is_none() {
+    /// One poll: the VMs' exits, both snapshots (recorded), and what they call for.
+    fn poll(
+        &mut self,
+        w: &mut Watch,
+        started: Instant,
+        dst_last: &mut Option<Value>,
+    ) -> Result<Verdict, Stop> {
+        // A source that exits or stops answering ends the migration.
+        if let Some(e) = &self.exits[0] {
+            return Ok(finished(w.source_exited(e.pid, &exit_how(e))));
+        }
+        if !w.dst_lost() {
+            if let Some(e) = &self.exits[1] {
+                let what = format!(
+                    "the destination VM (pid {}) exited during the migration: {}",
+                    e.pid,
+                    exit_how(e)
+                );
+                if w.destination_lost(started.elapsed(), what.clone()) {
+                    self.say(&what);
+                }
+            }
+        }
+        let src = match self.qmp(Role::Src, |q| q.call(&qmp::query_migrate {})) {
+            Ok(reply) => reply,
+            Err(e) => {
+                self.stop_if_signalled()?;
+                return Ok(finished(w.source_unreachable(&error_chain(&e))));
+            }
+        };
+        self.emit(&Record::Progress(watch::progress(Role::Src, &src)))?;
+        self.tell_undecoded(Role::Src, &src);
+        self.show(&src);
+        if !w.dst_lost() {
+            match self.qmp(Role::Dst, |q| q.call(&qmp::query_migrate {})) {
+                Ok(dst) => {
+                    if dst_last.as_ref() != Some(&dst.raw) {
+                        self.emit(&Record::Progress(watch::progress(Role::Dst, &dst)))?;
+                        self.tell_undecoded(Role::Dst, &dst);
+                        *dst_last = Some(dst.raw);
+                    }
+                }
+                Err(e) => {
+                    self.stop_if_signalled()?;
+                    let what = format!(
+                        "lost the destination during the migration: {}",
+                        error_chain(&e)
+                    );
+                    if w.destination_lost(started.elapsed(), what.clone()) {
+                        self.say(&what);
+                    }
+                }
+            }
+        }
+        Ok(w.snapshot(started.elapsed(), &src))
+    }
+
+    /// Takes `steps` on the source, recording each. Returns how the migration ends if one could
+    /// not be taken.
+    fn act(
+        &mut self,
+        w: &mut Watch,
+        steps: Vec<Step>,
+        started: Instant,
+    ) -> Result<Option<End>, Stop> {
+        for step in steps {
+            let (action, why) = match &step {
+                Step::Cancel(why) => ("cancel", why),
+                Step::StartPostcopy(why) => ("postcopy", why),
+                Step::Pause(why) => ("pause", why),
+                Step::Finished(_) => continue,
+            };
+            self.action(action, why, Some(Role::Src))?;
+            let sent = self.qmp(Role::Src, |q| match &step {
+                Step::Cancel(_) => q.execute(&qmp::migrate_cancel {}).map(drop),
+                Step::StartPostcopy(_) => q.execute(&qmp::migrate_start_postcopy {}).map(drop),
+                _ => q.execute(&qmp::stop {}).map(drop),
+            });
+            match sent {
+                Ok(()) => w.acted(&step, started.elapsed()),
+                Err(e) => {
+                    self.stop_if_signalled()?;
+                    return Ok(Some(w.step_failed(&step, &error_chain(&e))));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Says once per member that a snapshot has one qapi's schema cannot read: it is in the
+    /// records as sent, but no decision can use it.
+    fn tell_undecoded(&mut self, role: Role, reply: &Reply<qmp::MigrationInfo>) {
+        let told = &mut self.undecoded_told[vm_index(role)];
+        let new: Vec<String> = reply
+            .undecoded
+            .iter()
+            .filter(|m| !told.contains(m))
+            .cloned()
+            .collect();
+        if new.is_empty() {
             return;
         }
-        let ram = &info["ram"];
-        let mib = |v: &Value| v.as_u64().unwrap_or(0) as f64 / (1 << 20) as f64;
+        told.extend(new.iter().cloned());
+        self.say(&format!(
+            "note: the {role} QEMU's query-migrate has {} in a form newer than the QMP schema \
+             gp-migrate was built with: recorded as sent, not used for decisions",
+            new.join(", ")
+        ));
+    }
+
+    fn show(&mut self, reply: &Reply<qmp::MigrationInfo>) {
+        // Snapshots without RAM figures (setup, the final cancelled one) say nothing new.
+        let Some(ram) = reply.typed.ram.as_ref().filter(|_| self.display.enabled) else {
+            return;
+        };
+        let mib = |v: i64| v as f64 / (1 << 20) as f64;
         let text = format!(
             "{STAGE}: {} pass {} remaining {:.1} of {:.1} MiB, sent {:.1} MiB at {:.0} Mbps",
-            decide::status(info),
-            decide::iteration(info).unwrap_or(0),
-            mib(&ram["remaining"]),
-            mib(&ram["total"]),
-            mib(&ram["transferred"]),
-            ram["mbps"].as_f64().unwrap_or(0.0),
+            watch::status_text(reply),
+            ram.dirty_sync_count,
+            mib(ram.remaining),
+            mib(ram.total),
+            mib(ram.transferred),
+            ram.mbps,
         );
         self.display.line(&text);
     }
@@ -1100,12 +1068,11 @@ impl<W: Write> Run<W> {
             if self.vms[i].is_none() || !self.alive(role) || self.quit_sent[i] {
                 continue;
             }
-            // A broken session (timeout) may still have a live QEMU behind it: reconnect once.
-            let usable = self.sessions[i]
-                .as_ref()
-                .is_some_and(|s| s.broken().is_none());
+            // A broken connection (timeout) may still have a live QEMU behind it: reconnect once.
+            let usable = self.monitors.usable(role);
             let vm = self.vms[i].as_ref();
-            if !usable && vm.is_some_and(|vm| vm.host.is_none() && process_gone(vm.pid)) {
+            let gone = |vm: &Vm| vm.host.is_none() && !gp_qemu::process::is_running(vm.pid);
+            if !usable && vm.is_some_and(gone) {
                 // It exited on its own (an incoming QEMU does when its migration fails).
                 continue;
             }
@@ -1115,19 +1082,16 @@ impl<W: Write> Run<W> {
                 continue;
             }
             let _ = self.action("shutdown", reason, Some(role));
-            if let Some(s) = self.sessions[i].as_mut() {
-                s.set_timeout(QUIT_ANSWER);
-            }
-            match self.call(role, cmd::Quit, cmd::no_args()) {
-                Ok(_) | Err(QmpError::Closed { .. }) => {}
-                Err(e) => {
-                    self.say(&format!("quit on the {role} VM: {e}"));
-                    unquit = true;
-                }
+            if let Err(e) = self.qmp(role, |q| {
+                q.set_timeout(QUIT_ANSWER);
+                q.quit()
+            }) {
+                self.say(&format!("quit on the {role} VM: {}", error_chain(&e)));
+                unquit = true;
             }
             self.quit_sent[i] = true;
         }
-        self.sessions = [None, None];
+        self.monitors.close_all();
         // Pass through what gp-launch still says (vm_exit records) until it ends its output. A
         // signal now (Ctrl-C reaches gp-launch too, which then ends its output) does not cut
         // those records off; a second one does.
@@ -1174,34 +1138,6 @@ impl<W: Write> Run<W> {
     }
 }
 
-/// What losing a VM in post-copy means, said plainly for the result's reason: after the switch
-/// the destination runs the guest and the source holds the pages not sent yet, so neither can
-/// go on alone. Empty before post-copy.
-fn guest_lost(done: &Done, lost: Role) -> &'static str {
-    match (done.postcopy_started, lost) {
-        (false, _) => "",
-        (true, Role::Src) => {
-            "; the migration was in post-copy, so the guest is lost: the pages the source had \
-             not sent yet are gone with it"
-        }
-        (true, Role::Dst) => {
-            "; the migration was in post-copy, so the guest is lost: it was running on the \
-             destination"
-        }
-    }
-}
-
-/// Whether a local process has exited (gone, or a zombie waiting for gp-launch to reap it).
-fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // The state follows the command name in parentheses: `1234 (qemu-system-x86) Z ...`.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with(['Z', 'X'])),
-    }
-}
-
 fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Completed => "completed",
@@ -1219,15 +1155,23 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
-/// `query-migrate-capabilities`' list as an object: `{"xbzrle": false, ...}`.
-fn caps_object(list: &Value) -> Value {
-    let map: Map<String, Value> = list
-        .as_array()
-        .map(|caps| {
-            caps.iter()
-                .filter_map(|c| Some((c["capability"].as_str()?.to_string(), c["state"].clone())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Value::Object(map)
+/// How a VM exited, in words.
+fn exit_how(e: &VmExit) -> String {
+    e.reason
+        .clone()
+        .unwrap_or_else(|| format!("status {}", e.status))
+}
+
+/// A result from the watch as the end of the migration.
+fn finished(result: MigrationResult) -> Verdict {
+    Verdict::End(End {
+        result,
+        cancel_first: false,
+    })
+}
+
+/// `name=value, ...` for a message.
+fn describe(values: &Map<String, Value>) -> String {
+    let parts: Vec<String> = values.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    parts.join(", ")
 }

@@ -6,18 +6,23 @@
 //! `query-migrate` snapshot, `qmp_event` records with QEMU's timestamps, an `action` record for
 //! everything it does to the VMs, and a final `result`. It ends the run by quitting both VMs.
 //!
-//! - [`qmp`]: a QMP session on the `qapi` crate with untyped commands and bounded waits.
+//! QMP goes through gp-qemu's one client (`gp_qemu::qmp`): typed qapi commands, replies both as
+//! sent (for the records) and typed (for the decisions).
+//!
 //! - [`schema`]: migration parameter types from `query-qmp-schema`.
 //! - [`plan`]: scenario + QEMU facts → capabilities and parameters per side, or a refusal.
-//! - [`decide`]: the migration loop's decisions as a pure function.
-//! - [`engine`]: the run itself.
+//! - [`decide`]: the migration loop's decisions as a pure function of one snapshot.
+//! - [`watch`]: the loop's state across snapshots and losses, and the result.
+//! - [`monitors`]: the QMP connections to both VMs.
+//! - [`engine`]: the run itself: the I/O around all of the above.
 
 pub mod cli;
 pub mod decide;
 pub mod engine;
+pub mod monitors;
 pub mod plan;
-pub mod qmp;
 pub mod schema;
+pub mod watch;
 
 use std::io::BufRead;
 use std::io::Write;

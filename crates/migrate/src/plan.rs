@@ -1,10 +1,18 @@
 //! From a scenario and what the two QEMUs support to the exact capabilities and parameters to
 //! set on each side, or a refusal naming the missing feature and the QEMU version.
+//!
+//! Capabilities are by name (QEMU 7.2 to 10.x report different lists; see
+//! `gp_qemu::qmp::CapabilityState`). The scenario's parameters are qapi's typed
+//! `MigrateSetParameters`; what qapi's schema lacks (`compress-threads`, which QEMU 9.1 removed)
+//! and `--parameter` values, typed per the running QEMU's own schema, are set after them as
+//! JSON, the escape hatch.
 
 use std::collections::BTreeMap;
 
+use gp_qemu::qmp::CapabilityState;
 use gp_records::migrate::Scenario;
 use gp_records::Role;
+use qapi::qmp::{KvmInfo, MigrateSetParameters, MultiFDCompression, SchemaInfo, VersionInfo};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -17,7 +25,7 @@ pub struct Facts {
     pub version: String,
     /// Capability name to its current state (`query-migrate-capabilities`).
     pub capabilities: BTreeMap<String, bool>,
-    /// `query-migrate-parameters`, verbatim.
+    /// `query-migrate-parameters` as QEMU sent it: the names it has, and their values.
     pub parameters: Map<String, Value>,
     pub schema: Option<MigrationSchema>,
     /// `query-kvm`'s `enabled`, when known.
@@ -25,38 +33,25 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Reads the replies of `query-version`, `query-migrate-capabilities`,
-    /// `query-migrate-parameters`, `query-qmp-schema` and `query-kvm`.
-    pub fn from_replies(
-        version: &Value,
-        capabilities: &Value,
-        parameters: &Value,
-        schema: Option<&Value>,
-        kvm: Option<&Value>,
+    /// From the replies of `query-version`, `query-migrate-capabilities`,
+    /// `query-migrate-parameters`, `query-qmp-schema` and `query-kvm` (the last two may fail on
+    /// an old or restricted QEMU).
+    pub fn new(
+        version: &VersionInfo,
+        capabilities: &[CapabilityState],
+        parameters: Map<String, Value>,
+        schema: Option<&[SchemaInfo]>,
+        kvm: Option<&KvmInfo>,
     ) -> Facts {
-        let q = &version["qemu"];
-        let version = format!(
-            "{}.{}.{}",
-            q["major"].as_u64().unwrap_or(0),
-            q["minor"].as_u64().unwrap_or(0),
-            q["micro"].as_u64().unwrap_or(0)
-        );
-        let capabilities = capabilities
-            .as_array()
-            .map(|caps| {
-                caps.iter()
-                    .filter_map(|c| {
-                        Some((c["capability"].as_str()?.to_string(), c["state"].as_bool()?))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         Facts {
-            version,
-            capabilities,
-            parameters: parameters.as_object().cloned().unwrap_or_default(),
+            version: gp_qemu::binary::QemuVersion::from_qmp(version).number(),
+            capabilities: capabilities
+                .iter()
+                .map(|c| (c.capability.clone(), c.state))
+                .collect(),
+            parameters,
             schema: schema.and_then(MigrationSchema::from_introspection),
-            kvm_enabled: kvm.and_then(|k| k["enabled"].as_bool()),
+            kvm_enabled: kvm.map(|k| k.enabled),
         }
     }
 
@@ -84,6 +79,14 @@ impl Facts {
             Value::String(_) => ParamType::Str,
             _ => ParamType::Json,
         })
+    }
+
+    /// The parameter names this QEMU knows, for a refusal.
+    fn parameter_names(&self) -> Vec<&str> {
+        match &self.schema {
+            Some(s) => s.parameters.keys().map(String::as_str).collect(),
+            None => self.parameters.keys().map(String::as_str).collect(),
+        }
     }
 }
 
@@ -115,13 +118,62 @@ pub enum PlanError {
     Invalid(String),
 }
 
-/// What to set, on which side, in order.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What to set on one VM.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Capabilities by name, in the order the plan chose them.
+    pub capabilities: Vec<CapabilityState>,
+    /// The scenario's parameters, typed.
+    pub parameters: MigrateSetParameters,
+    /// Parameters qapi's schema lacks, and `--parameter` values: set as JSON after
+    /// `parameters`.
+    pub untyped_parameters: Map<String, Value>,
+}
+
+impl Settings {
+    fn cap(&mut self, name: &str, on: bool) {
+        match self.capabilities.iter_mut().find(|c| c.capability == name) {
+            Some(c) => c.state = on,
+            None => self.capabilities.push(CapabilityState {
+                capability: name.to_string(),
+                state: on,
+            }),
+        }
+    }
+
+    /// The typed parameters as QEMU names them.
+    pub fn typed_parameter_values(&self) -> Map<String, Value> {
+        match serde_json::to_value(&self.parameters) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+
+    /// Every parameter this plan sets, as QEMU names them, for messages and to compare with
+    /// what QEMU reports afterwards.
+    pub fn parameter_values(&self) -> Map<String, Value> {
+        let mut all = self.typed_parameter_values();
+        all.extend(self.untyped_parameters.clone());
+        all
+    }
+
+    /// Sets `name` as JSON; a typed value of the same name gives way to it.
+    fn untyped(&mut self, name: &str, value: Value) {
+        let mut typed = self.typed_parameter_values();
+        if typed.remove(name).is_some() {
+            if let Ok(p) = serde_json::from_value(Value::Object(typed)) {
+                self.parameters = p;
+            }
+        }
+        self.untyped_parameters.insert(name.to_string(), value);
+    }
+}
+
+/// What to set, on which side.
+#[derive(Debug, Clone, Default)]
 pub struct Plan {
-    pub src_capabilities: Vec<(String, bool)>,
-    pub dst_capabilities: Vec<(String, bool)>,
-    pub src_parameters: Vec<(String, Value)>,
-    pub dst_parameters: Vec<(String, Value)>,
+    pub src: Settings,
+    pub dst: Settings,
     /// Typed `--parameter` values, for the scenario record.
     pub extra_parameters: Map<String, Value>,
     /// Adjustments worth telling the user (e.g. a cache size rounded to a power of two).
@@ -129,32 +181,29 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn cap(&mut self, side: Side, name: &str, on: bool) {
-        for (role, list) in [
-            (Role::Src, &mut self.src_capabilities),
-            (Role::Dst, &mut self.dst_capabilities),
-        ] {
-            if side.includes(role) {
-                match list.iter_mut().find(|(n, _)| n == name) {
-                    Some(entry) => entry.1 = on,
-                    None => list.push((name.to_string(), on)),
-                }
-            }
+    pub fn side(&self, role: Role) -> &Settings {
+        match role {
+            Role::Src => &self.src,
+            Role::Dst => &self.dst,
         }
     }
 
-    fn param(&mut self, side: Side, name: &str, value: Value) {
-        for (role, list) in [
-            (Role::Src, &mut self.src_parameters),
-            (Role::Dst, &mut self.dst_parameters),
-        ] {
-            if side.includes(role) {
-                match list.iter_mut().find(|(n, _)| n == name) {
-                    Some(entry) => entry.1 = value.clone(),
-                    None => list.push((name.to_string(), value.clone())),
-                }
-            }
-        }
+    fn sides(&mut self, side: Side) -> impl Iterator<Item = &mut Settings> {
+        let dst = (side == Side::Both).then_some(&mut self.dst);
+        std::iter::once(&mut self.src).chain(dst)
+    }
+
+    fn cap(&mut self, side: Side, name: &str, on: bool) {
+        self.sides(side).for_each(|s| s.cap(name, on));
+    }
+
+    fn params(&mut self, side: Side, set: impl Fn(&mut MigrateSetParameters)) {
+        self.sides(side).for_each(|s| set(&mut s.parameters));
+    }
+
+    fn untyped(&mut self, side: Side, name: &str, value: &Value) {
+        self.sides(side)
+            .for_each(|s| s.untyped(name, value.clone()));
     }
 }
 
@@ -238,6 +287,66 @@ fn pow2_floor(n: u64) -> u64 {
     }
 }
 
+/// A scenario value QEMU takes as a byte (`cpu-throttle-increment`, `multifd-channels`).
+fn small(option: &str, value: u64) -> Result<u8, PlanError> {
+    u8::try_from(value)
+        .map_err(|_| PlanError::Invalid(format!("{option} {value}: at most 255 (QEMU's limit)")))
+}
+
+/// Both QEMUs, to check features against.
+struct Qemus<'a> {
+    src: &'a Facts,
+    dst: &'a Facts,
+}
+
+impl Qemus<'_> {
+    fn each(&self, side: Side) -> impl Iterator<Item = (Role, &Facts)> {
+        [(Role::Src, self.src), (Role::Dst, self.dst)]
+            .into_iter()
+            .filter(move |(role, _)| side.includes(*role))
+    }
+
+    fn unsupported(feature: &str, facts: &Facts, detail: String) -> PlanError {
+        PlanError::Unsupported {
+            feature: feature.to_string(),
+            version: facts.version.clone(),
+            detail,
+        }
+    }
+
+    /// Fails naming the first side (of `side`) whose QEMU lacks what `has` checks.
+    fn need(
+        &self,
+        feature: &str,
+        side: Side,
+        has: impl Fn(&Facts) -> bool,
+        lacks: impl Fn(Role, &Facts) -> String,
+    ) -> Result<(), PlanError> {
+        match self.each(side).find(|(_, f)| !has(f)) {
+            Some((role, facts)) => Err(Self::unsupported(feature, facts, lacks(role, facts))),
+            None => Ok(()),
+        }
+    }
+
+    fn need_cap(&self, feature: &str, cap: &str, side: Side, hint: &str) -> Result<(), PlanError> {
+        self.need(
+            feature,
+            side,
+            |f| f.has_capability(cap),
+            |role, _| format!("the {role} QEMU has no '{cap}' migration capability{hint}"),
+        )
+    }
+
+    fn need_param(&self, feature: &str, param: &str, side: Side) -> Result<(), PlanError> {
+        self.need(
+            feature,
+            side,
+            |f| f.has_parameter(param),
+            |role, _| format!("the {role} QEMU has no '{param}' migration parameter"),
+        )
+    }
+}
+
 /// Builds the plan, checking every feature against both QEMUs.
 pub fn build(
     scenario: &Scenario,
@@ -246,255 +355,246 @@ pub fn build(
     src: &Facts,
     dst: &Facts,
 ) -> Result<Plan, PlanError> {
+    let q = Qemus { src, dst };
     let mut plan = Plan::default();
-    let unsupported = |feature: &str, facts: &Facts, detail: String| PlanError::Unsupported {
-        feature: feature.to_string(),
-        version: facts.version.clone(),
-        detail,
-    };
-    let need_cap = |feature: &str, cap: &str, side: Side, extra: &str| -> Result<(), PlanError> {
-        for (role, facts) in [(Role::Src, src), (Role::Dst, dst)] {
-            if side.includes(role) && !facts.has_capability(cap) {
-                return Err(unsupported(
-                    feature,
-                    facts,
-                    format!("the {role} QEMU has no '{cap}' migration capability{extra}"),
-                ));
-            }
-        }
-        Ok(())
-    };
-    let need_param = |feature: &str, param: &str, side: Side| -> Result<(), PlanError> {
-        for (role, facts) in [(Role::Src, src), (Role::Dst, dst)] {
-            if side.includes(role) && !facts.has_parameter(param) {
-                return Err(unsupported(
-                    feature,
-                    facts,
-                    format!("the {role} QEMU has no '{param}' migration parameter"),
-                ));
-            }
-        }
-        Ok(())
-    };
-
-    // Events make status changes and passes over RAM visible to the millisecond.
-    if src.has_capability("events") && dst.has_capability("events") {
-        plan.cap(Side::Both, "events", true);
-    } else {
-        plan.notes.push("this QEMU has no 'events' migration capability: progress is known only to the poll interval".into());
-    }
-
-    plan.param(
-        Side::Src,
-        "max-bandwidth",
-        Value::from(scenario.bandwidth.saturating_mul(1 << 20)),
-    );
-    plan.param(Side::Src, "downtime-limit", Value::from(scenario.downtime));
-
+    events_and_limits(&mut plan, scenario, &q);
     if scenario.auto_converge {
-        need_cap(
-            "auto-converge (--auto-converge)",
-            "auto-converge",
-            Side::Src,
-            "",
-        )?;
-        need_param(
-            "auto-converge (--auto-converge-step)",
-            "cpu-throttle-increment",
-            Side::Src,
-        )?;
-        plan.cap(Side::Src, "auto-converge", true);
-        plan.param(
-            Side::Src,
-            "cpu-throttle-increment",
-            Value::from(scenario.auto_converge_step),
-        );
+        auto_converge(&mut plan, scenario, &q)?;
     }
-
     if scenario.post_copy {
-        need_cap("post-copy (--post-copy)", "postcopy-ram", Side::Both, "")?;
+        q.need_cap("post-copy (--post-copy)", "postcopy-ram", Side::Both, "")?;
         plan.cap(Side::Both, "postcopy-ram", true);
     }
-
     if scenario.compression_mt {
-        need_cap(
-            "multi-thread compression (--compression-mt)",
-            "compress",
-            Side::Both,
-            " (QEMU removed multi-thread compression in 9.1; use --multifd --multifd-compression \
-             zlib or zstd instead)",
-        )?;
-        plan.cap(Side::Both, "compress", true);
-        plan.param(
-            Side::Src,
-            "compress-threads",
-            Value::from(scenario.compression_mt_threads),
-        );
-        if dst.has_parameter("decompress-threads") {
-            plan.dst_parameters.push((
-                "decompress-threads".into(),
-                Value::from(scenario.compression_mt_threads),
-            ));
-        }
+        compression_mt(&mut plan, scenario, &q)?;
     }
-
     if scenario.compression_xbzrle {
-        need_cap(
-            "xbzrle compression (--compression-xbzrle)",
-            "xbzrle",
-            Side::Both,
-            "",
-        )?;
-        need_param(
-            "xbzrle compression (--compression-xbzrle-cache)",
-            "xbzrle-cache-size",
-            Side::Src,
-        )?;
-        let mem = hw.mem_bytes.ok_or_else(|| {
-            PlanError::Invalid(
-                "--compression-xbzrle-cache is a percentage of guest RAM, but the input has no \
-                 launch header with hardware.mem_bytes: put gp-launch upstream"
-                    .into(),
-            )
-        })?;
-        let wanted = mem / 100 * scenario.compression_xbzrle_cache;
-        // QEMU wants a power of two no smaller than a page.
-        let size = pow2_floor(wanted).max(4096);
-        if size != wanted {
-            plan.notes.push(format!(
-                "xbzrle cache: {}% of {} MiB is {} bytes; QEMU needs a power of two, using {} \
-                 bytes",
-                scenario.compression_xbzrle_cache,
-                mem >> 20,
-                wanted,
-                size
-            ));
-        }
-        plan.cap(Side::Both, "xbzrle", true);
-        plan.param(Side::Src, "xbzrle-cache-size", Value::from(size));
+        xbzrle(&mut plan, scenario, hw, &q)?;
     }
-
     if scenario.multifd {
-        need_cap("multifd (--multifd)", "multifd", Side::Both, "")?;
-        need_param(
-            "multifd (--multifd-channels)",
-            "multifd-channels",
-            Side::Both,
-        )?;
-        plan.cap(Side::Both, "multifd", true);
-        plan.param(
-            Side::Both,
-            "multifd-channels",
-            Value::from(scenario.multifd_channels),
-        );
-        let method = scenario.multifd_compression.as_str();
-        if !method.is_empty() {
-            if !MULTIFD_COMPRESSION_METHODS.contains(&method) {
-                return Err(PlanError::Invalid(format!(
-                    "--multifd-compression {method}: not a multifd compression method (one of: {})",
-                    MULTIFD_COMPRESSION_METHODS.join(", ")
-                )));
-            }
-            need_param(
-                "multifd compression (--multifd-compression)",
-                "multifd-compression",
-                Side::Both,
-            )?;
-            for (role, facts) in [(Role::Src, src), (Role::Dst, dst)] {
-                if let Some(methods) = facts
-                    .schema
-                    .as_ref()
-                    .and_then(|s| s.multifd_compression_methods())
-                {
-                    if !methods.iter().any(|m| m == method) {
-                        return Err(unsupported(
-                            &format!("multifd compression '{method}' (--multifd-compression)"),
-                            facts,
-                            format!(
-                                "it is not compiled into the {role} QEMU, which has: {}",
-                                methods.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
-            plan.param(Side::Both, "multifd-compression", Value::from(method));
-        }
+        multifd(&mut plan, scenario, &q)?;
     }
-
     if scenario.dirty_limit {
-        need_cap("dirty-limit (--dirty-limit)", "dirty-limit", Side::Src, "")?;
-        need_param(
-            "dirty-limit (--vcpu-dirty-limit)",
-            "vcpu-dirty-limit",
-            Side::Src,
-        )?;
-        let kvm = src
-            .kvm_enabled
-            .unwrap_or(hw.accel.as_deref() == Some("kvm"));
-        if !kvm {
-            return Err(unsupported(
-                "dirty-limit (--dirty-limit)",
-                src,
+        dirty_limit(&mut plan, scenario, hw, &q)?;
+    }
+    extra_capabilities(&mut plan, extras, &q)?;
+    extra_parameters(&mut plan, extras, &q)?;
+    Ok(plan)
+}
+
+/// Events (status changes and passes known to the millisecond), bandwidth and downtime.
+fn events_and_limits(plan: &mut Plan, s: &Scenario, q: &Qemus) {
+    if q.src.has_capability("events") && q.dst.has_capability("events") {
+        plan.cap(Side::Both, "events", true);
+    } else {
+        plan.notes.push(
+            "this QEMU has no 'events' migration capability: progress is known only to the poll \
+             interval"
+                .into(),
+        );
+    }
+    let bandwidth = s.bandwidth.saturating_mul(1 << 20);
+    plan.params(Side::Src, |p| {
+        p.max_bandwidth = Some(bandwidth);
+        p.downtime_limit = Some(s.downtime);
+    });
+}
+
+fn auto_converge(plan: &mut Plan, s: &Scenario, q: &Qemus) -> Result<(), PlanError> {
+    q.need_cap(
+        "auto-converge (--auto-converge)",
+        "auto-converge",
+        Side::Src,
+        "",
+    )?;
+    q.need_param(
+        "auto-converge (--auto-converge-step)",
+        "cpu-throttle-increment",
+        Side::Src,
+    )?;
+    let step = small("--auto-converge-step", s.auto_converge_step)?;
+    plan.cap(Side::Src, "auto-converge", true);
+    plan.params(Side::Src, |p| p.cpu_throttle_increment = Some(step));
+    Ok(())
+}
+
+/// Multi-thread compression: QEMU < 9.1 only, so its parameters are not in qapi's schema.
+fn compression_mt(plan: &mut Plan, s: &Scenario, q: &Qemus) -> Result<(), PlanError> {
+    q.need_cap(
+        "multi-thread compression (--compression-mt)",
+        "compress",
+        Side::Both,
+        " (QEMU removed multi-thread compression in 9.1; use --multifd --multifd-compression \
+         zlib or zstd instead)",
+    )?;
+    let threads = Value::from(s.compression_mt_threads);
+    plan.cap(Side::Both, "compress", true);
+    plan.untyped(Side::Src, "compress-threads", &threads);
+    if q.dst.has_parameter("decompress-threads") {
+        plan.dst.untyped("decompress-threads", threads);
+    }
+    Ok(())
+}
+
+fn xbzrle(plan: &mut Plan, s: &Scenario, hw: &Hardware, q: &Qemus) -> Result<(), PlanError> {
+    q.need_cap(
+        "xbzrle compression (--compression-xbzrle)",
+        "xbzrle",
+        Side::Both,
+        "",
+    )?;
+    q.need_param(
+        "xbzrle compression (--compression-xbzrle-cache)",
+        "xbzrle-cache-size",
+        Side::Src,
+    )?;
+    let mem = hw.mem_bytes.ok_or_else(|| {
+        PlanError::Invalid(
+            "--compression-xbzrle-cache is a percentage of guest RAM, but the input has no \
+             launch header with hardware.mem_bytes: put gp-launch upstream"
+                .into(),
+        )
+    })?;
+    let wanted = mem / 100 * s.compression_xbzrle_cache;
+    // QEMU wants a power of two no smaller than a page.
+    let size = pow2_floor(wanted).max(4096);
+    if size != wanted {
+        plan.notes.push(format!(
+            "xbzrle cache: {}% of {} MiB is {} bytes; QEMU needs a power of two, using {} bytes",
+            s.compression_xbzrle_cache,
+            mem >> 20,
+            wanted,
+            size
+        ));
+    }
+    plan.cap(Side::Both, "xbzrle", true);
+    plan.params(Side::Src, |p| p.xbzrle_cache_size = Some(size));
+    Ok(())
+}
+
+fn multifd(plan: &mut Plan, s: &Scenario, q: &Qemus) -> Result<(), PlanError> {
+    q.need_cap("multifd (--multifd)", "multifd", Side::Both, "")?;
+    q.need_param(
+        "multifd (--multifd-channels)",
+        "multifd-channels",
+        Side::Both,
+    )?;
+    let channels = small("--multifd-channels", s.multifd_channels)?;
+    plan.cap(Side::Both, "multifd", true);
+    plan.params(Side::Both, |p| p.multifd_channels = Some(channels));
+    let method = s.multifd_compression.as_str();
+    if method.is_empty() {
+        return Ok(());
+    }
+    if !MULTIFD_COMPRESSION_METHODS.contains(&method) {
+        return Err(PlanError::Invalid(format!(
+            "--multifd-compression {method}: not a multifd compression method (one of: {})",
+            MULTIFD_COMPRESSION_METHODS.join(", ")
+        )));
+    }
+    q.need_param(
+        "multifd compression (--multifd-compression)",
+        "multifd-compression",
+        Side::Both,
+    )?;
+    for (role, facts) in q.each(Side::Both) {
+        let Some(methods) = facts
+            .schema
+            .as_ref()
+            .and_then(|s| s.multifd_compression_methods())
+        else {
+            continue;
+        };
+        if !methods.iter().any(|m| m == method) {
+            return Err(Qemus::unsupported(
+                &format!("multifd compression '{method}' (--multifd-compression)"),
+                facts,
                 format!(
-                    "it needs KVM with a dirty ring, but the source runs under {}",
-                    hw.accel.as_deref().unwrap_or("TCG")
+                    "it is not compiled into the {role} QEMU, which has: {}",
+                    methods.join(", ")
                 ),
             ));
         }
-        if hw.dirty_ring_size == Some(0) {
-            return Err(unsupported(
-                "dirty-limit (--dirty-limit)",
-                src,
-                "it needs the KVM dirty ring, but the VMs were launched without one (give \
-                 gp-launch --dirty-ring-size)"
-                    .into(),
-            ));
-        }
-        plan.cap(Side::Src, "dirty-limit", true);
-        plan.param(
-            Side::Src,
-            "x-vcpu-dirty-limit-period",
-            Value::from(scenario.x_vcpu_dirty_limit_period),
-        );
-        plan.param(
-            Side::Src,
-            "vcpu-dirty-limit",
-            Value::from(scenario.vcpu_dirty_limit),
-        );
     }
+    match <MultiFDCompression as qapi::Enum>::from_name(method) {
+        Some(m) => plan.params(Side::Both, |p| p.multifd_compression = Some(m)),
+        None => plan.untyped(Side::Both, "multifd-compression", &Value::from(method)),
+    }
+    Ok(())
+}
 
+fn dirty_limit(plan: &mut Plan, s: &Scenario, hw: &Hardware, q: &Qemus) -> Result<(), PlanError> {
+    let feature = "dirty-limit (--dirty-limit)";
+    q.need_cap(feature, "dirty-limit", Side::Src, "")?;
+    q.need_param(
+        "dirty-limit (--vcpu-dirty-limit)",
+        "vcpu-dirty-limit",
+        Side::Src,
+    )?;
+    let kvm = q
+        .src
+        .kvm_enabled
+        .unwrap_or(hw.accel.as_deref() == Some("kvm"));
+    if !kvm {
+        return Err(Qemus::unsupported(
+            feature,
+            q.src,
+            format!(
+                "it needs KVM with a dirty ring, but the source runs under {}",
+                hw.accel.as_deref().unwrap_or("TCG")
+            ),
+        ));
+    }
+    if hw.dirty_ring_size == Some(0) {
+        return Err(Qemus::unsupported(
+            feature,
+            q.src,
+            "it needs the KVM dirty ring, but the VMs were launched without one (give \
+             gp-launch --dirty-ring-size)"
+                .into(),
+        ));
+    }
+    plan.cap(Side::Src, "dirty-limit", true);
+    plan.params(Side::Src, |p| {
+        p.x_vcpu_dirty_limit_period = Some(s.x_vcpu_dirty_limit_period);
+        p.vcpu_dirty_limit = Some(s.vcpu_dirty_limit);
+    });
+    Ok(())
+}
+
+/// `--capability NAME[=on|off]`: any capability both QEMUs have.
+fn extra_capabilities(plan: &mut Plan, extras: &Extras, q: &Qemus) -> Result<(), PlanError> {
     for (name, on) in &extras.capabilities {
         let side = capability_side(name);
-        for (role, facts) in [(Role::Src, src), (Role::Dst, dst)] {
-            if side.includes(role) && !facts.has_capability(name) {
+        q.need(
+            &format!("migration capability '{name}' (--capability)"),
+            side,
+            |f| f.has_capability(name),
+            |role, facts| {
                 let known: Vec<&str> = facts.capabilities.keys().map(String::as_str).collect();
-                return Err(unsupported(
-                    &format!("migration capability '{name}' (--capability)"),
-                    facts,
-                    format!("the {role} QEMU has: {}", known.join(", ")),
-                ));
-            }
-        }
+                format!("the {role} QEMU has: {}", known.join(", "))
+            },
+        )?;
         plan.cap(side, name, *on);
     }
+    Ok(())
+}
 
+/// `--parameter NAME=VALUE`: any parameter both QEMUs have, typed per their schema; it
+/// overrides the scenario's value of the same name.
+fn extra_parameters(plan: &mut Plan, extras: &Extras, q: &Qemus) -> Result<(), PlanError> {
     for (name, text) in &extras.parameters {
         let side = parameter_side(name);
         let mut typed = None;
-        for (role, facts) in [(Role::Src, src), (Role::Dst, dst)] {
-            if !side.includes(role) {
-                continue;
-            }
+        for (role, facts) in q.each(side) {
             let Some(ty) = facts.param_type(name) else {
-                let mut known: Vec<&str> = facts.parameters.keys().map(String::as_str).collect();
-                if let Some(s) = &facts.schema {
-                    known = s.parameters.keys().map(String::as_str).collect();
-                }
-                return Err(unsupported(
+                return Err(Qemus::unsupported(
                     &format!("migration parameter '{name}' (--parameter)"),
                     facts,
-                    format!("the {role} QEMU has: {}", known.join(", ")),
+                    format!(
+                        "the {role} QEMU has: {}",
+                        facts.parameter_names().join(", ")
+                    ),
                 ));
             };
             let value = ty.parse(name, text).map_err(PlanError::Invalid)?;
@@ -502,10 +602,24 @@ pub fn build(
         }
         let value = typed.unwrap_or(Value::Null);
         plan.extra_parameters.insert(name.clone(), value.clone());
-        plan.param(side, name, value);
+        plan.untyped(side, name, &value);
     }
+    Ok(())
+}
 
-    Ok(plan)
+/// The parameters `settings` set that QEMU now reports with another value: name, wanted, got.
+pub fn changed<'a>(
+    settings: &Settings,
+    reported: &'a Map<String, Value>,
+) -> Vec<(String, Value, &'a Value)> {
+    settings
+        .parameter_values()
+        .into_iter()
+        .filter_map(|(name, wanted)| {
+            let got = reported.get(&name)?;
+            (*got != wanted).then_some((name, wanted, got))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -513,40 +627,60 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const QEMU10_CAPS: &[&str] = &[
+        "xbzrle",
+        "rdma-pin-all",
+        "auto-converge",
+        "zero-blocks",
+        "events",
+        "postcopy-ram",
+        "x-colo",
+        "release-ram",
+        "return-path",
+        "pause-before-switchover",
+        "multifd",
+        "dirty-bitmaps",
+        "postcopy-blocktime",
+        "late-block-activate",
+        "x-ignore-shared",
+        "validate-uuid",
+        "background-snapshot",
+        "zero-copy-send",
+        "postcopy-preempt",
+        "switchover-ack",
+        "dirty-limit",
+        "mapped-ram",
+    ];
+
+    fn facts(version: (i64, i64, i64), caps: &[&str], params: Value, schema: Value) -> Facts {
+        let version: VersionInfo = serde_json::from_value(json!({
+            "qemu": {"major": version.0, "minor": version.1, "micro": version.2}, "package": ""
+        }))
+        .unwrap();
+        let caps: Vec<CapabilityState> = caps
+            .iter()
+            .map(|c| CapabilityState {
+                capability: c.to_string(),
+                state: false,
+            })
+            .collect();
+        let (schema, skipped) = gp_qemu::qmp::decode_each::<SchemaInfo>(&schema).unwrap();
+        assert_eq!(skipped, 0);
+        let kvm = KvmInfo {
+            enabled: false,
+            present: true,
+        };
+        let params = params.as_object().unwrap().clone();
+        Facts::new(&version, &caps, params, Some(&schema), Some(&kvm))
+    }
+
     fn qemu10() -> Facts {
-        let caps: Vec<Value> = [
-            "xbzrle",
-            "rdma-pin-all",
-            "auto-converge",
-            "zero-blocks",
-            "events",
-            "postcopy-ram",
-            "x-colo",
-            "release-ram",
-            "return-path",
-            "pause-before-switchover",
-            "multifd",
-            "dirty-bitmaps",
-            "postcopy-blocktime",
-            "late-block-activate",
-            "x-ignore-shared",
-            "validate-uuid",
-            "background-snapshot",
-            "zero-copy-send",
-            "postcopy-preempt",
-            "switchover-ack",
-            "dirty-limit",
-            "mapped-ram",
-        ]
-        .iter()
-        .map(|c| json!({"capability": c, "state": false}))
-        .collect();
         let params = json!({"downtime-limit": 300, "max-bandwidth": 134217728,
             "multifd-channels": 2, "multifd-compression": "none", "xbzrle-cache-size": 67108864,
             "cpu-throttle-increment": 10, "cpu-throttle-tailslow": false,
             "x-vcpu-dirty-limit-period": 1000, "vcpu-dirty-limit": 1, "announce-max": 550});
         let schema = json!([
-            {"name": "migrate-set-parameters", "meta-type": "command", "arg-type": "1"},
+            {"name": "migrate-set-parameters", "meta-type": "command", "arg-type": "1", "ret-type": "0"},
             {"name": "1", "meta-type": "object", "members": [
                 {"name": "downtime-limit", "type": "int"},
                 {"name": "max-bandwidth", "type": "int"},
@@ -559,17 +693,23 @@ mod tests {
                 {"name": "vcpu-dirty-limit", "type": "int"},
                 {"name": "announce-max", "type": "int"}
             ]},
+            {"name": "0", "meta-type": "object", "members": []},
             {"name": "int", "meta-type": "builtin", "json-type": "int"},
             {"name": "bool", "meta-type": "builtin", "json-type": "boolean"},
-            {"name": "2", "meta-type": "enum", "values": ["none", "zlib", "zstd"]}
+            {"name": "2", "meta-type": "enum", "members": [{"name": "none"}, {"name": "zlib"}, {"name": "zstd"}],
+                "values": ["none", "zlib", "zstd"]}
         ]);
-        Facts::from_replies(
-            &json!({"qemu": {"major": 10, "minor": 0, "micro": 2}, "package": ""}),
-            &Value::Array(caps),
-            &params,
-            Some(&schema),
-            Some(&json!({"enabled": false, "present": true})),
-        )
+        facts((10, 0, 2), QEMU10_CAPS, params, schema)
+    }
+
+    /// A QEMU 8.2: multi-thread compression is still there, and its parameters are not in
+    /// qapi's schema.
+    fn qemu82() -> Facts {
+        let mut caps = QEMU10_CAPS.to_vec();
+        caps.extend(["compress", "block"]);
+        let params = json!({"downtime-limit": 300, "max-bandwidth": 134217728,
+            "compress-threads": 8, "decompress-threads": 2, "compress-level": 1});
+        facts((8, 2, 0), &caps, params, json!([]))
     }
 
     fn hw() -> Hardware {
@@ -584,19 +724,51 @@ mod tests {
         build(s, extras, &hw(), &qemu10(), &qemu10())
     }
 
+    fn names(caps: &[CapabilityState]) -> Vec<&str> {
+        caps.iter().map(|c| c.capability.as_str()).collect()
+    }
+
     #[test]
     fn default_scenario_sets_events_bandwidth_and_downtime() {
         let p = plan(&Scenario::default(), &Extras::default()).unwrap();
-        assert_eq!(p.src_capabilities, [("events".to_string(), true)]);
-        assert_eq!(p.dst_capabilities, [("events".to_string(), true)]);
+        assert_eq!(names(&p.src.capabilities), ["events"]);
+        assert_eq!(names(&p.dst.capabilities), ["events"]);
+        assert_eq!(p.src.parameters.max_bandwidth, Some(125_000u64 << 20));
+        assert_eq!(p.src.parameters.downtime_limit, Some(500));
         assert_eq!(
-            p.src_parameters,
-            [
-                ("max-bandwidth".to_string(), json!(125_000u64 << 20)),
-                ("downtime-limit".to_string(), json!(500)),
-            ]
+            p.src.parameter_values(),
+            *json!({"max-bandwidth": 125_000u64 << 20, "downtime-limit": 500})
+                .as_object()
+                .unwrap()
         );
-        assert!(p.dst_parameters.is_empty());
+        assert!(p.src.untyped_parameters.is_empty());
+        assert!(p.dst.parameter_values().is_empty());
+    }
+
+    #[test]
+    fn post_copy_and_pause_plans() {
+        let post = Scenario {
+            post_copy: true,
+            ..Scenario::default()
+        };
+        let p = plan(&post, &Extras::default()).unwrap();
+        assert_eq!(names(&p.src.capabilities), ["events", "postcopy-ram"]);
+        assert_eq!(names(&p.dst.capabilities), ["events", "postcopy-ram"]);
+        // Pausing is `stop` during the migration: nothing to configure.
+        let pause = Scenario {
+            pause: true,
+            ..Scenario::default()
+        };
+        let p = plan(&pause, &Extras::default()).unwrap();
+        assert_eq!(names(&p.src.capabilities), ["events"]);
+        let mut no_post = qemu10();
+        no_post.capabilities.remove("postcopy-ram");
+        let e = build(&post, &Extras::default(), &hw(), &qemu10(), &no_post).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "post-copy (--post-copy) is not supported by QEMU 10.0.2: the dst QEMU has no \
+             'postcopy-ram' migration capability"
+        );
     }
 
     #[test]
@@ -612,9 +784,8 @@ mod tests {
             ..Scenario::default()
         };
         let p = plan(&s, &Extras::default()).unwrap();
-        let caps = |l: &[(String, bool)]| l.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         assert_eq!(
-            caps(&p.src_capabilities),
+            names(&p.src.capabilities),
             [
                 "events",
                 "auto-converge",
@@ -624,33 +795,27 @@ mod tests {
             ]
         );
         assert_eq!(
-            caps(&p.dst_capabilities),
+            names(&p.dst.capabilities),
             ["events", "postcopy-ram", "xbzrle", "multifd"]
         );
-        let get =
-            |l: &[(String, Value)], n: &str| l.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        assert_eq!(
-            get(&p.src_parameters, "cpu-throttle-increment"),
-            Some(json!(20))
-        );
+        assert_eq!(p.src.parameters.cpu_throttle_increment, Some(20));
         // 10% of 256 MiB is 25.6 MiB: rounded down to 16 MiB.
-        assert_eq!(
-            get(&p.src_parameters, "xbzrle-cache-size"),
-            Some(json!(16u64 << 20))
-        );
+        assert_eq!(p.src.parameters.xbzrle_cache_size, Some(16u64 << 20));
         assert!(p.notes.iter().any(|n| n.contains("power of two")));
-        assert_eq!(get(&p.dst_parameters, "multifd-channels"), Some(json!(4)));
+        assert_eq!(p.dst.parameters.multifd_channels, Some(4));
         assert_eq!(
-            get(&p.dst_parameters, "multifd-compression"),
-            Some(json!("zstd"))
+            p.dst.parameters.multifd_compression,
+            Some(MultiFDCompression::zstd)
         );
-        assert_eq!(get(&p.dst_parameters, "xbzrle-cache-size"), None);
+        assert_eq!(p.dst.parameters.xbzrle_cache_size, None);
+        assert_eq!(p.dst.parameters.max_bandwidth, None);
     }
 
     #[test]
-    fn multi_thread_compression_is_refused_on_qemu_10() {
+    fn multi_thread_compression_is_refused_on_qemu_10_and_set_untyped_on_8_2() {
         let s = Scenario {
             compression_mt: true,
+            compression_mt_threads: 4,
             ..Scenario::default()
         };
         let e = plan(&s, &Extras::default()).unwrap_err();
@@ -666,6 +831,20 @@ mod tests {
             msg.contains("removed multi-thread compression in 9.1"),
             "{msg}"
         );
+        let p = build(&s, &Extras::default(), &hw(), &qemu82(), &qemu82()).unwrap();
+        assert!(p
+            .src
+            .capabilities
+            .iter()
+            .any(|c| c.capability == "compress"));
+        assert!(p
+            .src
+            .capabilities
+            .iter()
+            .all(|c| c.capability != "compress" || c.state));
+        assert_eq!(p.src.untyped_parameters["compress-threads"], json!(4));
+        assert_eq!(p.dst.untyped_parameters["decompress-threads"], json!(4));
+        assert!(!p.dst.untyped_parameters.contains_key("compress-threads"));
     }
 
     #[test]
@@ -682,6 +861,15 @@ mod tests {
         let s = Scenario {
             multifd: true,
             multifd_compression: "lz4".into(),
+            ..Scenario::default()
+        };
+        assert!(matches!(
+            plan(&s, &Extras::default()),
+            Err(PlanError::Invalid(_))
+        ));
+        let s = Scenario {
+            multifd: true,
+            multifd_channels: 300,
             ..Scenario::default()
         };
         assert!(matches!(
@@ -717,11 +905,10 @@ mod tests {
             ..no_ring
         };
         let p = build(&s, &Extras::default(), &ring, &kvm, &kvm).unwrap();
-        assert!(p.src_capabilities.contains(&("dirty-limit".into(), true)));
-        assert!(!p.dst_capabilities.iter().any(|(n, _)| n == "dirty-limit"));
-        assert!(p
-            .src_parameters
-            .contains(&("x-vcpu-dirty-limit-period".into(), json!(500))));
+        assert!(names(&p.src.capabilities).contains(&"dirty-limit"));
+        assert!(!names(&p.dst.capabilities).contains(&"dirty-limit"));
+        assert_eq!(p.src.parameters.x_vcpu_dirty_limit_period, Some(500));
+        assert_eq!(p.src.parameters.vcpu_dirty_limit, Some(1));
     }
 
     #[test]
@@ -738,29 +925,18 @@ mod tests {
             ],
         };
         let p = plan(&Scenario::default(), &extras).unwrap();
-        assert!(p.src_capabilities.contains(&("return-path".into(), true)));
-        assert!(p.dst_capabilities.contains(&("return-path".into(), true)));
-        assert!(!p
-            .dst_capabilities
-            .iter()
-            .any(|(n, _)| n == "pause-before-switchover"));
-        assert!(p
-            .dst_parameters
-            .contains(&("announce-max".into(), json!(600))));
-        assert!(p
-            .src_parameters
-            .contains(&("cpu-throttle-tailslow".into(), json!(true))));
-        // --parameter overrides the scenario's value in place.
-        assert!(p
-            .src_parameters
-            .contains(&("downtime-limit".into(), json!(750))));
+        assert!(names(&p.src.capabilities).contains(&"return-path"));
+        assert!(names(&p.dst.capabilities).contains(&"return-path"));
+        assert!(!names(&p.dst.capabilities).contains(&"pause-before-switchover"));
+        assert_eq!(p.dst.untyped_parameters["announce-max"], json!(600));
         assert_eq!(
-            p.src_parameters
-                .iter()
-                .filter(|(n, _)| n == "downtime-limit")
-                .count(),
-            1
+            p.src.untyped_parameters["cpu-throttle-tailslow"],
+            json!(true)
         );
+        // --parameter overrides the scenario's value: set once, as given.
+        assert_eq!(p.src.parameters.downtime_limit, None);
+        assert_eq!(p.src.parameters.max_bandwidth, Some(125_000u64 << 20));
+        assert_eq!(p.src.parameter_values()["downtime-limit"], json!(750));
         assert_eq!(p.extra_parameters["announce-max"], json!(600));
 
         let bad = Extras {
@@ -780,6 +956,10 @@ mod tests {
         };
         let msg = plan(&Scenario::default(), &bad).unwrap_err().to_string();
         assert!(msg.contains("'warp-factor'"), "{msg}");
+        assert!(
+            msg.contains("has: announce-max, cpu-throttle-increment"),
+            "{msg}"
+        );
         let bad = Extras {
             parameters: vec![("announce-max".into(), "lots".into())],
             ..Extras::default()
@@ -788,6 +968,30 @@ mod tests {
             plan(&Scenario::default(), &bad),
             Err(PlanError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn facts_come_from_typed_replies() {
+        let f = qemu82();
+        assert_eq!(f.version, "8.2.0");
+        assert_eq!(f.capabilities.get("compress"), Some(&false));
+        assert_eq!(f.kvm_enabled, Some(false));
+        // An empty schema has no migrate-set-parameters: values type the parameters.
+        assert!(f.schema.is_none());
+        assert_eq!(f.param_type("compress-threads"), Some(ParamType::Int));
+        assert_eq!(f.param_type("warp-factor"), None);
+    }
+
+    #[test]
+    fn values_qemu_changed_are_found() {
+        let p = plan(&Scenario::default(), &Extras::default()).unwrap();
+        let reported = json!({"max-bandwidth": 125_000u64 << 20, "downtime-limit": 400,
+            "announce-max": 1});
+        let changed = changed(&p.src, reported.as_object().unwrap());
+        assert_eq!(
+            changed,
+            [("downtime-limit".to_string(), json!(500), &json!(400))]
+        );
     }
 
     #[test]

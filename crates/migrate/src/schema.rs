@@ -1,9 +1,12 @@
-//! What this QEMU's QMP schema says about migration parameters (`query-qmp-schema`), so a
-//! `--parameter NAME=VALUE` given as text reaches QEMU as the JSON type it expects, and a
-//! multifd compression method that is not compiled in is refused before anything starts.
+//! What this QEMU's QMP schema says about migration parameters (`query-qmp-schema`, read
+//! through qapi's types), so a `--parameter NAME=VALUE` given as text reaches QEMU as the JSON
+//! type it expects, and a multifd compression method that is not compiled in is refused before
+//! anything starts. The schema is the running QEMU's own, so it knows parameters newer than
+//! qapi's: this is what types the escape hatch.
 
 use std::collections::BTreeMap;
 
+use qapi::qmp::{JSONType, SchemaInfo, SchemaInfoBase};
 use serde_json::Value;
 
 /// The JSON shape QEMU expects for one migration parameter.
@@ -78,25 +81,22 @@ pub struct MigrationSchema {
 }
 
 impl MigrationSchema {
-    /// Reads the reply of `query-qmp-schema`. `None` if it has no `migrate-set-parameters`.
-    pub fn from_introspection(schema: &Value) -> Option<MigrationSchema> {
-        let entries = schema.as_array()?;
-        let by_name: BTreeMap<&str, &Value> = entries
+    /// Reads `query-qmp-schema` (qapi's typed entries). `None` if it has no
+    /// `migrate-set-parameters`.
+    pub fn from_introspection(entries: &[SchemaInfo]) -> Option<MigrationSchema> {
+        let by_name: BTreeMap<&str, &SchemaInfo> =
+            entries.iter().map(|e| (base(e).name.as_str(), e)).collect();
+        let SchemaInfo::command { command, .. } = by_name.get("migrate-set-parameters")? else {
+            return None;
+        };
+        let SchemaInfo::object { object, .. } = by_name.get(command.arg_type.as_str())? else {
+            return None;
+        };
+        let parameters = object
+            .members
             .iter()
-            .filter_map(|e| Some((e.get("name")?.as_str()?, e)))
+            .map(|m| (m.name.clone(), resolve(&by_name, &m.type_)))
             .collect();
-        let command = by_name.get("migrate-set-parameters")?;
-        let args = by_name.get(command.get("arg-type")?.as_str()?)?;
-        let mut parameters = BTreeMap::new();
-        for member in args.get("members")?.as_array()? {
-            let (Some(name), Some(ty)) = (
-                member.get("name").and_then(Value::as_str),
-                member.get("type").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            parameters.insert(name.to_string(), resolve(&by_name, ty));
-        }
         Some(MigrationSchema { parameters })
     }
 
@@ -109,55 +109,43 @@ impl MigrationSchema {
     }
 }
 
-fn resolve(by_name: &BTreeMap<&str, &Value>, ty: &str) -> ParamType {
-    let Some(t) = by_name.get(ty) else {
-        return ParamType::Json;
-    };
-    match t.get("meta-type").and_then(Value::as_str) {
-        Some("builtin") => match t.get("json-type").and_then(Value::as_str) {
-            Some("int") => ParamType::Int,
-            Some("number") => ParamType::Number,
-            Some("boolean") => ParamType::Bool,
-            Some("string") => ParamType::Str,
+fn base(e: &SchemaInfo) -> &SchemaInfoBase {
+    match e {
+        SchemaInfo::alternate { base, .. }
+        | SchemaInfo::array { base, .. }
+        | SchemaInfo::builtin { base, .. }
+        | SchemaInfo::command { base, .. }
+        | SchemaInfo::enum_ { base, .. }
+        | SchemaInfo::event { base, .. }
+        | SchemaInfo::object { base, .. } => base,
+    }
+}
+
+fn resolve(by_name: &BTreeMap<&str, &SchemaInfo>, ty: &str) -> ParamType {
+    match by_name.get(ty) {
+        Some(SchemaInfo::builtin { builtin, .. }) => match builtin.json_type {
+            JSONType::int => ParamType::Int,
+            JSONType::number => ParamType::Number,
+            JSONType::boolean => ParamType::Bool,
+            JSONType::string => ParamType::Str,
             _ => ParamType::Json,
         },
-        Some("enum") => {
-            let values = t
-                .get("members")
-                .and_then(Value::as_array)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|v| v.get("name")?.as_str().map(String::from))
-                        .collect()
-                })
-                .or_else(|| {
-                    t.get("values").and_then(Value::as_array).map(|v| {
-                        v.iter()
-                            .filter_map(|s| s.as_str().map(String::from))
-                            .collect()
-                    })
-                })
-                .unwrap_or_default();
-            ParamType::Enum(values)
+        Some(SchemaInfo::enum_ { enum_, .. }) => {
+            ParamType::Enum(enum_.members.iter().map(|m| m.name.clone()).collect())
         }
-        Some("alternate") => {
-            let kinds: Vec<ParamType> = t
-                .get("members")
-                .and_then(Value::as_array)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|v| v.get("type")?.as_str())
-                        .map(|inner| match by_name.get(inner) {
-                            Some(i)
-                                if i.get("json-type").and_then(Value::as_str) == Some("null") =>
-                            {
-                                ParamType::StrOrNull
-                            }
-                            _ => resolve(by_name, inner),
-                        })
-                        .collect()
+        Some(SchemaInfo::alternate { alternate, .. }) => {
+            let kinds: Vec<ParamType> = alternate
+                .members
+                .iter()
+                .map(|m| match by_name.get(m.type_.as_str()) {
+                    Some(SchemaInfo::builtin { builtin, .. })
+                        if builtin.json_type == JSONType::null =>
+                    {
+                        ParamType::StrOrNull
+                    }
+                    _ => resolve(by_name, &m.type_),
                 })
-                .unwrap_or_default();
+                .collect();
             if kinds.contains(&ParamType::Str) && kinds.contains(&ParamType::StrOrNull) {
                 ParamType::StrOrNull
             } else if kinds.len() == 1 {
@@ -198,9 +186,15 @@ mod tests {
         ])
     }
 
+    fn typed(raw: &Value) -> Vec<SchemaInfo> {
+        let (entries, skipped) = gp_qemu::qmp::decode_each(raw).unwrap();
+        assert_eq!(skipped, 0);
+        entries
+    }
+
     #[test]
     fn parameters_are_typed_from_the_schema() {
-        let s = MigrationSchema::from_introspection(&schema()).unwrap();
+        let s = MigrationSchema::from_introspection(&typed(&schema())).unwrap();
         assert_eq!(s.parameters["downtime-limit"], ParamType::Int);
         assert_eq!(s.parameters["cpu-throttle-tailslow"], ParamType::Bool);
         assert_eq!(s.parameters["tls-creds"], ParamType::StrOrNull);
@@ -214,7 +208,7 @@ mod tests {
 
     #[test]
     fn values_are_converted_or_refused_with_the_expected_type() {
-        let s = MigrationSchema::from_introspection(&schema()).unwrap();
+        let s = MigrationSchema::from_introspection(&typed(&schema())).unwrap();
         let p = |name: &str, text: &str| s.parameters[name].parse(name, text);
         assert_eq!(p("downtime-limit", "300").unwrap(), json!(300));
         assert_eq!(p("cpu-throttle-tailslow", "on").unwrap(), json!(true));
@@ -236,7 +230,11 @@ mod tests {
 
     #[test]
     fn a_schema_without_the_command_is_none() {
-        assert!(MigrationSchema::from_introspection(&json!([])).is_none());
-        assert!(MigrationSchema::from_introspection(&json!({})).is_none());
+        assert!(MigrationSchema::from_introspection(&[]).is_none());
+        let no_args = typed(&json!([
+            {"name": "migrate-set-parameters", "meta-type": "command", "arg-type": "0", "ret-type": "0"},
+            {"name": "0", "meta-type": "builtin", "json-type": "int"}
+        ]));
+        assert!(MigrationSchema::from_introspection(&no_args).is_none());
     }
 }

@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 /// What a fake QEMU does with one command.
 enum Reply {
     Return(Value),
+    /// An event line as given, then the return value.
+    EventThen(&'static str, Value),
     Error(&'static str),
     /// Never answer (keep reading).
     Silent,
@@ -77,6 +79,7 @@ impl FakeQemu {
                 };
                 let text = match reply {
                     Reply::Return(v) => json!({ "return": v }).to_string(),
+                    Reply::EventThen(event, v) => format!("{event}\n{}", json!({ "return": v })),
                     Reply::Error(desc) => {
                         json!({"error": {"class": "GenericError", "desc": desc}}).to_string()
                     }
@@ -341,4 +344,42 @@ fn a_signal_before_migrating_ends_the_run_with_an_interrupted_result() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("\"outcome\":\"interrupted\""), "{text}");
     assert!(src.got("quit") && dst.got("quit"));
+}
+
+#[test]
+fn replies_and_events_newer_than_the_schema_reach_the_records_as_sent() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static POLLS: AtomicUsize = AtomicUsize::new(0);
+    fn src(command: &str, args: &Value) -> Reply {
+        match command {
+            "migrate" => Reply::EventThen(
+                r#"{"event": "FROM_QEMU_99", "data": {"x": 1}, "timestamp": {"seconds": 1700000000, "microseconds": 5}}"#,
+                json!({}),
+            ),
+            // A status and a member qapi's schema does not have, then completion.
+            "query-migrate" => Reply::Return(match POLLS.fetch_add(1, Ordering::SeqCst) {
+                0 => json!({"status": "from-qemu-99", "member-from-qemu-99": {"y": 2}}),
+                _ => json!({"status": "completed", "total-time": 12}),
+            }),
+            _ => qemu10(command, args),
+        }
+    }
+    let (o, _, _) = run(&[], src, qemu10);
+    assert_eq!(o.status, ExitStatus::Completed, "{:#?}", o.lines);
+    let progress = o.of_type("progress");
+    let first = progress
+        .iter()
+        .find(|p| p["role"] == "src")
+        .expect("a source snapshot");
+    assert_eq!(first["status"], "from-qemu-99");
+    assert_eq!(first["info"]["member-from-qemu-99"], json!({"y": 2}));
+    let event = o
+        .of_type("qmp_event")
+        .into_iter()
+        .find(|e| e["event"] == "FROM_QEMU_99")
+        .unwrap_or_else(|| panic!("the event is lost: {:#?}", o.lines));
+    assert_eq!(event["role"], "src");
+    assert_eq!(event["data"], json!({"x": 1}));
+    assert!((event["qemu_time_s"].as_f64().unwrap() - 1_700_000_000.000005).abs() < 1e-6);
+    assert_eq!(o.of_type("result")[0]["total_time_ms"], 12);
 }

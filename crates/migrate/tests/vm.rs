@@ -295,12 +295,46 @@ fn scenario(run: &Run) -> &Value {
     run.one("scenario")
 }
 
+/// Pre-copy that cannot converge while the guest runs: at 64 MiB/s a pass over 256 MiB takes
+/// 4 s while `stress` dirties the guest's memory far faster, and with 1 ms of downtime allowed
+/// QEMU completes only once nothing is dirtied (the guest paused, or post-copy). Tests that
+/// assert a pause or a post-copy switch use it, so the migration cannot end before either.
+const NO_CONVERGENCE: [&str; 4] = ["--bandwidth", "64", "--downtime", "1"];
+
+/// The arguments with [`NO_CONVERGENCE`].
+fn unconverging(args: &[&'static str]) -> Vec<&'static str> {
+    NO_CONVERGENCE.iter().chain(args).copied().collect()
+}
+
+/// The source reported this migration status, in a QMP event (the `events` capability is on,
+/// so no status is missed between polls).
+fn src_reached(run: &Run, status: &str) -> bool {
+    run.of_type("qmp_event")
+        .any(|e| e["role"] == "src" && e["event"] == "MIGRATION" && e["data"]["status"] == status)
+}
+
+/// The source's pre-copy was still running when gp-migrate paused it: a snapshot after the
+/// `pause` action still says `active`.
+fn paused_during_pre_copy(run: &Run) -> bool {
+    let paused = run.action_time("pause");
+    run.of_type("progress").any(|p| {
+        p["role"] == "src" && p["status"] == "active" && p["time_s"].as_f64().unwrap() > paused
+    })
+}
+
 #[test]
 fn pause_after_one_pass_completes_and_the_destination_runs_the_workload() {
     let _lock = vm_test_lock();
-    let run = run(&["--sleep", "1", "--pause", "--pause-iters", "1"]);
+    let run = run(&unconverging(&[
+        "--sleep",
+        "1",
+        "--pause",
+        "--pause-iters",
+        "1",
+    ]));
     run.summary("pause");
     assert_completed(&run);
+    assert!(paused_during_pre_copy(&run), "{}", run.dump());
     let actions = run.actions();
     assert!(
         actions.contains(&("pause".into(), "src".into())),
@@ -338,13 +372,20 @@ fn pause_after_one_pass_completes_and_the_destination_runs_the_workload() {
     assert!(completed["qemu_time_s"].as_f64().unwrap() > 1.0e9);
     assert_eq!(scenario(&run)["capabilities"]["events"], true);
     assert_eq!(scenario(&run)["dst_capabilities"]["events"], true);
-    assert_eq!(scenario(&run)["parameters"]["downtime-limit"], 500);
+    assert_eq!(scenario(&run)["parameters"]["downtime-limit"], 1);
+    assert_eq!(scenario(&run)["parameters"]["max-bandwidth"], 64u64 << 20);
 }
 
 #[test]
 fn post_copy_after_one_pass_completes_and_the_destination_keeps_running() {
     let _lock = vm_test_lock();
-    let run = run(&["--sleep", "1", "--post-copy", "--post-copy-iters", "1"]);
+    let run = run(&unconverging(&[
+        "--sleep",
+        "1",
+        "--post-copy",
+        "--post-copy-iters",
+        "1",
+    ]));
     run.summary("post-copy");
     assert_completed(&run);
     assert_eq!(scenario(&run)["capabilities"]["postcopy-ram"], true);
@@ -352,11 +393,7 @@ fn post_copy_after_one_pass_completes_and_the_destination_keeps_running() {
     let switched = run.action_time("postcopy");
     assert!(run.workload_after("dst", switched) > 0, "{}", run.dump());
     assert!(
-        run.of_type("progress")
-            .any(|p| p["status"] == "postcopy-active"
-                || run
-                    .of_type("qmp_event")
-                    .any(|e| e["data"]["status"] == "postcopy-active")),
+        src_reached(&run, "postcopy-active"),
         "never saw postcopy-active\n{}",
         run.dump()
     );
@@ -623,11 +660,12 @@ fn tcp_transport_migrates() {
     let _lock = vm_test_lock();
     let run = pipeline(
         &["--transport", "tcp"],
-        &["--sleep", "1", "--pause", "--pause-iters", "1"],
+        &unconverging(&["--sleep", "1", "--pause", "--pause-iters", "1"]),
         &mut |_, _| true,
     );
     run.summary("tcp");
     assert_completed(&run);
+    assert!(paused_during_pre_copy(&run), "{}", run.dump());
     let dst = run.of_type("vm").find(|v| v["role"] == "dst").unwrap();
     assert!(
         dst["migrate_uri"].as_str().unwrap().starts_with("tcp:"),
@@ -646,11 +684,17 @@ fn unix_transport_migrates_without_pausing() {
     // Post-copy after two passes: the unix socket path, no pause involved.
     let run = pipeline(
         &["--transport", "unix"],
-        &["--sleep", "1", "--post-copy", "--post-copy-iters", "2"],
+        &unconverging(&["--sleep", "1", "--post-copy", "--post-copy-iters", "2"]),
         &mut |_, _| true,
     );
     run.summary("unix");
     assert_completed(&run);
+    assert!(src_reached(&run, "postcopy-active"), "{}", run.dump());
+    assert!(
+        !run.actions().iter().any(|(a, _)| a == "pause"),
+        "{}",
+        run.dump()
+    );
     let dst = run.of_type("vm").find(|v| v["role"] == "dst").unwrap();
     assert!(
         dst["migrate_uri"].as_str().unwrap().starts_with("unix:"),

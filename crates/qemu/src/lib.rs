@@ -3,7 +3,8 @@
 //! - [`paths`]: where the guest kernel and the stress initrd live.
 //! - [`binary`]: finding the QEMU binary, its version and accelerators.
 //! - [`kernel`]: finding the guest kernel.
-//! - [`qmp`]: QMP connections over qapi's synchronous client that never hang.
+//! - [`qmp`]: the one QMP client: qapi's typed commands and replies over its synchronous client,
+//!   replies and events also kept as QEMU sent them, waits that never hang.
 //! - [`process`]: supervising a child so it never outlives us; exit status as code or
 //!   128+signal; stderr tails for error messages.
 //! - [`bind`]: CPU and NUMA memory binding through numactl or natively.

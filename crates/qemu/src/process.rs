@@ -560,6 +560,19 @@ pub fn format_tail(lines: &[String]) -> String {
     out
 }
 
+/// Whether a local process exists and has not exited: a zombie waiting to be reaped (by
+/// whichever process started it) has exited. Read from `/proc/PID/stat` with procfs.
+pub fn is_running(pid: u32) -> bool {
+    use procfs::process::{ProcState, Process};
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    let state = Process::new(pid)
+        .and_then(|p| p.stat())
+        .and_then(|s| s.state());
+    !matches!(state, Err(_) | Ok(ProcState::Zombie | ProcState::Dead))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,26 +650,35 @@ mod tests {
     }
 
     #[test]
+    fn a_zombie_is_not_running() {
+        assert!(is_running(std::process::id()));
+        assert!(!is_running(999_999_999));
+        let mut zombie = Command::new("true").spawn().unwrap();
+        let pid = zombie.id();
+        // Not reaped yet: a zombie once it has exited (nothing to wait on without reaping it).
+        let gone = crate::testing::wait_until(Duration::from_secs(5), || !is_running(pid));
+        assert!(gone, "an exited, unreaped child counts as running");
+        zombie.wait().unwrap();
+    }
+
+    #[test]
     fn dropping_kills_the_child() {
         let child = spawn(&sh("exec sleep 1000"), Hooks::discard()).unwrap();
         let pid = child.pid();
         drop(child);
         // Reaped by the drop: the pid is no longer our child.
-        // SAFETY: kill with signal 0 only checks existence.
-        let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
-        assert!(!alive || !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists());
+        assert!(!is_running(pid));
     }
 
     #[test]
     fn child_leads_its_own_process_group() {
         let child = spawn(&sh("exec sleep 1000"), Hooks::discard()).unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.pid())).unwrap();
-        let after_comm = stat.rsplit_once(')').unwrap().1;
-        let fields: Vec<&str> = after_comm.split_whitespace().collect();
-        // Fields after the command: state ppid pgrp ...
+        let stat = procfs::process::Process::new(child.pid() as i32)
+            .and_then(|p| p.stat())
+            .unwrap();
         assert_eq!(
-            fields[2],
-            child.pid().to_string(),
+            stat.pgrp,
+            child.pid() as i32,
             "child must lead its own process group"
         );
         child.kill_and_reap();

@@ -53,15 +53,7 @@ pub fn require_qemu() -> crate::binary::QemuBinary {
 
 /// Whether a process with this pid exists and is not a zombie.
 pub fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X") | None)
-        }
-        Err(_) => false,
-    }
+    crate::process::is_running(pid)
 }
 
 /// Waits until `cond` holds or `timeout` passes, checking every few milliseconds. Returns

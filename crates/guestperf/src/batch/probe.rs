@@ -11,19 +11,18 @@
 //! gp-migrate checks the same things against the real VMs and exits with status 6 when it
 //! refuses a scenario; the batch treats that as a skip too, so a probe that says yes wrongly
 //! costs one VM boot, never a wrong result.
+//!
+//! QEMU runs under gp-qemu's supervision (it dies with us, its stderr is kept) and is asked
+//! through gp-qemu's QMP client on a socket in a private runtime directory, every reply bounded
+//! by what is left of the probe's time.
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
-use qapi::{ExecuteError, Qmp, Stream};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use gp_qemu::process::{self, Hooks, SpawnError, Spec};
+use gp_qemu::qmp::{CapabilityState, Qmp, QmpError};
+use gp_qemu::runtime::RuntimeDir;
+use qapi::qmp;
 
 use crate::options::{Accel, Requirements};
 
@@ -72,79 +71,20 @@ pub enum ProbeError {
     Spawn {
         binary: String,
         #[source]
-        source: std::io::Error,
+        source: SpawnError,
     },
-    #[error("capability probe: QEMU ({binary}) failed: {stderr}")]
+    #[error("cannot make a runtime directory for the capability probe's QMP socket")]
+    Socket(#[source] std::io::Error),
+    #[error("capability probe: QEMU ({binary}) failed (its stderr: {stderr})")]
     Qemu {
         binary: String,
         stderr: String,
         #[source]
-        source: std::io::Error,
+        source: QmpError,
     },
     #[error("capability probe: QEMU did not answer within {0:?}; it was killed")]
     Timeout(Duration),
 }
-
-#[derive(Debug, Serialize)]
-struct QueryMigrateCapabilities {}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CapabilityStatus {
-    capability: String,
-    state: bool,
-}
-
-impl qapi::Command for QueryMigrateCapabilities {
-    type Ok = Vec<CapabilityStatus>;
-    const NAME: &'static str = "query-migrate-capabilities";
-    const ALLOW_OOB: bool = false;
-}
-
-#[derive(Debug, Serialize)]
-struct MigrateSetCapabilities {
-    capabilities: Vec<CapabilityStatus>,
-}
-
-impl qapi::Command for MigrateSetCapabilities {
-    type Ok = qapi::Empty;
-    const NAME: &'static str = "migrate-set-capabilities";
-    const ALLOW_OOB: bool = false;
-}
-
-#[derive(Debug, Serialize)]
-#[serde(transparent)]
-struct MigrateSetParameters(Map<String, Value>);
-
-impl qapi::Command for MigrateSetParameters {
-    type Ok = qapi::Empty;
-    const NAME: &'static str = "migrate-set-parameters";
-    const ALLOW_OOB: bool = false;
-}
-
-#[derive(Debug, Serialize)]
-struct QueryKvm {}
-
-#[derive(Debug, Deserialize)]
-struct KvmInfo {
-    enabled: bool,
-}
-
-impl qapi::Command for QueryKvm {
-    type Ok = KvmInfo;
-    const NAME: &'static str = "query-kvm";
-    const ALLOW_OOB: bool = false;
-}
-
-#[derive(Debug, Serialize)]
-struct Quit {}
-
-impl qapi::Command for Quit {
-    type Ok = qapi::Empty;
-    const NAME: &'static str = "quit";
-    const ALLOW_OOB: bool = false;
-}
-
-type Conn = Qmp<Stream<BufReader<ChildStdout>, ChildStdin>>;
 
 /// Starts `binary` with no machine, checks each of `requirements`, and stops it again.
 pub fn probe(
@@ -153,150 +93,88 @@ pub fn probe(
     requirements: &[Requirements],
     timeout: Duration,
 ) -> Result<ProbeReport, ProbeError> {
-    let mut cmd = Command::new(binary);
-    cmd.args([
+    let deadline = Instant::now() + timeout;
+    let dir = RuntimeDir::new("gp-probe").map_err(ProbeError::Socket)?;
+    let socket = dir.socket_path("qmp.sock").map_err(ProbeError::Socket)?;
+    let mut spec = Spec::new("qemu-probe", binary.as_os_str());
+    spec.args([
         "-machine",
         "none",
         "-nodefaults",
         "-display",
         "none",
         "-qmp",
-        "stdio",
     ])
-    .args(accel.qemu_args())
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|source| ProbeError::Spawn {
+    .arg(format!("unix:{},server=on,wait=off", socket.display()))
+    .args(accel.qemu_args());
+    let child = process::spawn(&spec, Hooks::discard()).map_err(|source| ProbeError::Spawn {
         binary: binary.display().to_string(),
         source,
     })?;
-
-    // QEMU's stderr, read as it comes so it can never block QEMU.
-    let stderr_text = Arc::new(Mutex::new(String::new()));
-    let mut stderr = child.stderr.take().expect("piped");
-    let stderr_sink = Arc::clone(&stderr_text);
-    let stderr_thread = thread::spawn(move || {
-        let mut buf = String::new();
-        let _ = stderr.read_to_string(&mut buf);
-        stderr_sink.lock().unwrap().push_str(&buf);
-    });
-
-    // Watchdog: kill QEMU if the conversation takes too long (reads have no timeout).
-    let (done_tx, done_rx) = bounded::<()>(1);
-    let pid = child.id() as libc::pid_t;
-    let timed_out = Arc::new(Mutex::new(false));
-    let timed_out_flag = Arc::clone(&timed_out);
-    let watchdog = thread::spawn(move || {
-        if done_rx.recv_timeout(timeout).is_err() {
-            *timed_out_flag.lock().unwrap() = true;
-            // SAFETY: kill(2) on our child, which is not reaped before this thread is joined.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
+    let result = Qmp::connector(&socket)
+        .deadline(deadline)
+        .timeout(timeout)
+        .keep_trying(|| match child.has_exited() {
+            true => Err("QEMU exited".into()),
+            false => Ok(()),
+        })
+        .connect()
+        .and_then(|mut q| {
+            let report = converse(&mut q, requirements, deadline);
+            if report.is_ok() {
+                let _ = q.quit();
             }
-        }
-    });
-
-    let stdin = child.stdin.take().expect("piped");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-    // The greeting is read here: qapi's own greeting reader panics at end of input.
-    let result = read_greeting(&mut stdout).and_then(|greeting| {
-        let mut qmp: Conn = Qmp::new(Stream::new(stdout, stdin));
-        let result = converse(&mut qmp, &greeting, requirements);
-        if result.is_ok() {
-            let _ = qmp.execute(&Quit {});
-        }
-        result
-    });
-    let _ = done_tx.send(());
-    let _ = watchdog.join();
-    // Quit was sent (or the conversation failed): make sure it is gone, then reap it.
-    if !matches!(child.try_wait(), Ok(Some(_))) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
+            report
+        });
+    // Quit was sent (or the conversation failed): give QEMU a moment, then make sure.
+    if child
+        .wait_until(Instant::now() + Duration::from_secs(5))
+        .is_none()
+    {
+        child.kill_and_reap();
     }
-    let _ = child.wait();
-    let _ = stderr_thread.join();
-
-    if *timed_out.lock().unwrap() {
-        return Err(ProbeError::Timeout(timeout));
-    }
-    result.map_err(|source| ProbeError::Qemu {
-        binary: binary.display().to_string(),
-        stderr: {
-            let text = stderr_text.lock().unwrap();
-            let text = text.trim();
-            if text.is_empty() {
-                "(nothing on stderr)".to_string()
-            } else {
-                text.to_string()
-            }
-        },
-        source,
+    result.map_err(|source| {
+        if source.is_timeout() {
+            return ProbeError::Timeout(timeout);
+        }
+        let tail = child.stderr_tail_after_exit();
+        let text = tail.join("\n");
+        ProbeError::Qemu {
+            binary: binary.display().to_string(),
+            stderr: match text.trim() {
+                "" => "(nothing)".to_string(),
+                t => t.to_string(),
+            },
+            source,
+        }
     })
 }
 
-/// QEMU's QMP greeting, the first line it prints.
-fn read_greeting(stdout: &mut BufReader<ChildStdout>) -> std::io::Result<qapi::qmp::QMP> {
-    let mut line = String::new();
-    if stdout.read_line(&mut line)? == 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "QEMU exited before its QMP greeting",
-        ));
-    }
-    let greeting: qapi::qmp::QapiCapabilities = serde_json::from_str(&line).map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("not a QMP greeting: {e}"),
-        )
-    })?;
-    Ok(greeting.QMP)
-}
-
-/// Capabilities negotiation, then every check. I/O errors end the probe; QEMU's refusals are
-/// results.
+/// Every check, each reply bounded by what is left until `deadline`. QMP failures end the
+/// probe; QEMU's refusals are results.
 fn converse(
-    qmp: &mut Conn,
-    greeting: &qapi::qmp::QMP,
+    q: &mut Qmp,
     requirements: &[Requirements],
-) -> std::io::Result<ProbeReport> {
-    qmp.execute(&qapi::qmp::qmp_capabilities { enable: None })
-        .map_err(std::io::Error::from)?;
-    let v = &greeting.version.qemu;
-    let qemu_version = format!("{}.{}.{}", v.major, v.minor, v.micro);
-    let accel = match qmp.execute(&QueryKvm {}) {
+    deadline: Instant,
+) -> Result<ProbeReport, QmpError> {
+    let qemu_version = q.version().number();
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let accel = match q.execute_within(left(), &qmp::query_kvm {}) {
         Ok(info) if info.enabled => "kvm",
         _ => "tcg",
     }
     .to_string();
-    let capabilities: Vec<String> = qmp
-        .execute(&QueryMigrateCapabilities {})
-        .map_err(std::io::Error::from)?
+    q.set_timeout(left());
+    let capabilities: Vec<String> = q
+        .migration_capabilities()?
         .into_iter()
         .map(|c| c.capability)
         .collect();
     let who = format!("QEMU {qemu_version} ({accel})");
     let mut refusals = Vec::with_capacity(requirements.len());
     for req in requirements {
-        refusals.push(check(qmp, req, &capabilities, &who)?);
+        q.set_timeout(left());
+        refusals.push(check(q, req, &capabilities, &who)?);
     }
     Ok(ProbeReport {
         qemu_version,
@@ -307,11 +185,11 @@ fn converse(
 }
 
 fn check(
-    qmp: &mut Conn,
+    q: &mut Qmp,
     req: &Requirements,
     available: &[String],
     who: &str,
-) -> std::io::Result<Option<String>> {
+) -> Result<Option<String>, QmpError> {
     for cap in &req.capabilities {
         if !available.contains(cap) {
             let hint = match cap.as_str() {
@@ -323,19 +201,18 @@ fn check(
             )));
         }
     }
-    let set = |on: bool| MigrateSetCapabilities {
-        capabilities: req
-            .capabilities
+    let set = |on: bool| -> Vec<CapabilityState> {
+        req.capabilities
             .iter()
-            .map(|c| CapabilityStatus {
+            .map(|c| CapabilityState {
                 capability: c.clone(),
                 state: on,
             })
-            .collect(),
+            .collect()
     };
     let mut refusal = None;
     if !req.capabilities.is_empty() {
-        if let Some(desc) = refused(qmp.execute(&set(true)))? {
+        if let Some(desc) = refused(q.set_migration_capabilities(&set(true)))? {
             refusal = Some(format!(
                 "{who} refuses migration capability {}: {desc}",
                 req.capabilities.join(", ")
@@ -344,9 +221,7 @@ fn check(
     }
     if refusal.is_none() {
         for (name, value) in &req.parameters {
-            let mut args = Map::new();
-            args.insert(name.clone(), value.clone());
-            if let Some(desc) = refused(qmp.execute(&MigrateSetParameters(args)))? {
+            if let Some(desc) = refused(q.set_migration_parameter(name, value))? {
                 refusal = Some(format!(
                     "{who} refuses migration parameter {name}={value}: {desc}"
                 ));
@@ -356,17 +231,18 @@ fn check(
     }
     if !req.capabilities.is_empty() {
         // Leave the probe QEMU clean for the next scenario.
-        refused(qmp.execute(&set(false)))?;
+        refused(q.set_migration_capabilities(&set(false)))?;
     }
     Ok(refusal)
 }
 
-/// `Ok(None)` when QEMU accepted, `Ok(Some(desc))` when it refused, `Err` on I/O failure.
-fn refused<T>(result: Result<T, ExecuteError>) -> std::io::Result<Option<String>> {
+/// `Ok(None)` when QEMU accepted, `Ok(Some(desc))` when it refused, `Err` when the QMP
+/// connection failed.
+fn refused(result: Result<(), QmpError>) -> Result<Option<String>, QmpError> {
     match result {
-        Ok(_) => Ok(None),
-        Err(ExecuteError::Qapi(e)) => Ok(Some(e.desc)),
-        Err(ExecuteError::Io(e)) => Err(e),
+        Ok(()) => Ok(None),
+        Err(QmpError::Command { desc, .. }) => Ok(Some(desc)),
+        Err(e) => Err(e),
     }
 }
 
@@ -393,18 +269,19 @@ mod tests {
         assert_eq!(tcg.qemu_args(), ["-accel", "tcg"]);
     }
 
+    /// Probes `binary` under TCG for nothing; it must fail.
+    fn failing_probe(binary: &str) -> ProbeError {
+        let tcg = ProbeAccel {
+            accel: Accel::Tcg,
+            dirty_ring_size: 0,
+        };
+        probe(Path::new(binary), tcg, &[], Duration::from_secs(5)).unwrap_err()
+    }
+
     #[test]
     fn a_missing_binary_is_a_spawn_error() {
-        let err = probe(
-            Path::new("/nonexistent/qemu"),
-            ProbeAccel {
-                accel: Accel::Tcg,
-                dirty_ring_size: 0,
-            },
-            &[],
-            Duration::from_secs(5),
-        )
-        .unwrap_err();
+        let err = failing_probe("/nonexistent/qemu");
+        assert!(matches!(err, ProbeError::Spawn { .. }), "{err}");
         assert!(
             err.to_string()
                 .starts_with("cannot start /nonexistent/qemu"),
@@ -413,17 +290,12 @@ mod tests {
     }
 
     #[test]
-    fn a_binary_that_is_not_qemu_fails_with_its_stderr() {
-        let err = probe(
-            Path::new("/bin/false"),
-            ProbeAccel {
-                accel: Accel::Tcg,
-                dirty_ring_size: 0,
-            },
-            &[],
-            Duration::from_secs(5),
-        )
-        .unwrap_err();
+    fn a_binary_that_is_not_qemu_fails_at_once_saying_it_exited() {
+        let started = std::time::Instant::now();
+        let err = failing_probe("/bin/false");
         assert!(matches!(err, ProbeError::Qemu { .. }), "{err}");
+        let chain = gp_stage::error_chain(&err);
+        assert!(chain.ends_with(": QEMU exited"), "{chain}");
+        assert!(started.elapsed() < Duration::from_secs(4), "not a timeout");
     }
 }
