@@ -60,6 +60,8 @@ impl Collector {
             Record::CpuSample(r) => ext.samples.push(r),
             Record::Progress(r) => ext.progress.push(r),
             Record::QmpEvent(r) => ext.events.push(r),
+            Record::QemuTrace(r) => ext.traces.push(r),
+            Record::DirtyRate(r) => ext.dirty_rates.push(r),
             Record::Action(r) => ext.actions.push(r),
             Record::ClockOffset(r) => ext.clock_offsets.push(r),
             Record::StageError(r) => ext.stage_errors.push(r),

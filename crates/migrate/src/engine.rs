@@ -801,6 +801,7 @@ impl<W: Write> Run<W> {
             dst_qemu_version: Some(facts[1].version.clone()),
             dst_capabilities: dst_caps,
             dst_parameters: Value::Object(dst_params),
+            settle: None,
         };
         self.emit(&Record::Scenario(record))?;
         Ok(Ok(plan))

@@ -25,7 +25,10 @@ pub use launch::{
     Console, GuestGb, GuestProgress, GuestStart, GuestWarm, Hardware, Launch, Vm, VmExit,
     WorkloadRequest,
 };
-pub use migrate::{Action, MigrationResult, Outcome, Progress, QmpEvent, ScenarioRecord};
+pub use migrate::{
+    Action, DirtyRate, MigrationResult, Outcome, Progress, QemuTrace, QmpEvent, ScenarioRecord,
+    Settle,
+};
 pub use sample::CpuSample;
 pub use time::now_s;
 
@@ -82,6 +85,10 @@ pub enum Record {
     Progress(Progress),
     /// A QMP event, with QEMU's own timestamp.
     QmpEvent(QmpEvent),
+    /// A line of a QEMU trace (the downtime tracepoints), with its own timestamp.
+    QemuTrace(QemuTrace),
+    /// QEMU's measurement of the guest's dirty rate.
+    DirtyRate(DirtyRate),
     /// Something gp-migrate did to the VMs (start, pause, post-copy switch, cancel, ...).
     Action(Action),
     /// How the migration ended.
@@ -107,6 +114,8 @@ impl Record {
         "scenario",
         "progress",
         "qmp_event",
+        "qemu_trace",
+        "dirty_rate",
         "action",
         "result",
         "clock_offset",
@@ -133,6 +142,8 @@ impl Record {
             Record::Scenario(_) => "scenario",
             Record::Progress(_) => "progress",
             Record::QmpEvent(_) => "qmp_event",
+            Record::QemuTrace(_) => "qemu_trace",
+            Record::DirtyRate(_) => "dirty_rate",
             Record::Action(_) => "action",
             Record::Result(_) => "result",
             Record::ClockOffset(_) => "clock_offset",
@@ -155,6 +166,8 @@ impl Record {
             Record::Scenario(r) => r.time_s,
             Record::Progress(r) => r.time_s,
             Record::QmpEvent(r) => r.time_s,
+            Record::QemuTrace(r) => r.time_s,
+            Record::DirtyRate(r) => r.time_s,
             Record::Action(r) => r.time_s,
             Record::Result(r) => r.time_s,
             Record::ClockOffset(r) => r.time_s,

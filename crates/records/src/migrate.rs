@@ -97,6 +97,91 @@ pub struct ScenarioRecord {
     pub dst_capabilities: Value,
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub dst_parameters: Value,
+    /// How gp-migrate decided the workload had settled before it started the migration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<Settle>,
+}
+
+/// How long gp-migrate waited before migrating, and why (the `settle` of a `scenario` record).
+///
+/// The wait has up to three phases, each measured from the first workload record of the source:
+/// every workload thread warm (its first pass over its share done), then the workload's rate
+/// steady, then `--sleep` (a minimum, as in the original guestperf).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settle {
+    /// What the wait waited for: `warm+steady` (the default), `sleep` (`--cold`: `--sleep`
+    /// only), or `none` (no workload records to wait for, e.g. `--no-wait-workload`).
+    pub criterion: String,
+    /// The steadiness rule in words, e.g. `the last 5 windows of 500 ms within 10% of their
+    /// median, at most 60 s`.
+    #[serde(default)]
+    pub rule: String,
+    /// Seconds from the first workload record to every thread warm; absent when the workload
+    /// says nothing about warmth (the original C stress) or the wait did not ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_s: Option<f64>,
+    /// Seconds from the first workload record to a steady rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_s: Option<f64>,
+    /// Whether the rate was steady when the wait ended (`false`: the cap ended it).
+    #[serde(default)]
+    pub steady: bool,
+    /// Seconds from the first workload record to the start of the migration.
+    pub waited_s: f64,
+    /// The share of the workload's memory touched at least once when the migration started,
+    /// 0 to 1 (from `guest_progress.touched_bytes` and `guest_warm`); absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub touched_share: Option<f64>,
+}
+
+/// QEMU's own measurement of the guest's dirty rate (`calc-dirty-rate`, then `query-dirty-rate`
+/// until it is measured), made by gp-migrate before migrating when asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirtyRate {
+    pub time_s: f64,
+    pub role: Role,
+    /// `page-sampling`, `dirty-bitmap` or `dirty-ring`.
+    pub mode: String,
+    /// How long QEMU measured, ms.
+    pub calc_time_ms: u64,
+    /// Pages sampled per GiB (page-sampling mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_pages: Option<u64>,
+    /// QEMU's estimate in its own unit, MB/s (QEMU divides by 2^20: MiB/s); absent when the
+    /// measurement failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dirty_rate_mb_s: Option<f64>,
+    /// Per vCPU, MB/s (dirty-ring mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vcpu_dirty_rate_mb_s: Vec<f64>,
+    /// Why there is no estimate, when there is none (QEMU's error, or the mode is unsupported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `query-dirty-rate`'s reply as QEMU sent it.
+    #[serde(default)]
+    pub info: Value,
+}
+
+/// One line of a QEMU trace (its `log` backend, `-trace`), turned into a record by gp-launch.
+/// The downtime tracepoints (`vmstate_downtime_checkpoint`, `vmstate_downtime_save`,
+/// `vmstate_downtime_load`) are what the report's downtime breakdown is made of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QemuTrace {
+    /// Host time the line was read.
+    pub time_s: f64,
+    pub role: Role,
+    /// The tracepoint's timestamp, seconds since the epoch on the clock of the host QEMU runs
+    /// on (as `qmp_event.qemu_time_s`: for a remote VM, subtract its `clock_offset`).
+    pub qemu_time_s: f64,
+    /// The tracepoint's name.
+    pub event: String,
+    /// Everything after the name, as QEMU printed it.
+    #[serde(default)]
+    pub args: String,
+    /// The `key=value` pairs of `args`, numbers as numbers; words without `=` under their
+    /// position (`"0"`, `"1"`, ...).
+    #[serde(default)]
+    pub fields: serde_json::Map<String, Value>,
 }
 
 /// One `query-migrate` snapshot, verbatim.

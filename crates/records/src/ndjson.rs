@@ -81,6 +81,8 @@ pub fn parse_line(raw: &str) -> Result<Option<Record>, String> {
         "scenario" => variant(raw, Record::Scenario),
         "progress" => variant(raw, Record::Progress),
         "qmp_event" => variant(raw, Record::QmpEvent),
+        "qemu_trace" => variant(raw, Record::QemuTrace),
+        "dirty_rate" => variant(raw, Record::DirtyRate),
         "action" => variant(raw, Record::Action),
         "result" => variant(raw, Record::Result),
         "clock_offset" => variant(raw, Record::ClockOffset),

@@ -15,7 +15,9 @@ use serde_json::Value;
 
 use crate::launch::{Console, GuestGb, GuestProgress, GuestStart, GuestWarm, Launch, Vm, VmExit};
 use crate::migrate::ScenarioRecord;
-use crate::migrate::{Action, MigrationResult, Outcome, Progress, QmpEvent, Scenario};
+use crate::migrate::{
+    Action, DirtyRate, MigrationResult, Outcome, Progress, QemuTrace, QmpEvent, Scenario,
+};
 use crate::sample::CpuSample;
 use crate::{ClockOffset, Record, Role, StageError};
 
@@ -449,6 +451,12 @@ pub struct Extended {
     pub progress: Vec<Progress>,
     /// QMP events.
     pub events: Vec<QmpEvent>,
+    /// QEMU trace lines (the downtime tracepoints), both ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<QemuTrace>,
+    /// QEMU's dirty-rate measurements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirty_rates: Vec<DirtyRate>,
     pub actions: Vec<Action>,
     /// gp-migrate's result, or the one gp-collect wrote when the stream ended without it.
     pub result: Option<MigrationResult>,
