@@ -59,7 +59,7 @@ proptest! {
     fn the_reader_survives_any_bytes_and_names_real_lines(bytes in soup()) {
         let physical = bytes.split(|b| *b == b'\n').count() as u64;
         let mut last = 0;
-        for item in Reader::new(Cursor::new(bytes.clone()), "prop") {
+        for item in Reader::new(Cursor::new(bytes.clone())) {
             let number = match item {
                 Ok(line) => {
                     prop_assert!(!line.raw.contains('\n'));
@@ -115,7 +115,7 @@ fn every_record_cut_at_every_byte_is_refused_with_its_line() {
                 continue;
             }
             let input = format!("{}\n{cut}", corpus::GOOD_LINE);
-            let items: Vec<_> = Reader::new(Cursor::new(input), "cut").collect();
+            let items: Vec<_> = Reader::new(Cursor::new(input)).collect();
             assert_eq!(items.len(), 2, "{cut}");
             let err = items[1].as_ref().expect_err(cut).to_string();
             assert!(err.starts_with("cut: input line 2: "), "{err}");

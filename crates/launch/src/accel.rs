@@ -29,7 +29,8 @@ const PROBE_DONE: &[&str] = &[
 ];
 
 /// Why KVM cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct KvmUnusable(pub String);
 
 /// Checks that /dev/kvm can be opened read-write.

@@ -355,7 +355,7 @@ impl<'w, W: Write> Session<'w, W> {
         let sock = |name: &str| {
             self.dir
                 .socket_path(&format!("{role}-{name}.sock"))
-                .map_err(|e| Stop::Fatal(Error::Setup(e.to_string())))
+                .map_err(|e| Stop::Fatal(e.into()))
         };
         let private_sock = sock("private")?;
         let public_sock = sock("qmp")?;
@@ -584,13 +584,10 @@ impl<'w, W: Write> Session<'w, W> {
                 self.poll_status()?;
             }
             if now >= boot_deadline && !self.console.started(Role::Src) && self.vms[0].alive() {
-                return Err(Stop::Fatal(Error::Boot(format!(
-                    "the source guest did not start its workload within {:.0} s of QEMU starting \
-                     (raise --boot-timeout-s, or check the kernel and initrd; --verbose shows the \
-                     boot log)\n{}",
-                    self.boot_timeout.as_secs_f64(),
-                    self.diagnostics(Role::Src)
-                ))));
+                return Err(Stop::Fatal(Error::BootTimeout {
+                    timeout_s: self.boot_timeout.as_secs_f64(),
+                    diagnostics: self.diagnostics(Role::Src),
+                }));
             }
         }
     }
@@ -617,11 +614,10 @@ impl<'w, W: Write> Session<'w, W> {
             let status = self.vms[i].status();
             if status == Some(RunState::internal_error) {
                 let role = self.vms[i].role;
-                return Err(Stop::Fatal(Error::Vm(format!(
-                    "the {role} VM stopped with an internal error (KVM could not run the guest); \
-                     run with --accel tcg\n{}",
-                    self.diagnostics(role)
-                ))));
+                return Err(Stop::Fatal(Error::InternalError {
+                    role,
+                    diagnostics: self.diagnostics(role),
+                }));
             }
         }
         Ok(())
@@ -706,13 +702,13 @@ impl<'w, W: Write> Session<'w, W> {
         }
         if let Some(why) = lost {
             // The run cannot go on: end the source too (nothing may be left on either host).
-            return Err(Stop::Fatal(Error::Vm(why)));
+            return Err(Stop::Fatal(Error::ConnectionLost(why)));
         }
         if role == Role::Src && !self.console.started(Role::Src) && !quit_over_qmp {
-            return Err(Stop::Fatal(Error::Boot(format!(
-                "the source VM ended before its workload started ({reason})\n{}",
-                self.diagnostics(Role::Src)
-            ))));
+            return Err(Stop::Fatal(Error::EndedBeforeWorkload {
+                reason,
+                diagnostics: self.diagnostics(Role::Src),
+            }));
         }
         if role == Role::Src {
             // A destination still waiting for its incoming migration would wait forever.
