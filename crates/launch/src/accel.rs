@@ -114,7 +114,8 @@ pub fn probe_kvm(
     };
     let child = process::spawn(&spec, hooks).map_err(|e| {
         Ok(KvmUnusable(format!(
-            "the KVM probe could not start QEMU: {e}"
+            "the KVM probe could not start QEMU: {}",
+            gp_stage::error_chain(&e)
         )))
     })?;
     let deadline = start + probe_deadline;

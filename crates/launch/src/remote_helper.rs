@@ -305,7 +305,7 @@ fn run_qemu(
         })),
     };
     let spawned_s = remote_now_s();
-    let child = process::spawn(&spec, hooks).map_err(|e| e.to_string())?;
+    let child = process::spawn(&spec, hooks).map_err(|e| gp_stage::error_chain(&e))?;
     let tx_in = tx.clone();
     std::thread::Builder::new()
         .name("stdin".into())
@@ -405,7 +405,7 @@ fn run_qemu(
     let report = ExitReport {
         status: exit.status,
         signal: exit.signal,
-        time_s: exit.time_s + gp_qemu::ssh::test_clock_skew_s(),
+        time_s: gp_qemu::ssh::reported_time_s(exit.time_s),
     };
     let _ = writeln!(
         out,

@@ -15,7 +15,7 @@ use gp_qemu::process::{self, format_tail, Child, Exit, Hooks, OutputLine, Spec};
 use gp_qemu::qmp::Qmp;
 use gp_qemu::runtime::RuntimeDir;
 use gp_records::ndjson::{WriteError, Writer};
-use gp_records::{Record, Role, Vm, VmExit};
+use gp_records::{Record, Role, StageError, Vm, VmExit};
 use gp_stage::signals::Forwarder;
 use qapi::qmp::RunState;
 
@@ -337,6 +337,13 @@ impl<'w, W: Write> Session<'w, W> {
             Err(Stop::Signal(sig)) => {
                 let why = process::signal_name(sig);
                 say!("gp-launch: {why}: stopping both VMs");
+                // Said in the stream first, so that the report can tell a run interrupted here
+                // from a migration that failed by itself when the VMs go.
+                let _ = self.emit(&Record::StageError(StageError::signalled(
+                    crate::STAGE,
+                    sig,
+                    format!("interrupted by {why}: stopping both VMs"),
+                )));
                 self.teardown(&why);
                 Ok(End::Signal(sig))
             }
@@ -417,7 +424,10 @@ impl<'w, W: Write> Session<'w, W> {
         let child = process::spawn(&spec, hooks).map_err(|e| {
             Stop::Fatal(Error::Start {
                 role,
-                message: format!("{e} (pass --binary with a QEMU system emulator)"),
+                message: format!(
+                    "{} (pass --binary with a QEMU system emulator)",
+                    gp_stage::error_chain(&e)
+                ),
             })
         })?;
         let remote = match (remote, link) {

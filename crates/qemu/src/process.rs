@@ -174,7 +174,7 @@ impl Hooks {
 pub enum SpawnError {
     #[error("cannot run {program}: not found (check the path or PATH)")]
     NotFound { program: String },
-    #[error("cannot run {program}: {source}")]
+    #[error("cannot run {program}")]
     Io {
         program: String,
         #[source]

@@ -242,7 +242,9 @@ fn cut_short<W: Write>(out: &mut Writer<W>, sig: i32, when: &str) {
         "ended by {name} ({when}) with its input still open: records after this one did not \
          pass through gp-sample"
     );
-    let _ = out.write(&Record::StageError(StageError::new(STAGE, message)));
+    let _ = out.write(&Record::StageError(StageError::signalled(
+        STAGE, sig, message,
+    )));
 }
 
 /// Passes one line through, starting or stopping sampling for `vm` / `vm_exit` records.
@@ -296,8 +298,9 @@ fn sampler(interval: Duration, ctl: Receiver<Ctl>, out: Sender<Out>) {
     let mut targets: Vec<Target> = Vec::new();
     let sample = |t: &mut Target| match t.sample() {
         Ok(mut s) => {
-            // A test's "remote" host gets a clock of its own (see gp_qemu::ssh).
-            s.time_s += gp_qemu::ssh::test_clock_skew_s();
+            // Samples taken for a peer over ssh are on the clock that peer measured (this
+            // host's, except in the remote tests' build: see gp_qemu::ssh::remote_now_s).
+            s.time_s = gp_qemu::ssh::reported_time_s(s.time_s);
             let _ = out.send(Out::Sample(s));
             true
         }

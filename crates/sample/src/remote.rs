@@ -133,7 +133,7 @@ impl Remotes {
                 let _ = done_tx.send(exit);
             })),
         };
-        let child = process::spawn(&spec, hooks).map_err(|e| e.to_string())?;
+        let child = process::spawn(&spec, hooks).map_err(|e| gp_stage::error_chain(&e))?;
         let mut stdin = child.take_stdin();
         let local = Record::Vm(Vm {
             host: None,
