@@ -3,7 +3,7 @@
 //! Workload lines (`@gp ...`, or the original C stress program's per-GB line) become
 //! `guest_start`, `guest_progress` and `guest_gb`; every other non-empty line becomes a
 //! `console` record, so nothing the guest printed is lost. Each record carries the host arrival
-//! time of its line.
+//! time of its line's first byte (see `gp_qemu::process` on console batching).
 
 use std::collections::{HashMap, VecDeque};
 

@@ -298,8 +298,9 @@ fn utf8_path(
     Ok(link)
 }
 
-/// Resolves --accel, probing KVM when it is asked for or may be used. `Ok(Err(sig))` when a
-/// signal interrupted the probe.
+/// Resolves --accel, probing KVM when it is asked for or may be used, unless this boot's verdict
+/// for this QEMU and kernel is cached (see [`accel::VerdictCache`]). `Ok(Err(sig))` when a signal
+/// interrupted the probe.
 fn choose_accel(
     plan: &Plan,
     kernel: &std::path::Path,
@@ -309,6 +310,8 @@ fn choose_accel(
     if plan.accel == AccelArg::Tcg {
         return Ok(Ok((Accel::Tcg, None)));
     }
+    // Where the verdict came from, for the messages: a cached one names its probe.
+    let mut cached: Option<accel::Verdict> = None;
     let unusable = if !plan.binary.has_accel("kvm") {
         Some(accel::KvmUnusable(format!(
             "{} was built without KVM",
@@ -317,32 +320,86 @@ fn choose_accel(
     } else if let Err(e) = accel::kvm_device_usable() {
         Some(e)
     } else {
-        match accel::probe_kvm(
-            &plan.binary.path,
-            kernel,
-            plan.cpus,
-            dir.path(),
-            signals.receiver(),
-            accel::PROBE_DEADLINE,
-            plan.verbose,
-        ) {
-            Ok(took) => {
-                if plan.verbose {
-                    say!(
-                        "{STAGE}: KVM works (probe boot took {:.2} s)",
-                        took.as_secs_f64()
-                    );
+        let cache = accel::VerdictCache::default_location();
+        let key = accel::VerdictKey::new(&plan.binary.path, &plan.kernel);
+        cached = key
+            .as_ref()
+            .filter(|_| !accel::reprobe_asked())
+            .and_then(|k| cache.load(k));
+        match &cached {
+            Some(v) => v.unusable.clone().map(accel::KvmUnusable),
+            None => {
+                let probed_s = gp_records::now_s();
+                let outcome = accel::probe_kvm(
+                    &plan.binary.path,
+                    kernel,
+                    plan.cpus,
+                    dir.path(),
+                    signals.receiver(),
+                    accel::PROBE_DEADLINE,
+                    plan.verbose,
+                );
+                let unusable = match outcome {
+                    Ok(took) => {
+                        if plan.verbose {
+                            say!(
+                                "{STAGE}: KVM works (probe boot took {:.2} s)",
+                                took.as_secs_f64()
+                            );
+                        }
+                        None
+                    }
+                    Err(Ok(why)) => Some(why),
+                    Err(Err(sig)) => return Ok(Err(sig)),
+                };
+                if let Some(key) = key {
+                    let verdict = accel::Verdict {
+                        key,
+                        unusable: unusable.as_ref().map(|u| u.0.clone()),
+                        probed_s,
+                        probe_took_s: gp_records::now_s() - probed_s,
+                    };
+                    if let Err(e) = cache.store(&verdict) {
+                        say!(
+                            "{STAGE}: warning: cannot keep the KVM verdict in {}: {e}; the next \
+                             run probes again",
+                            cache.dir().display()
+                        );
+                    }
                 }
-                None
+                unusable
             }
-            Err(Ok(why)) => Some(why),
-            Err(Err(sig)) => return Ok(Err(sig)),
         }
     };
+    let from_cache = cached.as_ref().map(|v| {
+        format!(
+            "verdict of this boot's probe at {}, kept in {}; {}=1 probes again",
+            v.when(),
+            accel::VerdictCache::default_location().dir().display(),
+            accel::REPROBE_ENV
+        )
+    });
     match (unusable, plan.accel) {
-        (None, _) => Ok(Ok((Accel::Kvm, None))),
-        (Some(why), AccelArg::Kvm) => Err(Error::KvmBroken(why)),
+        (None, _) => {
+            if let Some(c) = &from_cache {
+                if plan.verbose {
+                    say!("{STAGE}: KVM works ({c})");
+                }
+            }
+            Ok(Ok((
+                Accel::Kvm,
+                from_cache.map(|c| format!("KVM works ({c})")),
+            )))
+        }
+        (Some(why), AccelArg::Kvm) => Err(Error::KvmBroken(match &from_cache {
+            Some(c) => accel::KvmUnusable(format!("{why} ({c})")),
+            None => why,
+        })),
         (Some(why), _) => {
+            let why = match &from_cache {
+                Some(c) => format!("{why}; {c}"),
+                None => why.to_string(),
+            };
             say!("{STAGE}: warning: KVM does not work here ({why}); using TCG (pass --accel tcg to skip the check)");
             Ok(Ok((
                 Accel::Tcg,

@@ -36,6 +36,13 @@ pub const QUIT_GRACE: Duration = Duration::from_secs(15);
 /// would wait on the same loop, so such a QEMU is killed at teardown.
 const MONITOR_ANSWER: Duration = Duration::from_secs(2);
 
+/// How long the console reader waits after a read that ends mid-line before reading again:
+/// QEMU's 8250 model writes the guest's console a byte at a time, and reading each byte as it
+/// comes woke gp-launch some 24 times per progress line (docs/performance.md). A record still
+/// carries the arrival time of its line's first byte (see `gp_qemu::process`), exact unless the
+/// line starts during such a wait, and then at most this late.
+pub const CONSOLE_BATCH: Duration = Duration::from_millis(2);
+
 /// What the supervision threads report.
 enum Event {
     Console { role: Role, line: OutputLine },
@@ -392,6 +399,7 @@ impl<'w, W: Write> Session<'w, W> {
         } else {
             start.bind_method.apply(bind, &mut spec);
         }
+        spec.line_batch = Some(CONSOLE_BATCH);
         let mut argv = spec.argv();
         if self.verbose {
             say!("gp-launch: {role}: {}", shell_words(&argv));
