@@ -112,6 +112,11 @@ impl OneShot {
         self.child.id()
     }
 
+    /// When guestperf was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Waits (up to [`RECORD_WAIT`]) for a stderr line containing `needle`. Panics with the
     /// logs when guestperf's stderr ends first.
     pub fn wait_for_stderr(&mut self, needle: &str) {

@@ -32,7 +32,7 @@ use std::time::Duration;
 use gp_qemu::runtime::RuntimeDir;
 use gp_records::launch::Hardware;
 use gp_records::ndjson::{WriteError, Writer};
-use gp_records::{Launch, Record, Role};
+use gp_records::{Launch, Record, Role, StageError};
 use gp_stage::signals::Forwarder;
 
 use crate::cli::{AccelArg, Cli, Transport};
@@ -147,11 +147,11 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     let remote = match remote::Remote::connect_if_asked(&plan, &dir, &signals)? {
         Ok(r) => r,
         Err(sig) => {
-            say!(
-                "{STAGE}: interrupted by {}",
-                gp_qemu::process::signal_name(sig)
-            );
-            return Ok(128u8.saturating_add(sig as u8));
+            return Ok(interrupted_early(
+                out,
+                sig,
+                "connecting to the destination host",
+            ))
         }
     };
     // QEMU takes file names as text: a kernel or initrd path that is not UTF-8 reaches the
@@ -160,13 +160,7 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     let initrd = utf8_path(&plan.initrd, &dir, "initrd")?;
     let (accel, accel_note) = match choose_accel(&plan, &kernel, &dir, &signals)? {
         Ok(chosen) => chosen,
-        Err(sig) => {
-            say!(
-                "{STAGE}: interrupted by {}",
-                gp_qemu::process::signal_name(sig)
-            );
-            return Ok(128u8.saturating_add(sig as u8));
-        }
+        Err(sig) => return Ok(interrupted_early(out, sig, "probing KVM")),
     };
     let (accel, accel_note) = remote::reconcile_accel(remote.as_deref(), &plan, accel, accel_note)?;
     if plan.dirty_ring_size != 0 && accel != Accel::Kvm {
@@ -274,8 +268,22 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     }
     match end? {
         End::Exited | End::OutputClosed => Ok(0),
-        End::Signal(sig) => Ok(128u8.saturating_add(sig as u8)),
+        End::Signal(sig) => Ok(gp_stage::signal_exit_code(sig)),
     }
+}
+
+/// A signal before any VM started: said on stderr and in the stream (a `stage_error` with the
+/// signal, so the report says the run was interrupted and by what). Returns the exit code.
+fn interrupted_early<W: Write>(out: &mut Writer<W>, sig: i32, while_: &str) -> u8 {
+    let message = format!(
+        "interrupted by {} while {while_}, before any VM started",
+        gp_stage::signals::signal_name(sig)
+    );
+    say!("{STAGE}: {message}");
+    let _ = out.write(&Record::StageError(StageError::signalled(
+        STAGE, sig, message,
+    )));
+    gp_stage::signal_exit_code(sig)
 }
 
 /// `path` itself when it is UTF-8, else a symlink to it named `name` in `dir`.
