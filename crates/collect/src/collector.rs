@@ -6,7 +6,7 @@ use gp_records::report::{
     Extended, Hardware, InputError, ProgressSnapshot, Report, ReportResult, Summary, TimingRecord,
 };
 use gp_records::sample::ThreadClass;
-use gp_records::{MigrationResult, Outcome, Progress, Record, Role};
+use gp_records::{MigrationResult, Outcome, Progress, Record, Role, StageError};
 use serde_json::Value;
 
 use crate::summary::summarize;
@@ -89,13 +89,21 @@ impl Collector {
         }
         let ext = self.ext;
         let progress_history = progress_history(&ext.progress);
-        let summary = summarize(&ext, &progress_history);
+        let mut summary = summarize(&ext, &progress_history);
         let header = ext.header.as_ref();
         let scenario_rec = ext.scenario.as_ref();
-        let result = ext.result.as_ref().map(|r| ReportResult {
-            success: r.outcome == Outcome::Completed && !ext.actions.iter().any(is_pause),
-            outcome: Some(r.outcome),
-            reason: Some(r.reason.clone()),
+        let outcome = ext
+            .result
+            .as_ref()
+            .map(|r| run_outcome(r, &ext.stage_errors));
+        if let Some((outcome, reason)) = &outcome {
+            summary.outcome = Some(*outcome);
+            summary.reason = reason.clone();
+        }
+        let result = outcome.map(|(outcome, reason)| ReportResult {
+            success: outcome == Outcome::Completed && !ext.actions.iter().any(is_pause),
+            outcome: Some(outcome),
+            reason: Some(reason),
         });
         let (qemu_timings, vcpu_timings) = cpu_timings(&ext);
         readable(Report {
@@ -149,6 +157,30 @@ impl Collector {
             transferred_bytes: None,
             iterations: None,
         }
+    }
+}
+
+/// The run's outcome as the report states it: gp-migrate's, except that a migration that failed
+/// or was cancelled after a stage was ended by a signal (its `stage_error` says which) was
+/// interrupted by that signal: gp-launch stopping the VMs on SIGTERM, or gp-sample ending on
+/// SIGHUP and closing the pipe, makes the migration fail, but the run did not fail by itself.
+/// gp-migrate's own record stays as it was in `guestperf_rs.result`.
+fn run_outcome(result: &MigrationResult, stage_errors: &[StageError]) -> (Outcome, String) {
+    let signalled = stage_errors
+        .iter()
+        .find_map(|e| e.signal.map(|sig| (e, sig)));
+    match (result.outcome, signalled) {
+        (Outcome::Failed | Outcome::Cancelled, Some((e, sig))) => (
+            Outcome::Interrupted,
+            format!(
+                "interrupted: {} received {} (gp-migrate's result: {}: {})",
+                e.stage,
+                gp_stage::signals::signal_name(sig),
+                result.outcome.as_str(),
+                result.reason
+            ),
+        ),
+        _ => (result.outcome, result.reason.clone()),
     }
 }
 
@@ -273,5 +305,46 @@ pub fn thread_ms(t: &gp_records::sample::ThreadCpu) -> f64 {
     match t.cpu.run_ns {
         Some(ns) => ns as f64 / 1e6,
         None => t.cpu.user_ms + t.cpu.system_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(outcome: Outcome, reason: &str) -> MigrationResult {
+        MigrationResult {
+            time_s: 1.0,
+            outcome,
+            reason: reason.into(),
+            total_time_ms: None,
+            downtime_ms: None,
+            setup_time_ms: None,
+            transferred_bytes: None,
+            iterations: None,
+        }
+    }
+
+    #[test]
+    fn a_migration_failed_by_a_signalled_stage_was_interrupted_by_that_signal() {
+        let failed = result(Outcome::Failed, "lost the source during the migration");
+        let errors = [
+            StageError::new("gp-sample", "1 malformed input line(s)"),
+            StageError::signalled("gp-launch", 15, "interrupted by SIGTERM: stopping both VMs"),
+        ];
+        let (outcome, reason) = run_outcome(&failed, &errors);
+        assert_eq!(outcome, Outcome::Interrupted);
+        assert_eq!(
+            reason,
+            "interrupted: gp-launch received SIGTERM (gp-migrate's result: failed: lost the \
+             source during the migration)"
+        );
+        // Without a signal, or with a migration that completed, gp-migrate's word stands.
+        assert_eq!(
+            run_outcome(&failed, &errors[..1]),
+            (Outcome::Failed, failed.reason.clone())
+        );
+        let done = result(Outcome::Completed, "migration completed");
+        assert_eq!(run_outcome(&done, &errors).0, Outcome::Completed);
     }
 }

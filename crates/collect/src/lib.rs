@@ -7,6 +7,10 @@
 //! says how it ended. `--output FILE` is written atomically (temp file, fsync, rename); a report
 //! that cannot be written there is saved elsewhere, and the error says where.
 
+// `say!`: a line for people on stderr; a closed stderr is ignored rather than a panic.
+#[macro_use]
+extern crate gp_stage;
+
 pub mod collector;
 pub mod output;
 pub mod summary;
@@ -74,8 +78,8 @@ pub enum Error {
         line: u64,
         message: String,
     },
-    #[error("reading input: {0}; the report was written with what arrived before")]
-    Read(String),
+    #[error("the report was written with what arrived before the input failed")]
+    Read(#[source] ReadError),
     #[error("interrupted by {}; the report was written with what arrived", signal_name(*.0))]
     Interrupted(i32),
     #[error(transparent)]
@@ -96,7 +100,7 @@ pub fn collect<R>(
     opts: &Options,
     input: R,
     signals: &Receiver<i32>,
-) -> Result<(Report, Option<i32>, Option<String>), Error>
+) -> Result<(Report, Option<i32>, Option<ReadError>), Error>
 where
     R: BufRead + Send + 'static,
 {
@@ -104,12 +108,12 @@ where
         collector: Collector::new(),
         closed: false,
     }));
-    let (done_tx, done) = crossbeam_channel::bounded::<Option<String>>(1);
+    let (done_tx, done) = crossbeam_channel::bounded::<Option<ReadError>>(1);
     let state = shared.clone();
     std::thread::Builder::new()
         .name("input".into())
         .spawn(move || {
-            let mut reader = Reader::new(input, STAGE);
+            let mut reader = Reader::new(input);
             let read_error = loop {
                 let Some(item) = reader.next_line() else {
                     break None;
@@ -120,11 +124,11 @@ where
                 }
                 match item {
                     Ok(line) => s.collector.push(line),
-                    Err(ReadError::Malformed { line, message, .. }) => {
-                        eprintln!("{STAGE}: input line {line}: {message}");
+                    Err(ReadError::Malformed { line, message }) => {
+                        say!("{STAGE}: input line {line}: {message}");
                         s.collector.push_error(line, message);
                     }
-                    Err(e @ ReadError::Io { .. }) => break Some(e.to_string()),
+                    Err(e @ ReadError::Io { .. }) => break Some(e),
                 }
             };
             let _ = done_tx.send(read_error);
@@ -143,7 +147,7 @@ where
                     signalled = signals.try_recv().ok();
                 }
                 break match (&read_error, signalled) {
-                    (Some(e), _) => format!("read error: {e}"),
+                    (Some(e), _) => format!("read error: {}", gp_stage::error_chain(e)),
                     (None, Some(sig)) => format!("{}, then {END_OF_INPUT}", signal_name(sig)),
                     (None, None) => END_OF_INPUT.to_string(),
                 };

@@ -21,33 +21,31 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum OutputError {
-    #[error("writing the report to stdout: {0}")]
+    #[error("writing the report to stdout")]
     Stdout(#[source] io::Error),
-    #[error(
-        "creating a temporary file in {dir} for the report (is the directory writable?): {source}"
-    )]
+    #[error("creating a temporary file in {} for the report (is the directory writable?)", dir.display())]
     Create {
         dir: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("writing the report to {path}: {source}")]
+    #[error("writing the report to {}", path.display())]
     Write {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("serializing the report: {0}")]
-    Json(#[source] serde_json::Error),
     /// The report could not go where it was asked for, and was saved elsewhere.
-    #[error("{failed}; the report was saved to {} instead", saved_to.display())]
+    #[error("the report was saved to {} instead", saved_to.display())]
     Saved {
+        #[source]
         failed: Box<OutputError>,
         saved_to: PathBuf,
     },
     /// Nowhere would take the report.
-    #[error("{failed}; saving it elsewhere failed too ({fallback}): the report is lost")]
+    #[error("the report is lost: saving it elsewhere failed too ({fallback})")]
     Lost {
+        #[source]
         failed: Box<OutputError>,
         fallback: String,
     },
@@ -65,15 +63,13 @@ fn serialize<W: Write>(report: &Report, pretty: bool, mut w: W) -> Result<W, io:
     Ok(w)
 }
 
-/// The process umask, from `/proc/self/status` (reading it with umask(2) would change it).
+/// The process umask, from `/proc/self/status` through procfs (reading it with umask(2) would
+/// change it); 022 where the kernel does not report it.
 fn umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
+    procfs::process::Process::myself()
+        .and_then(|p| p.status())
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Umask:"))
-                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-        })
+        .and_then(|s| s.umask)
         .unwrap_or(0o022)
 }
 
@@ -263,9 +259,15 @@ mod tests {
             false,
             io::sink(),
         )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("/nonexistent/dir"), "{err}");
+        .unwrap_err();
+        let text = gp_stage::error_chain(&err);
+        assert!(
+            text.starts_with(
+                "creating a temporary file in /nonexistent/dir for the report (is the directory \
+                 writable?): No such file or directory"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -283,11 +285,14 @@ mod tests {
             panic!("not saved: {err}");
         };
         assert!(saved_to.starts_with(fallback.path()), "{err}");
-        let text = err.to_string();
-        assert!(
-            text.contains("/nonexistent/dir") && text.contains(&saved_to.display().to_string()),
-            "{text}"
+        // Each layer once: where it went, what failed, why.
+        let text = gp_stage::error_chain(&err);
+        let want = format!(
+            "the report was saved to {} instead: creating a temporary file in /nonexistent/dir \
+             for the report (is the directory writable?): No such file or directory (os error 2)",
+            saved_to.display()
         );
+        assert!(text.starts_with(&want), "{text}");
         let back: Report =
             serde_json::from_str(&std::fs::read_to_string(saved_to).unwrap()).unwrap();
         assert_eq!(back.scenario.name, "unknown");
@@ -309,9 +314,10 @@ mod tests {
         let fallback = tempfile::tempdir().unwrap();
         let err = deliver(&tiny_report(), None, false, Closed, fallback.path()).unwrap_err();
         assert!(matches!(err, OutputError::Saved { .. }), "{err}");
+        let text = gp_stage::error_chain(&err);
         assert!(
-            err.to_string().starts_with("writing the report to stdout"),
-            "{err}"
+            text.ends_with("instead: writing the report to stdout: broken pipe"),
+            "{text}"
         );
     }
 }

@@ -13,15 +13,18 @@
 //! - [`phase`]: the phases of a run, told apart by the records.
 //! - [`cleanup`]: nothing outlives a run (QEMUs, sockets, runtime directories).
 //! - [`fake`]: QMP peers that accept and never answer.
+//! - [`oneshot`]: the one-shot `guestperf` started, watched and signalled as a user would.
 //! - [`corpus`]: the hostile NDJSON lines and reports kept in `corpus/`.
 
 pub mod bins;
 pub mod cleanup;
 pub mod corpus;
 pub mod fake;
+pub mod oneshot;
 pub mod phase;
 pub mod pipeline;
 
+pub use oneshot::OneShot;
 pub use phase::Phase;
 pub use pipeline::{Ended, Pipeline, Sink, Spec, Stage};
 

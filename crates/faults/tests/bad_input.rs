@@ -176,6 +176,33 @@ fn every_reader_refuses_each_bad_line_and_names_it() {
     }
 }
 
+/// Each line a stage prints names the stage once, and the cause once: the reader's error
+/// describes only the line, and the stage's main adds its name (no `gp-sample: gp-sample:`, no
+/// `warning: gp-migrate:`, no cause repeated in the chain).
+#[test]
+fn every_reader_names_itself_and_the_cause_once() {
+    for (name, args) in READERS {
+        let r = run_with(&mut reader(name, args), b"not json\n".to_vec());
+        assert_clean_failure(name, &r);
+        let about: Vec<&str> = r
+            .stderr
+            .lines()
+            .filter(|l| l.contains("input line 1"))
+            .collect();
+        assert!(
+            !about.is_empty(),
+            "{name}: no line names the input line\n{}",
+            r.stderr
+        );
+        for line in about {
+            assert!(line.starts_with(&format!("{name}: ")), "{name}: {line}");
+            assert_eq!(line.matches(*name).count(), 1, "{name} named twice: {line}");
+            assert_eq!(line.matches("input line 1").count(), 1, "{line}");
+            assert_eq!(line.matches("not valid JSON").count(), 1, "{line}");
+        }
+    }
+}
+
 #[test]
 fn every_reader_takes_odd_lines_and_filters_pass_them_on_verbatim() {
     let odd = corpus::odd_lines();

@@ -1,16 +1,18 @@
 //! Ctrl-C (SIGINT to the whole process group) and SIGTERM to one stage, in each phase of a run:
-//! boot, settling, pre-copy, post-copy, settling after, shutdown. Real QEMU under TCG.
+//! boot, settling, pre-copy, post-copy, settling after, shutdown; SIGHUP, SIGINT and SIGTERM to
+//! each stage alone mid-migration, and to a running `guestperf`. Real QEMU under TCG.
 //!
 //! Every case: the pipeline ends within [`BOUND`] of the signal; no QEMU, socket or runtime
 //! directory remains; the report (or the stages' errors) says what happened.
 
 use std::time::Duration;
 
-use gp_faults::{log_time, Ended, Phase, Pipeline, Spec, Stage};
+use gp_faults::{log_time, Ended, OneShot, Phase, Pipeline, Spec, Stage};
 use gp_qemu::testing::vm_test_lock;
 use gp_records::report::Report;
 use gp_records::Outcome;
-use libc::{SIGINT, SIGTERM};
+use gp_stage::signals::signal_name;
+use libc::{SIGHUP, SIGINT, SIGTERM};
 
 /// Longest a pipeline may take to end after the signal: the stages' grace periods are 10 s
 /// (gp-sample, gp-collect) and 15 s (gp-launch's quit deadline), so this is generous.
@@ -37,8 +39,8 @@ fn run(phase: Phase, target: Option<Stage>, sig: i32) -> Case {
     let ended = p.finish(BOUND);
     p.assert_clean();
     let name = match target {
-        None => format!("SIGINT to the group in {phase}"),
-        Some(stage) => format!("SIGTERM to {stage} in {phase}"),
+        None => format!("{} to the group in {phase}", signal_name(sig)),
+        Some(stage) => format!("{} to {stage} in {phase}", signal_name(sig)),
     };
     log_time(
         &name,
@@ -94,11 +96,22 @@ fn ctrl_c(phase: Phase) {
         "gp-migrate wrote the result\n{}",
         c.ctx()
     );
+    // The report's outcome: gp-migrate's, or, when gp-launch stopped the VMs on the signal
+    // before gp-migrate acted on it (its result then says the migration failed), interrupted
+    // by gp-launch's signal.
+    let outcome = r.result.as_ref().expect("a result");
     if phase.after_migration() {
         assert_eq!(result.outcome, Outcome::Completed, "{}", c.ctx());
+        assert_eq!(outcome.outcome, Some(Outcome::Completed), "{}", c.ctx());
     } else {
-        assert_eq!(result.outcome, Outcome::Interrupted, "{}", c.ctx());
-        assert!(result.reason.contains("SIGINT"), "{result:?}");
+        assert_eq!(
+            outcome.outcome,
+            Some(Outcome::Interrupted),
+            "{outcome:?}\n{}",
+            c.ctx()
+        );
+        let reason = outcome.reason.as_deref().unwrap_or_default();
+        assert!(reason.contains("SIGINT"), "{outcome:?}");
     }
 }
 
@@ -215,4 +228,155 @@ fn sigterm_to_gp_migrate_in_settling_after() {
 #[test]
 fn sigterm_to_gp_sample_in_shutdown() {
     sigterm(Phase::Shutdown, Stage::Sample);
+}
+
+/// A signal to one stage alone mid pre-copy (8 MiB/s for a 256 MiB guest: the migration cannot
+/// end within the 10 s grace of gp-sample and gp-collect): the stage ends by the signal's
+/// convention (128 + N), gp-collect writes a readable report, and its result says the run was
+/// interrupted and by which signal.
+fn alone(stage: Stage, sig: i32) {
+    let _lock = vm_test_lock();
+    let c = run(Phase::PreCopy, Some(stage), sig);
+    let name = signal_name(sig);
+    assert_eq!(c.ended.code(stage), 128 + sig, "{stage}\n{}", c.ctx());
+    let r = c.report();
+    let result = r.result.clone().expect("a result");
+    assert_eq!(
+        result.outcome,
+        Some(Outcome::Interrupted),
+        "{result:?}\n{}",
+        c.ctx()
+    );
+    assert!(!result.success);
+    let summary = r.summary.as_ref().unwrap();
+    assert_eq!(summary.outcome, result.outcome);
+    assert!(
+        summary.reason.contains(&name) && result.reason.as_deref() == Some(&summary.reason),
+        "the report's outcome does not name {name}: {summary:?}\n{}",
+        c.ctx()
+    );
+}
+
+#[test]
+fn sighup_to_gp_launch_alone() {
+    alone(Stage::Launch, SIGHUP);
+}
+
+#[test]
+fn sigint_to_gp_launch_alone() {
+    alone(Stage::Launch, SIGINT);
+}
+
+#[test]
+fn sigterm_to_gp_launch_alone() {
+    alone(Stage::Launch, SIGTERM);
+}
+
+#[test]
+fn sighup_to_gp_sample_alone() {
+    alone(Stage::Sample, SIGHUP);
+}
+
+#[test]
+fn sigint_to_gp_sample_alone() {
+    alone(Stage::Sample, SIGINT);
+}
+
+#[test]
+fn sigterm_to_gp_sample_alone() {
+    alone(Stage::Sample, SIGTERM);
+}
+
+#[test]
+fn sighup_to_gp_migrate_alone() {
+    alone(Stage::Migrate, SIGHUP);
+}
+
+#[test]
+fn sigint_to_gp_migrate_alone() {
+    alone(Stage::Migrate, SIGINT);
+}
+
+#[test]
+fn sigterm_to_gp_migrate_alone() {
+    alone(Stage::Migrate, SIGTERM);
+}
+
+#[test]
+fn sighup_to_gp_collect_alone() {
+    alone(Stage::Collect, SIGHUP);
+}
+
+#[test]
+fn sigint_to_gp_collect_alone() {
+    alone(Stage::Collect, SIGINT);
+}
+
+#[test]
+fn sigterm_to_gp_collect_alone() {
+    alone(Stage::Collect, SIGTERM);
+}
+
+/// A signal to a running `guestperf` (a closed terminal or a dropped ssh session sends SIGHUP):
+/// it forwards the signal to every stage once, exits 128 + N, and the report is written and
+/// readable: its result is interrupted, naming the signal, and so is `input.ended`.
+fn guestperf_signalled(sig: i32) {
+    let _lock = vm_test_lock();
+    let name = signal_name(sig);
+    // gp-launch --verbose says when the workload runs; gp-migrate then settles for 8 s.
+    let mut g = OneShot::start(&["--sleep", "8"]);
+    g.wait_for_stderr("src workload started");
+    g.signal(sig);
+    let (status, took) = g.finish(BOUND);
+    g.assert_clean();
+    log_time(
+        &format!("{name} to guestperf while settling"),
+        took.as_secs_f64(),
+        BOUND.as_secs_f64(),
+        g.started().elapsed().as_secs_f64(),
+    );
+    assert_eq!(OneShot::code(status), 128 + sig, "{}", g.logs());
+    let r = g.report();
+    let ext = r.guestperf_rs.as_ref().unwrap();
+    let result = ext.result.as_ref().expect("a result");
+    assert_eq!(
+        result.outcome,
+        Outcome::Interrupted,
+        "{result:?}\n{}",
+        g.logs()
+    );
+    assert!(result.reason.contains(&name), "{result:?}\n{}", g.logs());
+    assert!(
+        ext.input.ended.starts_with(&name),
+        "{}\n{}",
+        ext.input.ended,
+        g.logs()
+    );
+    assert_eq!(
+        ext.vm_exits.len(),
+        2,
+        "both VMs' exits reach the report\n{}",
+        g.logs()
+    );
+    assert!(
+        g.logs()
+            .contains(&format!("guestperf: interrupted by {name}")),
+        "guestperf says why it ended\n{}",
+        g.logs()
+    );
+}
+
+#[test]
+fn sighup_to_guestperf() {
+    guestperf_signalled(SIGHUP);
+}
+
+#[test]
+fn sigint_to_guestperf() {
+    guestperf_signalled(SIGINT);
+}
+
+#[test]
+fn sigterm_to_guestperf() {
+    guestperf_signalled(SIGTERM);
 }

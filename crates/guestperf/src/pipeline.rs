@@ -5,30 +5,27 @@
 //!
 //! - each stage's stderr is read line by line, passed on to a [`StderrSink`] (normally our own
 //!   stderr) and its tail kept, so a failure can be reported with the stage's own message;
-//! - the children live in a process group of their own, so a terminal's Ctrl-C reaches only us
-//!   and we forward it exactly once (SIGINT, SIGTERM, SIGHUP), and each child gets SIGTERM if we
-//!   die (`PR_SET_PDEATHSIG`);
+//! - each child lives in a process group of its own, so a terminal's Ctrl-C reaches only us and
+//!   we forward it exactly once (SIGINT, SIGTERM, SIGHUP), and each child gets SIGTERM if we die
+//!   (`PR_SET_PDEATHSIG`);
 //! - a stage that fails does not hang the others: after it exits non-zero the rest get a grace
 //!   period to finish on their own (a closed pipe or end of input normally ends them), then
 //!   SIGTERM, then SIGKILL.
 //!
-//! Every child is reaped on every path, including spawn failures half-way through.
+//! The children are [`gp_qemu::process`] children, the supervisor QEMU runs under too: spawn,
+//! stdin and stdout connected stage to stage, stderr lines and tail, exit status as code or
+//! 128 + signal, signals that never reach a reaped pid, kill and reap. This module adds only the
+//! pipeline's policy: which stage failed first, and when the others get which signal. Every
+//! child is reaped on every path, including spawn failures half-way through.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, never, select, unbounded};
-
-/// How much of each stage's stderr is kept for error messages.
-const STDERR_TAIL_BYTES: usize = 16 * 1024;
-/// Longest stderr line forwarded in one piece.
-const MAX_LINE_BYTES: usize = 64 * 1024;
+use gp_qemu::process::{self, Child, Exit, Hooks, Io, SpawnError, StdoutTo};
 
 /// One stage of a pipeline: a name for messages and the command to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,9 +131,6 @@ pub struct Grace {
     pub terminate_after: Duration,
     /// After SIGTERM, how long before SIGKILL.
     pub kill_after: Duration,
-    /// After every stage has exited, how long to wait for the rest of their stderr (a leaked
-    /// grandchild may hold the pipe open).
-    pub drain: Duration,
 }
 
 impl Default for Grace {
@@ -144,7 +138,6 @@ impl Default for Grace {
         Grace {
             terminate_after: Duration::from_secs(30),
             kill_after: Duration::from_secs(30),
-            drain: Duration::from_secs(2),
         }
     }
 }
@@ -161,7 +154,8 @@ pub struct StageExit {
     pub signal: Option<i32>,
     /// Time from spawning the pipeline to this stage's exit.
     pub elapsed: Duration,
-    /// The end of what the stage wrote on stderr.
+    /// The end of what the stage wrote on stderr (its last
+    /// [`gp_qemu::process::STDERR_TAIL_LINES`] lines).
     pub stderr_tail: String,
 }
 
@@ -330,47 +324,49 @@ pub fn run(
 ) -> Result<PipelineExit, PipelineError> {
     assert!(!stages.is_empty(), "a pipeline needs at least one stage");
     let start = Instant::now();
+    let (exit_tx, exit_rx) = unbounded::<(usize, Exit, Instant)>();
     let mut children: Vec<Child> = Vec::with_capacity(stages.len());
-    let mut group: Option<i32> = None;
     let mut output = Some(output);
-    let mut previous_stdout: Option<std::process::ChildStdout> = None;
-
+    let mut upstream: Option<std::process::ChildStdout> = None;
     for (index, stage) in stages.iter().enumerate() {
-        let mut cmd = Command::new(&stage.program);
-        cmd.args(&stage.args);
-        cmd.stdin(match previous_stdout.take() {
-            Some(out) => Stdio::from(out),
-            None => Stdio::null(),
-        });
-        if index + 1 == stages.len() {
+        let mut spec = process::Spec::new(stage.name.clone(), stage.program.as_os_str());
+        spec.args(&stage.args);
+        // A stage cleans up on SIGTERM (gp-launch stops its QEMUs, gp-collect writes the report).
+        spec.death_signal = libc::SIGTERM;
+        let stdout = if index + 1 == stages.len() {
             match output.take() {
-                Some(Output::File(f)) => cmd.stdout(Stdio::from(f)),
-                _ => cmd.stdout(Stdio::inherit()),
-            };
+                Some(Output::File(f)) => StdoutTo::Stdio(Stdio::from(f)),
+                _ => StdoutTo::Stdio(Stdio::inherit()),
+            }
         } else {
-            cmd.stdout(Stdio::piped());
-        }
-        cmd.stderr(Stdio::piped());
-        cmd.process_group(group.unwrap_or(0));
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
-                if libc::getppid() != parent {
-                    libc::_exit(128 + libc::SIGTERM);
-                }
-                Ok(())
-            });
-        }
-        match cmd.spawn() {
-            Ok(mut child) => {
-                group.get_or_insert(child.id() as i32);
-                previous_stdout = child.stdout.take();
+            StdoutTo::Pipe
+        };
+        let io = Io {
+            stdin: Some(upstream.take().map_or_else(Stdio::null, Stdio::from)),
+            stdout,
+        };
+        let name = stage.name.clone();
+        let sink = Arc::clone(&sink);
+        let exit_tx = exit_tx.clone();
+        let hooks = Hooks {
+            on_stdout_line: Box::new(|_| {}),
+            on_stderr_line: Some(Box::new(move |line: &str| {
+                sink.line(&name, format!("{line}\n").as_bytes())
+            })),
+            on_exit: Some(Box::new(move |exit| {
+                let _ = exit_tx.send((index, exit, Instant::now()));
+            })),
+        };
+        match process::spawn_io(&spec, io, hooks) {
+            Ok(child) => {
+                upstream = child.take_stdout();
                 children.push(child);
             }
-            Err(source) => {
-                abandon(&mut children);
+            Err(e) => {
+                abandon(&children);
+                let source = match e {
+                    SpawnError::NotFound { source, .. } | SpawnError::Io { source, .. } => source,
+                };
                 return Err(PipelineError::Spawn {
                     stage: stage.name.clone(),
                     program: stage.program.display().to_string(),
@@ -379,55 +375,19 @@ pub fn run(
             }
         }
     }
-
-    // Stderr forwarders, one per stage.
-    let tails: Vec<Arc<Mutex<Tail>>> = stages.iter().map(|_| Default::default()).collect();
-    let (drained_tx, drained_rx) = unbounded::<usize>();
-    for (index, child) in children.iter_mut().enumerate() {
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let tail = Arc::clone(&tails[index]);
-        let sink = Arc::clone(&sink);
-        let name = stages[index].name.clone();
-        let drained_tx = drained_tx.clone();
-        thread::Builder::new()
-            .name(format!("stderr {name}"))
-            .spawn(move || {
-                forward_stderr(stderr, &name, sink.as_ref(), &tail);
-                let _ = drained_tx.send(index);
-            })
-            .expect("spawn stderr thread");
-    }
-    drop(drained_tx);
-
-    // Reapers, one per stage: each owns its Child and reports the exit.
-    let pids: Vec<u32> = children.iter().map(Child::id).collect();
-    let (exit_tx, exit_rx) = unbounded::<(usize, std::io::Result<ExitStatus>, Instant)>();
-    for (index, mut child) in children.into_iter().enumerate() {
-        let exit_tx = exit_tx.clone();
-        thread::Builder::new()
-            .name(format!("reap {}", stages[index].name))
-            .spawn(move || {
-                let status = child.wait();
-                let _ = exit_tx.send((index, status, Instant::now()));
-            })
-            .expect("spawn reaper thread");
-    }
     drop(exit_tx);
 
-    let mut statuses: Vec<Option<(ExitStatus, Instant)>> = vec![None; stages.len()];
+    let mut exits: Vec<Option<(Exit, Instant)>> = vec![None; stages.len()];
     let mut exit_order = Vec::with_capacity(stages.len());
     let mut interrupted: Option<i32> = None;
     // Escalation: when set, the deadline at which the next step (SIGTERM, then SIGKILL) happens.
     let mut escalation: Option<(Instant, i32)> = None;
-    let alive = |statuses: &[Option<(ExitStatus, Instant)>]| -> Vec<u32> {
-        statuses
-            .iter()
-            .zip(&pids)
-            .filter(|(s, _)| s.is_none())
-            .map(|(_, &pid)| pid)
-            .collect()
+    // Child::signal skips a child that has exited: no signal reaches a reaped pid.
+    let signal_all = |sig: i32| {
+        for child in &children {
+            child.signal(sig);
+        }
     };
-
     while exit_order.len() < stages.len() {
         let timeout = match escalation {
             Some((deadline, _)) => after(deadline.saturating_duration_since(Instant::now())),
@@ -435,46 +395,39 @@ pub fn run(
         };
         select! {
             recv(exit_rx) -> msg => {
-                let Ok((index, status, at)) = msg else { break };
-                // wait() only fails if the child was already reaped; treat as killed.
-                let status = status.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
-                statuses[index] = Some((status, at));
+                let Ok((index, exit, at)) = msg else { break };
+                exits[index] = Some((exit, at));
                 exit_order.push(index);
-                if !status.success() && escalation.is_none() {
+                if !exit.success() && escalation.is_none() {
                     escalation = Some((Instant::now() + grace.terminate_after, libc::SIGTERM));
                 }
             }
             recv(signals.receiver()) -> sig => {
                 let Ok(sig) = sig else { continue };
                 interrupted.get_or_insert(sig);
-                for pid in alive(&statuses) {
-                    send_signal(pid, sig);
-                }
+                signal_all(sig);
                 // The stages clean up on the signal; if they do not, escalate.
                 if escalation.map_or(true, |(_, s)| s == libc::SIGTERM) {
                     escalation = Some((Instant::now() + grace.kill_after, libc::SIGKILL));
                 }
             }
             recv(timeout) -> _ => {
-                if let Some((_, sig)) = escalation {
-                    for pid in alive(&statuses) {
-                        send_signal(pid, sig);
+                match escalation {
+                    Some((_, libc::SIGKILL)) => {
+                        for child in &children {
+                            if !child.has_exited() {
+                                child.kill_and_reap();
+                            }
+                        }
+                        escalation = None;
                     }
-                    escalation = (sig == libc::SIGTERM)
-                        .then(|| (Instant::now() + grace.kill_after, libc::SIGKILL));
+                    Some((_, sig)) => {
+                        signal_all(sig);
+                        escalation = Some((Instant::now() + grace.kill_after, libc::SIGKILL));
+                    }
+                    None => {}
                 }
             }
-        }
-    }
-
-    // Collect the rest of stderr; a leaked grandchild holding a pipe must not hang us.
-    let drain_deadline = Instant::now() + grace.drain;
-    let mut drained = 0;
-    while drained < stages.len() {
-        let left = drain_deadline.saturating_duration_since(Instant::now());
-        match drained_rx.recv_timeout(left) {
-            Ok(_) => drained += 1,
-            Err(_) => break,
         }
     }
 
@@ -482,20 +435,19 @@ pub fn run(
         .iter()
         .enumerate()
         .map(|(index, stage)| {
-            let (status, at) = statuses[index].expect("every stage was reaped");
-            let signal = status.signal();
-            let code = match (status.code(), signal) {
-                (Some(code), _) => code,
-                (None, Some(sig)) => 128 + sig,
-                (None, None) => 128,
-            };
+            let (exit, at) = exits[index].unwrap_or_else(|| {
+                // Every supervision thread reports its child's exit; this is a fallback only.
+                (children[index].kill_and_reap(), Instant::now())
+            });
+            let mut stderr_tail = children[index].stderr_tail().join("\n");
+            stderr_tail.push('\n');
             StageExit {
                 name: stage.name.clone(),
                 index,
-                code,
-                signal,
+                code: exit.status,
+                signal: exit.signal,
                 elapsed: at.saturating_duration_since(start),
-                stderr_tail: tails[index].lock().unwrap().text(),
+                stderr_tail,
             }
         })
         .collect();
@@ -507,75 +459,21 @@ pub fn run(
     })
 }
 
-/// Kills and reaps children spawned before a later spawn failed.
-fn abandon(children: &mut Vec<Child>) {
-    for child in children.iter() {
-        send_signal(child.id(), libc::SIGTERM);
+/// Ends and reaps the stages spawned before a later spawn failed: SIGTERM, 10 s, SIGKILL.
+fn abandon(children: &[Child]) {
+    for child in children {
+        child.signal(libc::SIGTERM);
     }
-    for mut child in children.drain(..) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                Ok(None) => thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    }
-}
-
-fn send_signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) with a pid of our own unreaped child.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
-}
-
-/// The last [`STDERR_TAIL_BYTES`] of a stage's stderr.
-#[derive(Debug, Default)]
-struct Tail {
-    bytes: Vec<u8>,
-}
-
-impl Tail {
-    fn push(&mut self, line: &[u8]) {
-        self.bytes.extend_from_slice(line);
-        if self.bytes.len() > STDERR_TAIL_BYTES {
-            let cut = self.bytes.len() - STDERR_TAIL_BYTES;
-            self.bytes.drain(..cut);
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes).into_owned()
-    }
-}
-
-fn forward_stderr(stderr: impl Read, name: &str, sink: &dyn StderrSink, tail: &Mutex<Tail>) {
-    let mut reader = BufReader::new(stderr);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match (&mut reader)
-            .take(MAX_LINE_BYTES as u64)
-            .read_until(b'\n', &mut line)
-        {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                sink.line(name, &line);
-                tail.lock().unwrap().push(&line);
-            }
-        }
+    for child in children {
+        child.stop(|| {}, Duration::from_secs(10));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+    use std::thread;
 
     /// Collects stderr lines as (stage, text).
     #[derive(Default)]
@@ -603,7 +501,6 @@ mod tests {
         Grace {
             terminate_after: Duration::from_secs(5),
             kill_after: Duration::from_secs(5),
-            drain: Duration::from_millis(500),
         }
     }
 
@@ -800,7 +697,6 @@ mod tests {
         let grace = Grace {
             terminate_after: Duration::from_millis(200),
             kill_after: Duration::from_millis(200),
-            drain: Duration::from_millis(200),
         };
         let start = Instant::now();
         let exit = run(

@@ -6,8 +6,13 @@
 //! kernel, with the real CPU model, to the end of its initialisation (it then panics for want of
 //! a root filesystem, and `-no-reboot` ends QEMU). The probe watches QEMU's exit, its run state
 //! over QMP and the console, against a deadline; it never hangs.
+//!
+//! The verdict is kept ([`VerdictCache`]) per host boot (`/proc/sys/kernel/random/boot_id`),
+//! QEMU binary and kernel (path, size, modification time), in the tools' cache directory: on a
+//! host where KVM opens but guests hang, only the first run of a boot waits for the probe's
+//! deadline. `GUESTPERF_REPROBE_KVM=1` probes again (and keeps the new verdict).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, unbounded, Receiver};
@@ -28,8 +33,145 @@ const PROBE_DONE: &[&str] = &[
     "Run /init",
 ];
 
+/// Set (to anything but empty or `0`) to probe KVM again instead of using this boot's verdict.
+pub const REPROBE_ENV: &str = "GUESTPERF_REPROBE_KVM";
+
+/// Whether [`REPROBE_ENV`] asks for a new probe.
+pub fn reprobe_asked() -> bool {
+    std::env::var_os(REPROBE_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// What a cached verdict is valid for: this boot, this QEMU binary, this kernel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VerdictKey {
+    pub boot_id: String,
+    pub binary: FileId,
+    pub kernel: FileId,
+}
+
+/// A file as it is now: a rebuilt QEMU or a new kernel at the same path is another file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct FileId {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub modified_ns: i128,
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileId {
+            path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+            bytes: m.len(),
+            modified_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        })
+    }
+}
+
+impl VerdictKey {
+    /// The key for `binary` and `kernel` in this boot; `None` when the boot id or a file cannot
+    /// be read (nothing is cached then).
+    pub fn new(binary: &Path, kernel: &Path) -> Option<VerdictKey> {
+        Some(VerdictKey {
+            boot_id: procfs::sys::kernel::random::boot_id()
+                .ok()?
+                .trim()
+                .to_string(),
+            binary: FileId::of(binary)?,
+            kernel: FileId::of(kernel)?,
+        })
+    }
+
+    /// The cache file's name: the boot id, then a hash of the rest (a hash collision only
+    /// costs a probe: the file's key is compared in full).
+    fn file_name(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.binary.hash(&mut h);
+        self.kernel.hash(&mut h);
+        format!("{}-{:016x}.json", self.boot_id, h.finish())
+    }
+}
+
+/// A probe's outcome as kept in the cache.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Verdict {
+    pub key: VerdictKey,
+    /// `None`: KVM works; else why it does not.
+    pub unusable: Option<String>,
+    /// When the probe ran (seconds since the epoch) and how long it took.
+    pub probed_s: f64,
+    pub probe_took_s: f64,
+}
+
+impl Verdict {
+    /// "at HH:MM:SS UTC" of the probe, for messages.
+    pub fn when(&self) -> String {
+        let secs = self.probed_s.max(0.0) as u64 % 86_400;
+        format!(
+            "{:02}:{:02}:{:02} UTC",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )
+    }
+}
+
+/// KVM verdicts kept on disk, one file per key, in [`gp_qemu::paths::kvm_probe_cache_dir`].
+#[derive(Debug, Clone)]
+pub struct VerdictCache {
+    dir: PathBuf,
+}
+
+impl VerdictCache {
+    pub fn new(dir: PathBuf) -> VerdictCache {
+        VerdictCache { dir }
+    }
+
+    /// The cache in the tools' cache directory.
+    pub fn default_location() -> VerdictCache {
+        VerdictCache::new(gp_qemu::paths::kvm_probe_cache_dir())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The verdict kept for `key`, if one is.
+    pub fn load(&self, key: &VerdictKey) -> Option<Verdict> {
+        let text = std::fs::read_to_string(self.dir.join(key.file_name())).ok()?;
+        serde_json::from_str::<Verdict>(&text)
+            .ok()
+            .filter(|v| &v.key == key)
+    }
+
+    /// Keeps `verdict` (atomically: a temporary file renamed into place) and removes the
+    /// verdicts of earlier boots.
+    pub fn store(&self, verdict: &Verdict) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let name = verdict.key.file_name();
+        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let text = serde_json::to_string_pretty(verdict).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, self.dir.join(&name)))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })?;
+        let this_boot = format!("{}-", verdict.key.boot_id);
+        for entry in std::fs::read_dir(&self.dir)?.flatten() {
+            let n = entry.file_name().to_string_lossy().into_owned();
+            if n.ends_with(".json") && !n.starts_with(&this_boot) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why KVM cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct KvmUnusable(pub String);
 
 /// Checks that /dev/kvm can be opened read-write.
@@ -113,7 +255,8 @@ pub fn probe_kvm(
     };
     let child = process::spawn(&spec, hooks).map_err(|e| {
         Ok(KvmUnusable(format!(
-            "the KVM probe could not start QEMU: {e}"
+            "the KVM probe could not start QEMU: {}",
+            gp_stage::error_chain(&e)
         )))
     })?;
     let deadline = start + probe_deadline;
@@ -255,6 +398,63 @@ mod tests {
             "{why}"
         );
         assert!(start.elapsed() < Duration::from_secs(20));
+    }
+
+    fn key(dir: &Path, boot: &str) -> VerdictKey {
+        let binary = dir.join("qemu");
+        let kernel = dir.join("vmlinuz");
+        for f in [&binary, &kernel] {
+            if !f.exists() {
+                std::fs::write(f, b"x").unwrap();
+            }
+        }
+        VerdictKey {
+            boot_id: boot.into(),
+            ..VerdictKey::new(&binary, &kernel).unwrap()
+        }
+    }
+
+    #[test]
+    fn verdicts_are_kept_per_boot_binary_and_kernel() {
+        let dir = RuntimeDir::new("gp-verdict-test").unwrap();
+        let cache = VerdictCache::new(dir.path().join("cache"));
+        let k = key(dir.path(), "boot-a");
+        assert_eq!(cache.load(&k), None);
+        let v = Verdict {
+            key: k.clone(),
+            unusable: Some("a probe guest made no progress under KVM within 15 s".into()),
+            probed_s: 3600.0 * 13.0 + 62.0,
+            probe_took_s: 15.0,
+        };
+        cache.store(&v).unwrap();
+        assert_eq!(cache.load(&k), Some(v.clone()));
+        assert_eq!(v.when(), "13:01:02 UTC");
+        // Another boot, or a kernel rewritten at the same path, is not this verdict.
+        assert_eq!(cache.load(&key(dir.path(), "boot-b")), None);
+        std::fs::write(dir.path().join("vmlinuz"), b"a new kernel").unwrap();
+        assert_eq!(cache.load(&key(dir.path(), "boot-a")), None);
+        // Storing a verdict of a new boot removes the old boot's.
+        let newer = Verdict {
+            key: key(dir.path(), "boot-b"),
+            unusable: None,
+            ..v
+        };
+        cache.store(&newer).unwrap();
+        let files: Vec<String> = std::fs::read_dir(cache.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(files[0].starts_with("boot-b-"), "{files:?}");
+        assert_eq!(cache.load(&newer.key), Some(newer));
+    }
+
+    #[test]
+    fn the_key_knows_this_boot() {
+        let dir = RuntimeDir::new("gp-verdict-test").unwrap();
+        let k = key(dir.path(), "x");
+        let here = VerdictKey::new(&k.binary.path, &k.kernel.path).unwrap();
+        assert_eq!(here.boot_id.len(), 36, "{here:?}");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! Workload lines (`@gp ...`, or the original C stress program's per-GB line) become
 //! `guest_start`, `guest_progress`, `guest_warm` and `guest_gb`; every other non-empty line
 //! becomes a `console` record, so nothing the guest printed is lost. Each record carries the
-//! host arrival time of its line. [`ConsoleParser::translate`] takes one line, however the bytes
-//! were read and batched.
+//! host arrival time of its line's first byte (see `gp_qemu::process` on console batching).
+//! [`ConsoleParser::translate`] takes one line, however the bytes were read and batched.
 
 use std::collections::{HashMap, VecDeque};
 

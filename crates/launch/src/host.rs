@@ -1,28 +1,83 @@
 //! What the host offers: provenance for the header, and the checks behind --huge-pages,
-//! --locked-pages and --transport rdma, each refusing with the reason and the fix.
+//! --locked-pages and --transport rdma, each refusing with the reason and the fix. `/proc` is read
+//! through procfs.
 
 use std::path::{Path, PathBuf};
 
 use gp_records::launch::HostInfo;
+use procfs::Current;
+
+/// Why the host cannot do what the options ask.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(
+        "--huge-pages: no hugetlbfs is mounted (as root: mkdir -p /dev/hugepages && mount -t \
+         hugetlbfs none /dev/hugepages)"
+    )]
+    NoHugetlbfs,
+    #[error("--huge-pages: this kernel reports no huge page size (no hugetlb support)")]
+    NoHugePageSize,
+    #[error(
+        "--huge-pages: --mem {} MiB is not a multiple of the {} KiB huge page size of {}",
+        mem_bytes >> 20, page_bytes >> 10, mount.display()
+    )]
+    NotPageMultiple {
+        mem_bytes: u64,
+        page_bytes: u64,
+        mount: PathBuf,
+    },
+    #[error(
+        "--huge-pages: needs {needed} free {} KiB huge pages ({per_vm} per VM, {vms} VMs) but only \
+         {free} are free (as root: echo {pool} > /proc/sys/vm/nr_hugepages, or use smaller --mem)",
+        page_bytes >> 10
+    )]
+    TooFewHugePages {
+        page_bytes: u64,
+        needed: u64,
+        per_vm: u64,
+        vms: u64,
+        free: u64,
+        /// The pool size that would leave `needed` free.
+        pool: u64,
+    },
+    #[error("--locked-pages: cannot read RLIMIT_MEMLOCK")]
+    MemlockLimit(#[source] std::io::Error),
+    #[error(
+        "--locked-pages: each QEMU must lock {} MiB but the locked-memory limit is {} KiB and this \
+         process lacks CAP_IPC_LOCK (raise it: ulimit -l unlimited, or run as root)",
+        need_bytes >> 20, limit_bytes >> 10
+    )]
+    MemlockTooLow { need_bytes: u64, limit_bytes: u64 },
+    #[error(
+        "--transport rdma: this host has no RDMA device (/sys/class/infiniband is empty or \
+         missing); use --transport tcp or unix"
+    )]
+    NoRdmaDevice,
+    #[error(
+        "--transport rdma: {} was built without RDMA migration (it does not link librdmacm); use \
+         --transport tcp or unix, or a QEMU built with RDMA",
+        binary.display()
+    )]
+    NoRdmaInQemu { binary: PathBuf },
+    #[error(
+        "--transport rdma: no IPv4 address on the network interface of RDMA device(s) {}; \
+         configure one, or use --transport tcp",
+        devices.join(", ")
+    )]
+    NoRdmaAddress { devices: Vec<String> },
+}
 
 /// Hostname, CPU model, kernel release and online CPU count.
 pub fn host_info() -> HostInfo {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu_model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == "model name").then(|| v.trim().to_string())
-        })
+    let cpu_model = procfs::CpuInfo::current()
+        .ok()
+        .and_then(|c| c.model_name(0).map(str::to_string))
         .unwrap_or_default();
     let cpus = gp_qemu::bind::Topology::host()
         .map(|t| t.cpus.len() as u32)
         .unwrap_or(0);
     HostInfo {
-        hostname,
+        hostname: gp_qemu::kernel::uname_nodename(),
         cpu_model,
         kernel_release: gp_qemu::kernel::uname_release(),
         cpus,
@@ -37,42 +92,23 @@ pub struct HugePool {
     pub free_pages: u64,
 }
 
-/// Parses `/proc/mounts` for hugetlbfs mounts: (mount point, pagesize option in bytes if set).
-pub fn hugetlbfs_mounts(mounts: &str) -> Vec<(PathBuf, Option<u64>)> {
+/// The hugetlbfs mounts among `mounts` (procfs's `/proc/mounts`): (mount point, pagesize option
+/// in bytes if set).
+pub fn hugetlbfs_mounts(mounts: &[procfs::MountEntry]) -> Vec<(PathBuf, Option<u64>)> {
     mounts
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 4 || f[2] != "hugetlbfs" {
-                return None;
-            }
-            let pagesize = f[3]
-                .split(',')
-                .find_map(|o| o.strip_prefix("pagesize="))
+        .iter()
+        .filter(|m| m.fs_vfstype == "hugetlbfs")
+        .map(|m| {
+            let pagesize = m
+                .fs_mntops
+                .get("pagesize")
+                .and_then(|v| v.as_deref())
                 .and_then(parse_page_size);
-            Some((PathBuf::from(unescape_mount(f[1])), pagesize))
+            // procfs unescapes tabs, newlines, backslashes and '#' but not the kernel's `\040`
+            // for a space.
+            (PathBuf::from(m.fs_file.replace("\\040", " ")), pagesize)
         })
         .collect()
-}
-
-/// `/proc/mounts` escapes spaces and the like as octal (`\040`).
-fn unescape_mount(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `2M`, `1G`, `2048k` as in mount options.
@@ -87,18 +123,10 @@ fn parse_page_size(s: &str) -> Option<u64> {
     num.parse::<u64>().ok().map(|n| n * mult)
 }
 
-/// The default huge page size (`Hugepagesize:` in /proc/meminfo), bytes.
-fn default_huge_page_bytes(meminfo: &str) -> Option<u64> {
-    meminfo.lines().find_map(|l| {
-        let rest = l.strip_prefix("Hugepagesize:")?;
-        let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
-        Some(kb << 10)
-    })
-}
-
-fn free_huge_pages(page_bytes: u64) -> u64 {
+/// A number in `/sys/kernel/mm/hugepages/hugepages-<size>kB/<name>`, 0 when unreadable.
+fn huge_pages_sysfs(page_bytes: u64, name: &str) -> u64 {
     let p = format!(
-        "/sys/kernel/mm/hugepages/hugepages-{}kB/free_hugepages",
+        "/sys/kernel/mm/hugepages/hugepages-{}kB/{name}",
         page_bytes >> 10
     );
     std::fs::read_to_string(p)
@@ -108,41 +136,36 @@ fn free_huge_pages(page_bytes: u64) -> u64 {
 }
 
 /// Finds a hugetlbfs with enough free pages for `vms` guests of `mem_bytes` each.
-pub fn check_huge_pages(mem_bytes: u64, vms: u64) -> Result<HugePool, String> {
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let default = default_huge_page_bytes(&meminfo);
+pub fn check_huge_pages(mem_bytes: u64, vms: u64) -> Result<HugePool, HostError> {
+    let mounts = procfs::mounts().unwrap_or_default();
+    // Meminfo's sizes are in bytes.
+    let default = procfs::Meminfo::current().ok().and_then(|m| m.hugepagesize);
     let found = hugetlbfs_mounts(&mounts);
     let Some((mount, pagesize)) = found.first().cloned() else {
-        return Err(
-            "--huge-pages: no hugetlbfs is mounted (as root: mkdir -p /dev/hugepages && mount -t \
-             hugetlbfs none /dev/hugepages)"
-                .to_string(),
-        );
+        return Err(HostError::NoHugetlbfs);
     };
     let Some(page_bytes) = pagesize.or(default) else {
-        return Err(
-            "--huge-pages: this kernel reports no huge page size (no hugetlb support)".into(),
-        );
+        return Err(HostError::NoHugePageSize);
     };
     if mem_bytes % page_bytes != 0 {
-        return Err(format!(
-            "--huge-pages: --mem {} MiB is not a multiple of the {} KiB huge page size of {}",
-            mem_bytes >> 20,
-            page_bytes >> 10,
-            mount.display()
-        ));
+        return Err(HostError::NotPageMultiple {
+            mem_bytes,
+            page_bytes,
+            mount,
+        });
     }
     let per_vm = mem_bytes / page_bytes;
     let needed = per_vm * vms;
-    let free = free_huge_pages(page_bytes);
+    let free = huge_pages_sysfs(page_bytes, "free_hugepages");
     if free < needed {
-        return Err(format!(
-            "--huge-pages: needs {needed} free {} KiB huge pages ({per_vm} per VM, {vms} VMs) but \
-             only {free} are free (as root: echo {} > /proc/sys/vm/nr_hugepages, or use smaller --mem)",
-            page_bytes >> 10,
-            needed + hugepages_total(page_bytes).saturating_sub(free),
-        ));
+        return Err(HostError::TooFewHugePages {
+            page_bytes,
+            needed,
+            per_vm,
+            vms,
+            free,
+            pool: needed + huge_pages_sysfs(page_bytes, "nr_hugepages").saturating_sub(free),
+        });
     }
     Ok(HugePool {
         mount,
@@ -151,19 +174,8 @@ pub fn check_huge_pages(mem_bytes: u64, vms: u64) -> Result<HugePool, String> {
     })
 }
 
-fn hugepages_total(page_bytes: u64) -> u64 {
-    let p = format!(
-        "/sys/kernel/mm/hugepages/hugepages-{}kB/nr_hugepages",
-        page_bytes >> 10
-    );
-    std::fs::read_to_string(p)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Whether this process may lock `bytes` of memory: CAP_IPC_LOCK, or RLIMIT_MEMLOCK high enough.
-pub fn check_locked_pages(bytes: u64) -> Result<(), String> {
+pub fn check_locked_pages(bytes: u64) -> Result<(), HostError> {
     if has_cap_ipc_lock() {
         return Ok(());
     }
@@ -173,32 +185,22 @@ pub fn check_locked_pages(bytes: u64) -> Result<(), String> {
     };
     // SAFETY: valid pointer to a local rlimit.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
-        return Err("--locked-pages: cannot read RLIMIT_MEMLOCK".to_string());
+        return Err(HostError::MemlockLimit(std::io::Error::last_os_error()));
     }
     if lim.rlim_cur == libc::RLIM_INFINITY || lim.rlim_cur >= bytes {
         return Ok(());
     }
-    Err(format!(
-        "--locked-pages: each QEMU must lock {} MiB but the locked-memory limit is {} KiB and this \
-         process lacks CAP_IPC_LOCK (raise it: ulimit -l unlimited, or run as root)",
-        bytes >> 20,
-        lim.rlim_cur >> 10
-    ))
+    Err(HostError::MemlockTooLow {
+        need_bytes: bytes,
+        limit_bytes: lim.rlim_cur,
+    })
 }
 
 fn has_cap_ipc_lock() -> bool {
     const CAP_IPC_LOCK: u32 = 14;
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let hex = s
-                .lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))?
-                .trim()
-                .to_string();
-            u64::from_str_radix(&hex, 16).ok()
-        })
-        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
+    procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .is_ok_and(|s| s.capeff & (1 << CAP_IPC_LOCK) != 0)
 }
 
 /// RDMA devices under /sys/class/infiniband.
@@ -220,7 +222,7 @@ fn rdma_devices_in(dir: &Path) -> Vec<String> {
 
 /// An IPv4 address on the network interface of the first RDMA device that has one, for the
 /// destination to listen on (RDMA connection setup resolves addresses over IP).
-pub fn rdma_ipv4(devices: &[String]) -> Result<String, String> {
+pub fn rdma_ipv4(devices: &[String]) -> Result<String, HostError> {
     for dev in devices {
         let ndevs = Path::new("/sys/class/infiniband")
             .join(dev)
@@ -237,11 +239,9 @@ pub fn rdma_ipv4(devices: &[String]) -> Result<String, String> {
             }
         }
     }
-    Err(format!(
-        "--transport rdma: no IPv4 address on the network interface of RDMA device(s) {}; \
-         configure one, or use --transport tcp",
-        devices.join(", ")
-    ))
+    Err(HostError::NoRdmaAddress {
+        devices: devices.to_vec(),
+    })
 }
 
 fn interface_ipv4(ifname: &str) -> Option<String> {
@@ -281,26 +281,24 @@ mod tests {
 
     #[test]
     fn mounts_and_sizes() {
+        use procfs::FromBufRead;
         let mounts = "proc /proc proc rw 0 0\n\
                       hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n\
                       none /mnt/huge\\0401g hugetlbfs rw,pagesize=1024M 0 0\n\
                       none /mnt/h hugetlbfs rw 0 0\n";
-        let m = hugetlbfs_mounts(mounts);
+        let mounts = Vec::<procfs::MountEntry>::from_buf_read(mounts.as_bytes()).unwrap();
+        let m = hugetlbfs_mounts(&mounts);
         assert_eq!(m.len(), 3);
         assert_eq!(m[0], (PathBuf::from("/dev/hugepages"), Some(2 << 20)));
         assert_eq!(m[1], (PathBuf::from("/mnt/huge 1g"), Some(1 << 30)));
         assert_eq!(m[2], (PathBuf::from("/mnt/h"), None));
-        assert_eq!(
-            default_huge_page_bytes("Hugepagesize:       2048 kB\n"),
-            Some(2 << 20)
-        );
     }
 
     #[test]
     fn host_info_is_filled() {
         let h = host_info();
         assert!(h.cpus >= 1);
-        assert!(!h.kernel_release.is_empty());
+        assert!(!h.kernel_release.is_empty() && !h.hostname.is_empty());
     }
 
     #[test]

@@ -12,15 +12,9 @@
 //! [`session`] (running the VMs), [`host`] (host facts and checks), [`remote`] (`--dst-host`: the
 //! destination on another host over ssh) and [`remote_helper`] (its far end).
 
-/// Prints a line for people on stderr. Unlike `eprintln!`, a closed stderr
-/// (`gp-launch 2>&1 | head`) is ignored rather than a panic.
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
+// `say!`: a line for people on stderr; a closed stderr is ignored rather than a panic.
+#[macro_use]
+extern crate gp_stage;
 
 pub mod accel;
 pub mod cli;
@@ -38,7 +32,7 @@ use std::time::Duration;
 use gp_qemu::runtime::RuntimeDir;
 use gp_records::launch::Hardware;
 use gp_records::ndjson::{WriteError, Writer};
-use gp_records::{Launch, Record, Role};
+use gp_records::{Launch, Record, Role, StageError};
 use gp_stage::signals::Forwarder;
 
 use crate::cli::{AccelArg, Cli, Transport};
@@ -49,31 +43,69 @@ use crate::session::{End, Session, Start};
 /// The stage name in `stage_error` records and messages.
 pub const STAGE: &str = "gp-launch";
 
-/// Why gp-launch failed. Each message names the problem and, where there is one, the fix.
+/// Why gp-launch failed. Each message names the problem and, where there is one, the fix; causes
+/// are `source()`, printed once by `gp_stage::error_chain`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A bad option or option combination.
-    #[error("{0}")]
-    Usage(String),
-    /// The host cannot do what was asked.
-    #[error("{0}")]
-    Setup(String),
+    /// A bad option value or combination (exit 2).
+    #[error("{option}: {problem}")]
+    Usage {
+        option: &'static str,
+        problem: String,
+    },
+    /// The host lacks what the options ask for (huge pages, locked memory, RDMA).
+    #[error(transparent)]
+    Host(#[from] host::HostError),
     #[error(transparent)]
     Kernel(#[from] gp_qemu::kernel::KernelError),
     #[error(transparent)]
     Binary(#[from] gp_qemu::binary::BinaryError),
     #[error(transparent)]
     Bind(#[from] gp_qemu::bind::BindError),
-    #[error("KVM does not work on this host: {0}; run with --accel tcg")]
-    KvmBroken(String),
+    #[error(transparent)]
+    Runtime(#[from] gp_qemu::runtime::RuntimeError),
+    /// `--dst-host`: the destination host cannot be used.
+    #[error(transparent)]
+    Remote(#[from] remote::RemoteError),
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+    #[error("cannot read the host CPU topology")]
+    Topology(#[source] std::io::Error),
+    #[error("cannot link {} (not UTF-8) into {}", path.display(), dir.display())]
+    Link {
+        path: std::path::PathBuf,
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot find a free TCP port on {addr}")]
+    FreePort {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("KVM does not work on this host (run with --accel tcg)")]
+    KvmBroken(#[source] accel::KvmUnusable),
     #[error("the {role} QEMU failed to start: {message}")]
     Start { role: Role, message: String },
+    #[error(
+        "the source guest did not start its workload within {timeout_s:.0} s of QEMU starting \
+         (raise --boot-timeout-s, or check the kernel and initrd; --verbose shows the boot \
+         log)\n{diagnostics}"
+    )]
+    BootTimeout { timeout_s: f64, diagnostics: String },
+    #[error("the source VM ended before its workload started ({reason})\n{diagnostics}")]
+    EndedBeforeWorkload { reason: String, diagnostics: String },
+    #[error(
+        "the {role} VM stopped with an internal error (KVM could not run the guest); run with \
+         --accel tcg\n{diagnostics}"
+    )]
+    InternalError { role: Role, diagnostics: String },
+    /// The ssh connection to a remote destination was lost (the message says which and how).
     #[error("{0}")]
-    Boot(String),
-    #[error("{0}")]
-    Vm(String),
-    #[error("{0}")]
-    Write(#[source] WriteError),
+    ConnectionLost(String),
+    #[error(transparent)]
+    Write(WriteError),
     #[error("output closed by the next stage")]
     OutputClosed,
 }
@@ -82,9 +114,23 @@ impl Error {
     /// Exit code: 2 for bad usage, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::Bind(_) => 2,
+            Error::Usage { .. } | Error::Bind(_) => 2,
             _ => 1,
         }
+    }
+
+    /// A usage error about `option`.
+    pub fn usage(option: &'static str, problem: impl Into<String>) -> Error {
+        Error::Usage {
+            option,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl gp_stage::Failure for Error {
+    fn exit_code(&self) -> u8 {
+        Error::exit_code(self)
     }
 }
 
@@ -95,19 +141,17 @@ pub use gp_stage::error_chain;
 /// interrupted). Errors are for the caller to print and record as `stage_error`.
 pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Result<u8, Error> {
     let plan = plan::build(cli)?;
-    let signals = Forwarder::start()
-        .map_err(|e| Error::Setup(format!("cannot install signal handlers: {e}")))?;
-    let dir = RuntimeDir::new(STAGE)
-        .map_err(|e| Error::Setup(format!("cannot create a private runtime directory: {e}")))?;
+    let signals = Forwarder::start().map_err(Error::Signals)?;
+    let dir = RuntimeDir::new(STAGE)?;
 
     let remote = match remote::Remote::connect_if_asked(&plan, &dir, &signals)? {
         Ok(r) => r,
         Err(sig) => {
-            say!(
-                "{STAGE}: interrupted by {}",
-                gp_qemu::process::signal_name(sig)
-            );
-            return Ok(128u8.saturating_add(sig as u8));
+            return Ok(interrupted_early(
+                out,
+                sig,
+                "connecting to the destination host",
+            ))
         }
     };
     // QEMU takes file names as text: a kernel or initrd path that is not UTF-8 reaches the
@@ -116,20 +160,17 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     let initrd = utf8_path(&plan.initrd, &dir, "initrd")?;
     let (accel, accel_note) = match choose_accel(&plan, &kernel, &dir, &signals)? {
         Ok(chosen) => chosen,
-        Err(sig) => {
-            say!(
-                "{STAGE}: interrupted by {}",
-                gp_qemu::process::signal_name(sig)
-            );
-            return Ok(128u8.saturating_add(sig as u8));
-        }
+        Err(sig) => return Ok(interrupted_early(out, sig, "probing KVM")),
     };
     let (accel, accel_note) = remote::reconcile_accel(remote.as_deref(), &plan, accel, accel_note)?;
     if plan.dirty_ring_size != 0 && accel != Accel::Kvm {
-        return Err(Error::Usage(format!(
-            "--dirty-ring-size needs KVM, but this run would use TCG ({}); drop --dirty-ring-size",
-            accel_note.as_deref().unwrap_or("TCG was asked for")
-        )));
+        return Err(Error::usage(
+            "--dirty-ring-size",
+            format!(
+                "needs KVM, but this run would use TCG ({}); drop --dirty-ring-size",
+                accel_note.as_deref().unwrap_or("TCG was asked for")
+            ),
+        ));
     }
 
     let migrate_uri = match &remote {
@@ -228,8 +269,22 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     }
     match end? {
         End::Exited | End::OutputClosed => Ok(0),
-        End::Signal(sig) => Ok(128u8.saturating_add(sig as u8)),
+        End::Signal(sig) => Ok(gp_stage::signal_exit_code(sig)),
     }
+}
+
+/// A signal before any VM started: said on stderr and in the stream (a `stage_error` with the
+/// signal, so the report says the run was interrupted and by what). Returns the exit code.
+fn interrupted_early<W: Write>(out: &mut Writer<W>, sig: i32, while_: &str) -> u8 {
+    let message = format!(
+        "interrupted by {} while {while_}, before any VM started",
+        gp_stage::signals::signal_name(sig)
+    );
+    say!("{STAGE}: {message}");
+    let _ = out.write(&Record::StageError(StageError::signalled(
+        STAGE, sig, message,
+    )));
+    gp_stage::signal_exit_code(sig)
 }
 
 /// `path` itself when it is UTF-8, else a symlink to it named `name` in `dir`.
@@ -241,21 +296,20 @@ fn utf8_path(
     if path.to_str().is_some() {
         return Ok(path.to_path_buf());
     }
-    let absolute =
-        std::path::absolute(path).map_err(|e| Error::Setup(format!("{}: {e}", path.display())))?;
     let link = dir.path().join(name);
-    std::os::unix::fs::symlink(&absolute, &link).map_err(|e| {
-        Error::Setup(format!(
-            "cannot link {} (not UTF-8) into {}: {e}",
-            path.display(),
-            dir.path().display()
-        ))
-    })?;
+    std::path::absolute(path)
+        .and_then(|absolute| std::os::unix::fs::symlink(absolute, &link))
+        .map_err(|source| Error::Link {
+            path: path.to_path_buf(),
+            dir: dir.path().to_path_buf(),
+            source,
+        })?;
     Ok(link)
 }
 
-/// Resolves --accel, probing KVM when it is asked for or may be used. `Ok(Err(sig))` when a
-/// signal interrupted the probe.
+/// Resolves --accel, probing KVM when it is asked for or may be used, unless this boot's verdict
+/// for this QEMU and kernel is cached (see [`accel::VerdictCache`]). `Ok(Err(sig))` when a signal
+/// interrupted the probe.
 fn choose_accel(
     plan: &Plan,
     kernel: &std::path::Path,
@@ -265,40 +319,96 @@ fn choose_accel(
     if plan.accel == AccelArg::Tcg {
         return Ok(Ok((Accel::Tcg, None)));
     }
+    // Where the verdict came from, for the messages: a cached one names its probe.
+    let mut cached: Option<accel::Verdict> = None;
     let unusable = if !plan.binary.has_accel("kvm") {
-        Some(format!(
+        Some(accel::KvmUnusable(format!(
             "{} was built without KVM",
             plan.binary.path.display()
-        ))
+        )))
     } else if let Err(e) = accel::kvm_device_usable() {
-        Some(e.0)
+        Some(e)
     } else {
-        match accel::probe_kvm(
-            &plan.binary.path,
-            kernel,
-            plan.cpus,
-            dir.path(),
-            signals.receiver(),
-            accel::PROBE_DEADLINE,
-            plan.verbose,
-        ) {
-            Ok(took) => {
-                if plan.verbose {
-                    say!(
-                        "{STAGE}: KVM works (probe boot took {:.2} s)",
-                        took.as_secs_f64()
-                    );
+        let cache = accel::VerdictCache::default_location();
+        let key = accel::VerdictKey::new(&plan.binary.path, &plan.kernel);
+        cached = key
+            .as_ref()
+            .filter(|_| !accel::reprobe_asked())
+            .and_then(|k| cache.load(k));
+        match &cached {
+            Some(v) => v.unusable.clone().map(accel::KvmUnusable),
+            None => {
+                let probed_s = gp_records::now_s();
+                let outcome = accel::probe_kvm(
+                    &plan.binary.path,
+                    kernel,
+                    plan.cpus,
+                    dir.path(),
+                    signals.receiver(),
+                    accel::PROBE_DEADLINE,
+                    plan.verbose,
+                );
+                let unusable = match outcome {
+                    Ok(took) => {
+                        if plan.verbose {
+                            say!(
+                                "{STAGE}: KVM works (probe boot took {:.2} s)",
+                                took.as_secs_f64()
+                            );
+                        }
+                        None
+                    }
+                    Err(Ok(why)) => Some(why),
+                    Err(Err(sig)) => return Ok(Err(sig)),
+                };
+                if let Some(key) = key {
+                    let verdict = accel::Verdict {
+                        key,
+                        unusable: unusable.as_ref().map(|u| u.0.clone()),
+                        probed_s,
+                        probe_took_s: gp_records::now_s() - probed_s,
+                    };
+                    if let Err(e) = cache.store(&verdict) {
+                        say!(
+                            "{STAGE}: warning: cannot keep the KVM verdict in {}: {e}; the next \
+                             run probes again",
+                            cache.dir().display()
+                        );
+                    }
                 }
-                None
+                unusable
             }
-            Err(Ok(why)) => Some(why.0),
-            Err(Err(sig)) => return Ok(Err(sig)),
         }
     };
+    let from_cache = cached.as_ref().map(|v| {
+        format!(
+            "verdict of this boot's probe at {}, kept in {}; {}=1 probes again",
+            v.when(),
+            accel::VerdictCache::default_location().dir().display(),
+            accel::REPROBE_ENV
+        )
+    });
     match (unusable, plan.accel) {
-        (None, _) => Ok(Ok((Accel::Kvm, None))),
-        (Some(why), AccelArg::Kvm) => Err(Error::KvmBroken(why)),
+        (None, _) => {
+            if let Some(c) = &from_cache {
+                if plan.verbose {
+                    say!("{STAGE}: KVM works ({c})");
+                }
+            }
+            Ok(Ok((
+                Accel::Kvm,
+                from_cache.map(|c| format!("KVM works ({c})")),
+            )))
+        }
+        (Some(why), AccelArg::Kvm) => Err(Error::KvmBroken(match &from_cache {
+            Some(c) => accel::KvmUnusable(format!("{why} ({c})")),
+            None => why,
+        })),
         (Some(why), _) => {
+            let why = match &from_cache {
+                Some(c) => format!("{why}; {c}"),
+                None => why.to_string(),
+            };
             say!("{STAGE}: warning: KVM does not work here ({why}); using TCG (pass --accel tcg to skip the check)");
             Ok(Ok((
                 Accel::Tcg,
@@ -314,13 +424,14 @@ fn migrate_uri(plan: &Plan, dir: &RuntimeDir) -> Result<String, Error> {
         std::net::TcpListener::bind(("127.0.0.1", 0))
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
-            .map_err(|e| Error::Setup(format!("cannot find a free TCP port on 127.0.0.1: {e}")))
+            .map_err(|source| Error::FreePort {
+                addr: "127.0.0.1".into(),
+                source,
+            })
     };
     Ok(match plan.transport {
         Transport::Unix => {
-            let path = dir
-                .socket_path("migrate.sock")
-                .map_err(|e| Error::Setup(e.to_string()))?;
+            let path = dir.socket_path("migrate.sock")?;
             format!("unix:{}", path.display())
         }
         Transport::Tcp => format!("tcp:127.0.0.1:{}", free_port()?),

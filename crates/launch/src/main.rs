@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let msg = error_chain(&e);
-            gp_launch::say!("{STAGE}: {msg}");
+            gp_stage::say!("{STAGE}: {msg}");
             let _ = out.write(&Record::StageError(StageError::new(STAGE, msg)));
             ExitCode::from(e.exit_code())
         }

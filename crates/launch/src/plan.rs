@@ -49,29 +49,31 @@ pub struct Plan {
     pub binary_arg: String,
 }
 
-fn usage(msg: impl Into<String>) -> Error {
-    Error::Usage(msg.into())
-}
-
 /// Checks the options and the host, cheapest checks first.
 pub fn build(cli: &Cli) -> Result<Plan, Error> {
     crate::remote::check_options(cli)?;
     if cli.mem < MIN_MEM_BYTES {
-        return Err(usage(format!(
-            "--mem {} MiB is too small: the guest kernel needs room besides the workload; use at \
-             least 128M",
-            cli.mem >> 20
-        )));
+        return Err(Error::usage(
+            "--mem",
+            format!(
+                "{} MiB is too small: the guest kernel needs room besides the workload; use at \
+                 least 128M",
+                cli.mem >> 20
+            ),
+        ));
     }
     let stress_ram = match cli.stress_ram {
         Some(r) if r + MIN_HEADROOM_BYTES > cli.mem => {
-            return Err(usage(format!(
-                "--stress-ram {} MiB leaves the guest kernel less than {} MiB of the {} MiB of \
-                 --mem: lower --stress-ram or raise --mem",
-                r >> 20,
-                MIN_HEADROOM_BYTES >> 20,
-                cli.mem >> 20
-            )))
+            return Err(Error::usage(
+                "--stress-ram",
+                format!(
+                    "{} MiB leaves the guest kernel less than {} MiB of the {} MiB of --mem: lower \
+                     --stress-ram or raise --mem",
+                    r >> 20,
+                    MIN_HEADROOM_BYTES >> 20,
+                    cli.mem >> 20
+                ),
+            ))
         }
         Some(r) => r,
         None => default_stress_ram(cli.mem),
@@ -80,14 +82,15 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
     if cli.dirty_ring_size != 0 {
         let n = cli.dirty_ring_size;
         if !n.is_power_of_two() || !(1024..=65536).contains(&n) {
-            return Err(usage(format!(
-                "--dirty-ring-size {n}: must be a power of two from 1024 to 65536 (or 0 for the \
-                 dirty bitmap)"
-            )));
+            return Err(Error::usage(
+                "--dirty-ring-size",
+                format!("{n} is not a power of two from 1024 to 65536 (or 0 for the dirty bitmap)"),
+            ));
         }
         if cli.accel == AccelArg::Tcg {
-            return Err(usage(
-                "--dirty-ring-size needs KVM, but --accel tcg was given (drop one of them)",
+            return Err(Error::usage(
+                "--dirty-ring-size",
+                "needs KVM, but --accel tcg was given (drop one of them)",
             ));
         }
     }
@@ -96,8 +99,7 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
     let kernel = gp_qemu::kernel::find_kernel(cli.kernel.as_deref())?;
     let (kernel, initrd) = crate::remote::absolute_paths(cli, kernel, initrd)?;
 
-    let topology = Topology::host()
-        .map_err(|e| Error::Setup(format!("cannot read the host CPU topology: {e}")))?;
+    let topology = Topology::host().map_err(Error::Topology)?;
     let list = |o: &Option<crate::cli::IdList>| o.as_ref().map(|l| l.0.clone()).unwrap_or_default();
     let src_bind = Binding {
         cpus: list(&cli.src_cpu_bind),
@@ -152,24 +154,30 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
     let binary = QemuBinary::detect(&cli.binary)?;
     match cli.accel {
         AccelArg::Kvm if !binary.has_accel("kvm") => {
-            return Err(usage(format!(
-                "--accel kvm: {} was built without KVM (its accelerators: {}); use --accel tcg",
-                binary.path.display(),
-                binary.accels.join(", ")
-            )))
+            return Err(Error::usage(
+                "--accel kvm",
+                format!(
+                    "{} was built without KVM (its accelerators: {}); use --accel tcg",
+                    binary.path.display(),
+                    binary.accels.join(", ")
+                ),
+            ))
         }
         AccelArg::Tcg if !binary.accels.is_empty() && !binary.has_accel("tcg") => {
-            return Err(usage(format!(
-                "--accel tcg: {} was built without TCG (its accelerators: {}); use --accel kvm",
-                binary.path.display(),
-                binary.accels.join(", ")
-            )))
+            return Err(Error::usage(
+                "--accel tcg",
+                format!(
+                    "{} was built without TCG (its accelerators: {}); use --accel kvm",
+                    binary.path.display(),
+                    binary.accels.join(", ")
+                ),
+            ))
         }
         _ => {}
     }
 
     let memory = if cli.huge_pages {
-        let pool = host::check_huge_pages(cli.mem, 2).map_err(Error::Setup)?;
+        let pool = host::check_huge_pages(cli.mem, 2)?;
         Memory::HugePages {
             mount: pool.mount,
             prealloc: cli.prealloc_pages,
@@ -180,26 +188,21 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
         Memory::Plain
     };
     if cli.locked_pages {
-        host::check_locked_pages(cli.mem).map_err(Error::Setup)?;
+        host::check_locked_pages(cli.mem)?;
     }
 
     let rdma_addr = if cli.transport == Transport::Rdma {
         let devices = host::rdma_devices();
         if devices.is_empty() {
-            return Err(Error::Setup(
-                "--transport rdma: this host has no RDMA device (/sys/class/infiniband is empty or \
-                 missing); use --transport tcp or unix"
-                    .into(),
-            ));
+            return Err(host::HostError::NoRdmaDevice.into());
         }
         if !binary.supports_rdma() {
-            return Err(Error::Setup(format!(
-                "--transport rdma: {} was built without RDMA migration (it does not link \
-                 librdmacm); use --transport tcp or unix, or a QEMU built with RDMA",
-                binary.path.display()
-            )));
+            return Err(host::HostError::NoRdmaInQemu {
+                binary: binary.path.clone(),
+            }
+            .into());
         }
-        Some(host::rdma_ipv4(&devices).map_err(Error::Setup)?)
+        Some(host::rdma_ipv4(&devices)?)
     } else {
         None
     };
@@ -263,21 +266,27 @@ fn check_workload(cli: &Cli, stress_ram: u64) -> Result<(), Error> {
         .flatten()
         .collect();
         if !given.is_empty() {
-            return Err(usage(format!(
-                "--stress-pattern once writes nothing after the first pass, so {} means \
-                 nothing: drop it or use --stress-pattern seq or random",
-                given.join(" and ")
-            )));
+            return Err(Error::usage(
+                "--stress-pattern",
+                format!(
+                    "once writes nothing after the first pass, so {} means nothing: drop it or \
+                     use --stress-pattern seq or random",
+                    given.join(" and ")
+                ),
+            ));
         }
     }
     if let Some(wss) = cli.stress_wss {
         let bytes = wss.bytes_of(stress_ram);
         if bytes > stress_ram {
-            return Err(usage(format!(
-                "--stress-wss {wss} is more than the {} MiB the workload writes (--stress-ram): \
-                 lower --stress-wss or raise --stress-ram or --mem",
-                stress_ram >> 20
-            )));
+            return Err(Error::usage(
+                "--stress-wss",
+                format!(
+                    "{wss} is more than the {} MiB the workload writes (--stress-ram): lower \
+                     --stress-wss or raise --stress-ram or --mem",
+                    stress_ram >> 20
+                ),
+            ));
         }
     }
     Ok(())
@@ -290,25 +299,42 @@ pub fn check_initrd(explicit: Option<&Path>) -> Result<PathBuf, Error> {
         None => (gp_qemu::paths::default_initrd(), true),
     };
     match std::fs::metadata(&path) {
-        Ok(m) if m.is_dir() => Err(usage(format!(
-            "--initrd {} is a directory, not an initrd image (pass the .img file built by \
-             initrd/build.sh or gp-initrd)",
-            path.display()
-        ))),
+        Ok(m) if m.is_dir() => Err(Error::usage(
+            "--initrd",
+            format!(
+                "{} is a directory, not an initrd image (pass the .img file built by \
+                 initrd/build.sh or gp-initrd)",
+                path.display()
+            ),
+        )),
         Ok(_) => match std::fs::File::open(&path) {
             Ok(_) => Ok(path),
-            Err(e) => Err(usage(format!("initrd {} cannot be read: {e}", path.display()))),
+            Err(e) => Err(unreadable(&path, e)),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_default => Err(usage(format!(
-            "no stress initrd at {}: build it with initrd/build.sh (or gp-initrd), or pass --initrd",
-            path.display()
-        ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(usage(format!(
-            "--initrd {} does not exist (build one with initrd/build.sh or gp-initrd)",
-            path.display()
-        ))),
-        Err(e) => Err(usage(format!("initrd {} cannot be read: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_default => Err(Error::usage(
+            "--initrd",
+            format!(
+                "no stress initrd at {} (the default): build it with initrd/build.sh (or \
+                 gp-initrd), or pass --initrd",
+                path.display()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::usage(
+            "--initrd",
+            format!(
+                "{} does not exist (build one with initrd/build.sh or gp-initrd)",
+                path.display()
+            ),
+        )),
+        Err(e) => Err(unreadable(&path, e)),
     }
+}
+
+fn unreadable(path: &Path, e: std::io::Error) -> Error {
+    Error::usage(
+        "--initrd",
+        format!("{} cannot be read ({e})", path.display()),
+    )
 }
 
 #[cfg(test)]
@@ -341,7 +367,7 @@ mod tests {
         assert!(e.contains("--stress-wss means nothing"), "{e}");
         let e = check(&["--stress-wss", "1G"]).unwrap_err();
         assert!(
-            e.contains("--stress-wss 1G is more than the 144 MiB the workload writes"),
+            e.contains("--stress-wss: 1G is more than the 144 MiB the workload writes"),
             "{e}"
         );
     }

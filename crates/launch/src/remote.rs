@@ -44,24 +44,84 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the remote helper may take to report QEMU up.
 const READY_TIMEOUT: Duration = Duration::from_secs(150);
 
+/// Why the destination host cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("cannot make {} absolute for the destination host", path.display())]
+    Absolute {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start an ssh session")]
+    Session(#[source] process::SpawnError),
+    #[error("the ssh session has no stdin")]
+    NoStdin,
+    #[error(
+        "{dest} lacks the stage binaries: {} (looked on PATH and in ~/.cargo/bin there). Install \
+         them there from this source tree: cargo install --path crates/launch and cargo install \
+         --path crates/sample, or copy target/release/gp-launch and gp-sample into \
+         /usr/local/bin there; see docs/remote.md",
+        missing.join(", ")
+    )]
+    MissingStages { dest: String, missing: Vec<String> },
+    #[error(
+        "{dest}: the remote gp-launch answered something this version cannot read: install the \
+         same version there"
+    )]
+    BadAnswer {
+        dest: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{dest}: the remote check failed ({how}); its stderr:\n{stderr}")]
+    CheckFailed {
+        dest: String,
+        how: String,
+        stderr: String,
+    },
+    #[error("{dest}: {why}")]
+    Clock { dest: String, why: String },
+    #[error(
+        "{dest}: gp-launch there is version {there}, here {here}: install the same version there \
+         (see docs/remote.md)"
+    )]
+    Version {
+        dest: String,
+        there: String,
+        here: &'static str,
+    },
+    #[error("{dest} ({hostname}) cannot run the destination:\n  - {}", problems.join("\n  - "))]
+    Unfit {
+        dest: String,
+        hostname: String,
+        problems: Vec<String>,
+    },
+}
+
 /// Checks the `--dst-host` options before anything starts.
 pub fn check_options(cli: &Cli) -> Result<(), Error> {
     let Some(dest) = &cli.dst_host else {
         return Ok(());
     };
-    ssh::check_destination(dest).map_err(|e| Error::Usage(format!("--dst-host: {e}")))?;
+    ssh::check_destination(dest).map_err(|e| Error::usage("--dst-host", e))?;
     if cli.transport == Transport::Unix {
-        return Err(Error::Usage(format!(
-            "--dst-host {dest}: the unix transport cannot cross hosts (a unix socket exists on \
-             one host only): add --transport tcp (or rdma)"
-        )));
+        return Err(Error::usage(
+            "--dst-host",
+            format!(
+                "{dest}: the unix transport cannot cross hosts (a unix socket exists on one host \
+                 only): add --transport tcp (or rdma)"
+            ),
+        ));
     }
     if let Some(f) = &cli.ssh_config {
         if !f.is_file() {
-            return Err(Error::Usage(format!(
-                "--ssh-config {} is not a readable file",
-                f.display()
-            )));
+            return Err(Error::usage(
+                "--ssh-config",
+                format!("{} is not a readable file", f.display()),
+            ));
         }
     }
     Ok(())
@@ -78,8 +138,7 @@ pub fn absolute_paths(
         return Ok((kernel, initrd));
     }
     let abs = |p: PathBuf| {
-        std::path::absolute(&p)
-            .map_err(|e| Error::Setup(format!("cannot make {} absolute: {e}", p.display())))
+        std::path::absolute(&p).map_err(|source| RemoteError::Absolute { path: p, source })
     };
     Ok((abs(kernel)?, abs(initrd)?))
 }
@@ -108,8 +167,8 @@ pub enum Connected {
 
 fn setup(dest: &str, e: SshError) -> Error {
     match e {
-        SshError::Usage(m) => Error::Usage(format!("--dst-host {dest}: {m}")),
-        other => Error::Setup(other.to_string()),
+        SshError::Usage(m) => Error::usage("--dst-host", format!("{dest}: {m}")),
+        other => RemoteError::Ssh(other).into(),
     }
 }
 
@@ -134,12 +193,10 @@ impl Remote {
         let dest = plan
             .dst_host
             .clone()
-            .ok_or_else(|| Error::Usage("no --dst-host".into()))?;
-        let control = dir
-            .socket_path(CONTROL_SOCKET)
-            .map_err(|e| Error::Setup(e.to_string()))?;
+            .ok_or_else(|| Error::usage("--dst-host", "not given"))?;
+        let control = dir.socket_path(CONTROL_SOCKET)?;
         if plan.verbose {
-            eprintln!("{STAGE}: connecting to {dest} over ssh");
+            say!("{STAGE}: connecting to {dest} over ssh");
         }
         let started = Instant::now();
         let master = match Master::connect(&dest, &plan.ssh, &control, || {
@@ -180,7 +237,7 @@ impl Remote {
         };
         remote.judge(plan)?;
         if plan.verbose {
-            eprintln!(
+            say!(
                 "{STAGE}: {} ({}) ready in {:.2} s: QEMU {}, clock offset {:+.3} ms ± {:.3} ms",
                 remote.dest,
                 remote.check.hostname,
@@ -197,25 +254,24 @@ impl Remote {
     fn judge(&self, plan: &Plan) -> Result<(), Error> {
         let c = &self.check;
         if c.version != env!("CARGO_PKG_VERSION") {
-            return Err(Error::Setup(format!(
-                "{}: gp-launch there is version {}, here {}: install the same version there \
-                 (see docs/remote.md)",
-                self.dest,
-                c.version,
-                env!("CARGO_PKG_VERSION")
-            )));
+            return Err(RemoteError::Version {
+                dest: self.dest.clone(),
+                there: c.version.clone(),
+                here: env!("CARGO_PKG_VERSION"),
+            }
+            .into());
         }
         if !c.problems.is_empty() {
-            return Err(Error::Setup(format!(
-                "{} ({}) cannot run the destination:\n  - {}",
-                self.dest,
-                c.hostname,
-                c.problems.join("\n  - ")
-            )));
+            return Err(RemoteError::Unfit {
+                dest: self.dest.clone(),
+                hostname: c.hostname.clone(),
+                problems: c.problems.clone(),
+            }
+            .into());
         }
         let local = plan.binary.version.number();
         if let Some(v) = c.qemu_version.as_deref().filter(|v| *v != local) {
-            eprintln!(
+            say!(
                 "{STAGE}: warning: QEMU {v} on {} but {local} here: the machine type `q35` may \
                  mean different versions on the two sides, and the migration may fail",
                 self.dest
@@ -416,9 +472,11 @@ pub fn reconcile_accel(
         return Ok((accel, note));
     };
     match (accel, r.kvm_unusable()) {
-        (Accel::Kvm, Some(why)) if plan.accel == AccelArg::Kvm => Err(Error::KvmBroken(why)),
+        (Accel::Kvm, Some(why)) if plan.accel == AccelArg::Kvm => {
+            Err(Error::KvmBroken(crate::accel::KvmUnusable(why)))
+        }
         (Accel::Kvm, Some(why)) => {
-            eprintln!("{STAGE}: warning: KVM does not work {why}; using TCG on both hosts");
+            say!("{STAGE}: warning: KVM does not work {why}; using TCG on both hosts");
             Ok((Accel::Tcg, Some(format!("KVM unusable {why}; using TCG"))))
         }
         _ => Ok((accel, note)),
@@ -501,48 +559,48 @@ fn run_check(
         on_stderr_line: None,
         on_exit: None,
     };
-    let child = process::spawn(&spec, hooks).map_err(|e| Error::Setup(e.to_string()))?;
+    let child = process::spawn(&spec, hooks).map_err(RemoteError::Session)?;
     let deadline = Instant::now() + CHECK_TIMEOUT;
     let check = loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(l) => {
                 if let Some(rest) = l.text.strip_prefix(MISSING) {
-                    return Err(Error::Setup(format!(
-                        "{dest} lacks the stage binaries:{rest} (looked on PATH and in \
-                         ~/.cargo/bin there). Install them there from this source tree: cargo \
-                         install --path crates/launch and cargo install --path crates/sample, \
-                         or copy target/release/gp-launch and gp-sample into /usr/local/bin \
-                         there; see docs/remote.md"
-                    )));
+                    return Err(RemoteError::MissingStages {
+                        dest: dest.to_string(),
+                        missing: rest.split_whitespace().map(String::from).collect(),
+                    }
+                    .into());
                 }
                 if let Some(json) = l.text.strip_prefix(REPORT) {
-                    break serde_json::from_str::<CheckReport>(json).map_err(|e| {
-                        Error::Setup(format!(
-                            "{dest}: the remote gp-launch answered something this version \
-                             cannot read ({e}): install the same version there"
-                        ))
+                    break serde_json::from_str::<CheckReport>(json).map_err(|source| {
+                        RemoteError::BadAnswer {
+                            dest: dest.to_string(),
+                            source,
+                        }
                     })?;
                 }
             }
             Err(_) if child.has_exited() || Instant::now() >= deadline => {
                 let stderr = child.stderr_tail_after_exit();
-                return Err(Error::Setup(format!(
-                    "{dest}: the remote check failed ({}); its stderr:\n{}",
-                    child
+                return Err(RemoteError::CheckFailed {
+                    dest: dest.to_string(),
+                    how: child
                         .try_exit()
                         .map_or("no answer".to_string(), |e| e.to_string()),
-                    format_tail(&stderr)
-                )));
+                    stderr: format_tail(&stderr),
+                }
+                .into());
             }
             Err(_) => {}
         }
     };
-    let mut stdin = child
-        .take_stdin()
-        .ok_or_else(|| Error::Setup("ssh session without stdin".into()))?;
+    let mut stdin = child.take_stdin().ok_or(RemoteError::NoStdin)?;
     let clock_time_s = gp_records::now_s();
     let clock = ssh::measure_clock(&mut stdin, &rx, CLOCK_PROBES, Duration::from_secs(10))
-        .map_err(|e| Error::Setup(format!("{dest}: {e}")))?;
+        .map_err(|why| RemoteError::Clock {
+            dest: dest.to_string(),
+            why,
+        })?;
     drop(stdin);
     if child
         .wait_until(Instant::now() + Duration::from_secs(10))

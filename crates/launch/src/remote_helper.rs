@@ -167,7 +167,7 @@ pub fn main_if_helper() -> Option<ExitCode> {
             match run_qemu(&binding, &wait_sockets, command) {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("gp-launch (remote helper): {e}");
+                    say!("gp-launch (remote helper): {e}");
                     1
                 }
             }
@@ -299,13 +299,13 @@ fn run_qemu(
         on_stdout_line: Box::new(move |l| {
             let _ = tx_line.send(Ev::Line(l.text));
         }),
-        on_stderr_line: Some(Box::new(|l: &str| eprintln!("{l}"))),
+        on_stderr_line: Some(Box::new(|l: &str| say!("{l}"))),
         on_exit: Some(Box::new(move |e| {
             let _ = tx_exit.send(Ev::Exited(e));
         })),
     };
     let spawned_s = remote_now_s();
-    let child = process::spawn(&spec, hooks).map_err(|e| e.to_string())?;
+    let child = process::spawn(&spec, hooks).map_err(|e| gp_stage::error_chain(&e))?;
     let tx_in = tx.clone();
     std::thread::Builder::new()
         .name("stdin".into())
@@ -384,7 +384,7 @@ fn run_qemu(
         Some(e) => e,
         None => {
             if let Some(why) = &stop {
-                eprintln!("gp-launch (remote helper): {why}: ending QEMU");
+                say!("gp-launch (remote helper): {why}: ending QEMU");
             }
             child
                 .stop(
@@ -405,7 +405,7 @@ fn run_qemu(
     let report = ExitReport {
         status: exit.status,
         signal: exit.signal,
-        time_s: exit.time_s + gp_qemu::ssh::test_clock_skew_s(),
+        time_s: gp_qemu::ssh::reported_time_s(exit.time_s),
     };
     let _ = writeln!(
         out,

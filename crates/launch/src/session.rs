@@ -15,7 +15,7 @@ use gp_qemu::process::{self, format_tail, Child, Exit, Hooks, OutputLine, Spec};
 use gp_qemu::qmp::Qmp;
 use gp_qemu::runtime::RuntimeDir;
 use gp_records::ndjson::{WriteError, Writer};
-use gp_records::{Record, Role, Vm, VmExit};
+use gp_records::{Record, Role, StageError, Vm, VmExit};
 use gp_stage::signals::Forwarder;
 use qapi::qmp::RunState;
 
@@ -35,6 +35,13 @@ pub const QUIT_GRACE: Duration = Duration::from_secs(15);
 /// pages can be): waiting longer would only keep gp-launch from hearing signals, and SIGTERM
 /// would wait on the same loop, so such a QEMU is killed at teardown.
 const MONITOR_ANSWER: Duration = Duration::from_secs(2);
+
+/// How long the console reader waits after a read that ends mid-line before reading again:
+/// QEMU's 8250 model writes the guest's console a byte at a time, and reading each byte as it
+/// comes woke gp-launch some 24 times per progress line (docs/performance.md). A record still
+/// carries the arrival time of its line's first byte (see `gp_qemu::process`), exact unless the
+/// line starts during such a wait, and then at most this late.
+pub const CONSOLE_BATCH: Duration = Duration::from_millis(2);
 
 /// What the supervision threads report.
 enum Event {
@@ -337,6 +344,13 @@ impl<'w, W: Write> Session<'w, W> {
             Err(Stop::Signal(sig)) => {
                 let why = process::signal_name(sig);
                 say!("gp-launch: {why}: stopping both VMs");
+                // Said in the stream first, so that the report can tell a run interrupted here
+                // from a migration that failed by itself when the VMs go.
+                let _ = self.emit(&Record::StageError(StageError::signalled(
+                    crate::STAGE,
+                    sig,
+                    format!("interrupted by {why}: stopping both VMs"),
+                )));
                 self.teardown(&why);
                 Ok(End::Signal(sig))
             }
@@ -355,7 +369,7 @@ impl<'w, W: Write> Session<'w, W> {
         let sock = |name: &str| {
             self.dir
                 .socket_path(&format!("{role}-{name}.sock"))
-                .map_err(|e| Stop::Fatal(Error::Setup(e.to_string())))
+                .map_err(|e| Stop::Fatal(e.into()))
         };
         let private_sock = sock("private")?;
         let public_sock = sock("qmp")?;
@@ -385,6 +399,7 @@ impl<'w, W: Write> Session<'w, W> {
         } else {
             start.bind_method.apply(bind, &mut spec);
         }
+        spec.line_batch = Some(CONSOLE_BATCH);
         let mut argv = spec.argv();
         if self.verbose {
             say!("gp-launch: {role}: {}", shell_words(&argv));
@@ -417,7 +432,10 @@ impl<'w, W: Write> Session<'w, W> {
         let child = process::spawn(&spec, hooks).map_err(|e| {
             Stop::Fatal(Error::Start {
                 role,
-                message: format!("{e} (pass --binary with a QEMU system emulator)"),
+                message: format!(
+                    "{} (pass --binary with a QEMU system emulator)",
+                    gp_stage::error_chain(&e)
+                ),
             })
         })?;
         let remote = match (remote, link) {
@@ -581,13 +599,10 @@ impl<'w, W: Write> Session<'w, W> {
                 self.poll_status()?;
             }
             if now >= boot_deadline && !self.console.started(Role::Src) && self.vms[0].alive() {
-                return Err(Stop::Fatal(Error::Boot(format!(
-                    "the source guest did not start its workload within {:.0} s of QEMU starting \
-                     (raise --boot-timeout-s, or check the kernel and initrd; --verbose shows the \
-                     boot log)\n{}",
-                    self.boot_timeout.as_secs_f64(),
-                    self.diagnostics(Role::Src)
-                ))));
+                return Err(Stop::Fatal(Error::BootTimeout {
+                    timeout_s: self.boot_timeout.as_secs_f64(),
+                    diagnostics: self.diagnostics(Role::Src),
+                }));
             }
         }
     }
@@ -614,11 +629,10 @@ impl<'w, W: Write> Session<'w, W> {
             let status = self.vms[i].status();
             if status == Some(RunState::internal_error) {
                 let role = self.vms[i].role;
-                return Err(Stop::Fatal(Error::Vm(format!(
-                    "the {role} VM stopped with an internal error (KVM could not run the guest); \
-                     run with --accel tcg\n{}",
-                    self.diagnostics(role)
-                ))));
+                return Err(Stop::Fatal(Error::InternalError {
+                    role,
+                    diagnostics: self.diagnostics(role),
+                }));
             }
         }
         Ok(())
@@ -703,13 +717,13 @@ impl<'w, W: Write> Session<'w, W> {
         }
         if let Some(why) = lost {
             // The run cannot go on: end the source too (nothing may be left on either host).
-            return Err(Stop::Fatal(Error::Vm(why)));
+            return Err(Stop::Fatal(Error::ConnectionLost(why)));
         }
         if role == Role::Src && !self.console.started(Role::Src) && !quit_over_qmp {
-            return Err(Stop::Fatal(Error::Boot(format!(
-                "the source VM ended before its workload started ({reason})\n{}",
-                self.diagnostics(Role::Src)
-            ))));
+            return Err(Stop::Fatal(Error::EndedBeforeWorkload {
+                reason,
+                diagnostics: self.diagnostics(Role::Src),
+            }));
         }
         if role == Role::Src {
             // A destination still waiting for its incoming migration would wait forever.

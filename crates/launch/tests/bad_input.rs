@@ -26,6 +26,13 @@ fn refused(args: &[&str], expect_in_message: &[&str]) -> String {
             "stderr should mention {needle:?}\n{report}"
         );
     }
+    // The stage is named once, at the start of its message (clap's usage errors name none).
+    for line in err.lines().filter(|l| l.contains("gp-launch")) {
+        assert!(
+            line.starts_with("gp-launch: ") && line.matches("gp-launch").count() == 1,
+            "the stage named other than once at the start: {line}\n{report}"
+        );
+    }
     let records: Vec<Record> = out
         .lines()
         .map(|l| gp_records::ndjson::parse_line(l).unwrap().unwrap())
@@ -157,7 +164,7 @@ fn remote_destination_needs_a_transport_that_crosses_hosts() {
 fn dirty_ring_needs_kvm() {
     refused(
         &["--accel", "tcg", "--dirty-ring-size", "4096"],
-        &["--dirty-ring-size needs KVM"],
+        &["--dirty-ring-size: needs KVM"],
     );
     refused(
         &["--accel", "kvm", "--dirty-ring-size", "1000"],

@@ -1,9 +1,10 @@
 //! `--dst-host` end to end, with real ssh: each test starts its own sshd (generated host and
 //! client keys, its own config) in a network namespace joined to this one by a veth pair, so the
 //! migration crosses a real link; where namespaces are not permitted, on loopback (said on
-//! stderr). The sshd gives its sessions a clock skewed by [`SKEW_S`] seconds (the
-//! `GUESTPERF_TEST_CLOCK_SKEW_S` knob of the remote side), so the "remote" host has a clock of
-//! its own and the offset measurement and correction are tested for real.
+//! stderr). The sshd gives its sessions a clock skewed by [`SKEW_S`] seconds
+//! (`GUESTPERF_TEST_CLOCK_SKEW_S`, read only by stage binaries built with the `test-clock-skew`
+//! feature, which [`build_stages`] builds), so the "remote" host has a clock of its own and the
+//! offset measurement and correction are tested for real.
 //!
 //! Needs root (sshd, `ip netns`), OpenSSH (scripts/setup-host.sh), QEMU, the guest kernel and the
 //! stress initrd. VM tests take the machine-wide VM test lock.
@@ -35,7 +36,10 @@ fn bin(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gp-launch")).with_file_name(name)
 }
 
-/// Builds the other stages (same target directory) once per test binary.
+/// Builds the stages (same target directory) once per test binary: gp-launch and gp-sample
+/// with the `test-clock-skew` feature, so that the remote side's clock can be skewed (this
+/// replaces the `gp-launch` that `cargo test` built, at the same path, with one that differs
+/// only in that).
 fn build_stages() {
     static BUILD: std::sync::Once = std::sync::Once::new();
     BUILD.call_once(|| {
@@ -44,11 +48,15 @@ fn build_stages() {
             .args([
                 "build",
                 "-p",
+                "gp-launch",
+                "-p",
                 "gp-sample",
                 "-p",
                 "gp-migrate",
                 "-p",
                 "gp-collect",
+                "--features",
+                "gp-launch/test-clock-skew,gp-sample/test-clock-skew",
             ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
@@ -840,9 +848,16 @@ fn killing_the_connection_mid_migration_leaves_nothing() {
         "the remote QEMU outlived the connection"
     );
     assert!(!pid_alive(src.pid), "the source QEMU outlived gp-launch");
+    // The remote helper (its command line carries QEMU's, marker included) ends once its QEMU
+    // has: give it the time the other checks get.
     assert!(
-        processes_with(&marker).is_empty(),
-        "a QEMU was left running"
+        wait_until(Duration::from_secs(10), || processes_with(&marker)
+            .is_empty()),
+        "left running: {:?}",
+        processes_with(&marker)
+            .iter()
+            .map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default())
+            .collect::<Vec<_>>()
     );
     assert!(
         wait_until(Duration::from_secs(10), || !remote_dir.exists()),
@@ -893,7 +908,7 @@ fn unreachable_hosts_and_refused_logins_fail_fast_and_clearly() {
         ("gp-stranger", "authentication refused"),
         ("gp-closed", "connection refused"),
         ("gp-test.invalid", "cannot resolve the host name"),
-        ("gp-nobin", "lacks the stage binaries: gp-launch gp-sample"),
+        ("gp-nobin", "lacks the stage binaries: gp-launch, gp-sample"),
     ] {
         let (stderr, took) = refused(&launch_args(&host, alias, &kernel, &marker));
         assert!(stderr.contains(expect), "{alias}: {stderr}");

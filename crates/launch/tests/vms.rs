@@ -236,11 +236,22 @@ fn sigint_during_boot_leaves_nothing() {
     l.signal(libc::SIGINT);
     let status = l.wait_exit(EXIT_WAIT);
     assert_eq!(status.code(), Some(130), "{}", l.report());
+    // An interrupt is not a failure: the one stage_error says gp-launch was interrupted, and by
+    // what, so that the report can say the run was interrupted rather than failed.
+    let errors: Vec<_> = l
+        .records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::StageError(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", l.report());
+    assert_eq!(errors[0].signal, Some(libc::SIGINT), "{}", l.report());
     assert!(
-        !l.records()
-            .iter()
-            .any(|r| matches!(r, Record::StageError(_))),
-        "an interrupt is not a failure"
+        errors[0].message.starts_with("interrupted by SIGINT"),
+        "{}",
+        l.report()
     );
     l.assert_clean();
 }
@@ -417,7 +428,11 @@ fn accel_auto_picks_what_works() {
         panic!("{}", l.report())
     };
     match h.accel.as_str() {
-        "kvm" => assert!(h.accel_note.is_none()),
+        // A note only when the verdict came from this boot's cache.
+        "kvm" => assert!(h
+            .accel_note
+            .as_deref()
+            .map_or(true, |n| n.contains("GUESTPERF_REPROBE_KVM"))),
         "tcg" => {
             let note = h.accel_note.clone().expect("accel_note says why not KVM");
             assert!(note.contains("KVM"), "{note}");
@@ -450,6 +465,88 @@ fn accel_auto_picks_what_works() {
     l.signal(libc::SIGTERM);
     l.wait_exit(EXIT_WAIT);
     l.assert_clean();
+}
+
+/// `--accel auto` keeps its verdict for this boot, QEMU and kernel: the second run does not probe
+/// (with `--verbose` a probe says `probing KVM`), says where the verdict came from on stderr and
+/// in the header's `accel_note`, and `GUESTPERF_REPROBE_KVM=1` probes again. Needs a `/dev/kvm`
+/// that opens (here KVM opens but its guests fail, so the probe runs and fails).
+#[test]
+fn accel_auto_keeps_this_boots_verdict() {
+    let _lock = setup();
+    assert!(
+        gp_launch::accel::kvm_device_usable().is_ok(),
+        "this test needs a /dev/kvm that opens (the probe must run)"
+    );
+    let cache = gp_qemu::runtime::RuntimeDir::new("gp-verdict-cache").unwrap();
+    // A private cache: the kernel and initrd are named, not looked up there.
+    let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
+    let initrd = gp_qemu::paths::default_initrd();
+    let (kernel, initrd) = (kernel.to_str().unwrap(), initrd.to_str().unwrap());
+    let run = |reprobe: bool| {
+        let mut env: Vec<(&str, &std::ffi::OsStr)> =
+            vec![("GUESTPERF_CACHE", cache.path().as_os_str())];
+        if reprobe {
+            env.push(("GUESTPERF_REPROBE_KVM", std::ffi::OsStr::new("1")));
+        }
+        let args = [
+            "--accel",
+            "auto",
+            "--mem",
+            "256M",
+            "--verbose",
+            "--kernel",
+            kernel,
+            "--initrd",
+            initrd,
+        ];
+        let mut l = Launch::start_with_env(&args, &env);
+        let header = l.wait_for(BOOT_WAIT, "launch header", |_| true);
+        let Record::Launch(h) = header else {
+            panic!("{}", l.report())
+        };
+        // The probe's lines come before the header; the verdict's line may trail it.
+        gp_qemu::testing::wait_until(Duration::from_secs(10), || {
+            l.stderr().contains("KVM works") || l.stderr().contains("KVM does not work")
+        });
+        let stderr = l.stderr();
+        l.signal(libc::SIGTERM);
+        l.wait_exit(EXIT_WAIT);
+        l.assert_clean();
+        (h, stderr)
+    };
+    let (first, stderr) = run(false);
+    assert!(
+        stderr.contains("probing KVM"),
+        "the first run probes\n{stderr}"
+    );
+    let kept = std::fs::read_dir(cache.path().join("kvm-probe"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 1, "one verdict kept");
+
+    let (second, stderr) = run(false);
+    assert!(
+        !stderr.contains("probing KVM"),
+        "the second run does not probe\n{stderr}"
+    );
+    assert_eq!(second.accel, first.accel);
+    let note = second.accel_note.clone().unwrap_or_default();
+    assert!(
+        note.contains("verdict of this boot's probe") && note.contains("GUESTPERF_REPROBE_KVM=1"),
+        "{note}"
+    );
+    assert!(stderr.contains("GUESTPERF_REPROBE_KVM=1"), "{stderr}");
+
+    let (third, stderr) = run(true);
+    assert!(
+        stderr.contains("probing KVM"),
+        "GUESTPERF_REPROBE_KVM=1 probes\n{stderr}"
+    );
+    assert!(!third
+        .accel_note
+        .unwrap_or_default()
+        .contains("verdict of this boot's probe"));
 }
 
 /// --accel kvm where KVM is broken: an error naming --accel tcg (or, where KVM works, a VM).

@@ -128,7 +128,7 @@ where
     std::thread::Builder::new()
         .name("gp-migrate-input".into())
         .spawn(move || {
-            for item in Reader::new(input, STAGE) {
+            for item in Reader::new(input) {
                 let msg = match item {
                     Ok(line) => Input::Line(Box::new(line)),
                     Err(e) => Input::Bad(e),
@@ -465,7 +465,7 @@ impl<W: Write> Run<W> {
             Input::End => self.input_ended = true,
             Input::Bad(e) => {
                 self.bad_lines += 1;
-                self.say(&format!("warning: {e}"));
+                self.say(&format!("warning: {}", gp_stage::error_chain(&e)));
             }
             Input::Line(line) => {
                 if !self.out_closed {

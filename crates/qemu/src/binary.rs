@@ -182,7 +182,7 @@ fn run_capture(program: &Path, args: &[&str], timeout: Duration) -> Result<Strin
         on_stderr_line: None,
         on_exit: None,
     };
-    let child = process::spawn(&spec, hooks).map_err(|e| e.to_string())?;
+    let child = process::spawn(&spec, hooks).map_err(|e| gp_stage::error_chain(&e))?;
     let Some(exit) = child.wait_until(Instant::now() + timeout) else {
         child.kill_and_reap();
         return Err(format!("no answer within {} s", timeout.as_secs()));

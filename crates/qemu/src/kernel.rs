@@ -138,14 +138,23 @@ fn newest(dir: &Path) -> Vec<PathBuf> {
 
 /// The running kernel's release (`uname -r`).
 pub fn uname_release() -> String {
+    uname_field(|u| &u.release)
+}
+
+/// This host's name as the kernel knows it (`uname -n`), empty if unknown.
+pub fn uname_nodename() -> String {
+    uname_field(|u| &u.nodename)
+}
+
+fn uname_field(field: fn(&libc::utsname) -> &[libc::c_char; 65]) -> String {
     // SAFETY: utsname is plain data filled by uname.
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointer to a local utsname.
     if unsafe { libc::uname(&mut uts) } != 0 {
         return String::new();
     }
-    // SAFETY: uname NUL-terminates release.
-    unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }
+    // SAFETY: uname NUL-terminates every field.
+    unsafe { std::ffi::CStr::from_ptr(field(&uts).as_ptr()) }
         .to_string_lossy()
         .into_owned()
 }

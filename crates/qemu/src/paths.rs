@@ -1,4 +1,5 @@
-//! Well-known locations: the cache where set-up puts the guest kernel and the initrd.
+//! Well-known locations: the cache where set-up puts the guest kernel and the initrd, and where
+//! the tools keep what they learn about the host.
 
 use std::path::PathBuf;
 
@@ -25,4 +26,9 @@ pub fn kernel_cache_dir() -> PathBuf {
 /// Where `gp-initrd` writes the stress initrd by default, and where `gp-launch` looks for it.
 pub fn default_initrd() -> PathBuf {
     cache_dir().join("initrd-stress.img")
+}
+
+/// Where gp-launch keeps its KVM probe verdicts (one per host boot, QEMU binary and kernel).
+pub fn kvm_probe_cache_dir() -> PathBuf {
+    cache_dir().join("kvm-probe")
 }

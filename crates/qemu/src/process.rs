@@ -7,15 +7,27 @@
 //! Ctrl-C at the terminal reaches only the tool, which then shuts the child down in order.
 //!
 //! The child's stdout is read line by line on a thread and handed to a callback, stamped with
-//! the host arrival time; its stderr is read on another thread and its tail kept for error
-//! messages, so neither pipe ever fills and blocks the child. [`Child::stop`] asks politely,
-//! waits against a deadline, then kills and reaps.
+//! the host arrival time of the line's first byte; its stderr is read on another thread and its
+//! tail kept for error messages, so neither pipe ever fills and blocks the child. [`Child::stop`]
+//! asks politely, waits against a deadline, then kills and reaps.
+//!
+//! [`spawn_io`] connects a child's stdin and stdout to other processes instead (guestperf's stage
+//! pipeline): stdin from any [`Stdio`], stdout handed back as a pipe ([`Child::take_stdout`]) or
+//! sent to a [`Stdio`]; the stderr tail, the exit status and the stop escalation stay the same.
+//!
+//! Console batching ([`Spec::line_batch`]): QEMU's 8250 UART model writes the guest's console
+//! output a byte at a time, and a reader blocked on the pipe wakes for every byte (some 24
+//! wake-ups per 45-byte line). After a read that ends mid-line the reader waits
+//! `line_batch` before reading again, so a line costs one or two wake-ups. A line still carries
+//! the arrival time of its first byte: the reader is waiting in `read` whenever a line starts
+//! after the previous one was complete, so that time is exact; only a line that starts during
+//! the wait is stamped up to `line_batch` late.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -26,6 +38,10 @@ use crate::bind::NativeBinding;
 
 /// How many stderr lines [`Child::stderr_tail`] keeps.
 pub const STDERR_TAIL_LINES: usize = 40;
+
+/// Longest line handed to a callback in one piece; a longer one is cut into pieces of this
+/// size, so a child that never writes a newline cannot grow the reader without bound.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -39,6 +55,13 @@ pub struct Spec {
     /// Give the child a pipe as stdin, held open by [`Child`] (see [`Child::take_stdin`]),
     /// instead of `/dev/null`. An ssh session's remote end sees EOF when it closes.
     pub keep_stdin: bool,
+    /// The signal the child gets when its supervision thread ends, i.e. when we die:
+    /// `SIGKILL` (a QEMU must not outlive us), or `SIGTERM` for a child that should clean up.
+    pub death_signal: i32,
+    /// After a read of stdout that ends mid-line, wait this long before the next read, so that
+    /// a child writing a line a byte at a time wakes the reader once or twice per line (see the
+    /// module docs). `None`: read as data comes.
+    pub line_batch: Option<Duration>,
 }
 
 impl Spec {
@@ -49,6 +72,8 @@ impl Spec {
             args: Vec::new(),
             native_binding: None,
             keep_stdin: false,
+            death_signal: libc::SIGKILL,
+            line_batch: None,
         }
     }
 
@@ -141,8 +166,29 @@ pub enum StopHow {
 pub struct OutputLine {
     /// The line, lossily decoded, without `\n` or a trailing `\r`.
     pub text: String,
-    /// Host wall-clock arrival time, seconds since the epoch.
+    /// Host wall-clock arrival time of the line's first byte, seconds since the epoch.
     pub time_s: f64,
+}
+
+/// Where a child's stdout goes ([`spawn_io`]).
+#[derive(Debug, Default)]
+pub enum StdoutTo {
+    /// Read line by line into [`Hooks::on_stdout_line`].
+    #[default]
+    Lines,
+    /// A pipe handed back by [`Child::take_stdout`] (to feed another process).
+    Pipe,
+    /// Anything else: a file, our own stdout.
+    Stdio(Stdio),
+}
+
+/// A child's stdin and stdout when they are not the defaults of [`spawn`].
+#[derive(Debug, Default)]
+pub struct Io {
+    /// Where stdin comes from; `None`: `/dev/null`, or a pipe kept by [`Child`] when
+    /// [`Spec::keep_stdin`] asks for one.
+    pub stdin: Option<Stdio>,
+    pub stdout: StdoutTo,
 }
 
 /// Called with each stderr line.
@@ -173,8 +219,12 @@ impl Hooks {
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     #[error("cannot run {program}: not found (check the path or PATH)")]
-    NotFound { program: String },
-    #[error("cannot run {program}: {source}")]
+    NotFound {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot run {program}")]
     Io {
         program: String,
         #[source]
@@ -203,6 +253,8 @@ pub struct Child {
     shared: Arc<Shared>,
     /// The write end of the child's stdin when [`Spec::keep_stdin`] asked for one.
     stdin: Mutex<Option<ChildStdin>>,
+    /// The read end of the child's stdout when [`StdoutTo::Pipe`] asked for one.
+    stdout: Mutex<Option<ChildStdout>>,
 }
 
 impl std::fmt::Debug for Child {
@@ -214,33 +266,42 @@ impl std::fmt::Debug for Child {
     }
 }
 
+/// What the supervision thread hands back once the child runs.
+type Started = Result<(u32, Option<ChildStdin>, Option<ChildStdout>), io::Error>;
+
 /// Starts `spec` on a new supervision thread. Returns once the child exists (or failed to).
 pub fn spawn(spec: &Spec, hooks: Hooks) -> Result<Child, SpawnError> {
+    spawn_io(spec, Io::default(), hooks)
+}
+
+/// [`spawn`] with the child's stdin and stdout connected as `io` says.
+pub fn spawn_io(spec: &Spec, io: Io, hooks: Hooks) -> Result<Child, SpawnError> {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         cond: Condvar::new(),
         stderr: Mutex::new(VecDeque::new()),
     });
-    let (pid_tx, pid_rx) = bounded::<Result<(u32, Option<ChildStdin>), io::Error>>(1);
+    let (pid_tx, pid_rx) = bounded::<Started>(1);
     let thread_shared = Arc::clone(&shared);
     let thread_spec = spec.clone();
     let program = spec.program.to_string_lossy().into_owned();
     thread::Builder::new()
         .name(spec.name.clone())
-        .spawn(move || supervise(thread_spec, hooks, thread_shared, pid_tx))
+        .spawn(move || supervise(thread_spec, io, hooks, thread_shared, pid_tx))
         .map_err(|source| SpawnError::Io {
             program: program.clone(),
             source,
         })?;
     match pid_rx.recv() {
-        Ok(Ok((pid, stdin))) => Ok(Child {
+        Ok(Ok((pid, stdin, stdout))) => Ok(Child {
             pid,
             name: spec.name.clone(),
             shared,
             stdin: Mutex::new(stdin),
+            stdout: Mutex::new(stdout),
         }),
         Ok(Err(source)) if source.kind() == io::ErrorKind::NotFound => {
-            Err(SpawnError::NotFound { program })
+            Err(SpawnError::NotFound { program, source })
         }
         Ok(Err(source)) => Err(SpawnError::Io { program, source }),
         Err(_) => Err(SpawnError::Io {
@@ -253,25 +314,33 @@ pub fn spawn(spec: &Spec, hooks: Hooks) -> Result<Child, SpawnError> {
 /// The supervision thread: spawns, reads, waits, reaps. It outlives the child on purpose.
 fn supervise(
     spec: Spec,
+    io: Io,
     hooks: Hooks,
     shared: Arc<Shared>,
-    pid_tx: crossbeam_channel::Sender<Result<(u32, Option<ChildStdin>), io::Error>>,
+    pid_tx: crossbeam_channel::Sender<Started>,
 ) {
     let Hooks {
         on_stdout_line,
         on_stderr_line,
         on_exit,
     } = hooks;
+    let Io { stdin, stdout } = io;
     let mut cmd = Command::new(&spec.program);
+    let (stdout, hand_back) = match stdout {
+        StdoutTo::Lines => (Stdio::piped(), false),
+        StdoutTo::Pipe => (Stdio::piped(), true),
+        StdoutTo::Stdio(s) => (s, false),
+    };
     cmd.args(&spec.args)
-        .stdin(if spec.keep_stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
+        .stdin(match stdin {
+            Some(s) => s,
+            None if spec.keep_stdin => Stdio::piped(),
+            None => Stdio::null(),
         })
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .process_group(0);
+    let death_signal = spec.death_signal;
     // SAFETY: getpid is async-signal-safe; the value is read before fork.
     let parent = unsafe { libc::getpid() };
     let binding = spec.native_binding.clone().map(|b| b.prepare());
@@ -282,7 +351,7 @@ fn supervise(
         cmd.pre_exec(move || {
             if libc::prctl(
                 libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
+                death_signal as libc::c_ulong,
                 0,
                 0,
                 0,
@@ -300,7 +369,12 @@ fn supervise(
             Ok(())
         });
     }
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // The command holds the descriptors given for the child's stdin and stdout: ours must close
+    // now, or a process writing into a pipe the child reads would not see it close when the
+    // child exits.
+    drop(cmd);
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             let _ = pid_tx.send(Err(e));
@@ -309,15 +383,17 @@ fn supervise(
     };
     let pid = child.id();
     let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
+    let mut stdout = child.stdout.take();
+    let handed_back = if hand_back { stdout.take() } else { None };
     let stderr = child.stderr.take();
 
     let (out_done_tx, out_done_rx) = bounded::<()>(1);
+    let batch = spec.line_batch;
     let out_thread = stdout.and_then(|out| {
         thread::Builder::new()
             .name(format!("{}-out", spec.name))
             .spawn(move || {
-                read_lines(out, on_stdout_line);
+                read_lines(out, batch, on_stdout_line);
                 drop(out_done_tx);
             })
             .ok()
@@ -331,6 +407,7 @@ fn supervise(
                 let mut on_line = on_stderr_line;
                 read_lines(
                     err,
+                    None,
                     Box::new(move |line: OutputLine| {
                         if let Some(cb) = on_line.as_mut() {
                             cb(&line.text);
@@ -346,7 +423,7 @@ fn supervise(
             })
             .ok()
     });
-    let _ = pid_tx.send(Ok((pid, stdin)));
+    let _ = pid_tx.send(Ok((pid, stdin, handed_back)));
 
     wait_exited_unreaped(pid);
     {
@@ -409,25 +486,58 @@ fn wait_exited_unreaped(pid: u32) {
     }
 }
 
-fn read_lines(stream: impl Read, mut on_line: Box<dyn FnMut(OutputLine) + Send + '_>) {
-    let mut reader = BufReader::with_capacity(16 * 1024, stream);
-    let mut buf = Vec::with_capacity(256);
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
-        }
-        let time_s = gp_records::now_s();
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
+/// Reads `stream` to its end, handing each line to `on_line` with the arrival time of its first
+/// byte. With `batch`, a read that ends mid-line is followed by a wait of that long (see the
+/// module docs).
+fn read_lines(
+    mut stream: impl Read,
+    batch: Option<Duration>,
+    mut on_line: Box<dyn FnMut(OutputLine) + Send + '_>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    // Arrival time of the first byte of `line` (set whenever `line` is not empty).
+    let mut started = 0.0;
+    let mut emit = |line: &mut Vec<u8>, time_s: f64| {
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
         }
         on_line(OutputLine {
-            text: String::from_utf8_lossy(&buf).into_owned(),
+            text: String::from_utf8_lossy(line).into_owned(),
             time_s,
         });
+        line.clear();
+    };
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let now = gp_records::now_s();
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            if line.is_empty() {
+                started = now;
+            }
+            let end = rest.iter().position(|&b| b == b'\n');
+            let take = end.map_or(rest.len(), |i| i + 1);
+            let room = MAX_LINE_BYTES - line.len();
+            let (piece, more) = rest.split_at(take.min(room));
+            line.extend_from_slice(piece);
+            rest = more;
+            if line.last() == Some(&b'\n') || line.len() == MAX_LINE_BYTES {
+                emit(&mut line, started);
+            }
+        }
+        if let (Some(wait), false) = (batch, line.is_empty()) {
+            // Mid-line: let the rest of it arrive before waking again.
+            thread::sleep(wait);
+        }
+    }
+    if !line.is_empty() {
+        emit(&mut line, started);
     }
 }
 
@@ -514,6 +624,11 @@ impl Child {
     /// The write end of the child's stdin ([`Spec::keep_stdin`]); dropping it sends EOF.
     pub fn take_stdin(&self) -> Option<ChildStdin> {
         self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// The read end of the child's stdout ([`StdoutTo::Pipe`]), to connect to another process.
+    pub fn take_stdout(&self) -> Option<ChildStdout> {
+        self.stdout.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The last [`STDERR_TAIL_LINES`] lines of the child's stderr.
@@ -682,6 +797,138 @@ mod tests {
             "child must lead its own process group"
         );
         child.kill_and_reap();
+    }
+
+    /// A stream that hands out the given chunks, one per read, after the given pause; records
+    /// when each chunk was handed out.
+    struct Chunks {
+        chunks: VecDeque<(Duration, &'static [u8])>,
+        handed: Arc<Mutex<Vec<f64>>>,
+    }
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((pause, chunk)) = self.chunks.pop_front() else {
+                return Ok(0);
+            };
+            thread::sleep(pause);
+            self.handed.lock().unwrap().push(gp_records::now_s());
+            let n = chunk.len().min(buf.len());
+            buf[..n].copy_from_slice(&chunk[..n]);
+            if n < chunk.len() {
+                self.chunks.push_front((Duration::ZERO, &chunk[n..]));
+            }
+            Ok(n)
+        }
+    }
+
+    fn lines_of(
+        chunks: &[(u64, &'static [u8])],
+        batch: Option<Duration>,
+    ) -> (Vec<OutputLine>, Vec<f64>) {
+        let handed = Arc::new(Mutex::new(Vec::new()));
+        let stream = Chunks {
+            chunks: chunks
+                .iter()
+                .map(|&(ms, c)| (Duration::from_millis(ms), c))
+                .collect(),
+            handed: Arc::clone(&handed),
+        };
+        let mut lines = Vec::new();
+        read_lines(stream, batch, Box::new(|l| lines.push(l)));
+        let handed = handed.lock().unwrap().clone();
+        (lines, handed)
+    }
+
+    #[test]
+    fn a_line_carries_the_arrival_time_of_its_first_byte() {
+        // "ab" arrives, then 50 ms later the rest of the line and a second line's start.
+        let (lines, handed) = lines_of(
+            &[(0, b"ab"), (50, b"c\r\nde"), (50, b"f\n"), (0, b"tail")],
+            Some(Duration::from_millis(2)),
+        );
+        let text: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(text, ["abc", "def", "tail"]);
+        // Stamped when "ab" came, before the read that completed the line.
+        assert!(
+            lines[0].time_s >= handed[0] && lines[0].time_s < handed[1],
+            "{lines:?} {handed:?}"
+        );
+        assert!(
+            lines[1].time_s >= handed[1] && lines[1].time_s < handed[2],
+            "{lines:?} {handed:?}"
+        );
+        assert!(lines[2].time_s >= handed[3]);
+    }
+
+    #[test]
+    fn a_line_without_an_end_is_cut_at_the_limit() {
+        static BIG: [u8; MAX_LINE_BYTES + 10] = [b'x'; MAX_LINE_BYTES + 10];
+        let (lines, _) = lines_of(
+            &[
+                (0, &BIG[..MAX_LINE_BYTES / 2]),
+                (0, &BIG[MAX_LINE_BYTES / 2..]),
+            ],
+            None,
+        );
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].text.len(), MAX_LINE_BYTES);
+        assert_eq!(lines[1].text.len(), 10);
+    }
+
+    #[test]
+    fn a_console_written_a_byte_at_a_time_comes_out_whole() {
+        // A writer like QEMU's UART: one write per byte, through a real pipe.
+        let script =
+            "for l in 1 2 3; do for c in g p ' ' p ' ' $l; do printf \"$c\"; done; echo; done";
+        let mut spec = sh(script);
+        spec.line_batch = Some(Duration::from_millis(2));
+        let (tx, rx) = unbounded();
+        let hooks = Hooks {
+            on_stdout_line: Box::new(move |l| tx.send(l.text).unwrap()),
+            on_stderr_line: None,
+            on_exit: None,
+        };
+        let child = spawn(&spec, hooks).unwrap();
+        child
+            .wait_until(Instant::now() + Duration::from_secs(20))
+            .unwrap();
+        let got: Vec<String> = rx.try_iter().collect();
+        assert_eq!(got, ["gp p 1", "gp p 2", "gp p 3"]);
+    }
+
+    #[test]
+    fn stdout_can_feed_another_child_and_the_pipe_closes_with_it() {
+        // `yes`-like writer | head -n 2: the writer ends by SIGPIPE once head is gone, which
+        // only happens when nobody else (we) holds the pipe's read end.
+        let writer = sh("while echo x; do :; done");
+        let io = Io {
+            stdin: None,
+            stdout: StdoutTo::Pipe,
+        };
+        let writer = spawn_io(&writer, io, Hooks::discard()).unwrap();
+        let pipe = writer.take_stdout().expect("a pipe");
+        assert!(writer.take_stdout().is_none(), "handed out once");
+        let (tx, rx) = unbounded();
+        let hooks = Hooks {
+            on_stdout_line: Box::new(move |l| tx.send(l.text).unwrap()),
+            on_stderr_line: None,
+            on_exit: None,
+        };
+        let io = Io {
+            stdin: Some(Stdio::from(pipe)),
+            stdout: StdoutTo::Lines,
+        };
+        let mut head = Spec::new("head", "head");
+        head.args(["-n", "2"]);
+        let head = spawn_io(&head, io, hooks).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        assert_eq!(head.wait_until(deadline).unwrap().status, 0);
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["x", "x"]);
+        let exit = writer
+            .wait_until(deadline)
+            .expect("the writer saw the pipe close");
+        assert_eq!(exit.signal, Some(libc::SIGPIPE), "{exit}");
     }
 
     #[test]

@@ -8,6 +8,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Longest path a unix socket address can hold (`sun_path` less the terminating NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
 
+/// A runtime directory or a socket path in it could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot create a private runtime directory in {}", base.display())]
+    Create {
+        base: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no free name for a private runtime directory in {} after 16 tries", base.display())]
+    NoFreeName { base: PathBuf },
+    #[error(
+        "socket path {} is longer than {MAX_SOCKET_PATH} bytes: set XDG_RUNTIME_DIR or TMPDIR to a \
+         shorter directory",
+        path.display()
+    )]
+    SocketPathTooLong { path: PathBuf },
+}
+
 /// A private directory, removed with its contents when dropped.
 #[derive(Debug)]
 pub struct RuntimeDir {
@@ -26,13 +45,12 @@ pub fn base_dir() -> PathBuf {
 
 impl RuntimeDir {
     /// Creates `<base>/<prefix>-<pid>-<random>` with mode 0700.
-    pub fn new(prefix: &str) -> io::Result<RuntimeDir> {
+    pub fn new(prefix: &str) -> Result<RuntimeDir, RuntimeError> {
         RuntimeDir::new_in(&base_dir(), prefix)
     }
 
-    pub fn new_in(base: &Path, prefix: &str) -> io::Result<RuntimeDir> {
+    pub fn new_in(base: &Path, prefix: &str) -> Result<RuntimeDir, RuntimeError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut last = None;
         for _ in 0..16 {
             let nonce = random_u64() ^ COUNTER.fetch_add(1, Ordering::Relaxed);
             let path = base.join(format!(
@@ -44,19 +62,18 @@ impl RuntimeDir {
             // the path exists, so an attacker's directory or link is never reused.
             match std::fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => return Ok(RuntimeDir { path, keep: false }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!(
-                            "cannot create a runtime directory in {}: {e}",
-                            base.display()
-                        ),
-                    ))
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(RuntimeError::Create {
+                        base: base.to_path_buf(),
+                        source,
+                    })
                 }
             }
         }
-        Err(last.unwrap_or_else(|| io::Error::other("no free runtime directory name")))
+        Err(RuntimeError::NoFreeName {
+            base: base.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -64,17 +81,10 @@ impl RuntimeDir {
     }
 
     /// A path for a unix socket in this directory, checked against the address length limit.
-    pub fn socket_path(&self, name: &str) -> io::Result<PathBuf> {
+    pub fn socket_path(&self, name: &str) -> Result<PathBuf, RuntimeError> {
         let p = self.path.join(name);
         if p.as_os_str().len() > MAX_SOCKET_PATH {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "socket path {} is longer than {MAX_SOCKET_PATH} bytes: set XDG_RUNTIME_DIR or \
-                     TMPDIR to a shorter directory",
-                    p.display()
-                ),
-            ));
+            return Err(RuntimeError::SocketPathTooLong { path: p });
         }
         Ok(p)
     }

@@ -37,26 +37,49 @@ pub const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 /// How long an `ssh -O` control command may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Test knob: seconds added to every clock reading the remote side reports (clock probes,
-/// spawn times, gp-sample's `time_s`). A test's sshd sets it to give its "remote" host a clock
-/// of its own, so that offset measurement and correction are tested for real.
-pub const TEST_CLOCK_SKEW_ENV: &str = "GUESTPERF_TEST_CLOCK_SKEW_S";
-
-/// The clock skew of [`TEST_CLOCK_SKEW_ENV`], 0 when unset or unparsable.
-pub fn test_clock_skew_s() -> f64 {
-    static SKEW: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *SKEW.get_or_init(|| {
-        std::env::var(TEST_CLOCK_SKEW_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|v| v.is_finite())
-            .unwrap_or(0.0)
-    })
+/// This host's clock as it reports it to a peer over ssh (clock probe answers, a remote QEMU's
+/// spawn and exit times, a remote gp-sample's samples): [`gp_records::now_s`].
+///
+/// Built with the `test-clock-skew` feature (only the remote tests build it: `cargo build
+/// --features gp-launch/test-clock-skew,gp-sample/test-clock-skew`), it adds
+/// `$GUESTPERF_TEST_CLOCK_SKEW_S` seconds, which the tests' sshd sets so that its "remote" host
+/// has a clock of its own and offset measurement and correction are tested for real. Release and
+/// installed builds have no such knob.
+pub fn remote_now_s() -> f64 {
+    gp_records::now_s() + test_clock::skew_s()
 }
 
-/// This host's clock as the remote side reports it: [`gp_records::now_s`] plus the test skew.
-pub fn remote_now_s() -> f64 {
-    gp_records::now_s() + test_clock_skew_s()
+/// [`remote_now_s`]'s correction to a time taken on this host's clock (`now_s` earlier): the
+/// same skew, so that a time reported to a peer is on the clock the peer measured.
+pub fn reported_time_s(local_s: f64) -> f64 {
+    local_s + test_clock::skew_s()
+}
+
+#[cfg(feature = "test-clock-skew")]
+pub mod test_clock {
+    /// The variable the tests' sshd sets: seconds to add to every time reported to a peer.
+    pub const ENV: &str = "GUESTPERF_TEST_CLOCK_SKEW_S";
+
+    /// The skew of [`ENV`], 0 when unset or unparsable.
+    pub fn skew_s() -> f64 {
+        static SKEW: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+        *SKEW.get_or_init(|| {
+            std::env::var(ENV)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite())
+                .unwrap_or(0.0)
+        })
+    }
+}
+
+#[cfg(not(feature = "test-clock-skew"))]
+mod test_clock {
+    /// No skew outside the test build.
+    #[inline(always)]
+    pub const fn skew_s() -> f64 {
+        0.0
+    }
 }
 
 /// Checks a `[user@]host` destination: ssh would take a leading `-` as an option, and blanks or
@@ -179,7 +202,7 @@ impl SshConfig {
 pub enum SshError {
     #[error("{0}")]
     Usage(String),
-    #[error("cannot run ssh: {0} (install OpenSSH's client, e.g. the openssh-client package)")]
+    #[error("cannot run ssh (install OpenSSH's client, e.g. the openssh-client package)")]
     Spawn(#[source] process::SpawnError),
     #[error("ssh to {dest}: {message}")]
     Failed { dest: String, message: String },

@@ -196,6 +196,9 @@ pub struct StageError {
     pub stage: String,
     /// The error and its causes, as printed on stderr.
     pub message: String,
+    /// The signal that ended the stage, when one did (the stage then exits 128 + `signal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
 }
 
 impl StageError {
@@ -204,6 +207,15 @@ impl StageError {
             time_s: now_s(),
             stage: stage.to_string(),
             message: message.into(),
+            signal: None,
+        }
+    }
+
+    /// The stage is ending because it received `signal`.
+    pub fn signalled(stage: &str, signal: i32, message: impl Into<String>) -> Self {
+        StageError {
+            signal: Some(signal),
+            ..StageError::new(stage, message)
         }
     }
 }

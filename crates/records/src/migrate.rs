@@ -235,6 +235,18 @@ pub enum Outcome {
     Interrupted,
 }
 
+impl Outcome {
+    /// The name as the records spell it: `completed`, `failed`, `cancelled`, `interrupted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// The final record of gp-migrate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MigrationResult {
@@ -252,4 +264,21 @@ pub struct MigrationResult {
     pub transferred_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iterations: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_names_are_the_serialized_ones() {
+        for o in [
+            Outcome::Completed,
+            Outcome::Failed,
+            Outcome::Cancelled,
+            Outcome::Interrupted,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+    }
 }

@@ -15,22 +15,27 @@ use crate::Record;
 /// Longest line a reader accepts, in bytes. Longer lines are an error, not unbounded memory.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
 
-/// A line that could not be read as a record.
+/// A line that could not be read as a record. The message names the line, not the stage: the
+/// reading stage's `main` adds its own name once (see `gp_stage::error_chain`).
 #[derive(Debug, Error)]
 pub enum ReadError {
-    #[error("{stage}: input line {line}: {message}")]
-    Malformed {
-        stage: String,
-        line: u64,
-        message: String,
-    },
-    #[error("{stage}: reading input line {line}: {source}")]
+    #[error("input line {line}: {message}")]
+    Malformed { line: u64, message: String },
+    #[error("reading input line {line}")]
     Io {
-        stage: String,
         line: u64,
         #[source]
         source: io::Error,
     },
+}
+
+impl ReadError {
+    /// The 1-based number of the line the error is about.
+    pub fn line(&self) -> u64 {
+        match self {
+            ReadError::Malformed { line, .. } | ReadError::Io { line, .. } => *line,
+        }
+    }
 }
 
 /// One input line: its 1-based number, its text (without the newline), and the record it holds,
@@ -97,17 +102,14 @@ pub fn parse_line(raw: &str) -> Result<Option<Record>, String> {
 /// Reads records line by line. Blank lines are skipped (but counted).
 pub struct Reader<R> {
     input: R,
-    stage: String,
     line: u64,
     buf: Vec<u8>,
 }
 
 impl<R: BufRead> Reader<R> {
-    /// `stage` names the reading stage in error messages (`gp-collect`).
-    pub fn new(input: R, stage: &str) -> Self {
+    pub fn new(input: R) -> Self {
         Reader {
             input,
-            stage: stage.to_string(),
             line: 0,
             buf: Vec::new(),
         }
@@ -120,7 +122,6 @@ impl<R: BufRead> Reader<R> {
 
     fn malformed(&self, message: String) -> ReadError {
         ReadError::Malformed {
-            stage: self.stage.clone(),
             line: self.line,
             message,
         }
@@ -137,7 +138,6 @@ impl<R: BufRead> Reader<R> {
             .take(limit)
             .read_until(b'\n', &mut self.buf)
             .map_err(|source| ReadError::Io {
-                stage: self.stage.clone(),
                 line: self.line,
                 source,
             })?;
@@ -158,7 +158,6 @@ impl<R: BufRead> Reader<R> {
                     .take(1 << 20)
                     .read_until(b'\n', &mut sink)
                     .map_err(|source| ReadError::Io {
-                        stage: self.stage.clone(),
                         line: self.line,
                         source,
                     })?;
@@ -214,9 +213,9 @@ pub enum WriteError {
     /// The reader went away (EPIPE): downstream closed its input. Not a bug; stop producing.
     #[error("output closed by the next stage")]
     Closed,
-    #[error("writing output: {0}")]
+    #[error("writing output")]
     Io(#[source] io::Error),
-    #[error("serializing a record: {0}")]
+    #[error("serializing a record")]
     Json(#[source] serde_json::Error),
 }
 
@@ -273,7 +272,7 @@ mod tests {
     use crate::{Console, Role};
 
     fn read_all(input: &str) -> Vec<Result<Line, ReadError>> {
-        Reader::new(input.as_bytes(), "test").collect()
+        Reader::new(input.as_bytes()).collect()
     }
 
     #[test]
@@ -299,19 +298,19 @@ mod tests {
     }
 
     #[test]
-    fn malformed_lines_name_stage_and_line() {
+    fn malformed_lines_name_the_line_and_no_stage() {
         let lines = read_all("{\"type\":\"vm_exit\"}\nnot json\n[1,2]\n{\"no_type\":1}\n");
         let msgs: Vec<String> = lines
             .into_iter()
             .map(|l| l.unwrap_err().to_string())
             .collect();
         assert!(
-            msgs[0].starts_with("test: input line 1: bad \"vm_exit\" record"),
+            msgs[0].starts_with("input line 1: bad \"vm_exit\" record"),
             "{}",
             msgs[0]
         );
         assert!(
-            msgs[1].starts_with("test: input line 2: not valid JSON"),
+            msgs[1].starts_with("input line 2: not valid JSON"),
             "{}",
             msgs[1]
         );
@@ -343,7 +342,7 @@ mod tests {
 
     #[test]
     fn non_utf8_is_an_error() {
-        let lines: Vec<_> = Reader::new(&b"\xff\xfe\n"[..], "t").collect();
+        let lines: Vec<_> = Reader::new(&b"\xff\xfe\n"[..]).collect();
         assert!(lines[0]
             .as_ref()
             .unwrap_err()

@@ -11,6 +11,10 @@
 //! Threads: one reads the input, one samples, one forwards signals; the main thread owns the
 //! only writer and selects over the three channels.
 
+// `say!`: a line for people on stderr; a closed stderr is ignored rather than a panic.
+#[macro_use]
+extern crate gp_stage;
+
 pub mod classify;
 pub mod procstat;
 mod remote;
@@ -63,8 +67,14 @@ pub enum Ended {
 /// A failure of the stage.
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("{count} malformed input line(s), first: {first}")]
-    MalformedInput { count: usize, first: ReadError },
+    /// Every line was passed on (a `stage_error` record stands in for each malformed one), but
+    /// the input was not all records.
+    #[error("{count} malformed input line(s); the first")]
+    MalformedInput {
+        count: usize,
+        #[source]
+        first: ReadError,
+    },
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error("starting the {0} thread")]
@@ -108,7 +118,7 @@ where
     std::thread::Builder::new()
         .name("input".into())
         .spawn(move || {
-            for item in Reader::new(input, STAGE) {
+            for item in Reader::new(input) {
                 if line_tx.send(item).is_err() {
                     return;
                 }
@@ -191,7 +201,7 @@ fn main_loop<W: Write>(
                 Ok(Ok(line)) => pass_line(out, &line, ctl, samples, remotes)?,
                 Ok(Err(e)) => {
                     // The line itself cannot be passed on: say so in the stream and carry on.
-                    eprintln!("{STAGE}: {e}");
+                    say!("{STAGE}: {e}");
                     out.write(&Record::StageError(StageError::new(STAGE, e.to_string())))?;
                     malformed.push(e);
                 }
@@ -211,7 +221,7 @@ fn main_loop<W: Write>(
                 deadline = after(opts.grace);
             }
             recv(deadline) -> _ => {
-                eprintln!(
+                say!(
                     "{STAGE}: input still open {:.0?} after the signal; ending",
                     opts.grace
                 );
@@ -227,16 +237,14 @@ fn main_loop<W: Write>(
 /// Says in the stream that a signal ended the stage before its input did, so the report tells
 /// why the records stop there. Best effort: the output may be gone too.
 fn cut_short<W: Write>(out: &mut Writer<W>, sig: i32, when: &str) {
-    let name = match sig {
-        signal_hook::consts::SIGINT => "SIGINT".to_string(),
-        signal_hook::consts::SIGTERM => "SIGTERM".to_string(),
-        other => format!("signal {other}"),
-    };
+    let name = gp_stage::signals::signal_name(sig);
     let message = format!(
         "ended by {name} ({when}) with its input still open: records after this one did not \
          pass through gp-sample"
     );
-    let _ = out.write(&Record::StageError(StageError::new(STAGE, message)));
+    let _ = out.write(&Record::StageError(StageError::signalled(
+        STAGE, sig, message,
+    )));
 }
 
 /// Passes one line through, starting or stopping sampling for `vm` / `vm_exit` records.
@@ -290,15 +298,18 @@ fn sampler(interval: Duration, ctl: Receiver<Ctl>, out: Sender<Out>) {
     let mut targets: Vec<Target> = Vec::new();
     let sample = |t: &mut Target| match t.sample() {
         Ok(mut s) => {
-            // A test's "remote" host gets a clock of its own (see gp_qemu::ssh).
-            s.time_s += gp_qemu::ssh::test_clock_skew_s();
+            // Samples taken for a peer over ssh are on the clock that peer measured (this
+            // host's, except in the remote tests' build: see gp_qemu::ssh::remote_now_s).
+            s.time_s = gp_qemu::ssh::reported_time_s(s.time_s);
             let _ = out.send(Out::Sample(s));
             true
         }
         Err(gone) => {
-            eprintln!(
+            say!(
                 "{STAGE}: stopped sampling the {} VM (pid {}): {}",
-                t.role, t.pid, gone.0
+                t.role,
+                t.pid,
+                gone.0
             );
             false
         }
@@ -315,7 +326,7 @@ fn sampler(interval: Duration, ctl: Receiver<Ctl>, out: Sender<Out>) {
                             }
                         }
                         Err(gone) => {
-                            eprintln!("{STAGE}: cannot sample the {role} VM (pid {pid}): {}", gone.0)
+                            say!("{STAGE}: cannot sample the {role} VM (pid {pid}): {}", gone.0)
                         }
                     }
                 }
@@ -398,8 +409,11 @@ mod tests {
     fn malformed_line_becomes_a_stage_error_and_the_rest_passes() {
         let input = "not json\n{\"type\":\"mystery\"}\n";
         let (r, out) = run_on(input.to_string());
-        let err = r.unwrap_err().to_string();
-        assert!(err.contains("input line 1"), "{err}");
+        let err = gp_stage::error_chain(&r.unwrap_err());
+        assert!(
+            err.starts_with("1 malformed input line(s); the first: input line 1: not valid JSON"),
+            "{err}"
+        );
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].contains("\"stage_error\"") && lines[0].contains("input line 1"));

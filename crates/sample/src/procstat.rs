@@ -153,10 +153,11 @@ impl Target {
         }
         if !self.warned_unnamed && threads.len() > 1 + self.vcpu_tids.len() {
             if threads.iter().all(|t| t.name == stat.comm) {
-                eprintln!(
+                say!(
                     "gp-sample: the {} QEMU (pid {}) does not name its threads, so its migration \
                      threads count as \"other\"; start QEMU with -name <name>,debug-threads=on",
-                    self.role, self.pid
+                    self.role,
+                    self.pid
                 );
             }
             self.warned_unnamed = true;

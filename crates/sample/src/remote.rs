@@ -77,7 +77,7 @@ impl Remotes {
         let offset_s = match self.offsets.get(&host) {
             Some(o) => *o,
             None => {
-                eprintln!(
+                say!(
                     "{STAGE}: no clock_offset record for {host} before its vm record: the {} \
                      VM's samples keep that host's clock",
                     vm.role
@@ -87,9 +87,10 @@ impl Remotes {
         };
         match self.spawn(vm, &host, offset_s) {
             Ok(s) => self.samplers.push(s),
-            Err(e) => eprintln!(
+            Err(e) => say!(
                 "{STAGE}: cannot sample the {} VM (pid {}) on {host}: {e}",
-                vm.role, vm.pid
+                vm.role,
+                vm.pid
             ),
         }
     }
@@ -122,19 +123,17 @@ impl Remotes {
                         let _ = out.send(Out::Sample(s));
                     }
                     Ok(Some(Record::StageError(e))) => {
-                        eprintln!("{STAGE}@{tag}: {}", e.message)
+                        say!("{STAGE}@{tag}: {}", e.message)
                     }
                     _ => {}
                 }
             }),
-            on_stderr_line: Some(Box::new(move |l: &str| {
-                eprintln!("{STAGE}@{err_host}: {l}")
-            })),
+            on_stderr_line: Some(Box::new(move |l: &str| say!("{STAGE}@{err_host}: {l}"))),
             on_exit: Some(Box::new(move |exit| {
                 let _ = done_tx.send(exit);
             })),
         };
-        let child = process::spawn(&spec, hooks).map_err(|e| e.to_string())?;
+        let child = process::spawn(&spec, hooks).map_err(|e| gp_stage::error_chain(&e))?;
         let mut stdin = child.take_stdin();
         let local = Record::Vm(Vm {
             host: None,
@@ -191,14 +190,15 @@ impl Remotes {
 fn finish(s: &Sampler) {
     let deadline = Instant::now() + END_GRACE;
     match s.done.recv_deadline(deadline) {
-        Ok(exit) if !exit.success() => eprintln!(
+        Ok(exit) if !exit.success() => say!(
             "{STAGE}: the sampler of the {} VM on {} ended with {exit} (its ssh session or \
              connection was lost?)",
-            s.role, s.host
+            s.role,
+            s.host
         ),
         Ok(_) => {}
         Err(_) => {
-            eprintln!(
+            say!(
                 "{STAGE}: the sampler of the {} VM on {} did not end within {} s: killed",
                 s.role,
                 s.host,

@@ -27,7 +27,7 @@ pub fn main<E: Failure>(stage: &str, run: impl FnOnce() -> Result<ExitCode, E>) 
     match run() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("{stage}: {}", crate::error_chain(&err));
+            crate::say!("{stage}: {}", crate::error_chain(&err));
             ExitCode::from(err.exit_code())
         }
     }

@@ -6,11 +6,23 @@
 //! - [`signals`]: SIGINT, SIGTERM and SIGHUP forwarded into a channel by a named thread, and
 //!   signal names (from signal-hook, not tabled by hand).
 //! - [`error`]: an error and its causes printed once each, `stage: error: cause: cause`.
-//! - [`exit`]: the `main()` of a binary in one call ([`main`]): run, print the error chain naming the stage
-//!   once, map the outcome to the documented exit code.
+//! - [`exit`]: the `main()` of a binary in one call ([`main`]): run, print the error chain naming
+//!   the stage once, map the outcome to the documented exit code.
+//! - [`say!`]: a line on stderr that never panics when stderr is gone.
 //!
 //! Library errors describe their own layer only (no stage name, no cause repeated in their own
 //! message); the stage name is added here, once, at the edge.
+
+/// Prints a line for people on stderr, like `eprintln!`, except that a stderr that is gone (a
+/// closed terminal after SIGHUP, `2>&1 | head`) is ignored instead of panicking: a stage must
+/// still finish its work, and write its report, when nobody can read its messages any more.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 pub mod argv;
 pub mod error;

@@ -74,7 +74,7 @@ pub enum ProbeError {
         source: SpawnError,
     },
     #[error("cannot make a runtime directory for the capability probe's QMP socket")]
-    Socket(#[source] std::io::Error),
+    Socket(#[source] gp_qemu::runtime::RuntimeError),
     #[error("capability probe: QEMU ({binary}) failed (its stderr: {stderr})")]
     Qemu {
         binary: String,

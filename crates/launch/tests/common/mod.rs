@@ -69,11 +69,17 @@ pub struct Launch {
 impl Launch {
     /// Starts gp-launch with `args` plus a marker kernel argument.
     pub fn start(args: &[&str]) -> Launch {
+        Launch::start_with_env(args, &[])
+    }
+
+    /// [`Launch::start`] with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Launch {
         let marker = marker();
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         all.push(format!("--kernel-arg={marker}"));
         let mut child = Command::new(BIN)
             .args(&all)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
