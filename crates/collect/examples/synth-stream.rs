@@ -48,6 +48,8 @@ fn main() {
         dst_host: None,
         hardware: hw,
         host: HostInfo::default(),
+        trace_events: Vec::new(),
+        trace_note: None,
     }));
     for (role, pid) in [(Role::Src, 1000), (Role::Dst, 2000)] {
         emit(&Record::Vm(Vm {

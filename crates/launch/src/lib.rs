@@ -217,6 +217,8 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
             workload: plan.cmdline.request(),
         },
         host: host::host_info(),
+        trace_events: Vec::new(),
+        trace_note: None,
     };
 
     let boot_timeout = Duration::from_secs_f64(plan.boot_timeout_s);

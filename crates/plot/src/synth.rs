@@ -300,6 +300,8 @@ pub fn report(spec: &Spec) -> Report {
             kernel_release: "6.1".into(),
             cpus: 2,
         },
+        trace_events: Vec::new(),
+        trace_note: None,
     };
     let result = MigrationResult {
         time_s: T0 + mig_end,

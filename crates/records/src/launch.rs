@@ -31,6 +31,14 @@ pub struct Launch {
     pub dst_host: Option<String>,
     pub hardware: Hardware,
     pub host: HostInfo,
+    /// QEMU trace events gp-launch turned on in both VMs (`vmstate_downtime_*`), written as
+    /// `qemu_trace` records; empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace_events: Vec<String>,
+    /// Why QEMU tracing is off or partial, when it is (e.g. `QEMU 7.2.22 has no
+    /// vmstate_downtime tracepoints (they came in 8.2)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_note: Option<String>,
 }
 
 /// The guest hardware and its placement on the host, as in the original guestperf.
