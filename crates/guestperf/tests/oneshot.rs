@@ -90,7 +90,7 @@ fn a_hardware_option_gp_launch_refuses_names_gp_launch_and_the_problem() {
         last.starts_with("guestperf: gp-launch (stage 1 of 4) exited with status 2: "),
         "{err}"
     );
-    assert!(last.contains("--dirty-ring-size needs KVM"), "{err}");
+    assert!(last.contains("--dirty-ring-size: needs KVM"), "{err}");
 }
 
 #[test]
