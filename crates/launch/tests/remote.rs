@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use common::{marker, processes_with};
 use gp_qemu::runtime::RuntimeDir;
-use gp_qemu::testing::{pid_alive, require_qemu, vm_test_lock, wait_until};
 use gp_records::report::Report;
 use gp_records::{Outcome, Record, Role};
+use gp_testkit::{pid_alive, require_qemu, vm_test_lock, wait_until};
 
 /// The remote host's clock runs this far ahead of ours.
 const SKEW_S: f64 = 1000.0;
