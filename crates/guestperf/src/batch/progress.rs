@@ -61,27 +61,21 @@ impl Progress {
     /// A display for `total` runs on `out`; `fancy` redraws a status line (use it only when
     /// `out` is a terminal).
     pub fn new(total: usize, fancy: bool, out: Box<dyn Write + Send>) -> Arc<Self> {
-        Arc::new(Progress {
-            state: Mutex::new(State {
-                total,
-                ..Default::default()
-            }),
-            fancy,
-            start: Instant::now(),
-            line: Mutex::new(StatusLine::new(out, fancy)),
-        })
+        Progress::on(total, StatusLine::new(out, fancy))
     }
 
     /// On our stderr, fancy when it is a terminal (and `TERM` is not `dumb`).
     pub fn stderr(total: usize) -> Arc<Self> {
-        let line = StatusLine::stderr();
-        let fancy = line.is_live();
+        Progress::on(total, StatusLine::stderr())
+    }
+
+    fn on(total: usize, line: StatusLine) -> Arc<Self> {
         Arc::new(Progress {
             state: Mutex::new(State {
                 total,
                 ..Default::default()
             }),
-            fancy,
+            fancy: line.is_live(),
             start: Instant::now(),
             line: Mutex::new(line),
         })
