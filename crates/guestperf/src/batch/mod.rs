@@ -19,6 +19,7 @@ pub mod comparisons;
 pub mod glob;
 pub mod probe;
 pub mod progress;
+pub mod shard;
 pub mod store;
 pub mod summary;
 
@@ -33,6 +34,7 @@ use self::comparisons::{Comparison, Scenario};
 use self::glob::{Filter, GlobError};
 use self::probe::{ProbeAccel, ProbeError, ProbeReport};
 use self::progress::Progress;
+use self::shard::{Shard, ShardError, ShardSource};
 use self::store::{RunError, RunId, Skipped, Store, StoreError};
 use self::summary::{ComparisonSummary, Summary};
 use crate::options::{Launch, Migrate, Sampling, Transport, LAUNCH_HEADING};
@@ -102,6 +104,27 @@ pub struct Cli {
     /// Chart format
     #[arg(long, value_enum, default_value_t = ChartFormat::Svg, help_heading = "Batch")]
     pub chart_format: ChartFormat,
+
+    /// Run only part K of N of the selected runs (scenarios x --repeat), cut the same way on
+    /// every machine given the same command line: the N parts together are the whole batch,
+    /// each run once, balanced in expected run time
+    #[arg(
+        long,
+        value_name = "K/N",
+        help_heading = "Many hosts",
+        conflicts_with = "shard_from"
+    )]
+    pub shard: Option<Shard>,
+
+    /// Take the part's index (and count, where the runner says it) from the job runner's
+    /// environment, e.g. `--shard-from slurm`; never guessed without this flag
+    #[arg(long, value_enum, value_name = "RUNNER", help_heading = "Many hosts")]
+    pub shard_from: Option<ShardSource>,
+
+    /// The number of parts, for --shard-from runners that do not say it (kubernetes, parallel-*)
+    #[arg(long, value_name = "N", requires = "shard_from", help_heading = "Many hosts",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub shard_count: Option<u32>,
 }
 
 /// gp-migrate's `--name`, refused unless it is gp-migrate's default (which clap parses when the
@@ -156,6 +179,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Shard(#[from] ShardError),
     #[error("--output DIR is needed (except with --list)")]
     NoOutput,
     #[error("{failed} of {total} runs failed; see the .error.json files and {summary}")]
@@ -173,7 +198,7 @@ impl Error {
         match self {
             Error::Interrupted(sig) => 128 + sig,
             Error::NotFound(_) => 127,
-            Error::Filter(_) | Error::NothingSelected(_) | Error::NoOutput => 2,
+            Error::Filter(_) | Error::NothingSelected(_) | Error::NoOutput | Error::Shard(_) => 2,
             Error::Pipeline(e) => e.exit_code(),
             _ => 1,
         }
@@ -529,6 +554,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         return Err(Error::NoOutput);
     };
     let scenarios = resolve(cli, &selected)?;
+    let shard = chosen_shard(cli, &|k| std::env::var(k).ok())?;
     let binaries = Binaries::locate()?;
     let store = Store::new(&output);
     let _lock = store.open()?;
@@ -544,8 +570,28 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         .filter_map(|(r, d)| d.clone().map(|d| (r.key(), d)))
         .collect();
     let is_skipped = |c: &str, s: &str| skipped.iter().any(|(k, _)| *k == format!("{c}/{s}"));
-    let runs = plan(&selected, cli.repeat, &is_skipped, &|id| store.is_done(id));
-    let counts = Counts::new(scenarios.len(), cli.repeat, runs.len(), skipped.len());
+    let (runs, counts) = match shard {
+        None => {
+            let runs = plan(&selected, cli.repeat, &is_skipped, &|id| store.is_done(id));
+            let counts = Counts::new(scenarios.len(), cli.repeat, runs.len(), skipped.len());
+            (runs, counts)
+        }
+        Some(shard) => {
+            let all = plan(&selected, cli.repeat, &|_, _| false, &|_| false);
+            let mine = shard::select_runs(&all, &scenarios, shard);
+            if !cli.dry_run {
+                let manifest = shard::Manifest::new(cli, shard, &all, &mine, &scenarios);
+                let path = store.root().join(manifest.file_name());
+                store
+                    .write_json(&path, &manifest)
+                    .map_err(|source| Error::Io {
+                        what: format!("cannot write {}", path.display()),
+                        source,
+                    })?;
+            }
+            shard::plan_part(&mine, &is_skipped, &|id| store.is_done(id))
+        }
+    };
     let batch = Batch {
         cli,
         binaries,
@@ -559,6 +605,9 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     }
 
     let progress = Progress::stderr(runs.len());
+    if let Some(shard) = shard {
+        progress.note(&format!("part {shard} of the selection (--shard)"));
+    }
     progress.note(&format!(
         "{} to do in {} ({} already done, {} skipped); QEMU {} ({})",
         plural(counts.to_do, "run"),
@@ -577,6 +626,18 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     write_summary(&batch, &progress, charts)?;
     progress.note(&format!("summary: {}", summary_path.display()));
     tally.result(&summary_path)
+}
+
+/// The part `--shard` or `--shard-from` (reading `env`) names, if any.
+pub fn chosen_shard(
+    cli: &Cli,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Shard>, Error> {
+    Ok(match (cli.shard, cli.shard_from) {
+        (Some(shard), _) => Some(shard),
+        (None, Some(source)) => Some(source.shard(cli.shard_count, env)?),
+        (None, None) => None,
+    })
 }
 
 /// Asks QEMU about every scenario at once, under the accelerator the VMs will use.
