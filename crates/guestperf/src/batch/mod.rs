@@ -17,6 +17,7 @@
 
 pub mod comparisons;
 pub mod glob;
+pub mod merge;
 pub mod probe;
 pub mod progress;
 pub mod shard;
@@ -125,6 +126,18 @@ pub struct Cli {
     #[arg(long, value_name = "N", requires = "shard_from", help_heading = "Many hosts",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub shard_count: Option<u32>,
+
+    /// Summarise only, running nothing: gather the runs of DIR (repeatable; e.g. the --shard
+    /// parts from many hosts) into --output, check that each run of the selection is there once
+    /// (listing what is missing or duplicated), and write the summary
+    #[arg(long, value_name = "DIR", help_heading = "Many hosts",
+          conflicts_with_all = ["shard", "shard_from", "dry_run"])]
+    pub merge: Vec<PathBuf>,
+
+    /// With --merge: when the runs of a scenario come from different hardware, write one merged
+    /// directory per kind of hardware (OUTPUT/HARDWARE/) instead of refusing
+    #[arg(long, requires = "merge", help_heading = "Many hosts")]
+    pub by_hardware: bool,
 }
 
 /// gp-migrate's `--name`, refused unless it is gp-migrate's default (which clap parses when the
@@ -181,6 +194,9 @@ pub enum Error {
     },
     #[error(transparent)]
     Shard(#[from] ShardError),
+    /// The merge refuses (duplicates, mixed hardware, conflicting files) or is incomplete.
+    #[error("{0}")]
+    Merge(String),
     #[error("--output DIR is needed (except with --list)")]
     NoOutput,
     #[error("{failed} of {total} runs failed; see the .error.json files and {summary}")]
@@ -553,6 +569,9 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     let Some(output) = cli.output.clone() else {
         return Err(Error::NoOutput);
     };
+    if !cli.merge.is_empty() {
+        return merge_into(cli, &output);
+    }
     let scenarios = resolve(cli, &selected)?;
     let shard = chosen_shard(cli, &|k| std::env::var(k).ok())?;
     let binaries = Binaries::locate()?;
@@ -626,6 +645,172 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     write_summary(&batch, &progress, charts)?;
     progress.note(&format!("summary: {}", summary_path.display()));
     tally.result(&summary_path)
+}
+
+/// `--merge`: gathers the directories into `output`, checks and summarises them (see
+/// [`merge`]).
+fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
+    use std::collections::BTreeMap;
+    for dir in &cli.merge {
+        if !dir.is_dir() {
+            return Err(Error::Merge(format!(
+                "--merge {}: not a directory (give gp-batch output directories)",
+                dir.display()
+            )));
+        }
+    }
+    let gathered = merge::gather(&cli.merge).map_err(|source| Error::Io {
+        what: "cannot read the --merge directories".into(),
+        source,
+    })?;
+    let expected = merge::expected(&gathered, &cli.filter, cli.repeat)?;
+    let (mut findings, kinds) = merge::check(&gathered, &expected, &merge::read_hardware);
+    findings.sources = cli.merge.iter().map(|d| d.display().to_string()).collect();
+    if let Some(why) = findings.refusal(cli.by_hardware) {
+        return Err(Error::Merge(format!("nothing merged: {why}")));
+    }
+    // Where each kind of hardware goes.
+    let mut strata: BTreeMap<String, PathBuf> = BTreeMap::new();
+    if cli.by_hardware {
+        for kind in kinds.values() {
+            if strata.contains_key(kind) {
+                continue;
+            }
+            let base = merge::slug(kind);
+            let mut name = base.clone();
+            let mut n = 2;
+            while strata.values().any(|p| p.ends_with(&name)) {
+                name = format!("{base}-{n}");
+                n += 1;
+            }
+            strata.insert(kind.clone(), output.join(name));
+        }
+        findings.strata = strata
+            .iter()
+            .map(|(k, p)| (k.clone(), p.display().to_string()))
+            .collect();
+    }
+    let roots: Vec<PathBuf> = if strata.is_empty() {
+        vec![output.to_path_buf()]
+    } else {
+        strata.values().cloned().collect()
+    };
+    let root_of = |key: &merge::Key| -> PathBuf {
+        kinds
+            .get(key)
+            .and_then(|k| strata.get(k))
+            .cloned()
+            .unwrap_or_else(|| output.to_path_buf())
+    };
+    // What goes where: reports to their hardware's directory, skips and failures to each.
+    let mut copies: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let dest = |root: &Path, src: &Path| -> PathBuf {
+        let comparison = src.parent().and_then(Path::file_name).unwrap_or_default();
+        root.join(comparison)
+            .join(src.file_name().unwrap_or_default())
+    };
+    for (key, files) in &gathered.results {
+        copies.push((files[0].clone(), dest(&root_of(key), &files[0])));
+    }
+    for (key, files) in gathered.errors.iter().chain(&gathered.skipped) {
+        if gathered.results.contains_key(key) {
+            continue;
+        }
+        for root in &roots {
+            copies.push((files[0].clone(), dest(root, &files[0])));
+        }
+    }
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| Error::Io {
+            what: format!("cannot read {}", p.display()),
+            source,
+        })
+    };
+    let mut conflicts = Vec::new();
+    for (src, dst) in &copies {
+        if dst.exists() && read(src)? != read(dst)? {
+            conflicts.push(format!("{} differs from {}", dst.display(), src.display()));
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(Error::Merge(format!(
+            "nothing merged: --output already holds other files of the same runs: {}",
+            conflicts.join("; ")
+        )));
+    }
+    let stores: Vec<Store> = roots.iter().map(Store::new).collect();
+    let _locks = stores
+        .iter()
+        .map(Store::open)
+        .collect::<Result<Vec<_>, _>>()?;
+    let store = Store::new(output);
+    for (src, dst) in &copies {
+        if dst.exists() {
+            continue;
+        }
+        store
+            .write_atomic(dst, &read(src)?)
+            .map_err(|source| Error::Io {
+                what: format!("cannot write {}", dst.display()),
+                source,
+            })?;
+    }
+    findings.merged = gathered.results.len();
+    let json_path = output.join("merge.json");
+    store
+        .write_json(&json_path, &findings)
+        .map_err(|source| Error::Io {
+            what: format!("cannot write {}", json_path.display()),
+            source,
+        })?;
+    let binaries = Binaries::locate()?;
+    let signals = SignalWatch::start().map_err(Error::Signals)?;
+    let progress = Progress::stderr(0);
+    progress.note(&format!(
+        "merged {} from {} into {} ({} expected from the {})",
+        plural(findings.merged, "run"),
+        plural(cli.merge.len(), "directory"),
+        output.display(),
+        findings.expected,
+        findings.selection_from
+    ));
+    for failed in &findings.failed {
+        progress.note(&format!("failed (an .error.json, no report): {failed}"));
+    }
+    for outside in &findings.outside_selection {
+        progress.note(&format!("outside the selection, merged too: {outside}"));
+    }
+    for s in &stores {
+        let qemu = merged_qemu(s);
+        write_summary_in(cli, &binaries, s, &signals, &progress, true, qemu)?;
+        progress.note(&format!(
+            "summary: {}",
+            s.root().join("summary.md").display()
+        ));
+    }
+    match findings.incomplete() {
+        Some(what) => Err(Error::Merge(format!(
+            "incomplete: {what} (see {})",
+            json_path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The QEMU version and accelerator of a merged directory's reports, when they all agree.
+fn merged_qemu(store: &Store) -> Option<(String, String)> {
+    let mut seen = std::collections::BTreeSet::new();
+    for c in comparisons::all() {
+        for s in &c.scenarios {
+            for k in store.finished_runs(c.name, &s.name) {
+                let path = store.result_path(&RunId::new(c.name, &s.name, k));
+                let report: Report = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+                let h = report.guestperf_rs.as_ref()?.header.as_ref()?;
+                seen.insert((h.qemu_version.clone(), h.accel.clone()));
+            }
+        }
+    }
+    (seen.len() == 1).then(|| seen.into_iter().next().unwrap())
 }
 
 /// The part `--shard` or `--shard-from` (reading `env`) names, if any.
@@ -898,6 +1083,22 @@ fn write_summary(batch: &Batch, progress: &Arc<Progress>, charts: bool) -> Resul
         probe,
         ..
     } = batch;
+    let qemu = Some((probe.qemu_version.clone(), probe.accel.clone()));
+    write_summary_in(cli, binaries, store, signals, progress, charts, qemu)
+}
+
+/// Writes `store`'s summary.json, summary.md and (when `charts`) one chart per comparison;
+/// `qemu` is the QEMU version and accelerator to name, when there is one.
+#[allow(clippy::too_many_arguments)]
+fn write_summary_in(
+    cli: &Cli,
+    binaries: &Binaries,
+    store: &Store,
+    signals: &SignalWatch,
+    progress: &Arc<Progress>,
+    charts: bool,
+    qemu: Option<(String, String)>,
+) -> Result<(), Error> {
     let mut comparisons: Vec<ComparisonSummary> = comparisons::all()
         .iter()
         .filter_map(|c| summary::summarize_comparison(store, c))
@@ -946,8 +1147,8 @@ fn write_summary(batch: &Batch, progress: &Arc<Progress>, charts: bool) -> Resul
         tool: "gp-batch".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         generated_s: gp_records::now_s(),
-        qemu_version: Some(probe.qemu_version.clone()),
-        probe_accel: Some(probe.accel.clone()),
+        qemu_version: qemu.as_ref().map(|q| q.0.clone()),
+        probe_accel: qemu.map(|q| q.1),
         argv: std::env::args().collect(),
         comparisons,
     };
