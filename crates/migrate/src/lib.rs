@@ -10,6 +10,7 @@
 //! sent (for the records) and typed (for the decisions).
 //!
 //! - [`schema`]: migration parameter types from `query-qmp-schema`.
+//! - [`settle`]: when the source's workload is warm and steady, from its records.
 //! - [`plan`]: scenario + QEMU facts → capabilities and parameters per side, or a refusal.
 //! - [`decide`]: the migration loop's decisions as a pure function of one snapshot.
 //! - [`watch`]: the loop's state across snapshots and losses, and the result.
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod monitors;
 pub mod plan;
 pub mod schema;
+pub mod settle;
 pub mod watch;
 
 use std::io::BufRead;

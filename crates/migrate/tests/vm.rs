@@ -278,7 +278,7 @@ fn assert_completed(run: &Run) {
 
 /// The scenario record comes before any other gp-migrate record.
 fn assert_scenario_first(run: &Run) {
-    let ours = ["scenario", "progress", "qmp_event", "action", "result"];
+    let ours = ["scenario", "progress", "action", "result"];
     let first = run
         .records
         .iter()
@@ -374,6 +374,65 @@ fn pause_after_one_pass_completes_and_the_destination_runs_the_workload() {
     assert_eq!(scenario(&run)["dst_capabilities"]["events"], true);
     assert_eq!(scenario(&run)["parameters"]["downtime-limit"], 1);
     assert_eq!(scenario(&run)["parameters"]["max-bandwidth"], 64u64 << 20);
+}
+
+/// Host time of the last source `guest_warm` (every thread warm), if every thread got there.
+fn src_warm_at(run: &Run) -> Option<f64> {
+    let threads = run
+        .of_type("guest_start")
+        .find(|g| g["role"] == "src")?["threads"]
+        .as_u64()?;
+    let warm: Vec<f64> = run
+        .of_type("guest_warm")
+        .filter(|w| w["role"] == "src")
+        .map(|w| w["time_s"].as_f64().unwrap())
+        .collect();
+    (warm.len() as u64 == threads).then(|| warm.into_iter().fold(0.0, f64::max))
+}
+
+#[test]
+fn a_warm_guest_is_migrated_only_once_warm_and_steady_and_cold_says_cold() {
+    let _lock = vm_test_lock();
+    // --sleep 0.5 is shorter than the first pass over 192 MiB under TCG (checked below).
+    let warm = run(&unconverging(&[
+        "--sleep", "0.5", "--pause", "--pause-iters", "1",
+    ]));
+    warm.summary("settle warm");
+    assert_completed(&warm);
+    let settle = &scenario(&warm)["settle"];
+    eprintln!("[settle warm] {settle}");
+    assert_eq!(settle["criterion"], "warm+steady", "{}", warm.dump());
+    assert_eq!(settle["touched_share"], 1.0, "{}", warm.dump());
+    assert_eq!(settle["steady"], true, "{}", warm.dump());
+    let warm_s = settle["warm_s"].as_f64().unwrap();
+    let steady_s = settle["steady_s"].as_f64().unwrap();
+    let waited_s = settle["waited_s"].as_f64().unwrap();
+    assert!(warm_s > 0.5, "the first pass was not longer than --sleep: {settle}");
+    assert!(warm_s <= steady_s && steady_s <= waited_s, "{settle}");
+    assert!(settle["rule"].as_str().unwrap().contains("within 10%"));
+    let all_warm = src_warm_at(&warm).expect("every source thread warm");
+    assert!(warm.action_time("migrate") >= all_warm, "{}", warm.dump());
+
+    let cold = run(&unconverging(&[
+        "--cold", "--sleep", "0.5", "--pause", "--pause-iters", "1",
+    ]));
+    cold.summary("settle cold");
+    assert_completed(&cold);
+    let settle = &scenario(&cold)["settle"];
+    eprintln!("[settle cold] {settle}");
+    assert_eq!(settle["criterion"], "sleep", "{}", cold.dump());
+    assert!(settle.get("warm_s").is_none(), "{settle}");
+    assert_eq!(settle["steady"], false);
+    let share = settle["touched_share"].as_f64().unwrap();
+    assert!(share < 1.0, "{settle}");
+    let waited = settle["waited_s"].as_f64().unwrap();
+    assert!((0.5..warm_s).contains(&waited), "{settle} against warm after {warm_s} s");
+    let migrated = cold.action_time("migrate");
+    assert!(
+        src_warm_at(&cold).is_none_or(|t| t > migrated),
+        "{}",
+        cold.dump()
+    );
 }
 
 #[test]
