@@ -36,6 +36,8 @@ const QUIT_ANSWER: Duration = Duration::from_secs(3);
 /// After a VM could not be quit, how long to keep passing the input on (the VM may still exit
 /// by itself) before ending so that gp-launch notices and stops it.
 const UNQUIT_DRAIN: Duration = Duration::from_secs(5);
+/// After the source completed, longest wait for the destination's side to say so.
+const DST_FINAL_WAIT: Duration = Duration::from_secs(5);
 
 /// What came in on stdin.
 enum Input {
@@ -294,6 +296,9 @@ impl<W: Write> Run<W> {
             return Ok(e);
         }
         let (result, done) = self.watch()?;
+        if result.outcome == Outcome::Completed && self.alive(Role::Dst) {
+            self.final_dst_snapshot()?;
+        }
         self.emit(&Record::Result(result.clone()))?;
         if result.outcome != Outcome::Completed {
             if done.paused && result.outcome == Outcome::Cancelled && self.alive(Role::Src) {
@@ -396,7 +401,7 @@ impl<W: Write> Run<W> {
             return Ending::Stopped(stop);
         }
         let mut info = None;
-        let mut lost = "";
+        let mut lost = String::new();
         // The signal may have cut a call to the source short, which leaves its connection
         // unusable.
         if self.monitors.get(Role::Src).is_some()
@@ -410,9 +415,12 @@ impl<W: Write> Run<W> {
                         let _ = self.qmp(Role::Src, |q| q.execute(&qmp::migrate_cancel {}));
                     }
                     Some(s) if decide::in_postcopy(s) => {
-                        lost = "; the migration was in post-copy, which cannot be cancelled: the \
-                                guest's memory is split between both VMs and is lost when they \
-                                quit";
+                        lost = format!(
+                            "; the guest is lost: the migration was in post-copy (phase {}), \
+                             which cannot be cancelled, and the guest's memory is split between \
+                             both VMs when they quit",
+                            decide::status_name(s)
+                        );
                     }
                     _ => {}
                 }
@@ -643,7 +651,8 @@ impl<W: Write> Run<W> {
         if self.args.cold || !self.tracker.knows_warmth() {
             if !self.args.cold {
                 self.say(
-                    "note: the workload reports neither warmth nor progress (no start line):                      waiting --sleep only",
+                    "note: the workload reports neither warmth nor progress (no start line): \
+                     waiting --sleep only",
                 );
             }
             self.settle_criterion = Some(settle::CRITERION_SLEEP);
@@ -651,7 +660,9 @@ impl<W: Write> Run<W> {
         }
         self.settle_criterion = Some(settle::CRITERION_WARM_STEADY);
         self.say(&format!(
-            "waiting for every workload thread to be warm (its first pass over its memory done),              then for a steady rate ({}), then --sleep {} s from its start (--cold skips all but              --sleep)",
+            "waiting for every workload thread to be warm (its first pass over its memory done), \
+             then for a steady rate ({}), then --sleep {} s from its start (--cold skips all but \
+             --sleep)",
             self.tracker.rule().describe(),
             self.args.sleep
         ));
@@ -662,7 +673,9 @@ impl<W: Write> Run<W> {
             Ok(false) => {
                 let share = self.tracker.touched_share().unwrap_or(0.0);
                 return Ok(Some(self.error(&format!(
-                    "the workload's threads were not all warm {:.0} s after it started (their                      first pass over their memory had touched {:.0}% of it; see                      --workload-timeout, or --cold to migrate without waiting)",
+                    "the workload's threads were not all warm {:.0} s after it started (their \
+                     first pass over their memory had touched {:.0}% of it; see \
+                     --workload-timeout, or --cold to migrate without waiting)",
                     workload_timeout.as_secs_f64(),
                     share * 100.0
                 ))));
@@ -674,7 +687,8 @@ impl<W: Write> Run<W> {
             Err(e) => return Ok(Some(e)),
             Ok(true) => {}
             Ok(false) => self.say(&format!(
-                "note: the workload's rate was not steady {} s after every thread was warm                  ({}; last windows {}): migrating anyway (see --steady-max)",
+                "note: the workload's rate was not steady {} s after every thread was warm \
+                 ({}; last windows {}): migrating anyway (see --steady-max)",
                 self.args.steady_max,
                 self.tracker.rule().describe(),
                 rates_text(self.tracker.rates())
@@ -685,7 +699,8 @@ impl<W: Write> Run<W> {
         }
         let s = self.tracker.record(settle::CRITERION_WARM_STEADY, now_s());
         self.say(&format!(
-            "settled: every thread warm after {} s, rate {} after {} s, touched {:.0}% of the              workload's memory, {:.1} s after it started",
+            "settled: every thread warm after {} s, rate {} after {} s, touched {:.0}% of the \
+             workload's memory, {:.1} s after it started",
             s.warm_s.map_or("?".into(), |w| format!("{w:.1}")),
             if s.steady { "steady" } else { "not steady" },
             s.steady_s.map_or("?".into(), |w| format!("{w:.1}")),
@@ -712,7 +727,8 @@ impl<W: Write> Run<W> {
             }
             if self.input_ended {
                 return Ok(Err(self.error(&format!(
-                    "the input ended while settling {when}: an upstream stage stopped (gp-launch,                      or a filter before gp-migrate), so the VMs' records no longer arrive"
+                    "the input ended while settling {when}: an upstream stage stopped (gp-launch, \
+                     or a filter before gp-migrate), so the VMs' records no longer arrive"
                 ))));
             }
             if Instant::now() >= until {
@@ -1084,6 +1100,44 @@ impl<W: Write> Run<W> {
             }
             self.flush_events(Role::Dst);
             return Ok((end.result, w.done().clone()));
+        }
+    }
+
+    /// The destination's `query-migrate` once its side has completed too (a `progress` record,
+    /// role `dst`, written even if unchanged): post-copy blocktime is in it only then. At most
+    /// [`DST_FINAL_WAIT`] for the destination to say `completed`.
+    fn final_dst_snapshot(&mut self) -> Result<(), Stop> {
+        let deadline = Instant::now() + DST_FINAL_WAIT;
+        loop {
+            let reply = match self.qmp(Role::Dst, |q| q.call(&qmp::query_migrate {})) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.stop_if_signalled()?;
+                    self.say(&format!(
+                        "note: the destination's query-migrate after completion failed: {}",
+                        error_chain(&e)
+                    ));
+                    return Ok(());
+                }
+            };
+            let status = reply.raw.get("status").and_then(Value::as_str);
+            let ended = !matches!(
+                status,
+                Some("setup" | "active" | "device" | "postcopy-active" | "postcopy-paused")
+                    | Some("postcopy-recover" | "postcopy-recover-setup" | "pre-switchover")
+                    | Some("wait-unplug" | "colo")
+            );
+            if ended || Instant::now() >= deadline {
+                if !ended {
+                    self.say(&format!(
+                        "note: the destination still said '{}' {} s after the source completed",
+                        status.unwrap_or("?"),
+                        DST_FINAL_WAIT.as_secs()
+                    ));
+                }
+                return self.emit(&Record::Progress(watch::progress(Role::Dst, &reply)));
+            }
+            self.pump((Instant::now() + self.args.poll()).min(deadline))?;
         }
     }
 

@@ -304,7 +304,13 @@ mod tests {
         }
     }
 
-    fn progress(thread: u32, end_ms: f64, elapsed: f64, bytes: u64, touched: Option<u64>) -> GuestProgress {
+    fn progress(
+        thread: u32,
+        end_ms: f64,
+        elapsed: f64,
+        bytes: u64,
+        touched: Option<u64>,
+    ) -> GuestProgress {
         GuestProgress {
             time_s: 100.0 + end_ms / 1000.0,
             role: Role::Src,
@@ -394,7 +400,10 @@ mod tests {
         // Five whole windows after the stall: 1500..4000 ms, steady when 4000 ms is reported.
         assert_eq!(t.steady_at(), Some(100.0 + 4.0));
         let s = t.record(CRITERION_WARM_STEADY, 104.5);
-        assert_eq!((s.warm_s, s.steady_s, s.steady), (Some(0.0), Some(4.0), true));
+        assert_eq!(
+            (s.warm_s, s.steady_s, s.steady),
+            (Some(0.0), Some(4.0), true)
+        );
     }
 
     #[test]
