@@ -123,6 +123,11 @@ pub struct Args {
     #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_parameter)]
     pub parameters: Vec<(String, String)>,
 
+    /// Before migrating, have QEMU measure the guest's dirty rate for SECS seconds
+    /// (calc-dirty-rate) in each mode this QEMU and accelerator support (`dirty_rate` records).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub calc_dirty_rate: Option<u64>,
+
     /// query-migrate poll interval, ms.
     #[arg(long, value_name = "MS", default_value_t = 50.0, value_parser = poll_ms)]
     pub poll_ms: f64,
@@ -309,6 +314,12 @@ impl Args {
             .each("parameters", &self.parameters, |(name, value)| {
                 format!("{name}={value}").into()
             })
+            .changed(
+                "calc_dirty_rate",
+                &self.calc_dirty_rate,
+                &d.calc_dirty_rate,
+                |v| display(v.as_ref().expect("differs from the default None")),
+            )
             .changed("poll_ms", &self.poll_ms, &d.poll_ms, display)
             .changed("qmp_timeout", &self.qmp_timeout, &d.qmp_timeout, display)
             .changed(
@@ -413,6 +424,7 @@ mod tests {
                 "tls-creds=",
             ],
         ),
+        ("calc_dirty_rate", &["--calc-dirty-rate", "2"]),
         ("poll_ms", &["--poll-ms", "1000"]),
         ("qmp_timeout", &["--qmp-timeout", "1.25"]),
         ("workload_timeout", &["--workload-timeout", "30"]),

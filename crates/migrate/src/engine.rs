@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::cli::Args;
 use crate::decide::{self, Done, Step};
+use crate::dirty_rate;
 use crate::monitors::Monitors;
 use crate::plan::{self, Facts, Hardware, Plan, PlanError, Settings};
 use crate::settle::{self, Rule, Tracker};
@@ -36,6 +37,8 @@ const QUIT_ANSWER: Duration = Duration::from_secs(3);
 /// After a VM could not be quit, how long to keep passing the input on (the VM may still exit
 /// by itself) before ending so that gp-launch notices and stops it.
 const UNQUIT_DRAIN: Duration = Duration::from_secs(5);
+/// How much longer than its calc time a dirty-rate measurement may take to be reported.
+const DIRTY_RATE_GRACE: Duration = Duration::from_secs(10);
 /// After the source completed, longest wait for the destination's side to say so.
 const DST_FINAL_WAIT: Duration = Duration::from_secs(5);
 
@@ -127,6 +130,8 @@ struct Run<W: Write> {
     settle_criterion: Option<&'static str>,
     /// When the wait before migrating began (for `waited_s` without workload records).
     settle_began: Option<f64>,
+    /// The source QEMU's `calc-dirty-rate` modes (see [`dirty_rate::plans`]).
+    dirty_rate_modes: Option<Vec<String>>,
 }
 
 /// Runs gp-migrate: reads records from `input`, writes them and its own to `output`.
@@ -178,6 +183,7 @@ where
         pending_scenario: None,
         settle_criterion: None,
         settle_began: None,
+        dirty_rate_modes: None,
     };
     run.main()
 }
@@ -267,10 +273,11 @@ impl<W: Write> Run<W> {
         }
 
         // 2. Connect, learn what both QEMUs support, plan, configure.
-        let plan = match self.connect_and_configure()? {
+        let (plan, modes) = match self.connect_and_configure()? {
             Ok(plan) => plan,
             Err(ending) => return Ok(ending),
         };
+        self.dirty_rate_modes = modes;
         for note in &plan.notes {
             self.say(&format!("note: {note}"));
         }
@@ -288,6 +295,10 @@ impl<W: Write> Run<W> {
         }
         if let Some(e) = self.settle_before()? {
             return Ok(e);
+        }
+
+        if let Some(secs) = self.args.calc_dirty_rate {
+            self.measure_dirty_rate(secs)?;
         }
 
         // 4. Migrate, watch, act.
@@ -738,6 +749,82 @@ impl<W: Write> Run<W> {
         }
     }
 
+    /// QEMU's dirty-rate measurement of the source, `secs` seconds in each mode this QEMU and
+    /// accelerator support: `calc-dirty-rate`, then `query-dirty-rate` every poll interval until
+    /// measured (at most `secs` + [`DIRTY_RATE_GRACE`]). A `dirty_rate` record per mode, with
+    /// the estimate or why there is none; a failure here does not stop the migration.
+    fn measure_dirty_rate(&mut self, secs: u64) -> Result<(), Stop> {
+        let kvm = self.launch.as_ref().is_some_and(|l| l.accel == "kvm");
+        let ring = self.hardware().dirty_ring_size.unwrap_or(0);
+        let modes = self.dirty_rate_modes.clone();
+        let has_modes = modes.as_ref().is_some_and(|m| !m.is_empty());
+        for plan in dirty_rate::plans(modes.as_deref(), kvm, ring) {
+            let record = match plan.unsupported {
+                Some(why) => dirty_rate::record(plan.mode, secs, None, Some(why)),
+                None => self.measure_one(plan.mode, secs, has_modes)?,
+            };
+            match (&record.dirty_rate_mb_s, &record.error) {
+                (Some(rate), _) => self.say(&format!(
+                    "QEMU's dirty rate ({}, {secs} s): {rate} MiB/s",
+                    record.mode
+                )),
+                (None, Some(e)) => self.say(&format!(
+                    "QEMU's dirty rate ({}): not measured: {e}",
+                    record.mode
+                )),
+                (None, None) => {}
+            }
+            self.emit(&Record::DirtyRate(record))?;
+        }
+        Ok(())
+    }
+
+    fn measure_one(
+        &mut self,
+        mode: &'static str,
+        secs: u64,
+        has_modes: bool,
+    ) -> Result<gp_records::DirtyRate, Stop> {
+        let args = dirty_rate::arguments(mode, secs, has_modes);
+        if let Err(e) = self.qmp(Role::Src, |q| q.execute(&args)) {
+            self.stop_if_signalled()?;
+            let why = format!("calc-dirty-rate refused: {}", error_chain(&e));
+            return Ok(dirty_rate::record(mode, secs, None, Some(why)));
+        }
+        let deadline = Instant::now() + Duration::from_secs(secs) + DIRTY_RATE_GRACE;
+        let poll = self.args.poll().max(Duration::from_millis(100));
+        loop {
+            self.pump((Instant::now() + poll).min(deadline))?;
+            if let Some(e) = self.lost_vm() {
+                let why = format!("while measuring: {e}");
+                return Ok(dirty_rate::record(mode, secs, None, Some(why)));
+            }
+            // As sent: QEMU before 8.2 has no calc-time-unit, which qapi's reply type requires.
+            let query = qmp::query_dirty_rate {
+                calc_time_unit: None,
+            };
+            let info = match self.qmp(Role::Src, |q| q.execute_raw(&query)) {
+                Ok(info) => info,
+                Err(e) => {
+                    self.stop_if_signalled()?;
+                    let why = format!("query-dirty-rate failed: {}", error_chain(&e));
+                    return Ok(dirty_rate::record(mode, secs, None, Some(why)));
+                }
+            };
+            if dirty_rate::status(&info) == Some("measured") {
+                return Ok(dirty_rate::record(mode, secs, Some(info), None));
+            }
+            if Instant::now() >= deadline {
+                let why = format!(
+                    "not measured {} s after calc-dirty-rate (status {})",
+                    (Duration::from_secs(secs) + DIRTY_RATE_GRACE).as_secs(),
+                    dirty_rate::status(&info).unwrap_or("unknown")
+                );
+                return Ok(dirty_rate::record(mode, secs, Some(info), Some(why)));
+            }
+        }
+    }
+
     /// The `settle` of the scenario record, as of now.
     fn settle_record(&self) -> Option<Settle> {
         let criterion = self.settle_criterion?;
@@ -905,7 +992,9 @@ impl<W: Write> Run<W> {
 
     /// Connects to both VMs, checks the scenario against them, configures both, and writes the
     /// scenario record. The inner error is how the run ends.
-    fn connect_and_configure(&mut self) -> Result<Result<Plan, Ending>, Stop> {
+    fn connect_and_configure(
+        &mut self,
+    ) -> Result<Result<(Plan, Option<Vec<String>>), Ending>, Stop> {
         for role in [Role::Src, Role::Dst] {
             if let Err(e) = self.connect(role)? {
                 return Ok(Err(self.setup_failed(e, ExitStatus::Error)?));
@@ -980,7 +1069,7 @@ impl<W: Write> Run<W> {
             settle: None,
         };
         self.pending_scenario = Some(record);
-        Ok(Ok(plan))
+        Ok(Ok((plan, facts[0].dirty_rate_modes.clone())))
     }
 
     /// Sets `settings` on `role`: capabilities, typed parameters, then the untyped ones. The

@@ -30,6 +30,9 @@ pub struct Facts {
     pub schema: Option<MigrationSchema>,
     /// `query-kvm`'s `enabled`, when known.
     pub kvm_enabled: Option<bool>,
+    /// The modes of `calc-dirty-rate` ([`crate::schema::dirty_rate_modes`]); `None` without
+    /// the command or without a schema to tell.
+    pub dirty_rate_modes: Option<Vec<String>>,
 }
 
 impl Facts {
@@ -52,6 +55,7 @@ impl Facts {
             parameters,
             schema: schema.and_then(MigrationSchema::from_introspection),
             kvm_enabled: kvm.map(|k| k.enabled),
+            dirty_rate_modes: schema.and_then(crate::schema::dirty_rate_modes),
         }
     }
 
