@@ -273,11 +273,10 @@ impl<W: Write> Run<W> {
         }
 
         // 2. Connect, learn what both QEMUs support, plan, configure.
-        let (plan, modes) = match self.connect_and_configure()? {
+        let plan = match self.connect_and_configure()? {
             Ok(plan) => plan,
             Err(ending) => return Ok(ending),
         };
-        self.dirty_rate_modes = modes;
         for note in &plan.notes {
             self.say(&format!("note: {note}"));
         }
@@ -992,9 +991,7 @@ impl<W: Write> Run<W> {
 
     /// Connects to both VMs, checks the scenario against them, configures both, and writes the
     /// scenario record. The inner error is how the run ends.
-    fn connect_and_configure(
-        &mut self,
-    ) -> Result<Result<(Plan, Option<Vec<String>>), Ending>, Stop> {
+    fn connect_and_configure(&mut self) -> Result<Result<Plan, Ending>, Stop> {
         for role in [Role::Src, Role::Dst] {
             if let Err(e) = self.connect(role)? {
                 return Ok(Err(self.setup_failed(e, ExitStatus::Error)?));
@@ -1069,7 +1066,8 @@ impl<W: Write> Run<W> {
             settle: None,
         };
         self.pending_scenario = Some(record);
-        Ok(Ok((plan, facts[0].dirty_rate_modes.clone())))
+        self.dirty_rate_modes = facts[0].dirty_rate_modes.clone();
+        Ok(Ok(plan))
     }
 
     /// Sets `settings` on `role`: capabilities, typed parameters, then the untyped ones. The

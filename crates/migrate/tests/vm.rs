@@ -191,8 +191,11 @@ fn pipeline(launch_args: &[&str], migrate_args: &[&str], hook: Hook<'_>) -> Run 
     let initrd = initrd();
     let (etx, erx) = mpsc::channel();
     let mut launch = Command::new(gp_launch());
+    launch.args(["--accel", "tcg", "--cpus", "1"]);
+    if !launch_args.contains(&"--mem") {
+        launch.args(["--mem", "256M"]);
+    }
     launch
-        .args(["--accel", "tcg", "--mem", "256M", "--cpus", "1"])
         .arg("--initrd")
         .arg(&initrd)
         .args(launch_args)
@@ -981,4 +984,95 @@ fn dirty_limit_is_refused_under_tcg() {
     );
     assert!(reason.contains("KVM"), "{reason}");
     run.assert_nothing_left();
+}
+
+/// A guest dirtying `rate` (gp-launch --stress-dirty-rate) with these gp-migrate options.
+fn dirtying(rate: &str, mem: &str, migrate_args: &[&str]) -> Run {
+    pipeline(
+        &["--mem", mem, "--stress-dirty-rate", rate],
+        migrate_args,
+        &mut |_, _| true,
+    )
+}
+
+#[test]
+fn qemu_s_dirty_rate_estimate_rises_with_the_set_rate() {
+    let _lock = vm_test_lock();
+    // 512 MiB: the workload's 384 MiB is more than 128 MiB/s x 2 s, so every rate below is
+    // distinct pages per second, as QEMU counts.
+    let mut estimates = Vec::new();
+    for rate in ["8M", "32M", "128M"] {
+        let run = dirtying(
+            rate,
+            "512M",
+            &["--sleep", "0", "--calc-dirty-rate", "2", "--max-iters", "3"],
+        );
+        let records: Vec<&Value> = run.of_type("dirty_rate").collect();
+        let modes: Vec<&str> = records
+            .iter()
+            .map(|r| r["mode"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            modes,
+            ["page-sampling", "dirty-bitmap", "dirty-ring"],
+            "{}",
+            run.dump()
+        );
+        // Measured before migrating, and only the ring is unsupported under TCG.
+        let migrate = run.action_time("migrate");
+        for r in &records {
+            assert!(r["time_s"].as_f64().unwrap() < migrate, "{r}");
+            assert_eq!(r["calc_time_ms"], 2000, "{r}");
+        }
+        assert!(records[2]["error"].as_str().unwrap().contains("KVM"));
+        assert!(records[2].get("dirty_rate_mb_s").is_none());
+        let sampled = records[0];
+        assert_eq!(sampled["info"]["status"], "measured", "{sampled}");
+        assert_eq!(sampled["sample_pages"], 16384, "{sampled}");
+        eprintln!(
+            "[dirty-rate {rate}] page-sampling {} dirty-bitmap {}",
+            sampled["dirty_rate_mb_s"], records[1]["dirty_rate_mb_s"]
+        );
+        estimates.push(sampled["dirty_rate_mb_s"].as_f64().unwrap());
+    }
+    assert!(
+        estimates[0] < estimates[1] && estimates[1] < estimates[2],
+        "page-sampling estimates for 8, 32, 128 MiB/s: {estimates:?}"
+    );
+}
+
+/// From the `migrate` action to the result, seconds.
+fn migration_s(run: &Run) -> f64 {
+    run.result()["time_s"].as_f64().unwrap() - run.action_time("migrate")
+}
+
+#[test]
+fn pre_copy_converges_below_the_bandwidth_and_not_above_it() {
+    let _lock = vm_test_lock();
+    let limits = ["--sleep", "0", "--bandwidth", "32", "--max-time", "30"];
+    // 8 MiB/s against 32 MiB/s: each pass is a quarter of the one before; it completes.
+    let slow = dirtying("8M", "256M", &limits);
+    slow.summary("converges");
+    assert_completed(&slow);
+    assert!(migration_s(&slow) < 60.0, "{}", slow.dump());
+    // 128 MiB/s against 32 MiB/s: every pass leaves more dirty than it sent; never completes.
+    let fast = dirtying("128M", "256M", &limits);
+    fast.summary("does not converge");
+    assert_eq!(fast.result()["outcome"], "cancelled", "{}", fast.dump());
+    assert_eq!(fast.migrate_code, Some(4), "{}", fast.dump());
+    let reason = fast.result()["reason"].as_str().unwrap();
+    assert!(reason.contains("--max-time 30"), "{reason}");
+    assert!(migration_s(&fast) < 60.0, "{}", fast.dump());
+    // Both guests really dirtied at their set rates while migrating.
+    for (run, rate) in [(&slow, 8.0), (&fast, 128.0)] {
+        let start = &run
+            .of_type("guest_start")
+            .find(|g| g["role"] == "src")
+            .unwrap();
+        assert_eq!(
+            start["dirty_rate_bytes_per_s"].as_f64().unwrap(),
+            rate * f64::from(1 << 20)
+        );
+    }
+    fast.assert_nothing_left();
 }
