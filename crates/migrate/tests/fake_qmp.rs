@@ -344,6 +344,16 @@ fn a_signal_before_migrating_ends_the_run_with_an_interrupted_result() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("\"outcome\":\"interrupted\""), "{text}");
     assert!(src.got("quit") && dst.got("quit"));
+    // The scenario record still says what the run was and how far the wait got, before the
+    // result.
+    let scenario = text
+        .find("\"type\":\"scenario\"")
+        .expect("a scenario record");
+    assert!(
+        scenario < text.find("\"type\":\"result\"").unwrap(),
+        "{text}"
+    );
+    assert!(text.contains("\"criterion\":\"none\""), "{text}");
 }
 
 #[test]
