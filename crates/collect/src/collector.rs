@@ -96,6 +96,11 @@ impl Collector {
             .result
             .as_ref()
             .map(|r| run_outcome(r, &ext.stage_errors));
+        let lost = summary.mode.as_ref().and_then(|m| m.guest_lost.as_ref());
+        let outcome = outcome.map(|(o, reason)| match lost {
+            Some(_) => (o, format!("{reason}; the guest was lost during post-copy")),
+            None => (o, reason),
+        });
         if let Some((outcome, reason)) = &outcome {
             summary.outcome = Some(*outcome);
             summary.reason = reason.clone();

@@ -12,6 +12,7 @@
 extern crate gp_stage;
 
 pub mod collector;
+pub mod mode;
 pub mod output;
 pub mod summary;
 

@@ -113,6 +113,12 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         notes.push("no cpu_sample records: add gp-sample to the pipeline for host CPU".to_string());
     }
     let host_cpu = host_cpu(&ext.samples, migration_start_s, migration_end_s);
+    let mode = crate::mode::mode(
+        ext,
+        migration_start_s,
+        result.map(|r| r.outcome),
+        &mut notes,
+    );
 
     Summary {
         outcome: result.map(|r| r.outcome).or(Some(Outcome::Interrupted)),
@@ -132,6 +138,8 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         transferred_bytes_per_guest_gb,
         iterations,
         notes,
+        mode,
+        ..Summary::default()
     }
 }
 
