@@ -11,6 +11,8 @@
 #[macro_use]
 extern crate gp_stage;
 
+pub mod breakdown;
+pub mod checks;
 pub mod collector;
 pub mod mode;
 pub mod output;

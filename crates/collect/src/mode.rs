@@ -250,7 +250,7 @@ pub fn when(e: &QmpEvent) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use gp_records::migrate::{Scenario, ScenarioRecord};
     use gp_records::{Action, Progress};

@@ -119,6 +119,23 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         result.map(|r| r.outcome),
         &mut notes,
     );
+    let downtime_breakdown =
+        crate::breakdown::breakdown(ext, migration_start_s, downtime_ms, mode.is_some());
+    let completed = result.is_some_and(|r| r.outcome == Outcome::Completed)
+        || mode
+            .as_ref()
+            .is_some_and(|m| m.switches.iter().any(|s| s.mode == "completed"));
+    let verdict = crate::checks::verdict(
+        ext,
+        migration_start_s,
+        completed,
+        total_time_ms,
+        downtime_ms,
+        mode.as_ref(),
+        downtime_breakdown.as_ref(),
+        guest_stall.as_ref(),
+        &mut notes,
+    );
 
     Summary {
         outcome: result.map(|r| r.outcome).or(Some(Outcome::Interrupted)),
@@ -139,6 +156,12 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         iterations,
         notes,
         mode,
+        checks: verdict.checks,
+        trusted_total_time_ms: verdict.total_ms,
+        trusted_total_time_source: verdict.total_source,
+        trusted_downtime_ms: verdict.downtime_ms,
+        trusted_downtime_source: verdict.downtime_source,
+        downtime_breakdown,
         ..Summary::default()
     }
 }
