@@ -14,6 +14,7 @@ extern crate gp_stage;
 pub mod breakdown;
 pub mod checks;
 pub mod collector;
+pub mod context;
 pub mod mode;
 pub mod output;
 pub mod summary;

@@ -137,6 +137,15 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         &mut notes,
     );
 
+    let postcopy = mode.as_ref().is_some_and(|m| m.reached == "post-copy");
+    let destination = crate::context::destination(
+        ext,
+        postcopy,
+        guest_stall.as_ref().map(|s| s.stall_ms),
+        &mut notes,
+    );
+    let before_migration = crate::context::before_migration(ext, migration_start_s, &mut notes);
+
     Summary {
         outcome: result.map(|r| r.outcome).or(Some(Outcome::Interrupted)),
         reason: result.map(|r| r.reason.clone()).unwrap_or_default(),
@@ -162,7 +171,8 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         trusted_downtime_ms: verdict.downtime_ms,
         trusted_downtime_source: verdict.downtime_source,
         downtime_breakdown,
-        ..Summary::default()
+        destination,
+        before_migration,
     }
 }
 
