@@ -137,6 +137,31 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         &mut notes,
     );
 
+    // A migration QEMU calls completed whose destination guest then died (a kernel panic on
+    // corrupted memory: seen with QEMU 7.2, multifd and zlib).
+    if completed {
+        let died = ext.vm_exits.iter().find(|e| {
+            e.role == Role::Dst
+                && e.reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("guest reset") || r.contains("panic"))
+        });
+        if let Some(e) = died {
+            let after = migration_end_s
+                .map(|end| {
+                    format!(
+                        " {:.0} ms after the migration ended",
+                        (e.time_s - end) * 1e3
+                    )
+                })
+                .unwrap_or_default();
+            notes.push(format!(
+                "the destination guest did not survive the migration: its VM exited{after} ({}); \
+                 see guestperf_rs.console",
+                e.reason.as_deref().unwrap_or_default()
+            ));
+        }
+    }
     let postcopy = mode.as_ref().is_some_and(|m| m.reached == "post-copy");
     let destination = crate::context::destination(
         ext,

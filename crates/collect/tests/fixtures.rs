@@ -586,6 +586,59 @@ fn real_qemu72_run_has_no_breakdown_and_says_why() {
         Some("QEMU 7.2.22 has no vmstate_downtime tracepoints (they came in 8.2)")
     );
     assert_eq!(s.trusted_total_time_ms, Some(5413.0));
+    assert!(
+        s.notes.iter().any(|n| n.starts_with(
+            "the destination guest did not survive the migration: its VM exited 7 ms after the \
+             migration ended (guest reset"
+        )),
+        "{:?}",
+        s.notes
+    );
+}
+
+#[test]
+fn a_run_cut_short_during_postcopy_lost_the_guest() {
+    // The real post-copy run, ended (as by a crash of the pipeline) a second into post-copy.
+    let text = fixture("postcopy-blocktime-qemu10.ndjson");
+    let mut cut = String::new();
+    let mut switch = None;
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let t = v["time_s"].as_f64().unwrap();
+        if switch.is_none() && v["type"] == "qmp_event" && v["data"]["status"] == "postcopy-active"
+        {
+            switch = Some(t);
+        }
+        if switch.is_some_and(|s| t > s + 1.0) {
+            break;
+        }
+        cut.push_str(line);
+        cut.push('\n');
+    }
+    let out = collect(&cut, &[]);
+    let (r, _) = report_of(&out);
+    let s = r.summary.unwrap();
+    let m = s.mode.unwrap();
+    assert_eq!(m.reached, "post-copy");
+    let lost = m.guest_lost.unwrap();
+    assert!(
+        lost.starts_with(
+            "the guest was lost: the migration was interrupted during post-copy (phase \
+             postcopy-active"
+        ),
+        "{lost}"
+    );
+    assert!(
+        s.reason.ends_with("; the guest was lost during post-copy"),
+        "{}",
+        s.reason
+    );
+    assert!(r
+        .result
+        .unwrap()
+        .reason
+        .unwrap()
+        .ends_with("the guest was lost during post-copy"));
 }
 
 #[test]
