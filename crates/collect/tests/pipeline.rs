@@ -10,60 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use gp_qemu::testing::{pid_alive, require_qemu, vm_test_lock, wait_until};
 use gp_records::report::Report;
 use gp_records::sample::ThreadClass;
 use gp_records::{Outcome, Role};
+use gp_testkit::{bin, initrd, pid_alive, require_qemu, vm_test_lock, wait_until};
 
 /// Longest a whole pipeline may run before the test kills it and fails.
 const DEADLINE: Duration = Duration::from_secs(400);
-
-fn bin(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_gp-collect")).with_file_name(name)
-}
-
-/// Builds the other stages (same target directory) once per test binary.
-fn build_stages() {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "gp-launch",
-                "-p",
-                "gp-sample",
-                "-p",
-                "gp-migrate",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(
-            status.success(),
-            "cargo build -p gp-launch -p gp-sample -p gp-migrate failed"
-        );
-    });
-    for name in ["gp-launch", "gp-sample", "gp-migrate"] {
-        assert!(
-            bin(name).exists(),
-            "{} missing after building it",
-            bin(name).display()
-        );
-    }
-}
-
-fn initrd() -> PathBuf {
-    let path = gp_qemu::paths::default_initrd();
-    assert!(
-        path.exists(),
-        "{} is missing: VM tests need the stress initrd (run initrd/build.sh or \
-         scripts/setup-host.sh)",
-        path.display()
-    );
-    path
-}
 
 struct Pipeline {
     children: Vec<(&'static str, Child)>,
@@ -79,7 +32,6 @@ impl Pipeline {
     /// stage's stderr in a file.
     fn start(launch_args: &[&str], order: [&str; 2], migrate_args: &[&str]) -> Pipeline {
         require_qemu();
-        build_stages();
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().join("report.json");
         let stream = dir.path().join("stream.ndjson");

@@ -18,9 +18,9 @@ fn args(extra: &[&'static str]) -> Vec<&'static str> {
     BASE.iter().copied().chain(extra.iter().copied()).collect()
 }
 
-fn setup() -> gp_qemu::testing::VmTestLock {
-    let lock = gp_qemu::testing::vm_test_lock();
-    gp_qemu::testing::require_qemu();
+fn setup() -> gp_testkit::VmTestLock {
+    let lock = gp_testkit::vm_test_lock();
+    gp_testkit::require_qemu();
     assert!(
         gp_qemu::paths::default_initrd().is_file(),
         "VM tests need the stress initrd at {}: run initrd/build.sh",
@@ -312,7 +312,7 @@ fn downstream_head_leaves_nothing() {
     assert!(start.elapsed() < Duration::from_secs(300));
     for v in &vms {
         assert!(
-            !gp_qemu::testing::pid_alive(v.pid),
+            !gp_testkit::pid_alive(v.pid),
             "QEMU {} outlived the pipeline\n{report}",
             v.pid
         );
@@ -331,8 +331,8 @@ fn sigkill_of_gp_launch_kills_its_qemus() {
     let (src, dst) = wait_up(&mut l);
     l.signal(libc::SIGKILL);
     l.wait_exit(EXIT_WAIT);
-    let gone = gp_qemu::testing::wait_until(Duration::from_secs(30), || {
-        !gp_qemu::testing::pid_alive(src.pid) && !gp_qemu::testing::pid_alive(dst.pid)
+    let gone = gp_testkit::wait_until(Duration::from_secs(30), || {
+        !gp_testkit::pid_alive(src.pid) && !gp_testkit::pid_alive(dst.pid)
     });
     assert!(gone, "QEMU survived its parent's SIGKILL\n{}", l.report());
     // Only the runtime directory can remain after SIGKILL; Launch's drop removes it.
@@ -438,7 +438,7 @@ fn accel_auto_picks_what_works() {
             assert!(note.contains("KVM"), "{note}");
             // stderr is read on its own thread: the header can be here before the warning.
             assert!(
-                gp_qemu::testing::wait_until(Duration::from_secs(10), || l
+                gp_testkit::wait_until(Duration::from_secs(10), || l
                     .stderr()
                     .contains("warning: KVM does not work here")),
                 "{}",
@@ -506,7 +506,7 @@ fn accel_auto_keeps_this_boots_verdict() {
             panic!("{}", l.report())
         };
         // The probe's lines come before the header; the verdict's line may trail it.
-        gp_qemu::testing::wait_until(Duration::from_secs(10), || {
+        gp_testkit::wait_until(Duration::from_secs(10), || {
             l.stderr().contains("KVM works") || l.stderr().contains("KVM does not work")
         });
         let stderr = l.stderr();
@@ -684,7 +684,7 @@ fn migrate_over(transport: &'static str) {
         resume: None,
     })
     .unwrap();
-    let moved = gp_qemu::testing::wait_until(Duration::from_secs(120), || {
+    let moved = gp_testkit::wait_until(Duration::from_secs(120), || {
         d.query_status()
             .map(|st| st.status == q::RunState::paused)
             .unwrap_or(false)

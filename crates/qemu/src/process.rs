@@ -770,9 +770,16 @@ mod tests {
         assert!(!is_running(999_999_999));
         let mut zombie = Command::new("true").spawn().unwrap();
         let pid = zombie.id();
-        // Not reaped yet: a zombie once it has exited (nothing to wait on without reaping it).
-        let gone = crate::testing::wait_until(Duration::from_secs(5), || !is_running(pid));
-        assert!(gone, "an exited, unreaped child counts as running");
+        // Wait for it to exit without reaping it (WNOWAIT): it is a zombie from then on.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on our own child with a valid siginfo buffer.
+        let rc =
+            unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        assert_eq!(rc, 0, "waitid: {}", std::io::Error::last_os_error());
+        assert!(
+            !is_running(pid),
+            "an exited, unreaped child counts as running"
+        );
         zombie.wait().unwrap();
     }
 
