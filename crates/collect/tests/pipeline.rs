@@ -347,3 +347,80 @@ fn ctrl_c_mid_migration_still_yields_a_report_with_sample_after_migrate() {
         );
     }
 }
+
+#[test]
+fn postcopy_that_precopy_beat_is_reported_as_precopy_with_a_note() {
+    let _lock = vm_test_lock();
+    // An idle guest after its first pass (`once`): pre-copy converges in a few passes, long
+    // before the 20th at which gp-migrate would ask for post-copy.
+    let mut p = Pipeline::start(
+        &["--stress-pattern", "once"],
+        ["gp-sample", "gp-migrate"],
+        &["--sleep", "2", "--post-copy", "--post-copy-iters", "20"],
+    );
+    let statuses = p.wait();
+    let logs = stderr(p.dir.path());
+    for (name, status) in &statuses {
+        assert!(status.success(), "{name} exited with {status}\n{logs}");
+    }
+    let r = p.report();
+    assert_no_qemu_left(&r);
+    let s = r.summary.as_ref().unwrap();
+    assert_eq!(s.outcome, Some(Outcome::Completed), "{logs}");
+    let m = s.mode.as_ref().unwrap();
+    assert_eq!(m.requested, "post-copy");
+    assert_eq!(m.reached, "precopy", "{m:?}");
+    assert!(!m.requested_reached);
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.starts_with("post-copy was requested but not reached")),
+        "{:?}",
+        s.notes
+    );
+    assert!(s.trusted_downtime_ms.is_some() && s.trusted_total_time_ms.is_some());
+    eprintln!("mode {m:?}\nchecks {:?}", s.checks);
+}
+
+#[test]
+fn certain_postcopy_reports_blocktime_and_page_requests() {
+    let _lock = vm_test_lock();
+    // Pre-copy throttled to 64 MiB/s with a 1 ms downtime limit cannot converge before pass 1
+    // ends; post-copy limited to 32 MiB/s leaves the guest faulting pages for seconds.
+    let mut p = Pipeline::start(
+        &[],
+        ["gp-sample", "gp-migrate"],
+        &[
+            "--sleep",
+            "2",
+            "--post-copy",
+            "--post-copy-iters",
+            "1",
+            "--bandwidth",
+            "64",
+            "--downtime",
+            "1",
+            "--capability",
+            "postcopy-blocktime",
+            "--parameter",
+            "max-postcopy-bandwidth=33554432",
+        ],
+    );
+    let statuses = p.wait();
+    let logs = stderr(p.dir.path());
+    for (name, status) in &statuses {
+        assert!(status.success(), "{name} exited with {status}\n{logs}");
+    }
+    let r = p.report();
+    assert_no_qemu_left(&r);
+    let s = r.summary.as_ref().unwrap();
+    let m = s.mode.as_ref().unwrap();
+    assert_eq!(m.reached, "post-copy", "{m:?}\n{logs}");
+    assert!(m.requested_reached);
+    let d = s.destination.as_ref().expect("destination figures");
+    assert!(d.postcopy_blocktime_ms.is_some(), "{d:?}");
+    assert_eq!(d.postcopy_vcpu_blocktime_ms.len(), 2, "{d:?}");
+    assert!(d.postcopy_requests.unwrap() > 0, "{d:?}");
+    assert!(d.postcopy_bytes.unwrap() > 0, "{d:?}");
+    eprintln!("post-copy: {d:?}\nswitches {:?}", m.switches);
+}
