@@ -162,6 +162,11 @@ pub struct Cli {
     #[arg(long, value_name = "S", value_parser = parse_positive)]
     pub boot_timeout_s: Option<f64>,
 
+    /// Do not turn on QEMU's downtime tracepoints (vmstate_downtime_* and the switchover
+    /// events, written as qemu_trace records; on by default where the QEMU binary has them).
+    #[arg(long)]
+    pub no_trace: bool,
+
     /// Also copy every guest console line and QEMU's stderr to stderr.
     #[arg(long)]
     pub debug: bool,
@@ -242,6 +247,7 @@ impl Cli {
             .some("stress_wss", self.stress_wss.as_ref(), display)
             .some("stress_dirty_rate", self.stress_dirty_rate.as_ref(), size)
             .some("boot_timeout_s", self.boot_timeout_s.as_ref(), display)
+            .flag("no_trace", self.no_trace)
             .flag("debug", self.debug)
             .flag("verbose", self.verbose);
         w.finish()

@@ -42,6 +42,8 @@ pub struct Plan {
     pub boot_timeout_s: f64,
     pub debug: bool,
     pub verbose: bool,
+    /// QEMU's downtime tracepoints (see [`crate::trace`]): what was chosen and why not.
+    pub trace: crate::trace::Choice,
     /// `--dst-host`: the destination runs there (see [`crate::remote`]).
     pub dst_host: Option<String>,
     pub ssh: gp_qemu::ssh::SshConfig,
@@ -212,6 +214,15 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
     let mut dst_extra = cli.qemu_args.clone();
     dst_extra.extend(cli.dst_qemu_args.iter().cloned());
 
+    let trace = if cli.no_trace {
+        crate::trace::off_by_user()
+    } else {
+        let version = binary.version.number();
+        match binary.trace_events() {
+            Ok(events) => crate::trace::choose(Ok(&events), &version),
+            Err(why) => crate::trace::choose(Err(&why), &version),
+        }
+    };
     Ok(Plan {
         binary,
         kernel,
@@ -245,6 +256,7 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
             .unwrap_or(120.0 + 15.0 * stress_ram as f64 / (1u64 << 30) as f64),
         debug: cli.debug,
         verbose: cli.verbose,
+        trace,
         dst_host: cli.dst_host.clone(),
         ssh: gp_qemu::ssh::SshConfig {
             config_file: cli.ssh_config.clone(),

@@ -711,3 +711,150 @@ fn migration_over_the_unix_uri_moves_the_workload() {
 fn migration_over_the_tcp_uri_moves_the_workload() {
     migrate_over("tcp");
 }
+
+fn header_of(l: &Launch) -> gp_records::Launch {
+    match l.records().into_iter().next() {
+        Some(Record::Launch(h)) => h,
+        other => panic!("header first: {other:?}"),
+    }
+}
+
+fn checkpoints(l: &Launch, role: Role) -> Vec<(String, f64)> {
+    l.records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::QemuTrace(t) if t.role == role && t.event == "vmstate_downtime_checkpoint" => {
+                Some((t.args.clone(), t.qemu_time_s))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A real live pre-copy migration on the installed QEMU (10.x has the tracepoints): both QEMUs'
+/// downtime tracepoints come out as `qemu_trace` records, the source's switchover steps before
+/// the destination's, all inside the migration, and the RAM's last pass among the saves.
+#[test]
+fn precopy_migration_yields_downtime_trace_records_from_both_sides() {
+    let _lock = setup();
+    // Each page written once, then idle: pre-copy converges at once.
+    let mut l = Launch::start(&args(&["--stress-pattern", "once"]));
+    let (src, dst) = wait_up(&mut l);
+    let header = header_of(&l);
+    assert!(
+        header
+            .trace_events
+            .iter()
+            .any(|e| e == "vmstate_downtime_checkpoint"),
+        "{header:?}"
+    );
+    assert_eq!(header.trace_note, None);
+    l.wait_for(BOOT_WAIT, "guest_warm", |r| {
+        matches!(r, Record::GuestWarm(_))
+    });
+    let uri = dst.migrate_uri.clone().unwrap();
+    let mut s = qmp(&src.qmp_socket);
+    let mut d = qmp(&dst.qmp_socket);
+    d.execute(&q::migrate_incoming {
+        uri: Some(uri.clone()),
+        channels: None,
+        exit_on_error: None,
+    })
+    .unwrap();
+    let started = gp_records::now_s();
+    s.execute(&q::migrate {
+        uri: Some(uri),
+        channels: None,
+        detach: None,
+        resume: None,
+    })
+    .unwrap();
+    // The last checkpoint: the destination's VM runs.
+    l.wait_for(Duration::from_secs(120), "dst-precopy-bh-vm-started", |r| {
+        matches!(r, Record::QemuTrace(t) if t.role == Role::Dst && t.args == "dst-precopy-bh-vm-started")
+    });
+    let running = gp_records::now_s();
+    let src_steps = checkpoints(&l, Role::Src);
+    let dst_steps = checkpoints(&l, Role::Dst);
+    let names = |v: &[(String, f64)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    for step in [
+        "src-downtime-start",
+        "src-vm-stopped",
+        "src-non-iterable-saved",
+    ] {
+        assert!(
+            names(&src_steps).iter().any(|n| n == step),
+            "{step}: {src_steps:?}"
+        );
+    }
+    assert!(
+        names(&dst_steps)
+            .iter()
+            .any(|n| n == "dst-precopy-loadvm-completed"),
+        "{dst_steps:?}"
+    );
+    let first = src_steps[0].1;
+    let last = dst_steps.last().unwrap().1;
+    assert!(
+        started <= first && first <= last && last <= running,
+        "steps outside the migration: {started} {src_steps:?} {dst_steps:?} {running}"
+    );
+    let traces: Vec<_> = l
+        .records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::QemuTrace(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        traces.iter().any(|t| t.role == Role::Src
+            && t.event == "vmstate_downtime_save"
+            && t.fields.get("idstr").and_then(|v| v.as_str()) == Some("ram")
+            && t.fields.get("downtime").is_some_and(|v| v.is_u64())),
+        "{traces:?}"
+    );
+    assert!(
+        traces
+            .iter()
+            .any(|t| t.role == Role::Dst && t.event == "vmstate_downtime_load"),
+        "{traces:?}"
+    );
+    // Trace lines are records, not noise in gp-launch's stderr.
+    assert!(!l.stderr().contains("vmstate_downtime"), "{}", l.report());
+    s.quit().unwrap();
+    d.quit().unwrap();
+    assert!(l.wait_exit(EXIT_WAIT).success(), "{}", l.report());
+    l.assert_clean();
+}
+
+/// QEMU 7.2 has no downtime tracepoints: the header says so, and nothing is turned on; with
+/// --no-trace the header says that instead.
+#[test]
+fn trace_note_says_why_tracing_is_off() {
+    let _lock = setup();
+    let old = gp_qemu::paths::cache_dir().join("qemu-7.2/bin/qemu-system-x86_64");
+    let mut cases = vec![(vec!["--no-trace".to_string()], "--no-trace")];
+    if old.is_file() {
+        cases.push((
+            vec!["--binary".to_string(), old.to_string_lossy().into_owned()],
+            "8.2",
+        ));
+    } else {
+        eprintln!("skipping the QEMU 7.2 case: no {}", old.display());
+    }
+    for (extra, needle) in cases {
+        let mut all: Vec<&str> = BASE.to_vec();
+        all.extend(extra.iter().map(String::as_str));
+        let mut l = Launch::start(&all);
+        let (src, _) = wait_up(&mut l);
+        let header = header_of(&l);
+        assert!(header.trace_events.is_empty(), "{header:?}");
+        let note = header.trace_note.clone().unwrap_or_default();
+        assert!(note.contains(needle), "{note}");
+        assert!(!src.argv.iter().any(|a| a == "-trace"), "{:?}", src.argv);
+        l.signal(libc::SIGTERM);
+        l.wait_exit(EXIT_WAIT);
+        l.assert_clean();
+    }
+}
