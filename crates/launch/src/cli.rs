@@ -65,6 +65,12 @@ pub struct Cli {
     #[arg(long, value_name = "LIST", value_parser = parse_ids)]
     pub dst_mem_bind: Option<IdList>,
 
+    /// Do not pin the two QEMUs to disjoint host CPUs. By default gp-launch pins them when
+    /// neither --src-cpu-bind nor --dst-cpu-bind is given, both run here, and the CPUs it may
+    /// use hold a host CPU per vCPU for each (2 x --cpus).
+    #[arg(long)]
+    pub no_pin: bool,
+
     /// How bindings are applied: numactl when installed (auto), or sched_setaffinity and
     /// set_mempolicy in the child (native).
     #[arg(long, value_enum, default_value_t = BindMethodArg::Auto)]
@@ -215,6 +221,7 @@ impl Cli {
             .some("src_mem_bind", self.src_mem_bind.as_ref(), display)
             .some("dst_cpu_bind", self.dst_cpu_bind.as_ref(), display)
             .some("dst_mem_bind", self.dst_mem_bind.as_ref(), display)
+            .flag("no_pin", self.no_pin)
             .changed("bind_method", &self.bind_method, &d.bind_method, enum_value)
             .flag("prealloc_pages", self.prealloc_pages)
             .flag("huge_pages", self.huge_pages)

@@ -20,6 +20,7 @@ pub mod accel;
 pub mod cli;
 pub mod console;
 pub mod host;
+pub mod pin;
 pub mod plan;
 pub mod qemu_args;
 pub mod remote;
@@ -221,6 +222,7 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
         host: host::host_info(),
         trace_events: plan.trace.events.clone(),
         trace_note: plan.trace.note.clone(),
+        bind_note: plan.bind_note.clone(),
     };
 
     let boot_timeout = Duration::from_secs_f64(plan.boot_timeout_s);

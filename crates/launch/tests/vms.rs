@@ -176,7 +176,7 @@ fn header_and_vm_records_validate_against_docs_and_sigterm_during_boot_cleans_up
             .unwrap_or_else(|| panic!("no {ty} example"));
         serde_json::from_str(line).unwrap()
     };
-    let optional = ["accel_note", "migrate_uri"];
+    let optional = ["accel_note", "migrate_uri", "trace_note", "bind_note"];
     for (ty, idx) in [("launch", 0), ("vm", 1), ("vm", 2)] {
         let ours: serde_json::Value = serde_json::from_str(&l.lines[idx]).unwrap();
         let doc = example(ty);
@@ -857,4 +857,64 @@ fn trace_note_says_why_tracing_is_off() {
         l.wait_exit(EXIT_WAIT);
         l.assert_clean();
     }
+}
+
+/// The default placement: with a host CPU per vCPU for each VM among the CPUs gp-launch may use,
+/// the source and the destination QEMU run on disjoint CPUs, which the header records and
+/// explains; `--no-pin` and a guest too large for disjoint sets leave both unpinned, saying why.
+#[test]
+fn qemus_are_pinned_to_disjoint_cpus_by_default_where_they_fit() {
+    let _lock = setup();
+    let allowed = gp_qemu::bind::allowed_cpus().unwrap();
+    assert!(allowed.len() >= 2, "this test needs 2 CPUs: {allowed:?}");
+    let list = |v: &[u32]| gp_qemu::bind::format_list(v);
+    let too_many = (allowed.len() as u32 / 2 + 1).to_string();
+    type Case<'a> = (Vec<&'a str>, Option<(Vec<u32>, Vec<u32>)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![],
+            Some((vec![allowed[0]], vec![allowed[1]])),
+            "pinned by gp-launch",
+        ),
+        (vec!["--no-pin"], None, "not pinned: --no-pin"),
+        (
+            vec!["--cpus", &too_many],
+            None,
+            "host CPUs for disjoint sets",
+        ),
+    ];
+    for (extra, expect, note) in cases {
+        let mut all: Vec<&str> = BASE.to_vec();
+        all.extend(extra.iter().copied());
+        let mut l = Launch::start(&all);
+        let (src, dst) = wait_up(&mut l);
+        let h = header_of(&l);
+        let got_note = h.bind_note.clone().unwrap_or_default();
+        assert!(got_note.contains(note), "{extra:?}: {got_note}");
+        match &expect {
+            Some((s, d)) => {
+                assert_eq!((&h.hardware.src_cpu_bind, &h.hardware.dst_cpu_bind), (s, d));
+                assert_eq!(allowed_cpus(src.pid), list(s));
+                assert_eq!(allowed_cpus(dst.pid), list(d));
+            }
+            None => {
+                assert!(h.hardware.src_cpu_bind.is_empty() && h.hardware.dst_cpu_bind.is_empty());
+                assert_eq!(allowed_cpus(src.pid), list(&allowed));
+                assert_eq!(allowed_cpus(dst.pid), list(&allowed));
+            }
+        }
+        l.signal(libc::SIGTERM);
+        l.wait_exit(EXIT_WAIT);
+        l.assert_clean();
+    }
+    // The user's binding stands as given, and no note claims otherwise.
+    let mut l = Launch::start(&args(&["--src-cpu-bind", "0"]));
+    let (src, dst) = wait_up(&mut l);
+    let h = header_of(&l);
+    assert_eq!(h.bind_note, None);
+    assert_eq!(allowed_cpus(src.pid), "0");
+    assert_eq!(allowed_cpus(dst.pid), list(&allowed));
+    l.signal(libc::SIGTERM);
+    l.wait_exit(EXIT_WAIT);
+    l.assert_clean();
 }
