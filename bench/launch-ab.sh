@@ -8,8 +8,9 @@
 # $SLEEP_S --max-time 120` (release builds; MEM=256M, CPUS=1, SLEEP_S=2 unless set), a plain
 # pre-copy. Per run it keeps QEMU's total time and downtime (the `result` record), the number
 # of `qemu_trace` records, the source downtime the trace measured (src-downtime-start to
-# src-downtime-end), the CPU bindings gp-launch used (the header's hardware) and gp-launch's CPU
-# time (GNU time). Holds the VM lock (bench/common.sh) run by run. Writes
+# src-downtime-end), the CPU bindings gp-launch used (the header's hardware) and gp-launch's own
+# CPU time (its /proc stat, read every 0.2 s until it ends; its QEMUs' not included). Holds the VM
+# lock (bench/common.sh) run by run. Writes
 # bench/results/NAME.json; bench/pinning.sh and bench/trace.sh are the uses.
 # shellcheck disable=SC2034 # $child is read by the exit trap (BENCH_CLEANUP)
 set -euo pipefail
@@ -18,7 +19,6 @@ set -euo pipefail
 [ $# -eq 4 ] || die "usage: $0 NAME RUNS 'A options' 'B options'"
 name=$1 runs=$2 a_opts=$3 b_opts=$4
 mem=${MEM:-256M} cpus=${CPUS:-1} sleep_s=${SLEEP_S:-2}
-[ -x /usr/bin/time ] || die "needs GNU time (apt-get install time)"
 
 bench_init "$name"
 child=""
@@ -27,16 +27,29 @@ BENCH_CLEANUP+=('[ -n "$child" ] && kill -INT "$child" 2>/dev/null && wait "$chi
 build_release gp-launch gp-migrate
 
 one_run() { # label options -> appends a JSON line to $BENCH_WORK/label.ndjson
-  local label=$1 opts=$2 out=$BENCH_WORK/run.ndjson st=0
+  local label=$1 opts=$2 out=$BENCH_WORK/run.ndjson st=0 pid
+  rm -f "$BENCH_WORK/launch.pid"
   # shellcheck disable=SC2086 # the options are words
-  (/usr/bin/time -o "$BENCH_WORK/time" -f '%U %S' "$BENCH_BIN/gp-launch" --accel tcg \
-    --mem "$mem" --cpus "$cpus" $opts 9>&- 2>"$BENCH_WORK/launch.err" |
+  ( (echo "$BASHPID" >"$BENCH_WORK/launch.pid"
+    exec "$BENCH_BIN/gp-launch" --accel tcg --mem "$mem" --cpus "$cpus" $opts 9>&- \
+      2>"$BENCH_WORK/launch.err") |
     "$BENCH_BIN/gp-migrate" --sleep "$sleep_s" --max-time 120 9>&- >"$out" 2>"$BENCH_WORK/migrate.err") &
   child=$!
+  # gp-launch's own CPU time (utime + stime of its /proc stat, not its QEMUs'), read with bash
+  # builtins every 0.2 s until it ends (the last reading is at most 0.2 s before its end).
+  while [ ! -s "$BENCH_WORK/launch.pid" ] && kill -0 "$child" 2>/dev/null; do sleep 0.01; done
+  pid=$(cat "$BENCH_WORK/launch.pid" 2>/dev/null || echo 0)
+  local stat f ticks=""
+  while [ "$pid" != 0 ] && read -r stat <"/proc/$pid/stat" 2>/dev/null; do
+    read -r -a f <<<"${stat##*) }"
+    ticks=$((f[11] + f[12]))
+    sleep 0.2
+  done
+  echo "$ticks" >"$BENCH_WORK/launch.ticks"
   wait "$child" || st=$?
   child=""
   local cpu
-  cpu=$(awk '{print $1 + $2}' "$BENCH_WORK/time" 2>/dev/null || echo null)
+  cpu=$(awk -v hz="$(getconf CLK_TCK)" '$1 != "" {print $1 / hz}' "$BENCH_WORK/launch.ticks")
   jq -s -c --argjson cpu "${cpu:-null}" --argjson st "$st" '
     (map(select(.type == "result")) | last) as $r
     | (map(select(.type == "launch")) | first) as $h
