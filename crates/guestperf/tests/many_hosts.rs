@@ -1,0 +1,242 @@
+//! A batch spread over two hosts by GNU parallel and merged back (docs/many-hosts.md): each host
+//! is an sshd of its own in a network namespace ([`gp_testkit::SshHost`]), GNU parallel runs
+//! `gp-batch --shard {#}/2` on both over ssh, the shard directories are gathered back over ssh,
+//! and `gp-batch --merge` must list exactly what one unsplit batch of the same selection lists;
+//! a missing part and a doubled one must both be caught.
+//!
+//! Needs root (sshd, `ip netns`), OpenSSH and GNU parallel (scripts/setup-host.sh), QEMU, the
+//! guest kernel and the stress initrd. Takes the VM test lock.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{bin_dir, require_real_run, run};
+use gp_testkit::{SshHost, SshHostOptions};
+
+/// Two scenarios twice: four runs, two per part; 128 MiB guests, short settles.
+const SELECTION: &[&str] = &[
+    "--accel",
+    "tcg",
+    "--mem",
+    "128M",
+    "--sleep",
+    "0.5",
+    "--max-time",
+    "60",
+    "--filter",
+    "post-copy-iters/post-copy-iters-[01]",
+    "--repeat",
+    "2",
+];
+
+fn gp_batch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gp-batch"))
+}
+
+/// Per comparison and scenario, the runs a summary lists: (run, file).
+fn listed(summary: &Path) -> BTreeMap<String, Vec<(u64, String)>> {
+    let text =
+        std::fs::read_to_string(summary).unwrap_or_else(|e| panic!("{}: {e}", summary.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut out = BTreeMap::new();
+    for c in v["comparisons"].as_array().unwrap() {
+        for s in c["scenarios"].as_array().unwrap() {
+            let runs = s["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["run"].as_u64().unwrap(),
+                        r["file"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            out.insert(
+                format!(
+                    "{}/{}",
+                    c["name"].as_str().unwrap(),
+                    s["name"].as_str().unwrap()
+                ),
+                runs,
+            );
+        }
+    }
+    out
+}
+
+fn merge(dirs: &[PathBuf], out: &Path) -> std::process::Output {
+    let mut cmd = gp_batch();
+    for d in dirs {
+        cmd.arg("--merge").arg(d);
+    }
+    run(cmd.arg("--output").arg(out))
+}
+
+#[test]
+fn two_shards_by_gnu_parallel_over_ssh_merge_into_the_unsplit_batch() {
+    let _lock = gp_qemu::testing::vm_test_lock();
+    require_real_run();
+    assert!(
+        gp_qemu::bind::find_on_path("parallel").is_some(),
+        "GNU parallel is not installed: run scripts/setup-host.sh"
+    );
+    let base = tempfile::tempdir().unwrap();
+    let base = base.path();
+    let hosts: Vec<SshHost> = ["gp-shard-a", "gp-shard-b"]
+        .iter()
+        .map(|alias| {
+            SshHost::start(&SshHostOptions {
+                alias: alias.to_string(),
+                path: vec![bin_dir()],
+                env: vec![],
+            })
+        })
+        .collect();
+    for h in &hosts {
+        assert_eq!(
+            h.ssh(&h.alias, "command -v gp-batch").trim(),
+            bin_dir().join("gp-batch").display().to_string(),
+            "the test host must run this build's gp-batch"
+        );
+    }
+
+    // The unsplit batch, here, while the hosts run the parts.
+    let unsplit = base.join("unsplit");
+    let local = gp_batch()
+        .args(SELECTION)
+        .arg("--output")
+        .arg(&unsplit)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // GNU parallel: one job slot per host, job {#} runs part {#} of 2.
+    let remote_base = base.join("remote");
+    let joblog = base.join("joblog");
+    let mut parallel = Command::new("parallel");
+    parallel.args(["--will-cite", "--joblog"]).arg(&joblog);
+    for h in &hosts {
+        parallel
+            .arg("-S")
+            .arg(format!("1/ssh -F {} {}", h.config(), h.alias));
+    }
+    parallel
+        .arg("gp-batch")
+        .args(SELECTION)
+        .args(["--shard", "{#}/2", "--output"])
+        .arg(format!("{}/shard-{{#}}", remote_base.display()))
+        .args([":::", "a", "b"]);
+    let out = run(&mut parallel);
+    let local = local.wait_with_output().unwrap();
+    assert!(
+        local.status.success(),
+        "the unsplit batch failed: {}",
+        String::from_utf8_lossy(&local.stderr)
+    );
+    assert!(out.status.success(), "a part failed (see above)");
+
+    // Which host ran which part, from parallel's job log; each host ran one.
+    let log = std::fs::read_to_string(&joblog).unwrap();
+    let mut ran: BTreeMap<String, String> = BTreeMap::new();
+    for line in log.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert_eq!(cols[6], "0", "job failed: {line}");
+        ran.insert(cols[0].to_string(), cols[1].to_string());
+    }
+    assert_eq!(ran.len(), 2, "{log}");
+    let ran_on: Vec<&String> = ran.values().collect();
+    assert_ne!(ran_on[0], ran_on[1], "both parts on one host: {log}");
+
+    // Gather each part from the host that ran it, over ssh.
+    let gathered = base.join("gathered");
+    let mut parts = Vec::new();
+    for (seq, login) in &ran {
+        let host = hosts
+            .iter()
+            .find(|h| login.ends_with(&h.alias))
+            .unwrap_or_else(|| panic!("{login} is not a test host"));
+        let into = gathered.join(&host.alias);
+        std::fs::create_dir_all(&into).unwrap();
+        let tar = Command::new("ssh")
+            .args(["-F", host.config(), "-o", "BatchMode=yes", &host.alias])
+            .arg(format!(
+                "tar -C {} -cf - shard-{seq}",
+                remote_base.display()
+            ))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let untar = Command::new("tar")
+            .arg("-C")
+            .arg(&into)
+            .arg("-xf")
+            .arg("-")
+            .stdin(tar.stdout.unwrap())
+            .status()
+            .unwrap();
+        assert!(untar.success());
+        let part = into.join(format!("shard-{seq}"));
+        assert!(part.join(format!("shard-{seq}-of-2.json")).is_file());
+        parts.push(part);
+    }
+    drop(hosts);
+
+    // Merged: the same scenarios and runs as the unsplit batch, each once.
+    let merged = base.join("merged");
+    let out = merge(&parts, &merged);
+    assert!(out.status.success(), "the merge failed");
+    let want = listed(&unsplit.join("summary.json"));
+    assert_eq!(want.len(), 2, "{want:?}");
+    assert!(want.values().all(|runs| runs.len() == 2), "{want:?}");
+    assert_eq!(listed(&merged.join("summary.json")), want);
+    let findings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(merged.join("merge.json")).unwrap()).unwrap();
+    assert_eq!(findings["merged"], 4);
+    assert_eq!(findings["expected"], 4);
+    assert_eq!(findings["missing"], serde_json::json!([]));
+    assert_eq!(findings["shards"]["present"], serde_json::json!([1, 2]));
+    assert!(merged.join("post-copy-iters/post-copy-iters.svg").is_file());
+
+    // A part missing: its runs are listed, the part is named, the status says so.
+    let second: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(parts[1].join("shard-2-of-2.json")).unwrap())
+            .unwrap();
+    let out = merge(&parts[..1], &base.join("merged-missing"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("part(s) 2 of 2 not found"), "{err}");
+    for label in second["runs"].as_array().unwrap() {
+        assert!(
+            err.contains(label.as_str().unwrap()),
+            "{label} not listed: {err}"
+        );
+    }
+    assert!(err.contains("2 runs of 4 missing"), "{err}");
+
+    // A part gathered twice: refused, nothing written.
+    let twice = base.join("gathered/again");
+    std::fs::create_dir_all(&twice).unwrap();
+    let copy = Command::new("cp")
+        .arg("-a")
+        .arg(&parts[1])
+        .arg(&twice)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let doubled = base.join("merged-doubled");
+    let mut three = parts.clone();
+    three.push(twice.join(parts[1].file_name().unwrap()));
+    let out = merge(&three, &doubled);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing merged: 2 runs found more than once"),
+        "{err}"
+    );
+    assert!(!doubled.join("summary.json").exists());
+}
