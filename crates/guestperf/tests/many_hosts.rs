@@ -162,7 +162,7 @@ fn two_shards_by_gnu_parallel_over_ssh_merge_into_the_unsplit_batch() {
             .unwrap_or_else(|| panic!("{login} is not a test host"));
         let into = gathered.join(&host.alias);
         std::fs::create_dir_all(&into).unwrap();
-        let tar = Command::new("ssh")
+        let mut tar = Command::new("ssh")
             .args(["-F", host.config(), "-o", "BatchMode=yes", &host.alias])
             .arg(format!(
                 "tar -C {} -cf - shard-{seq}",
@@ -176,10 +176,10 @@ fn two_shards_by_gnu_parallel_over_ssh_merge_into_the_unsplit_batch() {
             .arg(&into)
             .arg("-xf")
             .arg("-")
-            .stdin(tar.stdout.unwrap())
+            .stdin(tar.stdout.take().unwrap())
             .status()
             .unwrap();
-        assert!(untar.success());
+        assert!(tar.wait().unwrap().success() && untar.success());
         let part = into.join(format!("shard-{seq}"));
         assert!(part.join(format!("shard-{seq}-of-2.json")).is_file());
         parts.push(part);
