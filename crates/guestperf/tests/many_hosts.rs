@@ -1,7 +1,7 @@
 //! A batch spread over two hosts by GNU parallel and merged back (docs/many-hosts.md): each host
-//! is an sshd of its own in a network namespace ([`gp_testkit::SshHost`]), GNU parallel runs
-//! `gp-batch --shard {#}/2` on both over ssh, the shard directories are gathered back over ssh,
-//! and `gp-batch --merge` must list exactly what one unsplit batch of the same selection lists;
+//! is an sshd of its own in a network namespace ([`gp_testkit::SshHost`]);
+//! examples/many-hosts/parallel.sh has GNU parallel run `gp-batch --shard {#}/2` on both over
+//! ssh, gathers the parts back over ssh and merges them: the merge must list exactly what one unsplit batch of the same selection lists;
 //! a missing part and a doubled one must both be caught.
 //!
 //! Needs root (sshd, `ip netns`), OpenSSH and GNU parallel (scripts/setup-host.sh), QEMU, the
@@ -115,33 +115,47 @@ fn two_shards_by_gnu_parallel_over_ssh_merge_into_the_unsplit_batch() {
         .spawn()
         .unwrap();
 
-    // GNU parallel: one job slot per host, job {#} runs part {#} of 2.
-    let remote_base = base.join("remote");
-    let joblog = base.join("joblog");
-    let mut parallel = Command::new("parallel");
-    parallel.args(["--will-cite", "--joblog"]).arg(&joblog);
-    for h in &hosts {
-        parallel
-            .arg("-S")
-            .arg(format!("1/ssh -F {} {}", h.config(), h.alias));
-    }
-    parallel
-        .arg("gp-batch")
+    // examples/many-hosts/parallel.sh: GNU parallel runs part {#} of 2 on each host over ssh,
+    // gathers the parts over ssh and merges them.
+    let config = base.join("ssh_config");
+    let includes: String = hosts
+        .iter()
+        .map(|h| format!("Include {}\n", h.config()))
+        .collect();
+    std::fs::write(&config, includes).unwrap();
+    let out_dir = base.join("out");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/many-hosts/parallel.sh");
+    let path = format!(
+        "{}:{}",
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = run(Command::new("bash")
+        .arg(&script)
+        .arg(&out_dir)
         .args(SELECTION)
-        .args(["--shard", "{#}/2", "--output"])
-        .arg(format!("{}/shard-{{#}}", remote_base.display()))
-        .args([":::", "a", "b"]);
-    let out = run(&mut parallel);
+        .env("PATH", path)
+        .env("GP_HOSTS", "gp-shard-a,gp-shard-b")
+        .env(
+            "GP_SSH",
+            format!("ssh -F {} -o BatchMode=yes", config.display()),
+        )
+        .env("GP_REMOTE_DIR", base.join("remote")));
     let local = local.wait_with_output().unwrap();
     assert!(
         local.status.success(),
         "the unsplit batch failed: {}",
         String::from_utf8_lossy(&local.stderr)
     );
-    assert!(out.status.success(), "a part failed (see above)");
+    assert!(
+        out.status.success(),
+        "examples/many-hosts/parallel.sh failed"
+    );
+    drop(hosts);
 
-    // Which host ran which part, from parallel's job log; each host ran one.
-    let log = std::fs::read_to_string(&joblog).unwrap();
+    // Each host ran one part (parallel's job log), and it was gathered from there.
+    let log = std::fs::read_to_string(out_dir.join("joblog")).unwrap();
     let mut ran: BTreeMap<String, String> = BTreeMap::new();
     for line in log.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
@@ -151,45 +165,21 @@ fn two_shards_by_gnu_parallel_over_ssh_merge_into_the_unsplit_batch() {
     assert_eq!(ran.len(), 2, "{log}");
     let ran_on: Vec<&String> = ran.values().collect();
     assert_ne!(ran_on[0], ran_on[1], "both parts on one host: {log}");
-
-    // Gather each part from the host that ran it, over ssh.
-    let gathered = base.join("gathered");
-    let mut parts = Vec::new();
-    for (seq, login) in &ran {
-        let host = hosts
-            .iter()
-            .find(|h| login.ends_with(&h.alias))
-            .unwrap_or_else(|| panic!("{login} is not a test host"));
-        let into = gathered.join(&host.alias);
-        std::fs::create_dir_all(&into).unwrap();
-        let mut tar = Command::new("ssh")
-            .args(["-F", host.config(), "-o", "BatchMode=yes", &host.alias])
-            .arg(format!(
-                "tar -C {} -cf - shard-{seq}",
-                remote_base.display()
-            ))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let untar = Command::new("tar")
-            .arg("-C")
-            .arg(&into)
-            .arg("-xf")
-            .arg("-")
-            .stdin(tar.stdout.take().unwrap())
-            .status()
-            .unwrap();
-        assert!(tar.wait().unwrap().success() && untar.success());
-        let part = into.join(format!("shard-{seq}"));
-        assert!(part.join(format!("shard-{seq}-of-2.json")).is_file());
-        parts.push(part);
-    }
-    drop(hosts);
+    let parts: Vec<PathBuf> = ran
+        .iter()
+        .map(|(seq, host)| {
+            let part = out_dir.join("parts").join(host).join(format!("part-{seq}"));
+            assert!(
+                part.join(format!("shard-{seq}-of-2.json")).is_file(),
+                "{} was not gathered",
+                part.display()
+            );
+            part
+        })
+        .collect();
+    let merged = out_dir.join("merged");
 
     // Merged: the same scenarios and runs as the unsplit batch, each once.
-    let merged = base.join("merged");
-    let out = merge(&parts, &merged);
-    assert!(out.status.success(), "the merge failed");
     let want = listed(&unsplit.join("summary.json"));
     assert_eq!(want.len(), 2, "{want:?}");
     assert!(want.values().all(|runs| runs.len() == 2), "{want:?}");

@@ -127,10 +127,10 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub shard_count: Option<u32>,
 
-    /// Summarise only, running nothing: gather the runs of DIR (repeatable; e.g. the --shard
-    /// parts from many hosts) into --output, check that each run of the selection is there once
+    /// Summarise only, running nothing: gather the runs of the DIRs (e.g. the --shard parts
+    /// from many hosts) into --output, check that each run of the selection is there once
     /// (listing what is missing or duplicated), and write the summary
-    #[arg(long, value_name = "DIR", help_heading = "Many hosts",
+    #[arg(long, value_name = "DIR", num_args = 1.., help_heading = "Many hosts",
           conflicts_with_all = ["shard", "shard_from", "dry_run"])]
     pub merge: Vec<PathBuf>,
 
