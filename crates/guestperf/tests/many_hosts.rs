@@ -230,3 +230,68 @@ fn two_shards_by_gnu_parallel_over_ssh_merge_into_the_unsplit_batch() {
     );
     assert!(!doubled.join("summary.json").exists());
 }
+
+fn recipe(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/many-hosts")
+        .join(name)
+}
+
+/// The Slurm and GNU parallel scripts parse (`bash -n`); neither runs on a real cluster here.
+#[test]
+fn the_scripts_are_valid_bash() {
+    for name in ["slurm.sbatch", "parallel.sh"] {
+        let out = run(Command::new("bash").arg("-n").arg(recipe(name)));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let slurm = std::fs::read_to_string(recipe("slurm.sbatch")).unwrap();
+    assert!(slurm.contains("#SBATCH --array=1-"), "{slurm}");
+    assert!(slurm.contains("--shard-from slurm"));
+}
+
+/// The Kubernetes Indexed Job is valid YAML with the fields Kubernetes requires, and its part
+/// count is its completion count.
+#[test]
+fn the_kubernetes_job_is_an_indexed_job_with_the_required_fields() {
+    let check = r#"
+import json, sys, yaml
+docs = list(yaml.safe_load_all(open(sys.argv[1])))
+assert len(docs) == 1, "one document"
+job = docs[0]
+assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job", "a batch/v1 Job"
+assert job["metadata"]["name"], "metadata.name"
+spec = job["spec"]
+assert spec["completionMode"] == "Indexed", "completionMode: Indexed"
+assert isinstance(spec["completions"], int) and spec["completions"] >= 1, "completions"
+pod = spec["template"]["spec"]
+assert pod["restartPolicy"] in ("Never", "OnFailure"), "a Job's restartPolicy"
+c = pod["containers"]
+assert c and all(x.get("name") and x.get("image") for x in c), "containers: name and image"
+mounts = {m["name"] for x in c for m in x.get("volumeMounts", [])}
+volumes = {v["name"] for v in pod.get("volumes", [])}
+assert mounts <= volumes, "every volumeMount has a volume"
+print(json.dumps({"completions": spec["completions"], "command": " ".join(c[0]["command"])}))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", check])
+        .arg(recipe("kubernetes-job.yaml"))
+        .output()
+        .expect("python3 (with PyYAML: apt install python3-yaml) is needed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let command = v["command"].as_str().unwrap();
+    assert!(command.contains("--shard-from kubernetes"), "{command}");
+    assert!(
+        command.contains(&format!("--shard-count {}", v["completions"])),
+        "--shard-count must equal completions: {command}"
+    );
+    assert!(command.contains("$JOB_COMPLETION_INDEX"), "{command}");
+}
