@@ -67,6 +67,7 @@ install_tools() {
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
   command -v gcc >/dev/null || missing+=(gcc)
   command -v parallel >/dev/null || missing+=(parallel)
+  python3 -c "import yaml" 2>/dev/null || missing+=(python3-yaml)
   if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     say "installed ${missing[*]}"
