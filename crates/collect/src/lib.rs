@@ -11,6 +11,7 @@
 #[macro_use]
 extern crate gp_stage;
 
+pub mod cli;
 pub mod collector;
 pub mod output;
 pub mod summary;
