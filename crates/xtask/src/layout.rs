@@ -176,7 +176,7 @@ fn content(source: &Source, built: &Built) -> Content {
     }
 }
 
-/// Writes every entry under `root`: binaries stripped of debug info and mode 0755, the rest 0644;
+/// Writes every entry under `root`: binaries stripped (as dh_strip does) and mode 0755, the rest 0644;
 /// a path ending in `.gz` is compressed with `gzip -9n` (reproducible). Each file is written under
 /// a temporary name and renamed, so a running tool never sees half a binary.
 pub fn place(
@@ -257,7 +257,14 @@ fn copy(from: &Path, to: &Path) -> Result<(), Error> {
 
 fn strip(file: &Path) -> Result<(), Error> {
     run(
-        Command::new("strip").arg("--strip-debug").arg(file),
+        // What Debian's dh_strip does: debug info and the symbols nothing links against.
+        Command::new("strip")
+            .args([
+                "--strip-unneeded",
+                "--remove-section=.comment",
+                "--remove-section=.note",
+            ])
+            .arg(file),
         "install binutils",
     )
 }
