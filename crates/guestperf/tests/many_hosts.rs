@@ -78,7 +78,7 @@ fn merge(dirs: &[PathBuf], out: &Path) -> std::process::Output {
 
 #[test]
 fn two_shards_by_gnu_parallel_over_ssh_merge_into_the_unsplit_batch() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     assert!(
         gp_qemu::bind::find_on_path("parallel").is_some(),

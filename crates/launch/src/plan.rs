@@ -319,11 +319,23 @@ fn check_workload(cli: &Cli, stress_ram: u64) -> Result<(), Error> {
     Ok(())
 }
 
-/// The initrd: `--initrd`, else the default location; must be a readable file.
+/// The initrd: `--initrd`, else the first of [`gp_qemu::paths::initrd_search`] that exists (the
+/// cache, the install prefix's `share/guestperf`, `/usr/share/guestperf`); must be a readable file.
 pub fn check_initrd(explicit: Option<&Path>) -> Result<PathBuf, Error> {
-    let (path, is_default) = match explicit {
-        Some(p) => (p.to_path_buf(), false),
-        None => (gp_qemu::paths::default_initrd(), true),
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => gp_qemu::paths::find_initrd().map_err(|looked| {
+            let looked: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
+            Error::usage(
+                "--initrd",
+                format!(
+                    "no stress initrd found (looked at {}): build it with initrd/build.sh (or \
+                     gp-initrd), install the toolkit (cargo xtask install, or the guestperf \
+                     package), or pass --initrd",
+                    looked.join(", ")
+                ),
+            )
+        })?,
     };
     match std::fs::metadata(&path) {
         Ok(m) if m.is_dir() => Err(Error::usage(
@@ -338,14 +350,6 @@ pub fn check_initrd(explicit: Option<&Path>) -> Result<PathBuf, Error> {
             Ok(_) => Ok(path),
             Err(e) => Err(unreadable(&path, e)),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_default => Err(Error::usage(
-            "--initrd",
-            format!(
-                "no stress initrd at {} (the default): build it with initrd/build.sh (or \
-                 gp-initrd), or pass --initrd",
-                path.display()
-            ),
-        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::usage(
             "--initrd",
             format!(
