@@ -1,7 +1,7 @@
 //! `summary.destination` (what post-copy cost, as QEMU counts it) and
 //! `summary.before_migration` (how warm the guest was and how fast it wrote).
 
-use gp_records::report::{BeforeMigration, DestinationFigures, Extended};
+use gp_records::report::{BeforeMigration, DestinationFigures, Extended, QemuDirtyRate};
 use gp_records::stress::Written;
 use gp_records::{Progress, Role};
 use serde_json::Value;
@@ -166,21 +166,26 @@ pub fn before_migration(
     };
     let write_rate_bytes_per_s = rate_over(start - RATE_WINDOW_MS / 1e3, start);
 
-    let dirty = ext
+    let qemu_dirty_rates = ext
         .dirty_rates
         .iter()
-        .find(|d| d.role == Role::Src && d.dirty_rate_mb_s.is_some())
-        .or_else(|| ext.dirty_rates.iter().find(|d| d.role == Role::Src));
-    let qemu_dirty_rate_bytes_per_s = dirty
-        .and_then(|d| d.dirty_rate_mb_s)
-        .map(|mb| mb * (1u64 << 20) as f64);
-    let qemu_dirty_rate_mode = dirty.map(|d| match &d.error {
-        Some(e) => format!("{}: {e}", d.mode),
-        None => d.mode.clone(),
-    });
-    let write_rate_during_measurement_bytes_per_s = dirty
-        .filter(|d| d.dirty_rate_mb_s.is_some())
-        .and_then(|d| rate_over(d.time_s - d.calc_time_ms as f64 / 1e3, d.time_s));
+        .filter(|d| d.role == Role::Src)
+        .map(|d| {
+            let estimate = d.dirty_rate_mb_s.map(|mb| mb * (1u64 << 20) as f64);
+            let achieved =
+                estimate.and_then(|_| rate_over(d.time_s - d.calc_time_ms as f64 / 1e3, d.time_s));
+            QemuDirtyRate {
+                mode: d.mode.clone(),
+                estimate_bytes_per_s: estimate,
+                achieved_bytes_per_s: achieved,
+                ratio: match (estimate, achieved) {
+                    (Some(e), Some(a)) if a > 0.0 => Some((e / a * 1e4).round() / 1e4),
+                    _ => None,
+                },
+                error: d.error.clone(),
+            }
+        })
+        .collect();
     Some(BeforeMigration {
         touched_share,
         cold,
@@ -188,9 +193,7 @@ pub fn before_migration(
         waited_s: settle.map(|s| s.waited_s),
         write_rate_bytes_per_s,
         target_rate_bytes_per_s: start_line.dirty_rate_bytes_per_s,
-        qemu_dirty_rate_bytes_per_s,
-        qemu_dirty_rate_mode,
-        write_rate_during_measurement_bytes_per_s,
+        qemu_dirty_rates,
     })
 }
 
@@ -318,8 +321,10 @@ mod tests {
             (b.write_rate_bytes_per_s.unwrap() / mib - 200.0).abs() < 1e-6,
             "{b:?}"
         );
-        assert!((b.write_rate_during_measurement_bytes_per_s.unwrap() / mib - 200.0).abs() < 1e-6);
-        assert_eq!(b.qemu_dirty_rate_bytes_per_s, Some(150.0 * mib));
+        let q = &b.qemu_dirty_rates[0];
+        assert!((q.achieved_bytes_per_s.unwrap() / mib - 200.0).abs() < 1e-6);
+        assert_eq!(q.estimate_bytes_per_s, Some(150.0 * mib));
+        assert_eq!(q.ratio, Some(0.75));
         assert_eq!(b.target_rate_bytes_per_s, Some(209715200));
         // Started at 0.55 s: each thread had touched 50 of its 100 MiB.
         let b = before_migration(&ext, Some(0.55), &mut notes).unwrap();
