@@ -232,6 +232,22 @@ pub fn verdict(
         (qd, qd.map(|_| "qemu: downtime".to_string()))
     };
 
+    // The stall's note said QEMU's figure is what the migration cost: not when it is not
+    // trusted.
+    if !v
+        .downtime_source
+        .as_deref()
+        .is_some_and(|s| s.starts_with("qemu"))
+    {
+        for c in v.checks.iter_mut().filter(|c| c.against == STALL) {
+            if let Some(n) = c.note.as_mut() {
+                if let Some(i) = n.find("; QEMU's figure is what the migration itself cost") {
+                    n.truncate(i);
+                    n.push_str("; QEMU's figure is not trusted (see the other checks)");
+                }
+            }
+        }
+    }
     let inconsistent = v
         .checks
         .iter()
