@@ -176,6 +176,8 @@ pub fn verdict(
             c.note = Some(if s.stall_ms > q {
                 let why = if postcopy {
                     "post-copy: the destination ran the guest while pages were still missing"
+                } else if paused {
+                    "the pause strategy stopped the guest before QEMU's downtime began"
                 } else {
                     "the destination's start, the final transfer before QEMU's clock starts, or \
                      a busy host"

@@ -686,3 +686,28 @@ fn real_warm_run_gives_touched_share_rate_and_qemus_estimate() {
     let coverage = s.downtime_breakdown.unwrap().coverage_pct.unwrap();
     assert!(coverage >= 90.0, "{coverage}");
 }
+
+#[test]
+fn real_pause_run_is_paused_then_completed_and_trusts_the_events_for_downtime() {
+    // --pause --pause-iters 1 --bandwidth 64 --downtime 1, 1 vCPU (workload records older than
+    // 3 s before the migration left out): the source was stopped after pass 1, 1.6 s before the
+    // destination resumed; QEMU's downtime says 1 ms.
+    let s = summary_of("pause-qemu10.ndjson");
+    let m = s.mode.unwrap();
+    assert_eq!(m.reached, "paused-then-completed");
+    assert!(m.requested_reached);
+    let modes: Vec<&str> = m.switches.iter().map(|s| s.mode.as_str()).collect();
+    assert_eq!(modes, ["precopy", "paused", "completed"]);
+    assert_eq!(s.downtime_ms, Some(1));
+    assert_close!(s.trusted_downtime_ms.unwrap(), 1599.434);
+    assert!(s
+        .trusted_downtime_source
+        .unwrap()
+        .contains("the pause strategy stopped the guest"));
+    // The pause is not an inconsistency of QEMU's: no note for it.
+    assert!(
+        s.notes.iter().all(|n| !n.starts_with("QEMU's downtime")),
+        "{:?}",
+        s.notes
+    );
+}
