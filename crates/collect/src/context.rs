@@ -62,6 +62,12 @@ pub fn destination(
         f.postcopy_vcpu_latency_ns = list_of(i, "postcopy-vcpu-latency");
         f.postcopy_non_vcpu_latency_ns = u64_of(i, "postcopy-non-vcpu-latency");
         f.postcopy_latency_dist = list_of(i, "postcopy-latency-dist");
+        let faults: u64 = f.postcopy_latency_dist.iter().sum();
+        if faults > 0 {
+            f.postcopy_remote_faults = Some(faults);
+            f.postcopy_latency_p50_bucket_us = bucket_of(&f.postcopy_latency_dist, 0.5);
+            f.postcopy_latency_p99_bucket_us = bucket_of(&f.postcopy_latency_dist, 0.99);
+        }
     }
     if let Some(ram) = src_ram {
         f.postcopy_requests = u64_of(ram, "postcopy-requests");
@@ -88,6 +94,21 @@ pub fn destination(
         || f.downtime_bytes.is_some()
         || f.postcopy_bytes.is_some();
     any.then_some(f)
+}
+
+/// The lower bound (µs) of the bucket of QEMU's latency histogram (bucket N counts faults in
+/// [2^N, 2^(N+1)) µs) that holds the fault at quantile `q`.
+fn bucket_of(dist: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = dist.iter().sum();
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (n, count) in dist.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            return 1u64.checked_shl(n as u32);
+        }
+    }
+    None
 }
 
 /// The guest as the migration started at `start_s` (host time); `None` without the source's
@@ -241,6 +262,12 @@ mod tests {
         assert_eq!(f.postcopy_blocktime_ms, Some(4080));
         assert_eq!(f.postcopy_vcpu_blocktime_ms, [4080, 12]);
         assert_eq!(f.postcopy_latency_dist, [0, 3, 9]);
+        // 12 faults: 3 in [2, 4) µs, 9 in [4, 8) µs.
+        assert_eq!(f.postcopy_remote_faults, Some(12));
+        assert_eq!(f.postcopy_latency_p50_bucket_us, Some(4));
+        assert_eq!(f.postcopy_latency_p99_bucket_us, Some(4));
+        assert_eq!(bucket_of(&[0, 3, 9], 0.25), Some(2));
+        assert_eq!(bucket_of(&[], 0.5), None);
         assert_eq!(f.postcopy_latency_ns, None);
         assert_eq!(f.postcopy_requests, Some(48));
         assert_eq!(f.postcopy_bytes, Some(189709755));

@@ -441,6 +441,14 @@ pub struct DestinationFigures {
     /// counting latencies in [2^i, 2^(i+1)) µs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub postcopy_latency_dist: Vec<u64>,
+    /// From `postcopy_latency_dist`: remote faults counted, and the lower bound (µs) of the
+    /// bucket holding the median and the 99th-percentile fault (the bucket is [x, 2x)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_remote_faults: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_latency_p50_bucket_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_latency_p99_bucket_us: Option<u64>,
     /// Source `ram.precopy-bytes`, `ram.downtime-bytes`, `ram.postcopy-bytes`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precopy_bytes: Option<u64>,
