@@ -346,9 +346,14 @@ fn outcome_counts(runs: &[RunMetrics]) -> String {
 }
 
 /// The run to draw in a comparison chart: the one whose total time is the median (the first
-/// run when no run has a total time).
+/// run when no run has a total time), among the runs that reached the requested mode when any
+/// did.
 pub fn representative(runs: &[RunMetrics]) -> Option<&RunMetrics> {
-    let timed: Vec<&RunMetrics> = runs.iter().filter(|r| r.total_time_ms.is_some()).collect();
+    let reached = runs.iter().any(|r| !r.mode_not_reached);
+    let timed: Vec<&RunMetrics> = runs
+        .iter()
+        .filter(|r| r.total_time_ms.is_some() && (!reached || !r.mode_not_reached))
+        .collect();
     if timed.is_empty() {
         return runs.first();
     }
@@ -615,6 +620,11 @@ mod tests {
         let untimed = [run(1, "failed", None), run(2, "failed", None)];
         assert_eq!(representative(&untimed).unwrap().run, 1);
         assert!(representative(&[]).is_none());
+        // A run that missed its mode is not drawn while another reached it.
+        let mut missed = run(3, "completed", Some(3.0));
+        missed.mode_not_reached = true;
+        let runs = [run(1, "completed", Some(5.0)), missed];
+        assert_eq!(representative(&runs).unwrap().run, 1);
     }
 
     #[test]
