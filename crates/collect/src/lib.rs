@@ -13,6 +13,7 @@ extern crate gp_stage;
 
 pub mod breakdown;
 pub mod checks;
+pub mod cli;
 pub mod collector;
 pub mod context;
 pub mod mode;

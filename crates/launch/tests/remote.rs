@@ -364,6 +364,55 @@ fn postcopy_to_a_remote_destination() {
         result.downtime_ms.unwrap_or(0)
     );
 
+    // QEMU's downtime tracepoints on both sides; the destination's come through ssh and the
+    // remote helper, whole and in order. (The test's clock skew reaches the stage binaries
+    // only: QEMU there stamps its lines with the real clock, which is this host's.)
+    let traces: Vec<&gp_records::QemuTrace> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::QemuTrace(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let launch = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Launch(h) => Some(h.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        launch
+            .trace_events
+            .iter()
+            .any(|e| e == "vmstate_downtime_checkpoint"),
+        "{launch:?}"
+    );
+    for role in [Role::Src, Role::Dst] {
+        assert!(
+            traces.iter().any(|t| t.role == role),
+            "no {role} qemu_trace\n{log}"
+        );
+    }
+    // The switchover's steps on both sides (whether post-copy or, when pre-copy converged
+    // first, pre-copy's).
+    for role in [Role::Src, Role::Dst] {
+        assert!(
+            traces
+                .iter()
+                .any(|t| t.role == role && t.event == "vmstate_downtime_checkpoint"),
+            "no {role} checkpoint: {traces:?}"
+        );
+    }
+    for t in traces.iter().filter(|t| t.role == Role::Dst) {
+        assert!(
+            (t.qemu_time_s - t.time_s).abs() < 1.0,
+            "a dst trace stamped {} arrived at {}: {t:?}",
+            t.qemu_time_s,
+            t.time_s
+        );
+    }
+
     // Destination samples: tagged, on this host's clock, all before the dst vm_exit.
     let dst_exit_at = records
         .iter()

@@ -15,6 +15,7 @@
 //! [`classify`] (how a finished pipeline is filed), [`Tally`] (the running count and the end
 //! status), and the summary.
 
+pub mod ab;
 pub mod comparisons;
 pub mod glob;
 pub mod merge;
@@ -127,12 +128,36 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub shard_count: Option<u32>,
 
-    /// Summarise only, running nothing: gather the runs of DIR (repeatable; e.g. the --shard
-    /// parts from many hosts) into --output, check that each run of the selection is there once
+    /// Summarise only, running nothing: gather the runs of the DIRs (e.g. the --shard parts
+    /// from many hosts) into --output, check that each run of the selection is there once
     /// (listing what is missing or duplicated), and write the summary
-    #[arg(long, value_name = "DIR", help_heading = "Many hosts",
+    #[arg(long, value_name = "DIR", num_args = 1.., help_heading = "Many hosts",
           conflicts_with_all = ["shard", "shard_from", "dry_run"])]
     pub merge: Vec<PathBuf>,
+
+    /// A/B: run every selected run once per arm, interleaved (A B, then B A, ...), arm A with
+    /// these extra gp-launch/gp-migrate options over the batch's and the scenario's (e.g.
+    /// '--binary /opt/old/bin/qemu-system-x86_64'; '' for none); reports in OUTPUT/a and
+    /// OUTPUT/b, then gp-compare into OUTPUT/compare
+    #[arg(
+        long,
+        value_name = "OPTIONS",
+        allow_hyphen_values = true,
+        requires = "ab_b",
+        conflicts_with = "merge",
+        help_heading = "A/B"
+    )]
+    pub ab_a: Option<String>,
+
+    /// A/B: arm B's extra options (see --ab-a)
+    #[arg(
+        long,
+        value_name = "OPTIONS",
+        allow_hyphen_values = true,
+        requires = "ab_a",
+        help_heading = "A/B"
+    )]
+    pub ab_b: Option<String>,
 
     /// With --merge: when the runs of a scenario come from different hardware, write one merged
     /// directory per kind of hardware (OUTPUT/HARDWARE/) instead of refusing
@@ -194,6 +219,12 @@ pub enum Error {
     },
     #[error(transparent)]
     Shard(#[from] ShardError),
+    /// A bad --ab-a or --ab-b.
+    #[error("{0}")]
+    AbOptions(String),
+    /// The A/B could not go on (other arms in the directory, gp-compare failed).
+    #[error("{0}")]
+    Ab(String),
     /// The merge refuses (duplicates, mixed hardware, conflicting files) or is incomplete.
     #[error("{0}")]
     Merge(String),
@@ -214,7 +245,11 @@ impl Error {
         match self {
             Error::Interrupted(sig) => 128 + sig,
             Error::NotFound(_) => 127,
-            Error::Filter(_) | Error::NothingSelected(_) | Error::NoOutput | Error::Shard(_) => 2,
+            Error::Filter(_)
+            | Error::NothingSelected(_)
+            | Error::NoOutput
+            | Error::Shard(_)
+            | Error::AbOptions(_) => 2,
             Error::Pipeline(e) => e.exit_code(),
             _ => 1,
         }
@@ -572,8 +607,11 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     if !cli.merge.is_empty() {
         return merge_into(cli, &output);
     }
-    let scenarios = resolve(cli, &selected)?;
     let shard = chosen_shard(cli, &|k| std::env::var(k).ok())?;
+    if cli.ab_a.is_some() {
+        return ab::run(cli, &selected, &output, shard);
+    }
+    let scenarios = resolve(cli, &selected)?;
     let binaries = Binaries::locate()?;
     let store = Store::new(&output);
     let _lock = store.open()?;
@@ -615,7 +653,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         cli,
         binaries,
         store,
-        signals,
+        signals: &signals,
         probe,
         scenarios,
     };
@@ -848,7 +886,7 @@ struct Batch<'a> {
     cli: &'a Cli,
     binaries: Binaries,
     store: Store,
-    signals: SignalWatch,
+    signals: &'a SignalWatch,
     probe: ProbeReport,
     scenarios: Vec<Resolved<'a>>,
 }
@@ -899,30 +937,43 @@ impl Batch<'_> {
             if !tally.wants(id) {
                 continue;
             }
-            let scenario = self.scenario(id);
-            let label = id.label();
-            progress.start_run(&label);
-            let stages = self.binaries.pipeline(self.cli, scenario);
-            if self.cli.launch.verbose || self.cli.launch.debug {
-                progress.note(&pipeline::shell_pipeline(&stages));
-            }
-            tally.attempted += 1;
-            let outcome = run_one(&stages, &self.store, &self.signals, progress, id)?;
-            if let RunOutcome::Unsupported(reason) = &outcome {
-                let skip = Skip {
-                    reason: reason.clone(),
-                    decided_by: Stage::Migrate.binary(),
-                };
-                file_skip(&self.store, scenario, &skip, &self.probe)?;
-                // The scenario's later runs will not be tried.
-                progress.forget_runs(later_runs(runs, id));
-            }
-            progress.finish_run(&label, &tally.record(id, &outcome));
+            self.run_step(id, &id.label(), later_runs(runs, id), &mut tally, progress)?;
             if tally.interrupted.is_some() {
                 break;
             }
         }
         Ok(tally)
+    }
+
+    /// Runs `id` once, shown as `label`, and counts it in `tally`; `later` is how many runs of
+    /// the same scenario come after it (not tried if gp-migrate refuses the scenario).
+    fn run_step(
+        &self,
+        id: &RunId,
+        label: &str,
+        later: usize,
+        tally: &mut Tally,
+        progress: &Arc<Progress>,
+    ) -> Result<(), Error> {
+        let scenario = self.scenario(id);
+        progress.start_run(label);
+        let stages = self.binaries.pipeline(self.cli, scenario);
+        if self.cli.launch.verbose || self.cli.launch.debug {
+            progress.note(&pipeline::shell_pipeline(&stages));
+        }
+        tally.attempted += 1;
+        let outcome = run_one(&stages, &self.store, self.signals, progress, id)?;
+        if let RunOutcome::Unsupported(reason) = &outcome {
+            let skip = Skip {
+                reason: reason.clone(),
+                decided_by: Stage::Migrate.binary(),
+            };
+            file_skip(&self.store, scenario, &skip, &self.probe)?;
+            // The scenario's later runs will not be tried.
+            progress.forget_runs(later);
+        }
+        progress.finish_run(label, &tally.record(id, &outcome));
+        Ok(())
     }
 }
 
