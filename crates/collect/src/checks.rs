@@ -198,8 +198,10 @@ pub fn verdict(
         v.checks.push(c);
     }
     // Which downtime to trust: QEMU's own tracepoints first, then QEMU's figure, then events.
-    let zero_but_stopped =
-        qd == Some(0.0) && tl.downtime.is_some_and(|(e, _)| e > DOWNTIME_TOLERANCE_MS);
+    // (A QEMU figure its own tracepoints confirm stands, even at 0.)
+    let zero_but_stopped = qd == Some(0.0)
+        && window.is_none()
+        && tl.downtime.is_some_and(|(e, _)| e > DOWNTIME_TOLERANCE_MS);
     let paused_downtime = tl.downtime.filter(|_| paused);
     (v.downtime_ms, v.downtime_source) = if let Some((e, what)) = paused_downtime {
         (
