@@ -457,5 +457,18 @@ fn certain_postcopy_reports_blocktime_and_page_requests() {
     assert_eq!(d.postcopy_vcpu_blocktime_ms.len(), 2, "{d:?}");
     assert!(d.postcopy_requests.unwrap() > 0, "{d:?}");
     assert!(d.postcopy_bytes.unwrap() > 0, "{d:?}");
+    // The guest lost more than QEMU's downtime (page faults), and the check says so.
+    let stall = s.checks.iter().find(|c| c.against.starts_with("guest"));
+    assert!(
+        stall.is_some_and(|c| c.difference_ms > 0.0),
+        "{:?}",
+        s.checks
+    );
+    // gp-launch traced the switchover: it ends with the destination's post-copy start.
+    let b = s.downtime_breakdown.as_ref().unwrap();
+    if b.available {
+        let last = b.steps.last().map(|s| s.step.as_str());
+        assert_eq!(last, Some("dst-postcopy-bh-vm-started"), "{b:?}");
+    }
     eprintln!("post-copy: {d:?}\nswitches {:?}", m.switches);
 }
