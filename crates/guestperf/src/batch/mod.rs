@@ -225,6 +225,9 @@ pub enum Error {
     /// The A/B could not go on (other arms in the directory, gp-compare failed).
     #[error("{0}")]
     Ab(String),
+    /// A --merge argument that is not a directory.
+    #[error("{0}")]
+    MergeInput(String),
     /// The merge refuses (duplicates, mixed hardware, conflicting files) or is incomplete.
     #[error("{0}")]
     Merge(String),
@@ -249,7 +252,8 @@ impl Error {
             | Error::NothingSelected(_)
             | Error::NoOutput
             | Error::Shard(_)
-            | Error::AbOptions(_) => 2,
+            | Error::AbOptions(_)
+            | Error::MergeInput(_) => 2,
             Error::Pipeline(e) => e.exit_code(),
             _ => 1,
         }
@@ -691,7 +695,7 @@ fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
     use std::collections::BTreeMap;
     for dir in &cli.merge {
         if !dir.is_dir() {
-            return Err(Error::Merge(format!(
+            return Err(Error::MergeInput(format!(
                 "--merge {}: not a directory (give gp-batch output directories)",
                 dir.display()
             )));
