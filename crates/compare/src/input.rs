@@ -144,8 +144,10 @@ fn list_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
 /// `summary.json`, `compare.json`, `merge.json`, `ab.json` and the shard manifests
 /// `shard-K-of-N.json`.
 fn is_bookkeeping(name: &str) -> bool {
-    matches!(name, "summary.json" | "compare.json" | "merge.json" | "ab.json")
-        || (name.starts_with("shard-") && name.contains("-of-") && name.ends_with(".json"))
+    matches!(
+        name,
+        "summary.json" | "compare.json" | "merge.json" | "ab.json"
+    ) || (name.starts_with("shard-") && name.contains("-of-") && name.ends_with(".json"))
 }
 
 fn read_file(path: &Path, arm: &mut Arm) -> Result<(), InputError> {
