@@ -9,6 +9,11 @@
 //! drift of the machine spreads over all of them. At the end: `summary.json`, `summary.md` and
 //! one chart per comparison (gp-plot).
 //!
+//! Beyond one machine and one build: [`shard`] cuts the selection into parts for many hosts
+//! (`--shard K/N`), [`merge`] gathers parts back and summarises them without running anything
+//! (`--merge DIR ...`), and [`ab`] runs two arms of every run interleaved and compares them
+//! (`--ab-a`, `--ab-b`).
+//!
 //! [`run`] is the sequence of steps below, each testable on its own: [`resolve`] (each
 //! scenario's options for gp-launch and gp-migrate), [`skips`] (the probe's and the host's
 //! refusals), [`plan`] and [`Counts`] (what is left to do), [`dry_run_text`], `run_one` with
