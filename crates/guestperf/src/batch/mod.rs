@@ -9,6 +9,11 @@
 //! drift of the machine spreads over all of them. At the end: `summary.json`, `summary.md` and
 //! one chart per comparison (gp-plot).
 //!
+//! Beyond one machine and one build: [`shard`] cuts the selection into parts for many hosts
+//! (`--shard K/N`), [`merge`] gathers parts back and summarises them without running anything
+//! (`--merge DIR ...`), and [`ab`] runs two arms of every run interleaved and compares them
+//! (`--ab-a`, `--ab-b`).
+//!
 //! [`run`] is the sequence of steps below, each testable on its own: [`resolve`] (each
 //! scenario's options for gp-launch and gp-migrate), [`skips`] (the probe's and the host's
 //! refusals), [`plan`] and [`Counts`] (what is left to do), [`dry_run_text`], `run_one` with
@@ -225,6 +230,9 @@ pub enum Error {
     /// The A/B could not go on (other arms in the directory, gp-compare failed).
     #[error("{0}")]
     Ab(String),
+    /// A --merge argument that is not a directory.
+    #[error("{0}")]
+    MergeInput(String),
     /// The merge refuses (duplicates, mixed hardware, conflicting files) or is incomplete.
     #[error("{0}")]
     Merge(String),
@@ -249,7 +257,8 @@ impl Error {
             | Error::NothingSelected(_)
             | Error::NoOutput
             | Error::Shard(_)
-            | Error::AbOptions(_) => 2,
+            | Error::AbOptions(_)
+            | Error::MergeInput(_) => 2,
             Error::Pipeline(e) => e.exit_code(),
             _ => 1,
         }
@@ -691,7 +700,7 @@ fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
     use std::collections::BTreeMap;
     for dir in &cli.merge {
         if !dir.is_dir() {
-            return Err(Error::Merge(format!(
+            return Err(Error::MergeInput(format!(
                 "--merge {}: not a directory (give gp-batch output directories)",
                 dir.display()
             )));

@@ -436,6 +436,22 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_part_s_counts_leave_out_skips_and_finished_runs() {
+        let id = |s: &str, k| RunId::new("c", s, k);
+        let mine = [id("a", 1), id("b", 1), id("a", 2), id("b", 2), id("x", 1)];
+        let (runs, counts) = plan_part(&mine, &|_, s| s == "x", &|r| *r == id("a", 1));
+        assert_eq!(runs, [id("b", 1), id("a", 2), id("b", 2)]);
+        assert_eq!(
+            counts,
+            Counts {
+                to_do: 3,
+                already: 1,
+                skipped_scenarios: 1
+            }
+        );
+    }
+
     fn cli_of(args: &[&str]) -> Cli {
         cli(args)
     }
