@@ -96,6 +96,12 @@ check_man() {
     || fail "man gp-stress does not show --dirty-rate"
 }
 
+# The installed workload runs on the host under PATH $1 and ends as asked.
+check_stress() {
+  clean "$1" gp-stress --ramsize 16M --threads 1 --grain-ms 0 --duration-s 1 | grep -q '^@gp done ' \
+    || fail "gp-stress (PATH=$1) did not run for 1 s and print @gp done"
+}
+
 # bash-completion's loader under PATH $1 must find gp-migrate's completion in its standard place,
 # and completing `gp-migrate --band` must offer --bandwidth.
 check_completion() {
@@ -135,10 +141,11 @@ check_run "$sys_path" /usr/share/guestperf/initrd-stress.img deb
 step "guestperf from the package: completed"
 check_man "$sys_path" /usr/share/man/man1/gp-migrate.1.gz
 check_completion "$sys_path"
+check_stress "$sys_path"
 [ -f /usr/share/doc/guestperf/copyright ] || fail "no /usr/share/doc/guestperf/copyright"
 [ -f /usr/share/zsh/vendor-completions/_gp-migrate ] || fail "no zsh completion"
 [ -f /usr/share/fish/vendor_completions.d/gp-migrate.fish ] || fail "no fish completion"
-step "man page and completions from the package"
+step "man pages, completions and gp-stress from the package"
 dpkg --purge guestperf >/dev/null
 left=()
 while read -r f; do
@@ -160,7 +167,8 @@ check_run "$pre_path" "$prefix/share/guestperf/initrd-stress.img" prefix
 step "guestperf from the prefix: completed"
 check_man "$pre_path" "$prefix/share/man/man1/gp-migrate.1"
 check_completion "$pre_path"
-step "man page and completion from the prefix"
+check_stress "$pre_path"
+step "man pages, completion and gp-stress from the prefix"
 cargo xtask uninstall --prefix "$prefix"
 left_files=$(find "$prefix" -mindepth 1)
 [ -z "$left_files" ] || fail "cargo xtask uninstall left: $left_files"
