@@ -90,15 +90,15 @@ check_man() {
   local path=$1 want=$2 found
   found=$(clean "$path" man -w gp-migrate) || fail "man -w gp-migrate found nothing (PATH=$path)"
   [ "$found" = "$want" ] || fail "man gp-migrate is $found, not $want"
-  clean "$path" env MANPAGER=cat MANWIDTH=100 man gp-migrate 2>/dev/null | grep -q -- '--bandwidth' \
+  clean "$path" env MANPAGER=cat MANWIDTH=100 man gp-migrate 2>/dev/null | grep -- '--bandwidth' >/dev/null \
     || fail "man gp-migrate does not show --bandwidth"
-  clean "$path" env MANPAGER=cat man gp-stress 2>/dev/null | grep -q -- '--dirty-rate' \
+  clean "$path" env MANPAGER=cat man gp-stress 2>/dev/null | grep -- '--dirty-rate' >/dev/null \
     || fail "man gp-stress does not show --dirty-rate"
 }
 
 # The installed workload runs on the host under PATH $1 and ends as asked.
 check_stress() {
-  clean "$1" gp-stress --ramsize 16M --threads 1 --grain-ms 0 --duration-s 1 | grep -q '^@gp done ' \
+  clean "$1" gp-stress --ramsize 16M --threads 1 --grain-ms 0 --duration-s 1 | grep '^@gp done ' >/dev/null \
     || fail "gp-stress (PATH=$1) did not run for 1 s and print @gp done"
 }
 
