@@ -60,17 +60,22 @@ clean() {
   local path=$1; shift
   (cd "$work/elsewhere" && env -i HOME="$home" PATH="$path" LANG=C.UTF-8 TERM=dumb "$@")
 }
-# The same under the machine-wide VM lock.
+# The same under the machine-wide VM lock; writes the time it got the lock (epoch s) to $2.
 clean_locked() {
-  local path=$1; shift
-  (cd "$work/elsewhere" && flock "$lock" env -i HOME="$home" PATH="$path" LANG=C.UTF-8 TERM=dumb "$@")
+  local path=$1 stamp=$2; shift 2
+  # shellcheck disable=SC2016
+  (cd "$work/elsewhere" && flock "$lock" sh -c 'date +%s >"$0"; exec "$@"' "$stamp" \
+    env -i HOME="$home" PATH="$path" LANG=C.UTF-8 TERM=dumb "$@")
 }
 
 # guestperf under PATH $1 must complete and must have used initrd $2.
 check_run() {
   local path=$1 initrd=$2 name=$3
   local report=$work/$name.json
-  if ! clean_locked "$path" guestperf --accel tcg --mem 256M --sleep 1 >"$report" 2>"$work/$name.err"; then
+  local asked got
+  asked=$(date +%s)
+  if ! clean_locked "$path" "$work/$name.locked" guestperf --accel tcg --mem 256M --sleep 1 \
+      >"$report" 2>"$work/$name.err"; then
     tail -n 20 "$work/$name.err" >&2
     fail "$name: guestperf failed"
   fi
@@ -83,6 +88,8 @@ check_run() {
     "$home"/.cache/guestperf/kernel/vmlinuz-*) ;;
     *) fail "$name: the run did not use the cached kernel: $(jq -r '.kernel' "$report")" ;;
   esac
+  got=$(cat "$work/$name.locked")
+  run_note="waited $((got - asked)) s for the VM lock, ran $(($(date +%s) - got)) s"
 }
 
 # `man gp-migrate` under PATH $1 must be found at $2 and show its options.
@@ -138,7 +145,7 @@ dpkg -L guestperf | sort >"$work/deb.files"
 step "installed with dpkg ($(wc -l <"$work/deb.files") paths)"
 sys_path=/usr/bin:/bin:/usr/sbin:/sbin
 check_run "$sys_path" /usr/share/guestperf/initrd-stress.img deb
-step "guestperf from the package: completed"
+step "guestperf from the package: completed ($run_note)"
 check_man "$sys_path" /usr/share/man/man1/gp-migrate.1.gz
 check_completion "$sys_path"
 check_stress "$sys_path"
@@ -164,7 +171,7 @@ cargo xtask install --prefix "$prefix"
 step "cargo xtask install --prefix: $(find "$prefix" -type f | wc -l) files, $(du -sk "$prefix" | cut -f1) KiB"
 pre_path=$prefix/bin:/usr/bin:/bin:/usr/sbin:/sbin
 check_run "$pre_path" "$prefix/share/guestperf/initrd-stress.img" prefix
-step "guestperf from the prefix: completed"
+step "guestperf from the prefix: completed ($run_note)"
 check_man "$pre_path" "$prefix/share/man/man1/gp-migrate.1"
 check_completion "$pre_path"
 check_stress "$pre_path"
