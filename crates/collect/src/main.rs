@@ -1,4 +1,3 @@
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::Parser;
@@ -11,13 +10,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     gp_stage::main(STAGE, || {
         let signals = Forwarder::start().map_err(Error::Signals)?;
+        let grace = gp_stage::signals::grace_after_signal(Duration::from_secs_f64(cli.grace_s));
         let stdin = std::io::stdin();
-        // A terminal never ends its input on Ctrl-C: write the report at once.
-        let grace = if stdin.is_terminal() {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(cli.grace_s)
-        };
         let opts = Options {
             output: cli.output,
             pretty: cli.pretty,

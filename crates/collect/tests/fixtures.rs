@@ -492,3 +492,199 @@ fn sigterm_writes_what_arrived() {
         "{reason}"
     );
 }
+
+// Real runs (QEMU 10.0.2 and 7.2.22, TCG, 256 MiB guests, this machine, 2026-12-04), their
+// `cpu_sample` records left out to keep the files small. In the two QEMU 10 runs gp-launch did
+// not yet read QEMU's trace output: both QEMUs ran with `-trace 'vmstate_downtime*' -msg
+// timestamp=on -D FILE`, and each line of those files was turned into a `qemu_trace` record
+// (the `time_s` it would have been read at is the QEMU timestamp + 0.2 ms).
+
+fn summary_of(name: &str) -> gp_records::report::Summary {
+    let out = collect(&fixture(name), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report_of(&out).0.summary.unwrap()
+}
+
+#[test]
+fn real_precopy_breakdown_covers_qemus_downtime_and_names_the_devices() {
+    // guestperf --mem 256M --cpus 1 --sleep 1: QEMU downtime 8 ms.
+    let s = summary_of("precopy-traced-qemu10.ndjson");
+    let m = s.mode.unwrap();
+    assert_eq!(
+        (m.requested.as_str(), m.reached.as_str()),
+        ("precopy", "precopy")
+    );
+    let b = s.downtime_breakdown.unwrap();
+    assert!(b.available, "{b:?}");
+    let coverage = b.coverage_pct.unwrap();
+    assert!(
+        coverage >= 90.0,
+        "steps cover {coverage}% of QEMU's downtime"
+    );
+    let sum: f64 = b.steps.iter().map(|s| s.ms).sum();
+    assert!(close(sum, b.total_ms.unwrap()));
+    assert_eq!(b.steps[0].from, "src-downtime-start");
+    assert_eq!(b.steps.last().unwrap().step, "dst-precopy-bh-vm-started");
+    // Saving RAM's last pass is the longest step, and RAM the slowest device each way.
+    let longest = b.steps.iter().max_by(|a, b| a.ms.total_cmp(&b.ms)).unwrap();
+    assert_eq!(longest.step, "src-iterable-saved");
+    assert_eq!(b.top_save[0].device, "ram");
+    assert_eq!(b.top_load[0].device, "ram");
+    assert_eq!(b.top_save.len(), 5);
+    // Every check agrees; the trusted figures are QEMU's.
+    assert_eq!(s.checks.len(), 4);
+    assert!(s.checks.iter().all(|c| c.agree), "{:?}", s.checks);
+    assert_eq!(s.trusted_downtime_ms, Some(8.0));
+    assert_eq!(s.trusted_total_time_ms, Some(582.0));
+    let d = s.destination.unwrap();
+    assert_eq!(d.postcopy_bytes, Some(0));
+    assert_eq!(d.precopy_bytes, Some(100641779));
+    assert_eq!(s.before_migration.unwrap().touched_share, Some(1.0));
+}
+
+#[test]
+fn real_postcopy_reports_blocktime_page_requests_and_the_switch() {
+    // --post-copy --post-copy-iters 1 --bandwidth 64 --downtime 1 --capability
+    // postcopy-blocktime --parameter max-postcopy-bandwidth=33554432, 2 vCPUs.
+    let s = summary_of("postcopy-blocktime-qemu10.ndjson");
+    let m = s.mode.unwrap();
+    assert_eq!(m.reached, "post-copy");
+    assert!(m.requested_reached && m.guest_lost.is_none());
+    let modes: Vec<&str> = m.switches.iter().map(|s| s.mode.as_str()).collect();
+    assert_eq!(modes, ["precopy", "post-copy", "completed"]);
+    let d = s.destination.unwrap();
+    assert_eq!(d.postcopy_blocktime_ms, Some(2929));
+    assert_eq!(d.postcopy_vcpu_blocktime_ms, [3118, 3391]);
+    assert_eq!(d.postcopy_requests, Some(555));
+    assert!(d.postcopy_bytes.unwrap() > 100 << 20);
+    // The guest lost far more than QEMU's downtime: the stall check says so, and the trusted
+    // downtime stays QEMU's (it agrees with the events and the tracepoints).
+    let stall = s
+        .checks
+        .iter()
+        .find(|c| c.against.starts_with("guest"))
+        .unwrap();
+    assert!(!stall.agree && stall.note.as_ref().unwrap().contains("post-copy"));
+    assert_eq!(s.trusted_downtime_ms, Some(5.0));
+    let b = s.downtime_breakdown.unwrap();
+    assert_eq!(b.steps.last().unwrap().step, "dst-postcopy-bh-vm-started");
+}
+
+#[test]
+fn real_qemu72_run_has_no_breakdown_and_says_why() {
+    // QEMU 7.2.22, --multifd --multifd-compression zlib. This time QEMU's figures agreed with
+    // the events (5413 ms, 11 ms); the destination guest then panicked (see its console).
+    let s = summary_of("precopy-multifd-zlib-qemu72.ndjson");
+    let b = s.downtime_breakdown.unwrap();
+    assert!(!b.available);
+    assert_eq!(
+        b.reason.as_deref(),
+        Some("QEMU 7.2.22 has no vmstate_downtime tracepoints (they came in 8.2)")
+    );
+    assert_eq!(s.trusted_total_time_ms, Some(5413.0));
+    assert!(
+        s.notes.iter().any(|n| n.starts_with(
+            "the destination guest did not survive the migration: its VM exited 7 ms after the \
+             migration ended (guest reset"
+        )),
+        "{:?}",
+        s.notes
+    );
+}
+
+#[test]
+fn a_run_cut_short_during_postcopy_lost_the_guest() {
+    // The real post-copy run, ended (as by a crash of the pipeline) a second into post-copy.
+    let text = fixture("postcopy-blocktime-qemu10.ndjson");
+    let mut cut = String::new();
+    let mut switch = None;
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let t = v["time_s"].as_f64().unwrap();
+        if switch.is_none() && v["type"] == "qmp_event" && v["data"]["status"] == "postcopy-active"
+        {
+            switch = Some(t);
+        }
+        if switch.is_some_and(|s| t > s + 1.0) {
+            break;
+        }
+        cut.push_str(line);
+        cut.push('\n');
+    }
+    let out = collect(&cut, &[]);
+    let (r, _) = report_of(&out);
+    let s = r.summary.unwrap();
+    let m = s.mode.unwrap();
+    assert_eq!(m.reached, "post-copy");
+    let lost = m.guest_lost.unwrap();
+    assert!(
+        lost.starts_with(
+            "the guest was lost: the migration was interrupted during post-copy (phase \
+             postcopy-active"
+        ),
+        "{lost}"
+    );
+    assert!(
+        s.reason.ends_with("; the guest was lost during post-copy"),
+        "{}",
+        s.reason
+    );
+    assert!(r
+        .result
+        .unwrap()
+        .reason
+        .unwrap()
+        .ends_with("the guest was lost during post-copy"));
+}
+
+#[test]
+fn qemu_zeros_become_event_figures_with_a_note() {
+    // The QEMU 7.2 + multifd + zlib case of issue 16: total-time 0 and downtime 0 in the final
+    // snapshot and result, while the events show 160 ms from STOP to RESUME.
+    let mut lines: Vec<Value> = fixture("precopy-multifd-zlib-qemu72.ndjson")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stop = lines
+        .iter()
+        .find(|v| v["type"] == "qmp_event" && v["event"] == "STOP")
+        .unwrap()["qemu_time_s"]
+        .as_f64()
+        .unwrap();
+    for v in lines.iter_mut() {
+        if v["type"] == "result" {
+            v["total_time_ms"] = json!(0);
+            v["downtime_ms"] = json!(0);
+        }
+    }
+    lines.push(
+        json!({"type": "qmp_event", "time_s": stop + 0.161, "role": "dst",
+        "event": "RESUME", "qemu_time_s": stop + 0.16, "data": {}}),
+    );
+    let input: String = lines.iter().map(|v| format!("{v}\n")).collect();
+    let out = collect(&input, &[]);
+    let s = report_of(&out).0.summary.unwrap();
+    assert_eq!(s.downtime_ms, Some(0));
+    assert!(
+        close(s.trusted_downtime_ms.unwrap(), 160.0),
+        "{:?}",
+        s.trusted_downtime_ms
+    );
+    assert!(s
+        .trusted_downtime_source
+        .unwrap()
+        .starts_with("events: STOP (src) to RESUME (dst)"));
+    assert!(close(s.trusted_total_time_ms.unwrap(), 5412.856));
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n
+                .starts_with("QEMU's downtime (0 ms) and events: STOP (src) to RESUME (dst) (160")),
+        "{:?}",
+        s.notes
+    );
+}

@@ -181,16 +181,7 @@ pub fn run(args: &cli::Args, stdin: &mut dyn Read) -> Result<ExitCode, CompareEr
 
     write_outputs(&comparison, &args.output, &args.chart)?;
 
-    let compared: usize = comparison
-        .scenarios
-        .iter()
-        .map(|s| {
-            s.figures
-                .iter()
-                .filter(|f| f.verdict != Verdict::NotCompared)
-                .count()
-        })
-        .sum();
+    let compared = comparison.compared_figures();
     eprintln!(
         "gp-compare: {} scenarios, {compared} figures: {} worse, {} better; {} only in {}, {} only in {}; wrote {}",
         comparison.scenarios.len(),

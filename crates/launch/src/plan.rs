@@ -42,6 +42,10 @@ pub struct Plan {
     pub boot_timeout_s: f64,
     pub debug: bool,
     pub verbose: bool,
+    /// Why the QEMUs are pinned as they are, when gp-launch chose (see [`crate::pin`]).
+    pub bind_note: Option<String>,
+    /// QEMU's downtime tracepoints (see [`crate::trace`]): what was chosen and why not.
+    pub trace: crate::trace::Choice,
     /// `--dst-host`: the destination runs there (see [`crate::remote`]).
     pub dst_host: Option<String>,
     pub ssh: gp_qemu::ssh::SshConfig,
@@ -101,14 +105,26 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
 
     let topology = Topology::host().map_err(Error::Topology)?;
     let list = |o: &Option<crate::cli::IdList>| o.as_ref().map(|l| l.0.clone()).unwrap_or_default();
-    let src_bind = Binding {
+    let mut src_bind = Binding {
         cpus: list(&cli.src_cpu_bind),
         nodes: list(&cli.src_mem_bind),
     };
-    let dst_bind = Binding {
+    let mut dst_bind = Binding {
         cpus: list(&cli.dst_cpu_bind),
         nodes: list(&cli.dst_mem_bind),
     };
+    let allowed = gp_qemu::bind::allowed_cpus().map_err(Error::Topology)?;
+    let pinning = crate::pin::choose(crate::pin::Ask {
+        allowed: &allowed,
+        vcpus: cli.cpus,
+        user_bound: cli.src_cpu_bind.is_some() || cli.dst_cpu_bind.is_some(),
+        remote: cli.dst_host.is_some(),
+        off: cli.no_pin,
+    });
+    if !pinning.src.is_empty() {
+        src_bind.cpus = pinning.src.clone();
+        dst_bind.cpus = pinning.dst.clone();
+    }
     topology.check(
         "--src-cpu-bind",
         &Binding {
@@ -212,6 +228,15 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
     let mut dst_extra = cli.qemu_args.clone();
     dst_extra.extend(cli.dst_qemu_args.iter().cloned());
 
+    let trace = if cli.no_trace {
+        crate::trace::off_by_user()
+    } else {
+        let version = binary.version.number();
+        match binary.trace_events() {
+            Ok(events) => crate::trace::choose(Ok(&events), &version),
+            Err(why) => crate::trace::choose(Err(&why), &version),
+        }
+    };
     Ok(Plan {
         binary,
         kernel,
@@ -245,6 +270,8 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
             .unwrap_or(120.0 + 15.0 * stress_ram as f64 / (1u64 << 30) as f64),
         debug: cli.debug,
         verbose: cli.verbose,
+        bind_note: pinning.note,
+        trace,
         dst_host: cli.dst_host.clone(),
         ssh: gp_qemu::ssh::SshConfig {
             config_file: cli.ssh_config.clone(),

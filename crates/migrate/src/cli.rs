@@ -28,8 +28,18 @@ pub struct Args {
     pub name: String,
 
     /// Seconds to let the workload settle before migrating, and to run on the destination after.
+    /// Before migrating it is a minimum, counted from the workload's first record: gp-migrate
+    /// also waits for every workload thread to be warm and its rate steady (unless --cold).
     #[arg(long, value_name = "SECS", default_value_t = 15.0, value_parser = non_negative_secs)]
     pub sleep: f64,
+    /// Migrate a cold guest on purpose: wait only --sleep, not for every workload thread to have
+    /// touched its memory (warm) nor for its rate to be steady.
+    #[arg(long)]
+    pub cold: bool,
+    /// Longest wait for a steady workload rate once every thread is warm, seconds; the
+    /// migration then starts anyway and the scenario record says the rate was not steady.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = non_negative_secs)]
+    pub steady_max: f64,
 
     /// Cancel the migration once it has made more than N passes over RAM.
     #[arg(long, value_name = "N", default_value_t = 30,
@@ -112,6 +122,11 @@ pub struct Args {
     /// Set any migration parameter (repeatable), typed per this QEMU's schema.
     #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_parameter)]
     pub parameters: Vec<(String, String)>,
+
+    /// Before migrating, have QEMU measure the guest's dirty rate for SECS seconds
+    /// (calc-dirty-rate) in each mode this QEMU and accelerator support (`dirty_rate` records).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub calc_dirty_rate: Option<u64>,
 
     /// query-migrate poll interval, ms.
     #[arg(long, value_name = "MS", default_value_t = 50.0, value_parser = poll_ms)]
@@ -231,6 +246,8 @@ impl Args {
         let mut w = Argv::new(Args::command());
         w.changed("name", &self.name, &d.name, display)
             .changed("sleep", &self.sleep, &d.sleep, display)
+            .flag("cold", self.cold)
+            .changed("steady_max", &self.steady_max, &d.steady_max, display)
             .changed("max_iters", &self.max_iters, &d.max_iters, display)
             .changed("max_time", &self.max_time, &d.max_time, display)
             .changed("bandwidth", &self.bandwidth, &d.bandwidth, display)
@@ -297,6 +314,12 @@ impl Args {
             .each("parameters", &self.parameters, |(name, value)| {
                 format!("{name}={value}").into()
             })
+            .changed(
+                "calc_dirty_rate",
+                &self.calc_dirty_rate,
+                &d.calc_dirty_rate,
+                |v| display(v.as_ref().expect("differs from the default None")),
+            )
             .changed("poll_ms", &self.poll_ms, &d.poll_ms, display)
             .changed("qmp_timeout", &self.qmp_timeout, &d.qmp_timeout, display)
             .changed(
@@ -369,6 +392,7 @@ mod tests {
     const SAMPLES: &[(&str, &[&str])] = &[
         ("name", &["--name", "try 1"]),
         ("sleep", &["--sleep", "0.5"]),
+        ("steady_max", &["--steady-max", "7.5"]),
         ("max_iters", &["--max-iters", "3"]),
         ("max_time", &["--max-time", "40"]),
         ("bandwidth", &["--bandwidth", "0"]),
@@ -400,6 +424,7 @@ mod tests {
                 "tls-creds=",
             ],
         ),
+        ("calc_dirty_rate", &["--calc-dirty-rate", "2"]),
         ("poll_ms", &["--poll-ms", "1000"]),
         ("qmp_timeout", &["--qmp-timeout", "1.25"]),
         ("workload_timeout", &["--workload-timeout", "30"]),

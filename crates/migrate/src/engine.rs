@@ -6,13 +6,13 @@
 //! [`Watch`] and [`decide`] (what each snapshot calls for); here is the I/O
 //! around them.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use gp_qemu::qmp::{Qmp, QmpError, Reply};
-use gp_records::migrate::{Action, MigrationResult, Outcome, QmpEvent, ScenarioRecord};
+use gp_records::migrate::{Action, MigrationResult, Outcome, QmpEvent, ScenarioRecord, Settle};
 use gp_records::ndjson::{Line, ReadError, Reader, WriteError, Writer};
 use gp_records::{now_s, Launch, Record, Role, StageError, Vm, VmExit};
 use gp_stage::error_chain;
@@ -21,8 +21,10 @@ use serde_json::{Map, Value};
 
 use crate::cli::Args;
 use crate::decide::{self, Done, Step};
+use crate::dirty_rate;
 use crate::monitors::Monitors;
 use crate::plan::{self, Facts, Hardware, Plan, PlanError, Settings};
+use crate::settle::{self, Rule, Tracker};
 use crate::watch::{self, End, Verdict, Watch};
 use crate::ExitStatus;
 
@@ -35,6 +37,10 @@ const QUIT_ANSWER: Duration = Duration::from_secs(3);
 /// After a VM could not be quit, how long to keep passing the input on (the VM may still exit
 /// by itself) before ending so that gp-launch notices and stops it.
 const UNQUIT_DRAIN: Duration = Duration::from_secs(5);
+/// How much longer than its calc time a dirty-rate measurement may take to be reported.
+const DIRTY_RATE_GRACE: Duration = Duration::from_secs(10);
+/// After the source completed, longest wait for the destination's side to say so.
+const DST_FINAL_WAIT: Duration = Duration::from_secs(5);
 
 /// What came in on stdin.
 enum Input {
@@ -64,33 +70,12 @@ enum Ending {
 }
 
 use gp_stage::signals::signal_name;
+use gp_stage::status::StatusLine;
 
 fn vm_index(role: Role) -> usize {
     match role {
         Role::Src => 0,
         Role::Dst => 1,
-    }
-}
-
-/// The live one-line progress display on a terminal.
-struct Display {
-    enabled: bool,
-    shown: bool,
-}
-
-impl Display {
-    fn line(&mut self, text: &str) {
-        if self.enabled {
-            eprint!("\r\x1b[K{text}");
-            self.shown = true;
-        }
-    }
-
-    fn clear(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[K");
-            self.shown = false;
-        }
     }
 }
 
@@ -109,12 +94,24 @@ struct Run<W: Write> {
     monitors: Monitors,
     /// VMs gp-migrate has sent `quit`.
     quit_sent: [bool; 2],
-    display: Display,
+    /// The live progress line on a terminal.
+    display: StatusLine,
     bad_lines: u64,
     /// `query-migrate` members qapi's schema could not read, already told (per role).
     undecoded_told: [Vec<String>; 2],
     /// The `result` record is out: a later interruption does not write another.
     result_written: bool,
+    /// The source's workload as its records tell it: warmth, rate, touched share.
+    tracker: Tracker,
+    /// The `scenario` record, written once the wait before migrating is over (it says how the
+    /// wait went), or when the run ends before that.
+    pending_scenario: Option<ScenarioRecord>,
+    /// What the wait before migrating waited for (`Settle::criterion`), once it began.
+    settle_criterion: Option<&'static str>,
+    /// When the wait before migrating began (for `waited_s` without workload records).
+    settle_began: Option<f64>,
+    /// The source QEMU's `calc-dirty-rate` modes (see [`dirty_rate::plans`]).
+    dirty_rate_modes: Option<Vec<String>>,
 }
 
 /// Runs gp-migrate: reads records from `input`, writes them and its own to `output`.
@@ -141,11 +138,9 @@ where
         })
         .expect("spawn input thread");
     let monitors = Monitors::new(signals.clone(), Duration::from_secs_f64(args.qmp_timeout));
+    let args_steady_max = args.steady_max;
     let mut run = Run {
-        display: Display {
-            enabled: std::io::stderr().is_terminal(),
-            shown: false,
-        },
+        display: StatusLine::stderr(),
         args,
         out: Writer::new(output),
         out_closed: false,
@@ -161,6 +156,11 @@ where
         bad_lines: 0,
         undecoded_told: [Vec::new(), Vec::new()],
         result_written: false,
+        tracker: Tracker::new(Rule::with_cap(args_steady_max)),
+        pending_scenario: None,
+        settle_criterion: None,
+        settle_began: None,
+        dirty_rate_modes: None,
     };
     run.main()
 }
@@ -229,7 +229,10 @@ impl<W: Write> Run<W> {
 
     /// Everything up to the end of the migration (and the destination's workload after it).
     fn drive(&mut self) -> Ending {
-        match self.drive_inner() {
+        let driven = self.drive_inner();
+        // A run that ends before migrating still says what it was and how far the wait got.
+        let _ = self.write_scenario();
+        match driven {
             Ok(ending) => ending,
             Err(stop) => self.interrupted(stop),
         }
@@ -266,15 +269,23 @@ impl<W: Write> Run<W> {
                 return Ok(e);
             }
         }
-        if let Some(e) = self.settle("before migrating")? {
+        if let Some(e) = self.settle_before()? {
             return Ok(e);
         }
 
+        if let Some(secs) = self.args.calc_dirty_rate {
+            self.measure_dirty_rate(secs)?;
+        }
+
         // 4. Migrate, watch, act.
+        self.write_scenario()?;
         if let Some(e) = self.start_migration()? {
             return Ok(e);
         }
         let (result, done) = self.watch()?;
+        if result.outcome == Outcome::Completed && self.alive(Role::Dst) {
+            self.final_dst_snapshot()?;
+        }
         self.emit(&Record::Result(result.clone()))?;
         if result.outcome != Outcome::Completed {
             if done.paused && result.outcome == Outcome::Cancelled && self.alive(Role::Src) {
@@ -377,7 +388,7 @@ impl<W: Write> Run<W> {
             return Ending::Stopped(stop);
         }
         let mut info = None;
-        let mut lost = "";
+        let mut lost = String::new();
         // The signal may have cut a call to the source short, which leaves its connection
         // unusable.
         if self.monitors.get(Role::Src).is_some()
@@ -391,9 +402,12 @@ impl<W: Write> Run<W> {
                         let _ = self.qmp(Role::Src, |q| q.execute(&qmp::migrate_cancel {}));
                     }
                     Some(s) if decide::in_postcopy(s) => {
-                        lost = "; the migration was in post-copy, which cannot be cancelled: the \
-                                guest's memory is split between both VMs and is lost when they \
-                                quit";
+                        lost = format!(
+                            "; the guest is lost: the migration was in post-copy (phase {}), \
+                             which cannot be cancelled, and the guest's memory is split between \
+                             both VMs when they quit",
+                            decide::status_name(s)
+                        );
                     }
                     _ => {}
                 }
@@ -483,9 +497,30 @@ impl<W: Write> Run<W> {
                         let i = vm_index(e.role);
                         self.exits[i] = Some(e);
                     }
-                    Some(Record::GuestStart(g)) => self.saw_workload(g.role, g.time_s),
-                    Some(Record::GuestProgress(g)) => self.saw_workload(g.role, g.time_s),
-                    Some(Record::GuestGb(g)) => self.saw_workload(g.role, g.time_s),
+                    Some(Record::GuestStart(g)) => {
+                        self.saw_workload(g.role, g.time_s);
+                        if g.role == Role::Src {
+                            self.tracker.start(&g);
+                        }
+                    }
+                    Some(Record::GuestProgress(g)) => {
+                        self.saw_workload(g.role, g.time_s);
+                        if g.role == Role::Src {
+                            self.tracker.progress(&g);
+                        }
+                    }
+                    Some(Record::GuestWarm(g)) => {
+                        self.saw_workload(g.role, g.time_s);
+                        if g.role == Role::Src {
+                            self.tracker.warm(&g);
+                        }
+                    }
+                    Some(Record::GuestGb(g)) => {
+                        self.saw_workload(g.role, g.time_s);
+                        if g.role == Role::Src {
+                            self.tracker.other(g.time_s);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -580,6 +615,210 @@ impl<W: Write> Run<W> {
             let tick = (Instant::now() + Duration::from_millis(200)).min(deadline);
             self.pump(tick)?;
         }
+    }
+
+    /// The wait before migrating: every workload thread warm, then its rate steady, then at
+    /// least `--sleep` seconds from the workload's first record (`--cold`: only the last; a
+    /// workload that reports no warmth, such as the original stress: the same, with a note).
+    fn settle_before(&mut self) -> Result<Option<Ending>, Stop> {
+        self.settle_began = Some(now_s());
+        let Some(first_s) = self
+            .tracker
+            .first_s()
+            .filter(|_| !self.args.no_wait_workload)
+        else {
+            self.settle_criterion = Some(settle::CRITERION_NONE);
+            return self.settle("before migrating");
+        };
+        let first = Instant::now()
+            .checked_sub(Duration::from_secs_f64((now_s() - first_s).max(0.0)))
+            .unwrap_or_else(Instant::now);
+        let slept = first + Duration::from_secs_f64(self.args.sleep);
+        let when = "before migrating";
+        if self.args.cold || !self.tracker.knows_warmth() {
+            if !self.args.cold {
+                self.say(
+                    "note: the workload reports neither warmth nor progress (no start line): \
+                     waiting --sleep only",
+                );
+            }
+            self.settle_criterion = Some(settle::CRITERION_SLEEP);
+            return Ok(self.pump_until(slept, when, |_| false)?.err());
+        }
+        self.settle_criterion = Some(settle::CRITERION_WARM_STEADY);
+        self.say(&format!(
+            "waiting for every workload thread to be warm (its first pass over its memory done), \
+             then for a steady rate ({}), then --sleep {} s from its start (--cold skips all but \
+             --sleep)",
+            self.tracker.rule().describe(),
+            self.args.sleep
+        ));
+        let workload_timeout = Duration::from_secs_f64(self.args.workload_timeout);
+        match self.pump_until(first + workload_timeout, when, |r| r.tracker.all_warm())? {
+            Err(e) => return Ok(Some(e)),
+            Ok(true) => {}
+            Ok(false) => {
+                let share = self.tracker.touched_share().unwrap_or(0.0);
+                return Ok(Some(self.error(&format!(
+                    "the workload's threads were not all warm {:.0} s after it started (their \
+                     first pass over their memory had touched {:.0}% of it; see \
+                     --workload-timeout, or --cold to migrate without waiting)",
+                    workload_timeout.as_secs_f64(),
+                    share * 100.0
+                ))));
+            }
+        }
+        let warm = Instant::now();
+        let steady_by = warm + Duration::from_secs_f64(self.args.steady_max);
+        match self.pump_until(steady_by, when, |r| r.tracker.steady_at().is_some())? {
+            Err(e) => return Ok(Some(e)),
+            Ok(true) => {}
+            Ok(false) => self.say(&format!(
+                "note: the workload's rate was not steady {} s after every thread was warm \
+                 ({}; last windows {}): migrating anyway (see --steady-max)",
+                self.args.steady_max,
+                self.tracker.rule().describe(),
+                rates_text(self.tracker.rates())
+            )),
+        }
+        if let Some(e) = self.pump_until(slept, when, |_| false)?.err() {
+            return Ok(Some(e));
+        }
+        let s = self.tracker.record(settle::CRITERION_WARM_STEADY, now_s());
+        self.say(&format!(
+            "settled: every thread warm after {} s, rate {} after {} s, touched {:.0}% of the \
+             workload's memory, {:.1} s after it started",
+            s.warm_s.map_or("?".into(), |w| format!("{w:.1}")),
+            if s.steady { "steady" } else { "not steady" },
+            s.steady_s.map_or("?".into(), |w| format!("{w:.1}")),
+            s.touched_share.unwrap_or(0.0) * 100.0,
+            s.waited_s
+        ));
+        Ok(None)
+    }
+
+    /// Passes input through until `done` holds (`Ok(true)`) or `until` (`Ok(false)`); a VM that
+    /// exits or input that ends first is how the run ends (the inner error).
+    fn pump_until(
+        &mut self,
+        until: Instant,
+        when: &str,
+        done: impl Fn(&Self) -> bool,
+    ) -> Result<Result<bool, Ending>, Stop> {
+        loop {
+            if done(self) {
+                return Ok(Ok(true));
+            }
+            if let Some(e) = self.lost_vm() {
+                return Ok(Err(self.error(&format!("while settling {when}: {e}"))));
+            }
+            if self.input_ended {
+                return Ok(Err(self.error(&format!(
+                    "the input ended while settling {when}: an upstream stage stopped (gp-launch, \
+                     or a filter before gp-migrate), so the VMs' records no longer arrive"
+                ))));
+            }
+            if Instant::now() >= until {
+                return Ok(Ok(false));
+            }
+            self.pump((Instant::now() + Duration::from_millis(200)).min(until))?;
+        }
+    }
+
+    /// QEMU's dirty-rate measurement of the source, `secs` seconds in each mode this QEMU and
+    /// accelerator support: `calc-dirty-rate`, then `query-dirty-rate` every poll interval until
+    /// measured (at most `secs` + [`DIRTY_RATE_GRACE`]). A `dirty_rate` record per mode, with
+    /// the estimate or why there is none; a failure here does not stop the migration.
+    fn measure_dirty_rate(&mut self, secs: u64) -> Result<(), Stop> {
+        let kvm = self.launch.as_ref().is_some_and(|l| l.accel == "kvm");
+        let ring = self.hardware().dirty_ring_size.unwrap_or(0);
+        let modes = self.dirty_rate_modes.clone();
+        let has_modes = modes.as_ref().is_some_and(|m| !m.is_empty());
+        for plan in dirty_rate::plans(modes.as_deref(), kvm, ring) {
+            let record = match plan.unsupported {
+                Some(why) => dirty_rate::record(plan.mode, secs, None, Some(why)),
+                None => self.measure_one(plan.mode, secs, has_modes)?,
+            };
+            match (&record.dirty_rate_mb_s, &record.error) {
+                (Some(rate), _) => self.say(&format!(
+                    "QEMU's dirty rate ({}, {secs} s): {rate} MiB/s",
+                    record.mode
+                )),
+                (None, Some(e)) => self.say(&format!(
+                    "QEMU's dirty rate ({}): not measured: {e}",
+                    record.mode
+                )),
+                (None, None) => {}
+            }
+            self.emit(&Record::DirtyRate(record))?;
+        }
+        Ok(())
+    }
+
+    fn measure_one(
+        &mut self,
+        mode: &'static str,
+        secs: u64,
+        has_modes: bool,
+    ) -> Result<gp_records::DirtyRate, Stop> {
+        let args = dirty_rate::arguments(mode, secs, has_modes);
+        if let Err(e) = self.qmp(Role::Src, |q| q.execute(&args)) {
+            self.stop_if_signalled()?;
+            let why = format!("calc-dirty-rate refused: {}", error_chain(&e));
+            return Ok(dirty_rate::record(mode, secs, None, Some(why)));
+        }
+        let deadline = Instant::now() + Duration::from_secs(secs) + DIRTY_RATE_GRACE;
+        let poll = self.args.poll().max(Duration::from_millis(100));
+        loop {
+            self.pump((Instant::now() + poll).min(deadline))?;
+            if let Some(e) = self.lost_vm() {
+                let why = format!("while measuring: {e}");
+                return Ok(dirty_rate::record(mode, secs, None, Some(why)));
+            }
+            // As sent: QEMU before 8.2 has no calc-time-unit, which qapi's reply type requires.
+            let query = qmp::query_dirty_rate {
+                calc_time_unit: None,
+            };
+            let info = match self.qmp(Role::Src, |q| q.execute_raw(&query)) {
+                Ok(info) => info,
+                Err(e) => {
+                    self.stop_if_signalled()?;
+                    let why = format!("query-dirty-rate failed: {}", error_chain(&e));
+                    return Ok(dirty_rate::record(mode, secs, None, Some(why)));
+                }
+            };
+            if dirty_rate::status(&info) == Some("measured") {
+                return Ok(dirty_rate::record(mode, secs, Some(info), None));
+            }
+            if Instant::now() >= deadline {
+                let why = format!(
+                    "not measured {} s after calc-dirty-rate (status {})",
+                    (Duration::from_secs(secs) + DIRTY_RATE_GRACE).as_secs(),
+                    dirty_rate::status(&info).unwrap_or("unknown")
+                );
+                return Ok(dirty_rate::record(mode, secs, Some(info), Some(why)));
+            }
+        }
+    }
+
+    /// The `settle` of the scenario record, as of now.
+    fn settle_record(&self) -> Option<Settle> {
+        let criterion = self.settle_criterion?;
+        let mut s = self.tracker.record(criterion, now_s());
+        if criterion == settle::CRITERION_NONE {
+            s.waited_s = self.settle_began.map_or(0.0, |t| (now_s() - t).max(0.0));
+        }
+        Some(s)
+    }
+
+    /// Writes the scenario record, with how the wait before migrating went, if not yet written.
+    fn write_scenario(&mut self) -> Result<(), Stop> {
+        let Some(mut record) = self.pending_scenario.take() else {
+            return Ok(());
+        };
+        record.time_s = now_s();
+        record.settle = self.settle_record();
+        self.emit(&Record::Scenario(record))
     }
 
     /// Sleeps `--sleep` seconds while passing input through; a VM that exits is an error.
@@ -803,7 +1042,8 @@ impl<W: Write> Run<W> {
             dst_parameters: Value::Object(dst_params),
             settle: None,
         };
-        self.emit(&Record::Scenario(record))?;
+        self.pending_scenario = Some(record);
+        self.dirty_rate_modes = facts[0].dirty_rate_modes.clone();
         Ok(Ok(plan))
     }
 
@@ -927,6 +1167,44 @@ impl<W: Write> Run<W> {
         }
     }
 
+    /// The destination's `query-migrate` once its side has completed too (a `progress` record,
+    /// role `dst`, written even if unchanged): post-copy blocktime is in it only then. At most
+    /// [`DST_FINAL_WAIT`] for the destination to say `completed`.
+    fn final_dst_snapshot(&mut self) -> Result<(), Stop> {
+        let deadline = Instant::now() + DST_FINAL_WAIT;
+        loop {
+            let reply = match self.qmp(Role::Dst, |q| q.call(&qmp::query_migrate {})) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.stop_if_signalled()?;
+                    self.say(&format!(
+                        "note: the destination's query-migrate after completion failed: {}",
+                        error_chain(&e)
+                    ));
+                    return Ok(());
+                }
+            };
+            let status = reply.raw.get("status").and_then(Value::as_str);
+            let ended = !matches!(
+                status,
+                Some("setup" | "active" | "device" | "postcopy-active" | "postcopy-paused")
+                    | Some("postcopy-recover" | "postcopy-recover-setup" | "pre-switchover")
+                    | Some("wait-unplug" | "colo")
+            );
+            if ended || Instant::now() >= deadline {
+                if !ended {
+                    self.say(&format!(
+                        "note: the destination still said '{}' {} s after the source completed",
+                        status.unwrap_or("?"),
+                        DST_FINAL_WAIT.as_secs()
+                    ));
+                }
+                return self.emit(&Record::Progress(watch::progress(Role::Dst, &reply)));
+            }
+            self.pump((Instant::now() + self.args.poll()).min(deadline))?;
+        }
+    }
+
     /// One poll: the VMs' exits, both snapshots (recorded), and what they call for.
     fn poll(
         &mut self,
@@ -1039,7 +1317,7 @@ impl<W: Write> Run<W> {
 
     fn show(&mut self, reply: &Reply<qmp::MigrationInfo>) {
         // Snapshots without RAM figures (setup, the final cancelled one) say nothing new.
-        let Some(ram) = reply.typed.ram.as_ref().filter(|_| self.display.enabled) else {
+        let Some(ram) = reply.typed.ram.as_ref().filter(|_| self.display.is_live()) else {
             return;
         };
         let mib = |v: i64| v as f64 / (1 << 20) as f64;
@@ -1052,7 +1330,7 @@ impl<W: Write> Run<W> {
             mib(ram.transferred),
             ram.mbps,
         );
-        self.display.line(&text);
+        self.display.show(&text);
     }
 
     // ---- the end --------------------------------------------------------------------------
@@ -1169,6 +1447,18 @@ fn finished(result: MigrationResult) -> Verdict {
         result,
         cancel_first: false,
     })
+}
+
+/// Window rates in MiB/s for a message: `[31.9, 32.0, 28.1]`.
+fn rates_text(rates: &[f64]) -> String {
+    let last: Vec<String> = rates
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(|r| format!("{:.1}", r / (1 << 20) as f64))
+        .collect();
+    format!("[{}] MiB/s", last.join(", "))
 }
 
 /// `name=value, ...` for a message.

@@ -10,6 +10,8 @@
 //! sent (for the records) and typed (for the decisions).
 //!
 //! - [`schema`]: migration parameter types from `query-qmp-schema`.
+//! - [`dirty_rate`]: QEMU's dirty-rate measurement: modes, arguments, records.
+//! - [`settle`]: when the source's workload is warm and steady, from its records.
 //! - [`plan`]: scenario + QEMU facts → capabilities and parameters per side, or a refusal.
 //! - [`decide`]: the migration loop's decisions as a pure function of one snapshot.
 //! - [`watch`]: the loop's state across snapshots and losses, and the result.
@@ -18,10 +20,12 @@
 
 pub mod cli;
 pub mod decide;
+pub mod dirty_rate;
 pub mod engine;
 pub mod monitors;
 pub mod plan;
 pub mod schema;
+pub mod settle;
 pub mod watch;
 
 use std::io::BufRead;

@@ -30,6 +30,9 @@ pub struct Facts {
     pub schema: Option<MigrationSchema>,
     /// `query-kvm`'s `enabled`, when known.
     pub kvm_enabled: Option<bool>,
+    /// The modes of `calc-dirty-rate` ([`crate::schema::dirty_rate_modes`]); `None` without
+    /// the command or without a schema to tell.
+    pub dirty_rate_modes: Option<Vec<String>>,
 }
 
 impl Facts {
@@ -52,6 +55,7 @@ impl Facts {
             parameters,
             schema: schema.and_then(MigrationSchema::from_introspection),
             kvm_enabled: kvm.map(|k| k.enabled),
+            dirty_rate_modes: schema.and_then(crate::schema::dirty_rate_modes),
         }
     }
 
@@ -364,6 +368,7 @@ pub fn build(
     if scenario.post_copy {
         q.need_cap("post-copy (--post-copy)", "postcopy-ram", Side::Both, "")?;
         plan.cap(Side::Both, "postcopy-ram", true);
+        blocktime(&mut plan, &q);
     }
     if scenario.compression_mt {
         compression_mt(&mut plan, scenario, &q)?;
@@ -398,6 +403,20 @@ fn events_and_limits(plan: &mut Plan, s: &Scenario, q: &Qemus) {
         p.max_bandwidth = Some(bandwidth);
         p.downtime_limit = Some(s.downtime);
     });
+}
+
+/// What post-copy cost the guest, measured by the destination (`postcopy-blocktime`, in its
+/// `query-migrate` once completed), where both QEMUs have the capability.
+fn blocktime(plan: &mut Plan, q: &Qemus) {
+    const CAP: &str = "postcopy-blocktime";
+    match q.each(Side::Both).find(|(_, f)| !f.has_capability(CAP)) {
+        None => plan.cap(Side::Both, CAP, true),
+        Some((role, facts)) => plan.notes.push(format!(
+            "the {role} QEMU ({}) has no '{CAP}' migration capability: the destination's \
+             post-copy blocktime is not measured",
+            facts.version
+        )),
+    }
 }
 
 fn auto_converge(plan: &mut Plan, s: &Scenario, q: &Qemus) -> Result<(), PlanError> {
@@ -752,8 +771,22 @@ mod tests {
             ..Scenario::default()
         };
         let p = plan(&post, &Extras::default()).unwrap();
-        assert_eq!(names(&p.src.capabilities), ["events", "postcopy-ram"]);
+        let with_blocktime = ["events", "postcopy-ram", "postcopy-blocktime"];
+        assert_eq!(names(&p.src.capabilities), with_blocktime);
+        assert_eq!(names(&p.dst.capabilities), with_blocktime);
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        // A QEMU without blocktime measurement still runs post-copy, and says what is missing.
+        let mut old = qemu10();
+        old.capabilities.remove("postcopy-blocktime");
+        let p = build(&post, &Extras::default(), &hw(), &qemu10(), &old).unwrap();
         assert_eq!(names(&p.dst.capabilities), ["events", "postcopy-ram"]);
+        assert_eq!(
+            p.notes,
+            [
+                "the dst QEMU (10.0.2) has no 'postcopy-blocktime' migration capability: the \
+              destination's post-copy blocktime is not measured"
+            ]
+        );
         // Pausing is `stop` during the migration: nothing to configure.
         let pause = Scenario {
             pause: true,
@@ -790,13 +823,20 @@ mod tests {
                 "events",
                 "auto-converge",
                 "postcopy-ram",
+                "postcopy-blocktime",
                 "xbzrle",
                 "multifd"
             ]
         );
         assert_eq!(
             names(&p.dst.capabilities),
-            ["events", "postcopy-ram", "xbzrle", "multifd"]
+            [
+                "events",
+                "postcopy-ram",
+                "postcopy-blocktime",
+                "xbzrle",
+                "multifd"
+            ]
         );
         assert_eq!(p.src.parameters.cpu_throttle_increment, Some(20));
         // 10% of 256 MiB is 25.6 MiB: rounded down to 16 MiB.

@@ -109,6 +109,27 @@ impl MigrationSchema {
     }
 }
 
+/// The measurement modes this QEMU's `calc-dirty-rate` takes (its `mode` argument's enum:
+/// `page-sampling`, `dirty-ring`, `dirty-bitmap`): `None` without the command, empty when it
+/// takes no mode (before QEMU 6.2: page sampling only).
+pub fn dirty_rate_modes(entries: &[SchemaInfo]) -> Option<Vec<String>> {
+    let by_name: BTreeMap<&str, &SchemaInfo> =
+        entries.iter().map(|e| (base(e).name.as_str(), e)).collect();
+    let SchemaInfo::command { command, .. } = by_name.get("calc-dirty-rate")? else {
+        return None;
+    };
+    let Some(SchemaInfo::object { object, .. }) = by_name.get(command.arg_type.as_str()) else {
+        return Some(Vec::new());
+    };
+    let modes = object.members.iter().find(|m| m.name == "mode").map(|m| {
+        match resolve(&by_name, &m.type_) {
+            ParamType::Enum(values) => values,
+            _ => Vec::new(),
+        }
+    });
+    Some(modes.unwrap_or_default())
+}
+
 fn base(e: &SchemaInfo) -> &SchemaInfoBase {
     match e {
         SchemaInfo::alternate { base, .. }
@@ -190,6 +211,30 @@ mod tests {
         let (entries, skipped) = gp_qemu::qmp::decode_each(raw).unwrap();
         assert_eq!(skipped, 0);
         entries
+    }
+
+    #[test]
+    fn dirty_rate_modes_come_from_calc_dirty_rate_s_mode() {
+        let mut raw = schema();
+        assert_eq!(dirty_rate_modes(&typed(&raw)), None);
+        let more = json!([
+            {"name": "calc-dirty-rate", "meta-type": "command", "arg-type": "55", "ret-type": "0"},
+            {"name": "55", "meta-type": "object", "members": [
+                {"name": "calc-time", "type": "int"},
+                {"name": "sample-pages", "type": "int", "default": null},
+                {"name": "mode", "type": "66", "default": null}
+            ]},
+            {"name": "66", "meta-type": "enum", "members": [{"name": "page-sampling"},
+                {"name": "dirty-ring"}, {"name": "dirty-bitmap"}],
+                "values": ["page-sampling", "dirty-ring", "dirty-bitmap"]}
+        ]);
+        raw.as_array_mut()
+            .unwrap()
+            .extend(more.as_array().unwrap().iter().cloned());
+        assert_eq!(
+            dirty_rate_modes(&typed(&raw)).unwrap(),
+            ["page-sampling", "dirty-ring", "dirty-bitmap"]
+        );
     }
 
     #[test]

@@ -344,6 +344,16 @@ fn a_signal_before_migrating_ends_the_run_with_an_interrupted_result() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("\"outcome\":\"interrupted\""), "{text}");
     assert!(src.got("quit") && dst.got("quit"));
+    // The scenario record still says what the run was and how far the wait got, before the
+    // result.
+    let scenario = text
+        .find("\"type\":\"scenario\"")
+        .expect("a scenario record");
+    assert!(
+        scenario < text.find("\"type\":\"result\"").unwrap(),
+        "{text}"
+    );
+    assert!(text.contains("\"criterion\":\"none\""), "{text}");
 }
 
 #[test]
@@ -382,4 +392,61 @@ fn replies_and_events_newer_than_the_schema_reach_the_records_as_sent() {
     assert_eq!(event["data"], json!({"x": 1}));
     assert!((event["qemu_time_s"].as_f64().unwrap() - 1_700_000_000.000005).abs() < 1e-6);
     assert_eq!(o.of_type("result")[0]["total_time_ms"], 12);
+}
+
+#[test]
+fn a_signal_in_post_copy_says_the_guest_is_lost_and_the_phase() {
+    fn src(command: &str, args: &Value) -> Reply {
+        match command {
+            "query-migrate" => {
+                Reply::Return(json!({"status": "postcopy-active", "total-time": 900,
+                "ram": {"transferred": 1, "remaining": 1, "total": 2, "duplicate": 0, "normal": 0,
+                "normal-bytes": 0, "dirty-pages-rate": 0, "mbps": 1.0, "dirty-sync-count": 2,
+                "postcopy-requests": 0, "page-size": 4096, "multifd-bytes": 0,
+                "pages-per-second": 0, "precopy-bytes": 0, "downtime-bytes": 0,
+                "postcopy-bytes": 0, "dirty-sync-missed-zero-copy": 0}}))
+            }
+            _ => qemu10(command, args),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = FakeQemu::start(dir.path(), "src.sock", src);
+    let dst = FakeQemu::start(dir.path(), "dst.sock", qemu10);
+    let args = Args::try_parse_from(["gp-migrate", "--no-wait-workload", "--sleep", "0"]).unwrap();
+    let (tx, signals) = crossbeam_channel::unbounded();
+    // Signal once the source has been polled in post-copy a few times.
+    let seen = Arc::clone(&src.commands);
+    std::thread::spawn(move || {
+        while seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == "query-migrate")
+            .count()
+            < 3
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        tx.send(signal_hook::consts::SIGINT).unwrap();
+    });
+    let mut out = Vec::new();
+    let status = engine::run(
+        args,
+        Cursor::new(input(&src, &dst).into_bytes()),
+        &mut out,
+        signals,
+    );
+    assert_eq!(status, ExitStatus::Signal(2));
+    let text = String::from_utf8(out).unwrap();
+    let result: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["type"] == "result")
+        .expect("a result record");
+    assert_eq!(result["outcome"], "interrupted", "{result}");
+    let reason = result["reason"].as_str().unwrap();
+    assert!(reason.contains("the guest is lost"), "{reason}");
+    assert!(reason.contains("phase postcopy-active"), "{reason}");
+    // Post-copy cannot be cancelled: gp-migrate did not try.
+    assert!(!src.got("migrate_cancel"), "{text}");
 }

@@ -1,6 +1,3 @@
-use std::io::IsTerminal;
-use std::time::Duration;
-
 use clap::Parser;
 use gp_sample::cli::Cli;
 use gp_sample::{run, Ended, Error, Options, STAGE};
@@ -11,13 +8,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     gp_stage::main(STAGE, || {
         let signals = Forwarder::start().map_err(Error::Signals)?;
+        let grace = gp_stage::signals::grace_after_signal(cli.grace);
         let stdin = std::io::stdin();
-        // A terminal never sends end-of-input on Ctrl-C: do not wait for it.
-        let grace = if stdin.is_terminal() {
-            Duration::ZERO
-        } else {
-            cli.grace
-        };
         let opts = Options {
             interval: cli.interval,
             grace,
