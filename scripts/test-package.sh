@@ -60,17 +60,22 @@ clean() {
   local path=$1; shift
   (cd "$work/elsewhere" && env -i HOME="$home" PATH="$path" LANG=C.UTF-8 TERM=dumb "$@")
 }
-# The same under the machine-wide VM lock.
+# The same under the machine-wide VM lock; writes the time it got the lock (epoch s) to $2.
 clean_locked() {
-  local path=$1; shift
-  (cd "$work/elsewhere" && flock "$lock" env -i HOME="$home" PATH="$path" LANG=C.UTF-8 TERM=dumb "$@")
+  local path=$1 stamp=$2; shift 2
+  # shellcheck disable=SC2016
+  (cd "$work/elsewhere" && flock "$lock" sh -c 'date +%s >"$0"; exec "$@"' "$stamp" \
+    env -i HOME="$home" PATH="$path" LANG=C.UTF-8 TERM=dumb "$@")
 }
 
 # guestperf under PATH $1 must complete and must have used initrd $2.
 check_run() {
   local path=$1 initrd=$2 name=$3
   local report=$work/$name.json
-  if ! clean_locked "$path" guestperf --accel tcg --mem 256M --sleep 1 >"$report" 2>"$work/$name.err"; then
+  local asked got
+  asked=$(date +%s)
+  if ! clean_locked "$path" "$work/$name.locked" guestperf --accel tcg --mem 256M --sleep 1 \
+      >"$report" 2>"$work/$name.err"; then
     tail -n 20 "$work/$name.err" >&2
     fail "$name: guestperf failed"
   fi
@@ -83,6 +88,8 @@ check_run() {
     "$home"/.cache/guestperf/kernel/vmlinuz-*) ;;
     *) fail "$name: the run did not use the cached kernel: $(jq -r '.kernel' "$report")" ;;
   esac
+  got=$(cat "$work/$name.locked")
+  run_note="waited $((got - asked)) s for the VM lock, ran $(($(date +%s) - got)) s"
 }
 
 # `man gp-migrate` under PATH $1 must be found at $2 and show its options.
@@ -90,10 +97,16 @@ check_man() {
   local path=$1 want=$2 found
   found=$(clean "$path" man -w gp-migrate) || fail "man -w gp-migrate found nothing (PATH=$path)"
   [ "$found" = "$want" ] || fail "man gp-migrate is $found, not $want"
-  clean "$path" env MANPAGER=cat MANWIDTH=100 man gp-migrate 2>/dev/null | grep -q -- '--bandwidth' \
+  clean "$path" env MANPAGER=cat MANWIDTH=100 man gp-migrate 2>/dev/null | grep -- '--bandwidth' >/dev/null \
     || fail "man gp-migrate does not show --bandwidth"
-  clean "$path" env MANPAGER=cat man gp-stress 2>/dev/null | grep -q -- '--dirty-rate' \
+  clean "$path" env MANPAGER=cat man gp-stress 2>/dev/null | grep -- '--dirty-rate' >/dev/null \
     || fail "man gp-stress does not show --dirty-rate"
+}
+
+# The installed workload runs on the host under PATH $1 and ends as asked.
+check_stress() {
+  clean "$1" gp-stress --ramsize 16M --threads 1 --grain-ms 0 --duration-s 1 | grep '^@gp done ' >/dev/null \
+    || fail "gp-stress (PATH=$1) did not run for 1 s and print @gp done"
 }
 
 # bash-completion's loader under PATH $1 must find gp-migrate's completion in its standard place,
@@ -132,13 +145,14 @@ dpkg -L guestperf | sort >"$work/deb.files"
 step "installed with dpkg ($(wc -l <"$work/deb.files") paths)"
 sys_path=/usr/bin:/bin:/usr/sbin:/sbin
 check_run "$sys_path" /usr/share/guestperf/initrd-stress.img deb
-step "guestperf from the package: completed"
+step "guestperf from the package: completed ($run_note)"
 check_man "$sys_path" /usr/share/man/man1/gp-migrate.1.gz
 check_completion "$sys_path"
+check_stress "$sys_path"
 [ -f /usr/share/doc/guestperf/copyright ] || fail "no /usr/share/doc/guestperf/copyright"
 [ -f /usr/share/zsh/vendor-completions/_gp-migrate ] || fail "no zsh completion"
 [ -f /usr/share/fish/vendor_completions.d/gp-migrate.fish ] || fail "no fish completion"
-step "man page and completions from the package"
+step "man pages, completions and gp-stress from the package"
 dpkg --purge guestperf >/dev/null
 left=()
 while read -r f; do
@@ -157,10 +171,11 @@ cargo xtask install --prefix "$prefix"
 step "cargo xtask install --prefix: $(find "$prefix" -type f | wc -l) files, $(du -sk "$prefix" | cut -f1) KiB"
 pre_path=$prefix/bin:/usr/bin:/bin:/usr/sbin:/sbin
 check_run "$pre_path" "$prefix/share/guestperf/initrd-stress.img" prefix
-step "guestperf from the prefix: completed"
+step "guestperf from the prefix: completed ($run_note)"
 check_man "$pre_path" "$prefix/share/man/man1/gp-migrate.1"
 check_completion "$pre_path"
-step "man page and completion from the prefix"
+check_stress "$pre_path"
+step "man pages, completion and gp-stress from the prefix"
 cargo xtask uninstall --prefix "$prefix"
 left_files=$(find "$prefix" -mindepth 1)
 [ -z "$left_files" ] || fail "cargo xtask uninstall left: $left_files"

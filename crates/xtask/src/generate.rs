@@ -104,8 +104,10 @@ mod tests {
         );
         let zsh = String::from_utf8(completion(Shell::Zsh, tool("gp-migrate"))).unwrap();
         assert!(zsh.starts_with("#compdef gp-migrate"), "{zsh}");
+        assert!(zsh.contains("--bandwidth"), "{zsh}");
         let fish = String::from_utf8(completion(Shell::Fish, tool("gp-migrate"))).unwrap();
         assert!(fish.contains("complete -c gp-migrate"), "{fish}");
+        assert!(fish.contains("-l bandwidth"), "{fish}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use xtask::{compile, deb, target_dir, Error};
 
 /// Install, uninstall and package guestperf-rs.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version)]
+#[command(name = "xtask", bin_name = "cargo xtask", version)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
