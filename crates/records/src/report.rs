@@ -853,6 +853,23 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_written_before_the_checks_reads_back() {
+        // gp-collect's summary before mode, checks, trusted figures, destination, breakdown
+        // and before_migration: all of them absent, nothing else lost.
+        let old = serde_json::json!({
+            "outcome": "completed", "reason": "migration completed", "total_time_ms": 2040,
+            "downtime_ms": 230, "notes": ["a note"], "host_cpu": {"vms": []}
+        });
+        let s: Summary = serde_json::from_value(old).unwrap();
+        assert_eq!((s.total_time_ms, s.downtime_ms), (Some(2040), Some(230)));
+        assert!(s.mode.is_none() && s.checks.is_empty() && s.trusted_downtime_ms.is_none());
+        assert!(s.destination.is_none() && s.downtime_breakdown.is_none());
+        // And the new fields stay out of a summary that has none of them.
+        let v = serde_json::to_value(&s).unwrap();
+        assert!(v.get("checks").is_none() && v.get("mode").is_none());
+    }
+
+    #[test]
     fn lenient_fields() {
         let mut v: Value = serde_json::from_str(ORIGINAL).unwrap();
         v["hardware"]["src_cpu_bind"] = serde_json::json!([0, 1]);
