@@ -19,7 +19,6 @@ pub mod input;
 pub mod model;
 pub mod output;
 pub mod stats;
-pub mod synth;
 
 pub use analysis::{compare, Comparison, Options, Verdict};
 pub use model::{Arm, Run, RunOutcome};

@@ -10,7 +10,7 @@
 //! Modules: [`series`] turns a report into lines and marks ([`model`]), [`decimate`] thins
 //! lines to the chart's pixel columns, [`layout`] makes pixel decisions, [`render`] draws with
 //! plotters, [`bitmap`] fixes text and thick lines on the PNG backend, [`font`] embeds the
-//! font, [`synth`] makes synthetic reports for tests and `bench/plot.sh`.
+//! font.
 
 pub mod bitmap;
 pub mod cli;
@@ -20,7 +20,6 @@ pub mod layout;
 pub mod model;
 pub mod render;
 pub mod series;
-pub mod synth;
 
 use std::fs;
 use std::io::{BufWriter, Write};

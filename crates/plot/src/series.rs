@@ -642,7 +642,7 @@ fn summary(report: &Report) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth;
+    use gp_testkit::synth;
 
     fn original() -> Report {
         let text = include_str!("../tests/fixtures/original-postcopy.json");

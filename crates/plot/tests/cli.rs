@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gp_plot::synth::{self, Spec};
 use gp_records::report::Report;
+use gp_testkit::synth::{self, Spec};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
