@@ -355,7 +355,7 @@ fn faults_are_clear_errors_naming_the_file() {
     let e = fails(&[&"-o", &out, &not_json]);
     assert!(e.contains("notes.json") && e.contains("is not JSON"), "{e}");
     assert_eq!(
-        e.matches("expected value").count(),
+        e.matches("at line 1 column").count(),
         1,
         "the cause once: {e}"
     );
