@@ -110,7 +110,7 @@ fn figure<'a>(compare: &'a Value, id: &str) -> &'a Value {
 
 #[test]
 fn post_copy_at_64_against_16_mib_s_is_better_and_the_arms_interleave() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ab");
@@ -171,7 +171,7 @@ fn post_copy_at_64_against_16_mib_s_is_better_and_the_arms_interleave() {
 
 #[test]
 fn an_a_a_is_not_flagged() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("aa");
