@@ -95,7 +95,8 @@ pub struct Cli {
     #[arg(long, value_name = "GLOB", help_heading = "Batch")]
     pub filter: Vec<String>,
 
-    /// List the comparisons and their scenarios (those --filter selects) and exit
+    /// List the comparisons and their scenarios (those --filter selects) and exit; with --shard,
+    /// the part's runs and their expected times
     #[arg(long, help_heading = "Batch")]
     pub list: bool,
 
@@ -607,7 +608,15 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         return Err(Error::NothingSelected(filter.patterns().join(" --filter ")));
     }
     if cli.list {
-        print!("{}", list(&selected));
+        match chosen_shard(cli, &|k| std::env::var(k).ok())? {
+            None => print!("{}", list(&selected)),
+            Some(shard) => {
+                let scenarios = resolve(cli, &selected)?;
+                let all = plan(&selected, cli.repeat, &|_, _| false, &|_| false);
+                let mine = shard::select_runs(&all, &scenarios, shard);
+                print!("{}", shard::list_part(shard, &all, &mine, &scenarios));
+            }
+        }
         return Ok(());
     }
     let Some(output) = cli.output.clone() else {
