@@ -87,9 +87,11 @@ fn ctrl_c(phase: Phase) {
         c.ctx()
     );
     // Nothing lost: every line that went through the tap is in the report, and gp-launch's
-    // last records (both VMs' exits) made it through.
+    // last records (the exit of every VM it started: in boot the signal can come before the
+    // destination is spawned) made it through.
     assert_eq!(ext.input.records, c.p.lines().len() as u64, "{}", c.ctx());
-    assert_eq!(ext.vm_exits.len(), 2, "{}", c.ctx());
+    assert!(!ext.vms.is_empty(), "{}", c.ctx());
+    assert_eq!(ext.vm_exits.len(), ext.vms.len(), "{}", c.ctx());
     let result = ext.result.as_ref().expect("a result");
     assert!(
         ext.result_in_stream,
