@@ -39,8 +39,12 @@ fn checkpoint_name(t: &QemuTrace) -> String {
 /// Why there can be no breakdown, from the launch header (or `None` when tracing was on).
 fn why_unavailable(ext: &Extended) -> Option<String> {
     let header = ext.header.as_ref()?;
+    let downtime_traced = header
+        .trace_events
+        .iter()
+        .any(|e| e.starts_with("vmstate_downtime"));
     if let Some(note) = &header.trace_note {
-        if header.trace_events.is_empty() {
+        if !downtime_traced {
             return Some(note.clone());
         }
     }
@@ -50,10 +54,10 @@ fn why_unavailable(ext: &Extended) -> Option<String> {
             header.qemu_version
         ));
     }
-    if header.trace_events.is_empty() {
+    if !downtime_traced {
         return Some(
-            "tracing was off: gp-launch turned on no QEMU trace events (a gp-launch without \
-             downtime tracing, or tracing turned off)"
+            "tracing was off: gp-launch turned on no vmstate_downtime trace events (a gp-launch \
+             without downtime tracing, or tracing turned off)"
                 .into(),
         );
     }
@@ -324,6 +328,21 @@ pub(crate) mod tests {
             "QEMU 7.2.22 has no vmstate_downtime tracepoints (they came in 8.2)"
         );
         assert!(breakdown(&ext, None, None, false).is_none());
+        // A QEMU with the tracepoints but tracing off, or only other events on: gp-launch's
+        // note when it gave one, else "tracing was off".
+        let header = ext.header.as_mut().unwrap();
+        header.qemu_version = "10.0.2".into();
+        header.trace_events = vec!["migration_completion_vm_stop".into()];
+        let b = breakdown(&ext, None, Some(8), true).unwrap();
+        assert!(b.reason.unwrap().starts_with("tracing was off"));
+        let header = ext.header.as_mut().unwrap();
+        header.trace_events.clear();
+        header.trace_note = Some("downtime tracing turned off (--no-trace)".into());
+        let b = breakdown(&ext, None, Some(8), true).unwrap();
+        assert_eq!(
+            b.reason.unwrap(),
+            "downtime tracing turned off (--no-trace)"
+        );
         assert!(has_tracepoints("8.2.0") && has_tracepoints("10.0.2") && !has_tracepoints("8.1.5"));
     }
 }

@@ -176,6 +176,8 @@ pub fn verdict(
             c.note = Some(if s.stall_ms > q {
                 let why = if postcopy {
                     "post-copy: the destination ran the guest while pages were still missing"
+                } else if paused {
+                    "the pause strategy stopped the guest before QEMU's downtime began"
                 } else {
                     "the destination's start, the final transfer before QEMU's clock starts, or \
                      a busy host"
@@ -196,8 +198,10 @@ pub fn verdict(
         v.checks.push(c);
     }
     // Which downtime to trust: QEMU's own tracepoints first, then QEMU's figure, then events.
-    let zero_but_stopped =
-        qd == Some(0.0) && tl.downtime.is_some_and(|(e, _)| e > DOWNTIME_TOLERANCE_MS);
+    // (A QEMU figure its own tracepoints confirm stands, even at 0.)
+    let zero_but_stopped = qd == Some(0.0)
+        && window.is_none()
+        && tl.downtime.is_some_and(|(e, _)| e > DOWNTIME_TOLERANCE_MS);
     let paused_downtime = tl.downtime.filter(|_| paused);
     (v.downtime_ms, v.downtime_source) = if let Some((e, what)) = paused_downtime {
         (
@@ -232,6 +236,22 @@ pub fn verdict(
         (qd, qd.map(|_| "qemu: downtime".to_string()))
     };
 
+    // The stall's note said QEMU's figure is what the migration cost: not when it is not
+    // trusted.
+    if !v
+        .downtime_source
+        .as_deref()
+        .is_some_and(|s| s.starts_with("qemu"))
+    {
+        for c in v.checks.iter_mut().filter(|c| c.against == STALL) {
+            if let Some(n) = c.note.as_mut() {
+                if let Some(i) = n.find("; QEMU's figure is what the migration itself cost") {
+                    n.truncate(i);
+                    n.push_str("; QEMU's figure is not trusted (see the other checks)");
+                }
+            }
+        }
+    }
     let inconsistent = v
         .checks
         .iter()

@@ -1,7 +1,7 @@
 //! `summary.destination` (what post-copy cost, as QEMU counts it) and
 //! `summary.before_migration` (how warm the guest was and how fast it wrote).
 
-use gp_records::report::{BeforeMigration, DestinationFigures, Extended};
+use gp_records::report::{BeforeMigration, DestinationFigures, Extended, QemuDirtyRate};
 use gp_records::stress::Written;
 use gp_records::{Progress, Role};
 use serde_json::Value;
@@ -62,6 +62,12 @@ pub fn destination(
         f.postcopy_vcpu_latency_ns = list_of(i, "postcopy-vcpu-latency");
         f.postcopy_non_vcpu_latency_ns = u64_of(i, "postcopy-non-vcpu-latency");
         f.postcopy_latency_dist = list_of(i, "postcopy-latency-dist");
+        let faults: u64 = f.postcopy_latency_dist.iter().sum();
+        if faults > 0 {
+            f.postcopy_remote_faults = Some(faults);
+            f.postcopy_latency_p50_bucket_us = bucket_of(&f.postcopy_latency_dist, 0.5);
+            f.postcopy_latency_p99_bucket_us = bucket_of(&f.postcopy_latency_dist, 0.99);
+        }
     }
     if let Some(ram) = src_ram {
         f.postcopy_requests = u64_of(ram, "postcopy-requests");
@@ -88,6 +94,21 @@ pub fn destination(
         || f.downtime_bytes.is_some()
         || f.postcopy_bytes.is_some();
     any.then_some(f)
+}
+
+/// The lower bound (µs) of the bucket of QEMU's latency histogram (bucket N counts faults in
+/// [2^N, 2^(N+1)) µs) that holds the fault at quantile `q`.
+fn bucket_of(dist: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = dist.iter().sum();
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (n, count) in dist.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            return 1u64.checked_shl(n as u32);
+        }
+    }
+    None
 }
 
 /// The guest as the migration started at `start_s` (host time); `None` without the source's
@@ -166,21 +187,26 @@ pub fn before_migration(
     };
     let write_rate_bytes_per_s = rate_over(start - RATE_WINDOW_MS / 1e3, start);
 
-    let dirty = ext
+    let qemu_dirty_rates = ext
         .dirty_rates
         .iter()
-        .find(|d| d.role == Role::Src && d.dirty_rate_mb_s.is_some())
-        .or_else(|| ext.dirty_rates.iter().find(|d| d.role == Role::Src));
-    let qemu_dirty_rate_bytes_per_s = dirty
-        .and_then(|d| d.dirty_rate_mb_s)
-        .map(|mb| mb * (1u64 << 20) as f64);
-    let qemu_dirty_rate_mode = dirty.map(|d| match &d.error {
-        Some(e) => format!("{}: {e}", d.mode),
-        None => d.mode.clone(),
-    });
-    let write_rate_during_measurement_bytes_per_s = dirty
-        .filter(|d| d.dirty_rate_mb_s.is_some())
-        .and_then(|d| rate_over(d.time_s - d.calc_time_ms as f64 / 1e3, d.time_s));
+        .filter(|d| d.role == Role::Src)
+        .map(|d| {
+            let estimate = d.dirty_rate_mb_s.map(|mb| mb * (1u64 << 20) as f64);
+            let achieved =
+                estimate.and_then(|_| rate_over(d.time_s - d.calc_time_ms as f64 / 1e3, d.time_s));
+            QemuDirtyRate {
+                mode: d.mode.clone(),
+                estimate_bytes_per_s: estimate,
+                achieved_bytes_per_s: achieved,
+                ratio: match (estimate, achieved) {
+                    (Some(e), Some(a)) if a > 0.0 => Some((e / a * 1e4).round() / 1e4),
+                    _ => None,
+                },
+                error: d.error.clone(),
+            }
+        })
+        .collect();
     Some(BeforeMigration {
         touched_share,
         cold,
@@ -188,9 +214,7 @@ pub fn before_migration(
         waited_s: settle.map(|s| s.waited_s),
         write_rate_bytes_per_s,
         target_rate_bytes_per_s: start_line.dirty_rate_bytes_per_s,
-        qemu_dirty_rate_bytes_per_s,
-        qemu_dirty_rate_mode,
-        write_rate_during_measurement_bytes_per_s,
+        qemu_dirty_rates,
     })
 }
 
@@ -238,6 +262,12 @@ mod tests {
         assert_eq!(f.postcopy_blocktime_ms, Some(4080));
         assert_eq!(f.postcopy_vcpu_blocktime_ms, [4080, 12]);
         assert_eq!(f.postcopy_latency_dist, [0, 3, 9]);
+        // 12 faults: 3 in [2, 4) µs, 9 in [4, 8) µs.
+        assert_eq!(f.postcopy_remote_faults, Some(12));
+        assert_eq!(f.postcopy_latency_p50_bucket_us, Some(4));
+        assert_eq!(f.postcopy_latency_p99_bucket_us, Some(4));
+        assert_eq!(bucket_of(&[0, 3, 9], 0.25), Some(2));
+        assert_eq!(bucket_of(&[], 0.5), None);
         assert_eq!(f.postcopy_latency_ns, None);
         assert_eq!(f.postcopy_requests, Some(48));
         assert_eq!(f.postcopy_bytes, Some(189709755));
@@ -318,8 +348,10 @@ mod tests {
             (b.write_rate_bytes_per_s.unwrap() / mib - 200.0).abs() < 1e-6,
             "{b:?}"
         );
-        assert!((b.write_rate_during_measurement_bytes_per_s.unwrap() / mib - 200.0).abs() < 1e-6);
-        assert_eq!(b.qemu_dirty_rate_bytes_per_s, Some(150.0 * mib));
+        let q = &b.qemu_dirty_rates[0];
+        assert!((q.achieved_bytes_per_s.unwrap() / mib - 200.0).abs() < 1e-6);
+        assert_eq!(q.estimate_bytes_per_s, Some(150.0 * mib));
+        assert_eq!(q.ratio, Some(0.75));
         assert_eq!(b.target_rate_bytes_per_s, Some(209715200));
         // Started at 0.55 s: each thread had touched 50 of its 100 MiB.
         let b = before_migration(&ext, Some(0.55), &mut notes).unwrap();

@@ -281,6 +281,41 @@ fn precopy_pipeline_report_has_both_ends_sampled() {
     assert!(g.before.is_some() && g.after.is_some(), "{g:?}");
     assert!(s.iterations.unwrap() >= 1);
     assert!(s.transferred_bytes_per_guest_gb.unwrap() > 0.0);
+
+    // What really happened: precopy, QEMU's figures consistent with its events, and the
+    // downtime broken down where gp-launch traced it (else said why not).
+    let mode = s.mode.as_ref().unwrap();
+    assert_eq!(
+        (mode.reached.as_str(), mode.requested_reached),
+        ("precopy", true)
+    );
+    let event_checks: Vec<_> = s
+        .checks
+        .iter()
+        .filter(|c| c.against.starts_with("events"))
+        .collect();
+    assert_eq!(event_checks.len(), 2, "{:?}", s.checks);
+    assert!(event_checks.iter().all(|c| c.agree), "{:?}", s.checks);
+    assert_eq!(s.trusted_downtime_ms, Some(downtime as f64));
+    let b = s.downtime_breakdown.as_ref().unwrap();
+    let traced = ext
+        .header
+        .as_ref()
+        .unwrap()
+        .trace_events
+        .iter()
+        .any(|e| e.starts_with("vmstate_downtime"));
+    if traced {
+        assert!(b.available, "{b:?}");
+        assert!(b.coverage_pct.unwrap() >= 90.0, "{b:?}");
+        assert_eq!(b.top_save[0].device, "ram", "{b:?}");
+    } else {
+        assert!(!b.available && b.reason.is_some(), "{b:?}");
+    }
+    assert_eq!(
+        s.before_migration.as_ref().unwrap().touched_share,
+        Some(1.0)
+    );
     eprintln!(
         "e2e precopy: {:.1} s, {} records, QEMU downtime {downtime} ms, guest switch gap \
          {:.0} ms, longest stall {:.0} ms ({} to {}), slowdown during {:.0} %, src {:.2} s CPU \
@@ -422,5 +457,18 @@ fn certain_postcopy_reports_blocktime_and_page_requests() {
     assert_eq!(d.postcopy_vcpu_blocktime_ms.len(), 2, "{d:?}");
     assert!(d.postcopy_requests.unwrap() > 0, "{d:?}");
     assert!(d.postcopy_bytes.unwrap() > 0, "{d:?}");
+    // The guest lost more than QEMU's downtime (page faults), and the check says so.
+    let stall = s.checks.iter().find(|c| c.against.starts_with("guest"));
+    assert!(
+        stall.is_some_and(|c| c.difference_ms > 0.0),
+        "{:?}",
+        s.checks
+    );
+    // gp-launch traced the switchover: it ends with the destination's post-copy start.
+    let b = s.downtime_breakdown.as_ref().unwrap();
+    if b.available {
+        let last = b.steps.last().map(|s| s.step.as_str());
+        assert_eq!(last, Some("dst-postcopy-bh-vm-started"), "{b:?}");
+    }
     eprintln!("post-copy: {d:?}\nswitches {:?}", m.switches);
 }

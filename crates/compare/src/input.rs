@@ -20,8 +20,8 @@ use crate::model::{Arm, Run, RunOutcome};
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// A report file that is not one (gp-plot's reader says which file and why).
-    #[error("{0}")]
-    Report(String),
+    #[error(transparent)]
+    Report(#[from] gp_plot::PlotError),
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -177,7 +177,7 @@ fn read_file(path: &Path, arm: &mut Arm) -> Result<(), InputError> {
         arm.skipped.push((scenario.to_string(), reason));
         return Ok(());
     }
-    let report = gp_plot::load_report(path).map_err(|e| InputError::Report(e.to_string()))?;
+    let report = gp_plot::load_report(path)?;
     arm.runs
         .push(Run::from_report(&report, path.display().to_string()));
     Ok(())

@@ -274,7 +274,9 @@ impl<W: Write> Run<W> {
         }
 
         if let Some(secs) = self.args.calc_dirty_rate {
-            self.measure_dirty_rate(secs)?;
+            if let Some(e) = self.measure_dirty_rate(secs)? {
+                return Ok(e);
+            }
         }
 
         // 4. Migrate, watch, act.
@@ -729,7 +731,7 @@ impl<W: Write> Run<W> {
     /// accelerator support: `calc-dirty-rate`, then `query-dirty-rate` every poll interval until
     /// measured (at most `secs` + [`DIRTY_RATE_GRACE`]). A `dirty_rate` record per mode, with
     /// the estimate or why there is none; a failure here does not stop the migration.
-    fn measure_dirty_rate(&mut self, secs: u64) -> Result<(), Stop> {
+    fn measure_dirty_rate(&mut self, secs: u64) -> Result<Option<Ending>, Stop> {
         let kvm = self.launch.as_ref().is_some_and(|l| l.accel == "kvm");
         let ring = self.hardware().dirty_ring_size.unwrap_or(0);
         let modes = self.dirty_rate_modes.clone();
@@ -750,9 +752,18 @@ impl<W: Write> Run<W> {
                 )),
                 (None, None) => {}
             }
+            let lost = !self.monitors.usable(Role::Src);
+            let why = record.error.clone().unwrap_or_default();
             self.emit(&Record::DirtyRate(record))?;
+            if lost {
+                return Ok(Some(self.error(&format!(
+                    "the source VM's QMP connection was lost while QEMU measured its dirty rate \
+                     ({} mode: {why})",
+                    plan.mode
+                ))));
+            }
         }
-        Ok(())
+        Ok(None)
     }
 
     fn measure_one(

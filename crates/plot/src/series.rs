@@ -611,6 +611,13 @@ fn summary(report: &Report) -> Summary {
         (None, Some(p)) => p.status.clone(),
         (None, None) => "no migration".to_string(),
     };
+    // Say when the mode asked for was not the one reached (a post-copy run pre-copy beat).
+    let result = match s.and_then(|s| s.mode.as_ref()) {
+        Some(m) if !m.requested_reached => {
+            format!("{result} ({} reached, {} asked)", m.reached, m.requested)
+        }
+        _ => result,
+    };
     Summary {
         scenario: report.scenario.name.clone(),
         result,
@@ -635,7 +642,7 @@ fn summary(report: &Report) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth;
+    use gp_testkit::synth;
 
     fn original() -> Report {
         let text = include_str!("../tests/fixtures/original-postcopy.json");
@@ -725,6 +732,25 @@ mod tests {
         assert_eq!(run.summary.result, "completed");
         assert_eq!(run.summary.downtime_ms, Some(62.0));
         assert_eq!(run.summary.iterations, Some(5));
+    }
+
+    #[test]
+    fn a_mode_not_reached_is_in_the_result() {
+        let mut r = synth::report(&synth::Spec {
+            records: 100,
+            ..Default::default()
+        });
+        r.summary.as_mut().unwrap().mode = Some(gp_records::report::MigrationMode {
+            requested: "post-copy".into(),
+            reached: "precopy".into(),
+            requested_reached: false,
+            ..Default::default()
+        });
+        let run = Run::from_report(&r, "p.json", "p", &all());
+        assert_eq!(
+            run.summary.result,
+            "completed (precopy reached, post-copy asked)"
+        );
     }
 
     #[test]

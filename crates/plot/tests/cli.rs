@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gp_plot::synth::{self, Spec};
 use gp_records::report::Report;
+use gp_testkit::synth::{self, Spec};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -348,11 +348,17 @@ fn faults_are_clear_errors_naming_the_file() {
         e.contains("no-such-report.json") && e.contains("No such file"),
         "{e}"
     );
+    assert_eq!(e.matches("No such file").count(), 1, "the cause once: {e}");
 
     let not_json = d.join("notes.json");
     std::fs::write(&not_json, "this is not json\n").unwrap();
     let e = fails(&[&"-o", &out, &not_json]);
     assert!(e.contains("notes.json") && e.contains("is not JSON"), "{e}");
+    assert_eq!(
+        e.matches("at line 1 column").count(),
+        1,
+        "the cause once: {e}"
+    );
 
     let other = d.join("package.json");
     std::fs::write(&other, r#"{"name": "left-pad", "version": "1.3.0"}"#).unwrap();

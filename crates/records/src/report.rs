@@ -441,6 +441,14 @@ pub struct DestinationFigures {
     /// counting latencies in [2^i, 2^(i+1)) µs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub postcopy_latency_dist: Vec<u64>,
+    /// From `postcopy_latency_dist`: remote faults counted, and the lower bound (µs) of the
+    /// bucket holding the median and the 99th-percentile fault (the bucket is [x, 2x)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_remote_faults: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_latency_p50_bucket_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_latency_p99_bucket_us: Option<u64>,
     /// Source `ram.precopy-bytes`, `ram.downtime-bytes`, `ram.postcopy-bytes`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precopy_bytes: Option<u64>,
@@ -505,6 +513,27 @@ pub struct DeviceTime {
     pub ms: f64,
 }
 
+/// One of QEMU's dirty-rate measurements next to what the workload really wrote.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QemuDirtyRate {
+    /// `page-sampling`, `dirty-bitmap` or `dirty-ring`.
+    pub mode: String,
+    /// QEMU's estimate, bytes/s (its MB/s are MiB/s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate_bytes_per_s: Option<f64>,
+    /// The workload's achieved write rate over QEMU's measurement (the `calc_time_ms` before
+    /// the record), bytes/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub achieved_bytes_per_s: Option<f64>,
+    /// `estimate / achieved`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+    /// Why there is no estimate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// The guest as the migration started.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -526,15 +555,10 @@ pub struct BeforeMigration {
     /// The rate the workload was asked for, bytes/s (absent: unlimited).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_rate_bytes_per_s: Option<u64>,
-    /// QEMU's dirty-rate estimate (`dirty_rate` record), bytes/s (QEMU's MB/s are MiB/s).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub qemu_dirty_rate_bytes_per_s: Option<f64>,
-    /// Its mode (`page-sampling`, `dirty-bitmap`, `dirty-ring`) or why there is none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub qemu_dirty_rate_mode: Option<String>,
-    /// The workload's achieved rate over QEMU's measurement window, bytes/s.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub write_rate_during_measurement_bytes_per_s: Option<f64>,
+    /// QEMU's own measurements (`dirty_rate` records, one per mode), each beside the workload's
+    /// achieved rate over the same window.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub qemu_dirty_rates: Vec<QemuDirtyRate>,
 }
 
 /// The longest time no workload thread reported progress, around the switchover.
@@ -826,6 +850,23 @@ mod tests {
         assert!(v.get("summary").is_none() && v.get("guestperf_rs").is_none());
         let back: Report = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn a_summary_written_before_the_checks_reads_back() {
+        // gp-collect's summary before mode, checks, trusted figures, destination, breakdown
+        // and before_migration: all of them absent, nothing else lost.
+        let old = serde_json::json!({
+            "outcome": "completed", "reason": "migration completed", "total_time_ms": 2040,
+            "downtime_ms": 230, "notes": ["a note"], "host_cpu": {"vms": []}
+        });
+        let s: Summary = serde_json::from_value(old).unwrap();
+        assert_eq!((s.total_time_ms, s.downtime_ms), (Some(2040), Some(230)));
+        assert!(s.mode.is_none() && s.checks.is_empty() && s.trusted_downtime_ms.is_none());
+        assert!(s.destination.is_none() && s.downtime_breakdown.is_none());
+        // And the new fields stay out of a summary that has none of them.
+        let v = serde_json::to_value(&s).unwrap();
+        assert!(v.get("checks").is_none() && v.get("mode").is_none());
     }
 
     #[test]

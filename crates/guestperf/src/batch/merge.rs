@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 use gp_records::report::Report;
 use serde::{Deserialize, Serialize};
 
-use super::comparisons;
 use super::glob::Filter;
 use super::shard::Manifest;
 use super::store::RunId;
+use super::{comparisons, plural};
 
 /// `(comparison, scenario, run)`.
 pub type Key = (String, String, u32);
@@ -249,14 +249,6 @@ impl Findings {
 
 fn join(v: &[u32]) -> String {
     v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
-}
-
-fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
 }
 
 /// The hardware a report's run had: the source host's CPU model and count, QEMU version and

@@ -9,6 +9,11 @@
 //! drift of the machine spreads over all of them. At the end: `summary.json`, `summary.md` and
 //! one chart per comparison (gp-plot).
 //!
+//! Beyond one machine and one build: [`shard`] cuts the selection into parts for many hosts
+//! (`--shard K/N`), [`merge`] gathers parts back and summarises them without running anything
+//! (`--merge DIR ...`), and [`ab`] runs two arms of every run interleaved and compares them
+//! (`--ab-a`, `--ab-b`).
+//!
 //! [`run`] is the sequence of steps below, each testable on its own: [`resolve`] (each
 //! scenario's options for gp-launch and gp-migrate), [`skips`] (the probe's and the host's
 //! refusals), [`plan`] and [`Counts`] (what is left to do), [`dry_run_text`], `run_one` with
@@ -90,7 +95,8 @@ pub struct Cli {
     #[arg(long, value_name = "GLOB", help_heading = "Batch")]
     pub filter: Vec<String>,
 
-    /// List the comparisons and their scenarios (those --filter selects) and exit
+    /// List the comparisons and their scenarios (those --filter selects) and exit; with --shard,
+    /// the part's runs and their expected times
     #[arg(long, help_heading = "Batch")]
     pub list: bool,
 
@@ -225,6 +231,9 @@ pub enum Error {
     /// The A/B could not go on (other arms in the directory, gp-compare failed).
     #[error("{0}")]
     Ab(String),
+    /// A --merge argument that is not a directory.
+    #[error("{0}")]
+    MergeInput(String),
     /// The merge refuses (duplicates, mixed hardware, conflicting files) or is incomplete.
     #[error("{0}")]
     Merge(String),
@@ -249,7 +258,8 @@ impl Error {
             | Error::NothingSelected(_)
             | Error::NoOutput
             | Error::Shard(_)
-            | Error::AbOptions(_) => 2,
+            | Error::AbOptions(_)
+            | Error::MergeInput(_) => 2,
             Error::Pipeline(e) => e.exit_code(),
             _ => 1,
         }
@@ -598,7 +608,15 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         return Err(Error::NothingSelected(filter.patterns().join(" --filter ")));
     }
     if cli.list {
-        print!("{}", list(&selected));
+        match chosen_shard(cli, &|k| std::env::var(k).ok())? {
+            None => print!("{}", list(&selected)),
+            Some(shard) => {
+                let scenarios = resolve(cli, &selected)?;
+                let all = plan(&selected, cli.repeat, &|_, _| false, &|_| false);
+                let mine = shard::select_runs(&all, &scenarios, shard);
+                print!("{}", shard::list_part(shard, &all, &mine, &scenarios));
+            }
+        }
         return Ok(());
     }
     let Some(output) = cli.output.clone() else {
@@ -691,7 +709,7 @@ fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
     use std::collections::BTreeMap;
     for dir in &cli.merge {
         if !dir.is_dir() {
-            return Err(Error::Merge(format!(
+            return Err(Error::MergeInput(format!(
                 "--merge {}: not a directory (give gp-batch output directories)",
                 dir.display()
             )));

@@ -325,6 +325,22 @@ impl Manifest {
     }
 }
 
+/// `--list --shard K/N`: the part's runs with their expected times, and the part's total.
+pub fn list_part(shard: Shard, all: &[RunId], mine: &[RunId], scenarios: &[Resolved]) -> String {
+    let estimates = run_estimates(mine, scenarios);
+    let total: u64 = estimates.iter().sum();
+    let mut out = format!(
+        "# part {shard}: {} of {} runs, expected {:.0} s\n",
+        mine.len(),
+        all.len(),
+        total as f64 / 1000.0
+    );
+    for (id, ms) in mine.iter().zip(estimates) {
+        out.push_str(&format!("{}  {:.1} s\n", id.label(), ms as f64 / 1000.0));
+    }
+    out
+}
+
 /// A part's runs still to do (not skipped, not done) and its counts.
 pub fn plan_part(
     mine: &[RunId],
@@ -434,6 +450,36 @@ mod tests {
             ShardSource::ParallelSeq.shard(Some(2), &env(&junk)),
             Err(ShardError::NotANumber { .. })
         ));
+    }
+
+    #[test]
+    fn a_part_is_listed_with_its_expected_times() {
+        let cli = cli(&["--list", "--mem", "256M", "--sleep", "1"]);
+        let selected = select(&Filter::new(&["post-copy-iters/*-[01]"]).unwrap());
+        let resolved = resolve(&cli, &selected).unwrap();
+        let all = plan(&selected, 1, &|_, _| false, &|_| false);
+        let shard = Shard { index: 1, count: 2 };
+        let mine = select_runs(&all, &resolved, shard);
+        assert_eq!(
+            list_part(shard, &all, &mine, &resolved),
+            "# part 1/2: 1 of 2 runs, expected 6 s\npost-copy-iters/post-copy-iters-1  5.5 s\n"
+        );
+    }
+
+    #[test]
+    fn a_part_s_counts_leave_out_skips_and_finished_runs() {
+        let id = |s: &str, k| RunId::new("c", s, k);
+        let mine = [id("a", 1), id("b", 1), id("a", 2), id("b", 2), id("x", 1)];
+        let (runs, counts) = plan_part(&mine, &|_, s| s == "x", &|r| *r == id("a", 1));
+        assert_eq!(runs, [id("b", 1), id("a", 2), id("b", 2)]);
+        assert_eq!(
+            counts,
+            Counts {
+                to_do: 3,
+                already: 1,
+                skipped_scenarios: 1
+            }
+        );
     }
 
     fn cli_of(args: &[&str]) -> Cli {

@@ -37,6 +37,14 @@ pub struct RunMetrics {
     pub migration_threads_cpu_s: Option<f64>,
     pub transferred_bytes: Option<u64>,
     pub iterations: Option<u64>,
+    /// The destination's post-copy blocktime (`summary.destination.postcopy_blocktime_ms`), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcopy_blocktime_ms: Option<f64>,
+    /// The longest step of the downtime breakdown (`summary.downtime_breakdown`) and its ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_downtime_step: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_downtime_step_ms: Option<f64>,
     /// The mode the scenario asked for and the one the migration reached (`summary.mode`);
     /// absent in reports written before gp-collect said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +86,10 @@ impl RunMetrics {
             .filter_map(|vm| vm.during_migration_s)
             .collect();
         let mode = summary.mode.as_ref();
+        let longest = summary
+            .downtime_breakdown
+            .as_ref()
+            .and_then(|b| b.steps.iter().max_by(|a, b| a.ms.total_cmp(&b.ms)));
         RunMetrics {
             run,
             file,
@@ -97,6 +109,13 @@ impl RunMetrics {
             migration_threads_cpu_s: summary.host_cpu.migration_threads_s,
             transferred_bytes: summary.transferred_bytes,
             iterations: summary.iterations,
+            postcopy_blocktime_ms: summary
+                .destination
+                .as_ref()
+                .and_then(|d| d.postcopy_blocktime_ms)
+                .map(|v| v as f64),
+            longest_downtime_step: longest.map(|s| s.step.clone()),
+            longest_downtime_step_ms: longest.map(|s| s.ms),
             mode_requested: mode.map(|m| m.requested.clone()),
             mode_reached: mode.map(|m| m.reached.clone()),
             mode_not_reached: mode.is_some_and(|m| !m.requested_reached),
@@ -144,6 +163,9 @@ pub struct ScenarioStats {
     pub guest_slowdown_during_pct: Option<Stat>,
     pub host_cpu_during_migration_s: Option<Stat>,
     pub migration_threads_cpu_s: Option<Stat>,
+    /// Post-copy runs only: the destination's blocktime, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcopy_blocktime_ms: Option<Stat>,
 }
 
 impl ScenarioStats {
@@ -164,6 +186,7 @@ impl ScenarioStats {
             guest_slowdown_during_pct: stat(|r| r.guest_slowdown_during_pct),
             host_cpu_during_migration_s: stat(|r| r.host_cpu_during_migration_s),
             migration_threads_cpu_s: stat(|r| r.migration_threads_cpu_s),
+            postcopy_blocktime_ms: stat(|r| r.postcopy_blocktime_ms),
         }
     }
 }
@@ -346,9 +369,14 @@ fn outcome_counts(runs: &[RunMetrics]) -> String {
 }
 
 /// The run to draw in a comparison chart: the one whose total time is the median (the first
-/// run when no run has a total time).
+/// run when no run has a total time), among the runs that reached the requested mode when any
+/// did.
 pub fn representative(runs: &[RunMetrics]) -> Option<&RunMetrics> {
-    let timed: Vec<&RunMetrics> = runs.iter().filter(|r| r.total_time_ms.is_some()).collect();
+    let reached = runs.iter().any(|r| !r.mode_not_reached);
+    let timed: Vec<&RunMetrics> = runs
+        .iter()
+        .filter(|r| r.total_time_ms.is_some() && (!reached || !r.mode_not_reached))
+        .collect();
     if timed.is_empty() {
         return runs.first();
     }
@@ -615,6 +643,11 @@ mod tests {
         let untimed = [run(1, "failed", None), run(2, "failed", None)];
         assert_eq!(representative(&untimed).unwrap().run, 1);
         assert!(representative(&[]).is_none());
+        // A run that missed its mode is not drawn while another reached it.
+        let mut missed = run(3, "completed", Some(3.0));
+        missed.mode_not_reached = true;
+        let runs = [run(1, "completed", Some(5.0)), missed];
+        assert_eq!(representative(&runs).unwrap().run, 1);
     }
 
     #[test]
@@ -704,6 +737,33 @@ mod tests {
         );
         assert!(m.mode_not_reached);
         assert_eq!(m.mode_reached.as_deref(), Some("precopy"));
+        // Blocktime and the longest breakdown step, where the report has them.
+        let s = report.summary.as_mut().unwrap();
+        s.destination = Some(gp_records::report::DestinationFigures {
+            postcopy_blocktime_ms: Some(2929),
+            ..Default::default()
+        });
+        s.downtime_breakdown = Some(gp_records::report::DowntimeBreakdown {
+            available: true,
+            steps: [("src-vm-stopped", 0.1), ("src-iterable-saved", 6.9)]
+                .into_iter()
+                .map(|(step, ms)| gp_records::report::BreakdownStep {
+                    step: step.into(),
+                    from: "x".into(),
+                    role: Role::Src,
+                    start_s: 0.0,
+                    ms,
+                })
+                .collect(),
+            ..Default::default()
+        });
+        let m = RunMetrics::from_report(2, "f".into(), &report);
+        assert_eq!(m.postcopy_blocktime_ms, Some(2929.0));
+        assert_eq!(
+            m.longest_downtime_step.as_deref(),
+            Some("src-iterable-saved")
+        );
+        assert_eq!(m.longest_downtime_step_ms, Some(6.9));
         // An original guestperf result has only `result.success`.
         report.summary = None;
         assert_eq!(
