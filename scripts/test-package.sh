@@ -32,7 +32,7 @@ if dpkg-query -W -f='${Status}' guestperf 2>/dev/null | grep -q 'ok installed'; 
 fi
 
 # The user's cache: where set-up put the guest kernel, and the machine-wide VM lock the test suite
-# takes (gp_qemu::testing::vm_test_lock), taken here too around each run.
+# takes (vm-tests.lock in the cache, see gp-testkit), taken here too around each run.
 if [ -n "${GUESTPERF_CACHE:-}" ]; then real_cache=$GUESTPERF_CACHE
 elif [ -n "${XDG_CACHE_HOME:-}" ]; then real_cache=$XDG_CACHE_HOME/guestperf
 else real_cache=$HOME/.cache/guestperf; fi

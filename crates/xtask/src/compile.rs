@@ -59,7 +59,42 @@ pub fn build() -> Result<Built, Error> {
         release_dir: target.join("release"),
         stress: target.join("x86_64-unknown-linux-gnu/release/stress"),
         initrd,
+        date: build_date(&root)?,
     })
+}
+
+/// `$SOURCE_DATE_EPOCH`, else the last commit's time, else now; as RFC 2822 (`date -R`).
+fn build_date(root: &std::path::Path) -> Result<String, Error> {
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            let out = Command::new("git")
+                .current_dir(root)
+                .args(["log", "-1", "--format=%ct"])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            (out.status.success() && !text.is_empty()).then_some(text)
+        });
+    let mut cmd = Command::new("date");
+    cmd.env("LC_ALL", "C").env("TZ", "UTC").arg("-R");
+    if let Some(e) = epoch {
+        cmd.arg("-d").arg(format!("@{e}"));
+    }
+    let out = cmd.output().map_err(|source| Error::Spawn {
+        program: "date".into(),
+        hint: "date is part of coreutils",
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(Error::Failed {
+            command: describe(&cmd),
+            status: out.status,
+            detail: crate::layout::tail(&out.stderr),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Runs `cmd` with its stdout sent to our stderr and its stderr shown, failing on a non-zero exit.

@@ -80,14 +80,15 @@ pub fn control(arch: &str, installed_kib: u64, depends: &str) -> String {
          Priority: optional\n\
          Homepage: {}\n\
          Description: measure what QEMU live migration does to a busy guest\n \
-         guestperf-rs boots a source and a destination QEMU with a tiny initrd whose /init\n \
-         xors all of guest RAM, migrates it with any mix of QEMU's migration knobs, samples\n \
-         the host CPU of each QEMU thread and turns it all into one JSON report and charts.\n \
+         guestperf-rs boots a source and a destination QEMU with a tiny initrd whose\n \
+         /init xors all of guest RAM, migrates it with any mix of QEMU's migration\n \
+         knobs, samples the host CPU of each QEMU thread and turns it all into one\n \
+         JSON report and charts.\n \
          .\n \
-         Unix-pipe tools (gp-launch, gp-migrate, gp-sample, gp-collect, gp-plot), the\n \
-         one-shot guestperf, gp-batch, gp-compare, gp-initrd, the workload as gp-stress,\n \
-         and the stress initrd in /usr/share/guestperf. The guest kernel is the host's or\n \
-         one fetched by the project's scripts/setup-host.sh.\n",
+         Unix-pipe tools (gp-launch, gp-migrate, gp-sample, gp-collect, gp-plot),\n \
+         the one-shot guestperf, gp-batch, gp-compare, gp-initrd, the workload as\n \
+         gp-stress, and the stress initrd in /usr/share/guestperf. The guest kernel\n \
+         is the host's or one fetched by the project's scripts/setup-host.sh.\n",
         env!("CARGO_PKG_REPOSITORY")
     )
 }
@@ -202,6 +203,8 @@ mod tests {
         // Continuation lines of the description start with a space; no empty line inside.
         let desc = c.split("Description:").nth(1).unwrap();
         assert!(desc.lines().skip(1).all(|l| l.starts_with(' ')), "{desc}");
+        // lintian: extended description lines of at most 80 columns.
+        assert!(desc.lines().all(|l| l.len() <= 80), "{desc}");
         assert!(!c.contains("\n\n"));
     }
 

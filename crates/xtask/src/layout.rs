@@ -43,6 +43,12 @@ pub enum Source {
     StressManPage,
     Completion(Shell, Tool),
     Copyright,
+    /// The project's CHANGELOG.md, what changed for users.
+    UpstreamChangelog,
+    /// A one-entry Debian changelog (lintian wants one) pointing at the project's.
+    DebianChangelog,
+    /// lintian overrides, each with its reason.
+    LintianOverrides,
 }
 
 /// One installed file.
@@ -61,6 +67,9 @@ pub struct Built {
     /// The static stress.
     pub stress: PathBuf,
     pub initrd: PathBuf,
+    /// The build's date in RFC 2822 (`Fri, 04 Dec 2026 22:50:22 +0000`), for the Debian
+    /// changelog: `$SOURCE_DATE_EPOCH`, else the last commit's.
+    pub date: String,
 }
 
 /// Every file of an install (`Kind::Prefix`) or of the package (`Kind::Debian`).
@@ -121,8 +130,38 @@ pub fn entries(kind: Kind) -> Vec<Entry> {
             path: share.join("doc/guestperf/copyright"),
             source: Source::Copyright,
         });
+        out.push(Entry {
+            path: share.join("doc/guestperf/changelog.gz"),
+            source: Source::DebianChangelog,
+        });
+        out.push(Entry {
+            path: share.join("doc/guestperf/CHANGELOG.md.gz"),
+            source: Source::UpstreamChangelog,
+        });
+        out.push(Entry {
+            path: share.join("lintian/overrides/guestperf"),
+            source: Source::LintianOverrides,
+        });
     }
     out
+}
+
+/// What lintian flags in the package that is as meant.
+pub const LINTIAN_OVERRIDES: &str = "\
+# gp-stress is the initrd's /init, linked statically as a position-independent executable: no
+# interpreter and no libc to link against, which lintian takes for a shared library.
+guestperf: shared-library-lacks-prerequisites [usr/bin/gp-stress]
+";
+
+/// The Debian changelog: one entry for this version, pointing at the project's changelog.
+pub fn debian_changelog(date: &str) -> String {
+    format!(
+        "guestperf ({}) unstable; urgency=medium\n\n  \
+         * Built by cargo xtask deb from guestperf-rs. What changed for users is in\n    \
+         /usr/share/doc/guestperf/CHANGELOG.md.gz.\n\n \
+         -- The guestperf-rs developers <guestperf-rs@example.invalid>  {date}\n",
+        crate::VERSION
+    )
 }
 
 /// The Debian copyright file (machine-readable format) with the workspace's LICENSE.
@@ -173,6 +212,11 @@ fn content(source: &Source, built: &Built) -> Content {
             Content::Bytes(generate::completion(*shell, tool.command()))
         }
         Source::Copyright => Content::Bytes(copyright().into_bytes()),
+        Source::UpstreamChangelog => {
+            Content::Bytes(include_str!("../../../CHANGELOG.md").as_bytes().to_vec())
+        }
+        Source::DebianChangelog => Content::Bytes(debian_changelog(&built.date).into_bytes()),
+        Source::LintianOverrides => Content::Bytes(LINTIAN_OVERRIDES.as_bytes().to_vec()),
     }
 }
 
@@ -361,6 +405,7 @@ mod tests {
             release_dir,
             stress,
             initrd,
+            date: "Fri, 04 Dec 2026 22:50:22 +0000".into(),
         }
     }
 
@@ -400,6 +445,26 @@ mod tests {
         assert!(has("usr/share/man/man1/gp-migrate.1.gz"));
         assert!(has("usr/share/zsh/vendor-completions/_gp-migrate"));
         assert!(has("usr/share/doc/guestperf/copyright"));
+        assert!(has("usr/share/doc/guestperf/changelog.gz"));
+        assert!(has("usr/share/doc/guestperf/CHANGELOG.md.gz"));
+        assert!(has("usr/share/lintian/overrides/guestperf"));
+    }
+
+    #[test]
+    fn debian_changelog_has_the_entry_dpkg_parses() {
+        let c = debian_changelog("Fri, 04 Dec 2026 22:50:22 +0000");
+        let first = c.lines().next().unwrap();
+        assert_eq!(
+            first,
+            format!("guestperf ({}) unstable; urgency=medium", crate::VERSION)
+        );
+        assert!(c.contains("\n  * Built by cargo xtask deb"));
+        let last = c.lines().last().unwrap();
+        assert_eq!(
+            last,
+            " -- The guestperf-rs developers <guestperf-rs@example.invalid>  \
+             Fri, 04 Dec 2026 22:50:22 +0000"
+        );
     }
 
     #[test]
