@@ -7,18 +7,13 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{require_real_run, run};
+use common::{require_real_run, run, SMALL};
 use serde_json::Value;
 
 fn ab(out: &Path, a: &str, b: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gp-batch"));
-    cmd.args([
-        "--accel",
-        "tcg",
-        "--mem",
-        "256M",
-        "--sleep",
-        "1",
+    // SMALL's --max-time 120, then 60: a post-copy run never needs more.
+    cmd.args(SMALL).args([
         "--max-time",
         "60",
         "--filter",

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{require_real_run, run};
+use common::{require_real_run, run, SMALL};
 use gp_records::report::Report;
 
 const FILTERS: &[&str] = &[
@@ -20,17 +20,7 @@ const FILTERS: &[&str] = &[
 
 fn batch(out: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gp-batch"));
-    cmd.args([
-        "--accel",
-        "tcg",
-        "--mem",
-        "256M",
-        "--sleep",
-        "1",
-        "--max-time",
-        "120",
-    ])
-    .args(["--repeat", "2", "--output"])
+    cmd.args(SMALL).args(["--repeat", "2", "--output"])
     .arg(out)
     .args(FILTERS);
     cmd
