@@ -2,7 +2,8 @@
 # Installs what guestperf-rs needs on a Debian 12 host: QEMU (from bookworm-backports when the
 # host already carries backports' qemu-utils, which Breaks bookworm's own qemu-system), a guest
 # kernel (Debian's cloud kernel, unpacked into the tools' kernel cache), and the small tools the
-# tests use (numactl, openssh). Safe to run again: every step is skipped when already done.
+# tests use (numactl, openssh, GNU parallel; dpkg-dev, man-db and bash-completion for the
+# package test). Safe to run again: every step is skipped when already done.
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -66,6 +67,13 @@ install_tools() {
   command -v ip >/dev/null || missing+=(iproute2)
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
   command -v gcc >/dev/null || missing+=(gcc)
+  command -v parallel >/dev/null || missing+=(parallel)
+  python3 -c "import yaml" 2>/dev/null || missing+=(python3-yaml)
+  # Packaging and its test (scripts/test-package.sh): dpkg-shlibdeps, strip, man, bash-completion.
+  command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
+  command -v strip >/dev/null || missing+=(binutils)
+  command -v man >/dev/null || missing+=(man-db)
+  [ -f /usr/share/bash-completion/bash_completion ] || missing+=(bash-completion)
   if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     say "installed ${missing[*]}"

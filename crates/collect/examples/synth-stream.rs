@@ -50,6 +50,7 @@ fn main() {
         host: HostInfo::default(),
         trace_events: Vec::new(),
         trace_note: None,
+        bind_note: None,
     }));
     for (role, pid) in [(Role::Src, 1000), (Role::Dst, 2000)] {
         emit(&Record::Vm(Vm {

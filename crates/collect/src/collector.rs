@@ -96,6 +96,14 @@ impl Collector {
             .result
             .as_ref()
             .map(|r| run_outcome(r, &ext.stage_errors));
+        let lost = summary.mode.as_ref().and_then(|m| m.guest_lost.as_ref());
+        // gp-migrate says so itself when it saw it; a stream cut short needs the report to.
+        let outcome = outcome.map(|(o, reason)| match lost {
+            Some(_) if !reason.contains("guest is lost") && !reason.contains("guest was lost") => {
+                (o, format!("{reason}; the guest was lost during post-copy"))
+            }
+            _ => (o, reason),
+        });
         if let Some((outcome, reason)) = &outcome {
             summary.outcome = Some(*outcome);
             summary.reason = reason.clone();

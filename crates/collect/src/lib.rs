@@ -11,7 +11,12 @@
 #[macro_use]
 extern crate gp_stage;
 
+pub mod breakdown;
+pub mod checks;
+pub mod cli;
 pub mod collector;
+pub mod context;
+pub mod mode;
 pub mod output;
 pub mod summary;
 

@@ -113,6 +113,63 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         notes.push("no cpu_sample records: add gp-sample to the pipeline for host CPU".to_string());
     }
     let host_cpu = host_cpu(&ext.samples, migration_start_s, migration_end_s);
+    let mode = crate::mode::mode(
+        ext,
+        migration_start_s,
+        result.map(|r| r.outcome),
+        &mut notes,
+    );
+    let downtime_breakdown =
+        crate::breakdown::breakdown(ext, migration_start_s, downtime_ms, mode.is_some());
+    let completed = result.is_some_and(|r| r.outcome == Outcome::Completed)
+        || mode
+            .as_ref()
+            .is_some_and(|m| m.switches.iter().any(|s| s.mode == "completed"));
+    let verdict = crate::checks::verdict(
+        ext,
+        migration_start_s,
+        completed,
+        total_time_ms,
+        downtime_ms,
+        mode.as_ref(),
+        downtime_breakdown.as_ref(),
+        guest_stall.as_ref(),
+        &mut notes,
+    );
+
+    // A migration QEMU calls completed whose destination guest then died (a kernel panic on
+    // corrupted memory: seen with QEMU 7.2, multifd and zlib).
+    if completed {
+        let died = ext.vm_exits.iter().find(|e| {
+            e.role == Role::Dst
+                && e.reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("guest reset") || r.contains("panic"))
+        });
+        if let Some(e) = died {
+            let after = migration_end_s
+                .map(|end| {
+                    format!(
+                        " {:.0} ms after the migration ended",
+                        (e.time_s - end) * 1e3
+                    )
+                })
+                .unwrap_or_default();
+            notes.push(format!(
+                "the destination guest did not survive the migration: its VM exited{after} ({}); \
+                 see guestperf_rs.console",
+                e.reason.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    let postcopy = mode.as_ref().is_some_and(|m| m.reached == "post-copy");
+    let destination = crate::context::destination(
+        ext,
+        postcopy,
+        guest_stall.as_ref().map(|s| s.stall_ms),
+        &mut notes,
+    );
+    let before_migration = crate::context::before_migration(ext, migration_start_s, &mut notes);
 
     Summary {
         outcome: result.map(|r| r.outcome).or(Some(Outcome::Interrupted)),
@@ -132,6 +189,15 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         transferred_bytes_per_guest_gb,
         iterations,
         notes,
+        mode,
+        checks: verdict.checks,
+        trusted_total_time_ms: verdict.total_ms,
+        trusted_total_time_source: verdict.total_source,
+        trusted_downtime_ms: verdict.downtime_ms,
+        trusted_downtime_source: verdict.downtime_source,
+        downtime_breakdown,
+        destination,
+        before_migration,
     }
 }
 

@@ -492,3 +492,222 @@ fn sigterm_writes_what_arrived() {
         "{reason}"
     );
 }
+
+// Real runs (QEMU 10.0.2 and 7.2.22, TCG, 256 MiB guests, this machine, 2026-12-04), their
+// `cpu_sample` records (and, in the QEMU 10 ones, console lines) left out to keep the files
+// small. In the two QEMU 10 runs gp-launch did
+// not yet read QEMU's trace output: both QEMUs ran with `-trace 'vmstate_downtime*' -msg
+// timestamp=on -D FILE`, and each line of those files was turned into a `qemu_trace` record
+// (the `time_s` it would have been read at is the QEMU timestamp + 0.2 ms).
+
+fn summary_of(name: &str) -> gp_records::report::Summary {
+    let out = collect(&fixture(name), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report_of(&out).0.summary.unwrap()
+}
+
+#[test]
+fn real_precopy_breakdown_covers_qemus_downtime_and_names_the_devices() {
+    // guestperf --mem 256M --cpus 1 --sleep 1: QEMU downtime 8 ms.
+    let s = summary_of("precopy-traced-qemu10.ndjson");
+    let m = s.mode.unwrap();
+    assert_eq!(
+        (m.requested.as_str(), m.reached.as_str()),
+        ("precopy", "precopy")
+    );
+    let b = s.downtime_breakdown.unwrap();
+    assert!(b.available, "{b:?}");
+    let coverage = b.coverage_pct.unwrap();
+    assert!(
+        coverage >= 90.0,
+        "steps cover {coverage}% of QEMU's downtime"
+    );
+    let sum: f64 = b.steps.iter().map(|s| s.ms).sum();
+    assert!(close(sum, b.total_ms.unwrap()));
+    assert_eq!(b.steps[0].from, "src-downtime-start");
+    assert_eq!(b.steps.last().unwrap().step, "dst-precopy-bh-vm-started");
+    // Saving RAM's last pass is the longest step, and RAM the slowest device each way.
+    let longest = b.steps.iter().max_by(|a, b| a.ms.total_cmp(&b.ms)).unwrap();
+    assert_eq!(longest.step, "src-iterable-saved");
+    assert_eq!(b.top_save[0].device, "ram");
+    assert_eq!(b.top_load[0].device, "ram");
+    assert_eq!(b.top_save.len(), 5);
+    // Every check agrees; the trusted figures are QEMU's.
+    assert_eq!(s.checks.len(), 4);
+    assert!(s.checks.iter().all(|c| c.agree), "{:?}", s.checks);
+    assert_eq!(s.trusted_downtime_ms, Some(8.0));
+    assert_eq!(s.trusted_total_time_ms, Some(582.0));
+    let d = s.destination.unwrap();
+    assert_eq!(d.postcopy_bytes, Some(0));
+    assert_eq!(d.precopy_bytes, Some(100641779));
+    assert_eq!(s.before_migration.unwrap().touched_share, Some(1.0));
+}
+
+#[test]
+fn real_postcopy_reports_blocktime_page_requests_and_the_switch() {
+    // --post-copy --post-copy-iters 1 --bandwidth 64 --downtime 1 --capability
+    // postcopy-blocktime --parameter max-postcopy-bandwidth=33554432, 2 vCPUs.
+    let s = summary_of("postcopy-blocktime-qemu10.ndjson");
+    let m = s.mode.unwrap();
+    assert_eq!(m.reached, "post-copy");
+    assert!(m.requested_reached && m.guest_lost.is_none());
+    let modes: Vec<&str> = m.switches.iter().map(|s| s.mode.as_str()).collect();
+    assert_eq!(modes, ["precopy", "post-copy", "completed"]);
+    let d = s.destination.unwrap();
+    assert_eq!(d.postcopy_blocktime_ms, Some(2929));
+    assert_eq!(d.postcopy_vcpu_blocktime_ms, [3118, 3391]);
+    assert_eq!(d.postcopy_requests, Some(555));
+    assert!(d.postcopy_bytes.unwrap() > 100 << 20);
+    // The guest lost far more than QEMU's downtime: the stall check says so, and the trusted
+    // downtime stays QEMU's (it agrees with the events and the tracepoints).
+    let stall = s
+        .checks
+        .iter()
+        .find(|c| c.against.starts_with("guest"))
+        .unwrap();
+    assert!(!stall.agree && stall.note.as_ref().unwrap().contains("post-copy"));
+    assert_eq!(s.trusted_downtime_ms, Some(5.0));
+    let b = s.downtime_breakdown.unwrap();
+    assert_eq!(b.steps.last().unwrap().step, "dst-postcopy-bh-vm-started");
+}
+
+#[test]
+fn real_qemu72_zeros_become_event_figures_and_there_is_no_breakdown() {
+    // QEMU 7.2.22, --multifd --multifd-compression zlib, 2 vCPUs (workload records older than
+    // 3 s before the migration left out). QEMU's final figures: "migration completed in 0 ms
+    // with 0 ms downtime"; the events show 4.6 s and a 265 ms stop. The destination guest then
+    // panicked (see its console lines).
+    let s = summary_of("precopy-multifd-zlib-qemu72.ndjson");
+    assert_eq!((s.total_time_ms, s.downtime_ms), (Some(0), Some(0)));
+    assert_close!(s.trusted_total_time_ms.unwrap(), 4611.011);
+    assert_close!(s.trusted_downtime_ms.unwrap(), 264.656);
+    assert!(s
+        .trusted_downtime_source
+        .unwrap()
+        .starts_with("events: STOP (src) to RESUME (dst)"));
+    let notes = s.notes.join("\n");
+    for want in [
+        "QEMU's total time (0 ms) and events: MIGRATION setup to completed (src) (4611.011 ms) \
+         disagree beyond 235.551 ms: the report trusts 4611.011 ms",
+        "QEMU's downtime (0 ms) and events: STOP (src) to RESUME (dst) (264.656 ms) disagree",
+        "the destination guest did not survive the migration: its VM exited 156 ms after the \
+         migration ended (guest reset",
+    ] {
+        assert!(notes.contains(want), "{want:?} not in {notes}");
+    }
+    let stall = s
+        .checks
+        .iter()
+        .find(|c| c.against.starts_with("guest"))
+        .unwrap();
+    assert!(stall
+        .note
+        .as_ref()
+        .unwrap()
+        .contains("QEMU's figure is not trusted"));
+    let b = s.downtime_breakdown.unwrap();
+    assert!(!b.available);
+    assert_eq!(
+        b.reason.as_deref(),
+        Some("QEMU 7.2.22 has no vmstate_downtime tracepoints (they came in 8.2)")
+    );
+}
+
+#[test]
+fn a_run_cut_short_during_postcopy_lost_the_guest() {
+    // The real post-copy run, ended (as by a crash of the pipeline) a second into post-copy.
+    let text = fixture("postcopy-blocktime-qemu10.ndjson");
+    let mut cut = String::new();
+    let mut switch = None;
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let t = v["time_s"].as_f64().unwrap();
+        if switch.is_none() && v["type"] == "qmp_event" && v["data"]["status"] == "postcopy-active"
+        {
+            switch = Some(t);
+        }
+        if switch.is_some_and(|s| t > s + 1.0) {
+            break;
+        }
+        cut.push_str(line);
+        cut.push('\n');
+    }
+    let out = collect(&cut, &[]);
+    let (r, _) = report_of(&out);
+    let s = r.summary.unwrap();
+    let m = s.mode.unwrap();
+    assert_eq!(m.reached, "post-copy");
+    let lost = m.guest_lost.unwrap();
+    assert!(
+        lost.starts_with(
+            "the guest was lost: the migration was interrupted during post-copy (phase \
+             postcopy-active"
+        ),
+        "{lost}"
+    );
+    assert!(
+        s.reason.ends_with("; the guest was lost during post-copy"),
+        "{}",
+        s.reason
+    );
+    assert!(r
+        .result
+        .unwrap()
+        .reason
+        .unwrap()
+        .ends_with("the guest was lost during post-copy"));
+}
+
+#[test]
+fn real_warm_run_gives_touched_share_rate_and_qemus_estimate() {
+    // gp-migrate after the settle merge: --stress-dirty-rate 32M --calc-dirty-rate 1, 2 vCPUs,
+    // traced as above. gp-migrate waited 5.6 s (warm at 0.86 s, steady at 3.37 s).
+    let s = summary_of("precopy-warm-32m-qemu10.ndjson");
+    let b = s.before_migration.unwrap();
+    assert_eq!(b.touched_share, Some(1.0));
+    assert!(!b.cold);
+    assert_eq!(b.settle_criterion.as_deref(), Some("warm+steady"));
+    assert_eq!(b.target_rate_bytes_per_s, Some(32 << 20));
+    // The workload held its rate: within 1% before the migration.
+    let rate = b.write_rate_bytes_per_s.unwrap() / (32u64 << 20) as f64;
+    assert!((rate - 1.0).abs() < 0.01, "{rate}");
+    let modes: Vec<&str> = b.qemu_dirty_rates.iter().map(|q| q.mode.as_str()).collect();
+    assert_eq!(modes, ["page-sampling", "dirty-bitmap", "dirty-ring"]);
+    // Page sampling saw the rate (32 MiB/s against 31.98 achieved); the dirty bitmap saw
+    // nothing under TCG; the dirty ring needs KVM.
+    let sampling = &b.qemu_dirty_rates[0];
+    assert!((sampling.ratio.unwrap() - 1.0).abs() < 0.01, "{sampling:?}");
+    assert_eq!(b.qemu_dirty_rates[1].ratio, Some(0.0));
+    assert!(b.qemu_dirty_rates[2].error.is_some());
+    let coverage = s.downtime_breakdown.unwrap().coverage_pct.unwrap();
+    assert!(coverage >= 90.0, "{coverage}");
+}
+
+#[test]
+fn real_pause_run_is_paused_then_completed_and_trusts_the_events_for_downtime() {
+    // --pause --pause-iters 1 --bandwidth 64 --downtime 1, 1 vCPU (workload records older than
+    // 3 s before the migration left out): the source was stopped after pass 1, 1.6 s before the
+    // destination resumed; QEMU's downtime says 1 ms.
+    let s = summary_of("pause-qemu10.ndjson");
+    let m = s.mode.unwrap();
+    assert_eq!(m.reached, "paused-then-completed");
+    assert!(m.requested_reached);
+    let modes: Vec<&str> = m.switches.iter().map(|s| s.mode.as_str()).collect();
+    assert_eq!(modes, ["precopy", "paused", "completed"]);
+    assert_eq!(s.downtime_ms, Some(1));
+    assert_close!(s.trusted_downtime_ms.unwrap(), 1599.434);
+    assert!(s
+        .trusted_downtime_source
+        .unwrap()
+        .contains("the pause strategy stopped the guest"));
+    // The pause is not an inconsistency of QEMU's: no note for it.
+    assert!(
+        s.notes.iter().all(|n| !n.starts_with("QEMU's downtime")),
+        "{:?}",
+        s.notes
+    );
+}

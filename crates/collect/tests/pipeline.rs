@@ -10,60 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use gp_qemu::testing::{pid_alive, require_qemu, vm_test_lock, wait_until};
 use gp_records::report::Report;
 use gp_records::sample::ThreadClass;
 use gp_records::{Outcome, Role};
+use gp_testkit::{bin, initrd, pid_alive, require_qemu, vm_test_lock, wait_until};
 
 /// Longest a whole pipeline may run before the test kills it and fails.
 const DEADLINE: Duration = Duration::from_secs(400);
-
-fn bin(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_gp-collect")).with_file_name(name)
-}
-
-/// Builds the other stages (same target directory) once per test binary.
-fn build_stages() {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "gp-launch",
-                "-p",
-                "gp-sample",
-                "-p",
-                "gp-migrate",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(
-            status.success(),
-            "cargo build -p gp-launch -p gp-sample -p gp-migrate failed"
-        );
-    });
-    for name in ["gp-launch", "gp-sample", "gp-migrate"] {
-        assert!(
-            bin(name).exists(),
-            "{} missing after building it",
-            bin(name).display()
-        );
-    }
-}
-
-fn initrd() -> PathBuf {
-    let path = gp_qemu::paths::default_initrd();
-    assert!(
-        path.exists(),
-        "{} is missing: VM tests need the stress initrd (run initrd/build.sh or \
-         scripts/setup-host.sh)",
-        path.display()
-    );
-    path
-}
 
 struct Pipeline {
     children: Vec<(&'static str, Child)>,
@@ -79,7 +32,6 @@ impl Pipeline {
     /// stage's stderr in a file.
     fn start(launch_args: &[&str], order: [&str; 2], migrate_args: &[&str]) -> Pipeline {
         require_qemu();
-        build_stages();
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().join("report.json");
         let stream = dir.path().join("stream.ndjson");
@@ -329,6 +281,41 @@ fn precopy_pipeline_report_has_both_ends_sampled() {
     assert!(g.before.is_some() && g.after.is_some(), "{g:?}");
     assert!(s.iterations.unwrap() >= 1);
     assert!(s.transferred_bytes_per_guest_gb.unwrap() > 0.0);
+
+    // What really happened: precopy, QEMU's figures consistent with its events, and the
+    // downtime broken down where gp-launch traced it (else said why not).
+    let mode = s.mode.as_ref().unwrap();
+    assert_eq!(
+        (mode.reached.as_str(), mode.requested_reached),
+        ("precopy", true)
+    );
+    let event_checks: Vec<_> = s
+        .checks
+        .iter()
+        .filter(|c| c.against.starts_with("events"))
+        .collect();
+    assert_eq!(event_checks.len(), 2, "{:?}", s.checks);
+    assert!(event_checks.iter().all(|c| c.agree), "{:?}", s.checks);
+    assert_eq!(s.trusted_downtime_ms, Some(downtime as f64));
+    let b = s.downtime_breakdown.as_ref().unwrap();
+    let traced = ext
+        .header
+        .as_ref()
+        .unwrap()
+        .trace_events
+        .iter()
+        .any(|e| e.starts_with("vmstate_downtime"));
+    if traced {
+        assert!(b.available, "{b:?}");
+        assert!(b.coverage_pct.unwrap() >= 90.0, "{b:?}");
+        assert_eq!(b.top_save[0].device, "ram", "{b:?}");
+    } else {
+        assert!(!b.available && b.reason.is_some(), "{b:?}");
+    }
+    assert_eq!(
+        s.before_migration.as_ref().unwrap().touched_share,
+        Some(1.0)
+    );
     eprintln!(
         "e2e precopy: {:.1} s, {} records, QEMU downtime {downtime} ms, guest switch gap \
          {:.0} ms, longest stall {:.0} ms ({} to {}), slowdown during {:.0} %, src {:.2} s CPU \
@@ -394,4 +381,94 @@ fn ctrl_c_mid_migration_still_yields_a_report_with_sample_after_migrate() {
             "no {role} samples"
         );
     }
+}
+
+#[test]
+fn postcopy_that_precopy_beat_is_reported_as_precopy_with_a_note() {
+    let _lock = vm_test_lock();
+    // An idle guest after its first pass (`once`): pre-copy converges in a few passes, long
+    // before the 20th at which gp-migrate would ask for post-copy.
+    let mut p = Pipeline::start(
+        &["--stress-pattern", "once"],
+        ["gp-sample", "gp-migrate"],
+        &["--sleep", "2", "--post-copy", "--post-copy-iters", "20"],
+    );
+    let statuses = p.wait();
+    let logs = stderr(p.dir.path());
+    for (name, status) in &statuses {
+        assert!(status.success(), "{name} exited with {status}\n{logs}");
+    }
+    let r = p.report();
+    assert_no_qemu_left(&r);
+    let s = r.summary.as_ref().unwrap();
+    assert_eq!(s.outcome, Some(Outcome::Completed), "{logs}");
+    let m = s.mode.as_ref().unwrap();
+    assert_eq!(m.requested, "post-copy");
+    assert_eq!(m.reached, "precopy", "{m:?}");
+    assert!(!m.requested_reached);
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.starts_with("post-copy was requested but not reached")),
+        "{:?}",
+        s.notes
+    );
+    assert!(s.trusted_downtime_ms.is_some() && s.trusted_total_time_ms.is_some());
+    eprintln!("mode {m:?}\nchecks {:?}", s.checks);
+}
+
+#[test]
+fn certain_postcopy_reports_blocktime_and_page_requests() {
+    let _lock = vm_test_lock();
+    // Pre-copy throttled to 64 MiB/s with a 1 ms downtime limit cannot converge before pass 1
+    // ends; post-copy limited to 32 MiB/s leaves the guest faulting pages for seconds.
+    let mut p = Pipeline::start(
+        &[],
+        ["gp-sample", "gp-migrate"],
+        &[
+            "--sleep",
+            "2",
+            "--post-copy",
+            "--post-copy-iters",
+            "1",
+            "--bandwidth",
+            "64",
+            "--downtime",
+            "1",
+            "--capability",
+            "postcopy-blocktime",
+            "--parameter",
+            "max-postcopy-bandwidth=33554432",
+        ],
+    );
+    let statuses = p.wait();
+    let logs = stderr(p.dir.path());
+    for (name, status) in &statuses {
+        assert!(status.success(), "{name} exited with {status}\n{logs}");
+    }
+    let r = p.report();
+    assert_no_qemu_left(&r);
+    let s = r.summary.as_ref().unwrap();
+    let m = s.mode.as_ref().unwrap();
+    assert_eq!(m.reached, "post-copy", "{m:?}\n{logs}");
+    assert!(m.requested_reached);
+    let d = s.destination.as_ref().expect("destination figures");
+    assert!(d.postcopy_blocktime_ms.is_some(), "{d:?}");
+    assert_eq!(d.postcopy_vcpu_blocktime_ms.len(), 2, "{d:?}");
+    assert!(d.postcopy_requests.unwrap() > 0, "{d:?}");
+    assert!(d.postcopy_bytes.unwrap() > 0, "{d:?}");
+    // The guest lost more than QEMU's downtime (page faults), and the check says so.
+    let stall = s.checks.iter().find(|c| c.against.starts_with("guest"));
+    assert!(
+        stall.is_some_and(|c| c.difference_ms > 0.0),
+        "{:?}",
+        s.checks
+    );
+    // gp-launch traced the switchover: it ends with the destination's post-copy start.
+    let b = s.downtime_breakdown.as_ref().unwrap();
+    if b.available {
+        let last = b.steps.last().map(|s| s.step.as_str());
+        assert_eq!(last, Some("dst-postcopy-bh-vm-started"), "{b:?}");
+    }
+    eprintln!("post-copy: {d:?}\nswitches {:?}", m.switches);
 }

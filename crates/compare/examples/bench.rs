@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use gp_compare::figures::FIGURES;
 use gp_compare::stats::bootstrap::rng_for;
-use gp_compare::synth::normal;
 use gp_compare::{compare, Arm, Options, Run, RunOutcome};
+use gp_testkit::ab::normal;
 
 fn arm(label: &str, scenarios: usize, runs: usize, shift: f64, seed: u64) -> Arm {
     let mut rng = rng_for(seed, label);

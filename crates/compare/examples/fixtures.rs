@@ -1,10 +1,10 @@
-//! Writes two gp-batch-like directories of synthetic reports (see `gp_compare::synth`), for the
+//! Writes two gp-batch-like directories of synthetic reports (see `gp_testkit::ab`), for the
 //! benchmark and for trying gp-compare out.
 //!
 //! `cargo run --release -p gp-compare --example fixtures -- DIR_A DIR_B [SCENARIOS=3] [RUNS=10] [SHIFT=1.2] [CV=0.09] [SEED=1]`
 
 use gp_compare::stats::bootstrap::rng_for;
-use gp_compare::synth::{arm_reports, write_batch_dir};
+use gp_testkit::ab::{arm_reports, write_batch_dir};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -296,6 +296,17 @@ pub struct Comparison {
     pub improvements: usize,
 }
 
+impl Comparison {
+    /// How many figures were compared (present with runs on both sides), over all scenarios.
+    pub fn compared_figures(&self) -> usize {
+        self.scenarios
+            .iter()
+            .flat_map(|s| &s.figures)
+            .filter(|f| f.verdict != Verdict::NotCompared)
+            .count()
+    }
+}
+
 /// A figure's test inputs, kept until the family is known.
 struct Pending {
     scenario: usize,

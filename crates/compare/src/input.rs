@@ -5,7 +5,7 @@
 //! an original guestperf result), `*.ndjson`/`*.jsonl` a report per line; gp-batch's
 //! `SCENARIO[.rK].error.json` is a run whose pipeline failed (counted, never dropped),
 //! `SCENARIO.skipped.json` a scenario skipped on that side; `summary.json`, `compare.json`,
-//! hidden files and anything that is not JSON (charts, `summary.md`) are not runs. A file that
+//! `merge.json`, `ab.json`, `shard-K-of-N.json` (gp-batch's bookkeeping), hidden files and anything that is not JSON (charts, `summary.md`) are not runs. A file that
 //! should be a report and is not is an error that names it: nothing is skipped silently.
 
 use std::fs;
@@ -20,8 +20,8 @@ use crate::model::{Arm, Run, RunOutcome};
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// A report file that is not one (gp-plot's reader says which file and why).
-    #[error("{0}")]
-    Report(String),
+    #[error(transparent)]
+    Report(#[from] gp_plot::PlotError),
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -131,13 +131,23 @@ fn list_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
         }
         if path.is_dir() {
             list_dir(&path, files)?;
-        } else if name == "summary.json" || name == "compare.json" {
+        } else if is_bookkeeping(&name) {
             continue;
         } else if name.ends_with(".json") || name.ends_with(".ndjson") || name.ends_with(".jsonl") {
             files.push(path);
         }
     }
     Ok(())
+}
+
+/// gp-batch's and gp-compare's own files in an output directory, which are not runs:
+/// `summary.json`, `compare.json`, `merge.json`, `ab.json` and the shard manifests
+/// `shard-K-of-N.json`.
+fn is_bookkeeping(name: &str) -> bool {
+    matches!(
+        name,
+        "summary.json" | "compare.json" | "merge.json" | "ab.json"
+    ) || (name.starts_with("shard-") && name.contains("-of-") && name.ends_with(".json"))
 }
 
 fn read_file(path: &Path, arm: &mut Arm) -> Result<(), InputError> {
@@ -167,7 +177,7 @@ fn read_file(path: &Path, arm: &mut Arm) -> Result<(), InputError> {
         arm.skipped.push((scenario.to_string(), reason));
         return Ok(());
     }
-    let report = gp_plot::load_report(path).map_err(|e| InputError::Report(e.to_string()))?;
+    let report = gp_plot::load_report(path)?;
     arm.runs
         .push(Run::from_report(&report, path.display().to_string()));
     Ok(())
@@ -234,4 +244,25 @@ fn read_ndjson(text: &str, source_name: &str, arm: &mut Arm) -> Result<(), Input
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod bookkeeping_tests {
+    use super::is_bookkeeping;
+
+    #[test]
+    fn gp_batch_bookkeeping_is_not_a_run() {
+        for name in [
+            "summary.json",
+            "compare.json",
+            "merge.json",
+            "ab.json",
+            "shard-2-of-4.json",
+        ] {
+            assert!(is_bookkeeping(name), "{name}");
+        }
+        for name in ["post-copy-iters-0.json", "shard.json", "merge.r2.json"] {
+            assert!(!is_bookkeeping(name), "{name}");
+        }
+    }
 }

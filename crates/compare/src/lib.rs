@@ -19,7 +19,6 @@ pub mod input;
 pub mod model;
 pub mod output;
 pub mod stats;
-pub mod synth;
 
 pub use analysis::{compare, Comparison, Options, Verdict};
 pub use model::{Arm, Run, RunOutcome};
@@ -51,8 +50,12 @@ pub enum CompareError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot draw the chart {path}: {message}")]
-    Chart { path: PathBuf, message: String },
+    #[error("cannot draw the chart {path}")]
+    Chart {
+        path: PathBuf,
+        #[source]
+        source: gp_plot::PlotError,
+    },
 }
 
 impl gp_stage::Failure for CompareError {
@@ -151,7 +154,7 @@ pub fn write_outputs(
     let image =
         gp_plot::render_drawing(&drawing, format, w, h).map_err(|e| CompareError::Chart {
             path: chart_path.clone(),
-            message: e.to_string(),
+            source: e,
         })?;
     write_atomic(&chart_path, &image)
 }
@@ -181,16 +184,7 @@ pub fn run(args: &cli::Args, stdin: &mut dyn Read) -> Result<ExitCode, CompareEr
 
     write_outputs(&comparison, &args.output, &args.chart)?;
 
-    let compared: usize = comparison
-        .scenarios
-        .iter()
-        .map(|s| {
-            s.figures
-                .iter()
-                .filter(|f| f.verdict != Verdict::NotCompared)
-                .count()
-        })
-        .sum();
+    let compared = comparison.compared_figures();
     eprintln!(
         "gp-compare: {} scenarios, {compared} figures: {} worse, {} better; {} only in {}, {} only in {}; wrote {}",
         comparison.scenarios.len(),

@@ -142,16 +142,7 @@ pub fn markdown(c: &Comparison) -> String {
              are this machine's noise floor.\n"
         );
     }
-    let compared: usize = c
-        .scenarios
-        .iter()
-        .map(|s| {
-            s.figures
-                .iter()
-                .filter(|f| f.verdict != Verdict::NotCompared)
-                .count()
-        })
-        .sum();
+    let compared = c.compared_figures();
     let _ = writeln!(
         md,
         "**{} worse, {} better, {} no detectable change** ({} figures in {} scenarios; {} only in {}, {} only in {})\n",

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use gp_compare::stats::bootstrap::rng_for;
-use gp_compare::synth::{self, arm_reports, write_batch_dir, Spec};
 use gp_records::migrate::Outcome;
+use gp_testkit::ab::{self as synth, arm_reports, write_batch_dir, Spec};
 use serde_json::Value;
 
 fn gp_compare(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: Option<&[u8]>) -> Output {

@@ -11,8 +11,8 @@
 //! +20 % change is not visible with 10 runs, and gp-compare must say so (no verdict, a
 //! minimum detectable effect above 20 %, and how many runs it would take).
 
-use gp_compare::synth::normal;
 use gp_compare::{compare, Arm, Options, Run, RunOutcome, Verdict};
+use gp_testkit::ab::normal;
 use rand::Rng;
 
 const TRIALS: u64 = 100;

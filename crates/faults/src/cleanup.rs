@@ -10,54 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gp_records::Vm;
+use gp_testkit::procs::{processes_with, qemu_alive};
 
 /// How long processes get to disappear after the pipeline ended (a QEMU whose gp-launch was
 /// killed dies by `PR_SET_PDEATHSIG`, asynchronously).
 pub const GONE_WAIT: Duration = Duration::from_secs(15);
-
-/// A kernel argument unique to one run: `gp_fault_marker=<pid>_<n>_<µs>`.
-pub fn marker() -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!(
-        "gp_fault_marker={}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros())
-            .unwrap_or(0)
-    )
-}
-
-/// Pids of live (not zombie) processes whose command line contains `needle`.
-pub fn processes_with(needle: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return pids;
-    };
-    for e in entries.filter_map(Result::ok) {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmd).contains(needle) && gp_qemu::testing::pid_alive(pid) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// Whether `pid` is a live process running QEMU (so a reused pid is not mistaken for one).
-pub fn qemu_alive(pid: u32) -> bool {
-    gp_qemu::testing::pid_alive(pid)
-        && std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("qemu"))
-}
 
 /// The runtime directories gp-launch `launch_pid` created, by name, that still exist.
 pub fn runtime_dirs_of(launch_pid: u32) -> Vec<PathBuf> {
@@ -95,7 +52,7 @@ pub fn paths_of(vm: &Vm) -> Vec<PathBuf> {
 pub fn check(launch_pid: u32, marker: &str, vms: &[Vm]) -> Result<(), String> {
     let mut problems = Vec::new();
     for vm in vms.iter().filter(|vm| vm.host.is_none()) {
-        if !gp_qemu::testing::wait_until(GONE_WAIT, || !qemu_alive(vm.pid)) {
+        if !gp_testkit::wait_until(GONE_WAIT, || !qemu_alive(vm.pid)) {
             problems.push(format!(
                 "the {} QEMU (pid {}) is still running",
                 vm.role, vm.pid
@@ -103,7 +60,7 @@ pub fn check(launch_pid: u32, marker: &str, vms: &[Vm]) -> Result<(), String> {
         }
     }
     let mut stray = Vec::new();
-    let gone = gp_qemu::testing::wait_until(GONE_WAIT, || {
+    let gone = gp_testkit::wait_until(GONE_WAIT, || {
         stray = processes_with(marker);
         stray.is_empty()
     });

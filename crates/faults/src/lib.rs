@@ -8,7 +8,6 @@
 //! the run ended within a bound, no QEMU process, socket or runtime directory remains, and the
 //! report (or the error) says what happened. `docs/faults.md` lists every case.
 //!
-//! - [`bins`]: the stage binaries, built once per test binary.
 //! - [`pipeline`]: start a pipeline, wait for records, send signals, collect the end.
 //! - [`phase`]: the phases of a run, told apart by the records.
 //! - [`cleanup`]: nothing outlives a run (QEMUs, sockets, runtime directories).
@@ -16,7 +15,6 @@
 //! - [`oneshot`]: the one-shot `guestperf` started, watched and signalled as a user would.
 //! - [`corpus`]: the hostile NDJSON lines and reports kept in `corpus/`.
 
-pub mod bins;
 pub mod cleanup;
 pub mod corpus;
 pub mod fake;

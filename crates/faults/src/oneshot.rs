@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use gp_records::report::Report;
 
-use crate::bins::bin;
 use crate::cleanup;
 use crate::pipeline::RECORD_WAIT;
+use gp_testkit::bin;
 
 #[derive(Default)]
 struct Lines {
@@ -44,7 +44,7 @@ impl OneShot {
     /// Starts `guestperf --verbose` on a 256 MiB, 1-vCPU TCG guest with `args`, the report to a
     /// file in the run's directory.
     pub fn start(args: &[&str]) -> OneShot {
-        gp_qemu::testing::require_qemu();
+        gp_testkit::require_qemu();
         let initrd = gp_qemu::paths::default_initrd();
         assert!(
             initrd.exists(),
@@ -55,7 +55,7 @@ impl OneShot {
             .prefix("gp-faults-oneshot-")
             .tempdir()
             .expect("a temporary directory");
-        let name = cleanup::marker().replace('=', "-");
+        let name = gp_testkit::marker().replace('=', "-");
         let link = dir.path().join(format!("{name}.img"));
         std::os::unix::fs::symlink(&initrd, &link).expect("link the initrd");
         let mut cmd = Command::new(bin("guestperf"));
@@ -136,7 +136,7 @@ impl OneShot {
         }
         drop(s);
         // gp-launch carries the marker on its command line; note its pid for the clean-up check.
-        self.launch_pid = cleanup::processes_with(&self.marker)
+        self.launch_pid = gp_testkit::processes_with(&self.marker)
             .into_iter()
             .find(|&pid| {
                 std::fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -224,7 +224,7 @@ impl OneShot {
             libc::kill(self.child.id() as i32, libc::SIGKILL);
         }
         let _ = self.child.wait();
-        for pid in cleanup::processes_with(&self.marker) {
+        for pid in gp_testkit::processes_with(&self.marker) {
             // SAFETY: kill(2) on this run's processes, found by the marker.
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);
@@ -235,7 +235,7 @@ impl OneShot {
 
 impl Drop for OneShot {
     fn drop(&mut self) {
-        if self.status.is_none() || !cleanup::processes_with(&self.marker).is_empty() {
+        if self.status.is_none() || !gp_testkit::processes_with(&self.marker).is_empty() {
             self.kill_everything();
         }
     }

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use gp_records::report::Report;
 use gp_records::{Record, Vm};
 
-use crate::bins::bin;
 use crate::cleanup;
+use gp_testkit::bin;
 
 /// How long a test waits for a record that should come (TCG on two busy cores is slow).
 pub const RECORD_WAIT: Duration = Duration::from_secs(180);
@@ -260,7 +260,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts the pipeline. Needs QEMU, the guest kernel and the stress initrd.
     pub fn start(spec: &Spec) -> Pipeline {
-        gp_qemu::testing::require_qemu();
+        gp_testkit::require_qemu();
         let initrd = gp_qemu::paths::default_initrd();
         assert!(
             initrd.exists(),
@@ -280,7 +280,7 @@ impl Pipeline {
             .prefix("gp-faults-")
             .tempdir()
             .expect("a temporary directory");
-        let marker = cleanup::marker();
+        let marker = gp_testkit::marker();
         launch.push(format!("--kernel-arg={marker}").into());
 
         let (exits_tx, exits_rx) = mpsc::channel();
@@ -649,15 +649,15 @@ impl Pipeline {
         unsafe {
             libc::kill(-self.pgid, libc::SIGKILL);
         }
-        for pid in cleanup::processes_with(&self.marker) {
+        for pid in gp_testkit::processes_with(&self.marker) {
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);
             }
         }
         // gp-launch cannot remove its runtime directory after SIGKILL: the test does, once its
         // QEMUs are gone, so a failed case leaves nothing behind either.
-        let gone = gp_qemu::testing::wait_until(cleanup::GONE_WAIT, || {
-            cleanup::processes_with(&self.marker).is_empty()
+        let gone = gp_testkit::wait_until(cleanup::GONE_WAIT, || {
+            gp_testkit::processes_with(&self.marker).is_empty()
         });
         if gone {
             for dir in cleanup::runtime_dirs_of(self.pgid as u32) {
@@ -669,7 +669,8 @@ impl Pipeline {
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
-        if self.exits.len() < self.stages.len() || !cleanup::processes_with(&self.marker).is_empty()
+        if self.exits.len() < self.stages.len()
+            || !gp_testkit::processes_with(&self.marker).is_empty()
         {
             self.kill_everything();
         }

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use gp_faults::bins::bin;
 use gp_faults::corpus;
 use gp_records::report::Report;
+use gp_testkit::bins::bin;
 
 /// The NDJSON readers and the arguments that make them end as soon as their input does.
 const READERS: &[(&str, &[&str])] = &[

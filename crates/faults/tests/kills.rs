@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use gp_faults::{log_time, Ended, Phase, Pipeline, Sink, Spec, Stage};
-use gp_qemu::testing::vm_test_lock;
 use gp_records::report::Report;
 use gp_records::{Outcome, Role};
+use gp_testkit::vm_test_lock;
 use libc::{SIGKILL, SIGSTOP};
 
 /// gp-migrate gives a lost destination up to 30 s to show in the source's status; everything
@@ -248,5 +248,5 @@ fn a_qemu_that_stops_answering_is_given_up_not_waited_for() {
     // gp-launch ended it once the pipeline after it was gone (a stopped process takes no
     // SIGTERM: it was killed); its vm_exit came after gp-migrate gave up draining, so the
     // report cannot have it, and says the result instead.
-    assert!(!gp_faults::cleanup::qemu_alive(vm.pid));
+    assert!(!gp_testkit::procs::qemu_alive(vm.pid));
 }

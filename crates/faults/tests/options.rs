@@ -9,7 +9,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use gp_faults::bins::bin;
+use gp_testkit::bins::bin;
 
 /// Not numbers, out of any range, or not finite.
 const NOT_NUMBERS: &[&str] = &["abc", "", "1.5.5", "0x10", "nan", "inf", "-inf", "1e400"];
@@ -330,7 +330,7 @@ fn every_binary_refuses_bad_option_values_naming_the_option() {
             }
         }
     }
-    gp_faults::bins::build_all();
+    gp_testkit::bins::build_all();
     // Four at a time: each is a process start or two.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::new());
@@ -377,7 +377,7 @@ fn every_binary_refuses_bad_option_values_naming_the_option() {
 
 #[test]
 fn every_binary_refuses_unknown_options_and_stray_arguments() {
-    for (binary, _) in gp_faults::bins::ALL {
+    for (binary, _) in gp_testkit::bins::ALL {
         for args in [vec!["--no-such-option"], vec!["--help-me"], vec!["-Z"]] {
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             let r = run(binary, &args);

@@ -10,8 +10,8 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use gp_faults::bins::bin;
 use gp_records::report::Report;
+use gp_testkit::bins::bin;
 
 /// A recorded precopy run (gp-collect's own fixture): about 100 records, a 20 KB report.
 fn stream() -> Vec<u8> {

@@ -6,11 +6,11 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gp_faults::bins::bin;
 use gp_faults::fake::{Silence, SilentQmp};
 use gp_faults::log_time;
 use gp_records::report::Report;
 use gp_records::{Outcome, Record, Role, Vm};
+use gp_testkit::bins::bin;
 
 fn vm_line(role: Role, sock: &std::path::Path) -> String {
     let vm = Vm {

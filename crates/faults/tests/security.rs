@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use gp_faults::{log_time, Pipeline, Spec, Stage};
-use gp_qemu::testing::vm_test_lock;
 use gp_records::{Outcome, Role};
+use gp_testkit::vm_test_lock;
 
 const BOUND: Duration = Duration::from_secs(180);
 
@@ -104,7 +104,7 @@ fn runtime_sockets_live_in_a_private_directory_and_nothing_is_left() {
 #[test]
 fn paths_with_spaces_quotes_and_non_utf8_bytes_work() {
     let _lock = vm_test_lock();
-    gp_qemu::testing::require_qemu();
+    gp_testkit::require_qemu();
     let base = tempfile::tempdir().unwrap();
     // `it's a "run" dir <0xff>`: a space, both quotes, a byte that is not UTF-8.
     let mut weird = b"it's a \"run\" dir ".to_vec();
@@ -165,7 +165,7 @@ fn paths_with_spaces_quotes_and_non_utf8_bytes_work() {
 fn a_binary_path_that_is_not_utf8_is_refused_by_name() {
     let path = OsString::from_vec(b"/tmp/qemu \xfd".to_vec());
     for (bin, opt) in [("gp-launch", "--binary"), ("guestperf", "--binary")] {
-        let out = std::process::Command::new(gp_faults::bins::bin(bin))
+        let out = std::process::Command::new(gp_testkit::bins::bin(bin))
             .arg(opt)
             .arg(&path)
             .arg("--kernel")

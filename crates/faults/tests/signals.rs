@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use gp_faults::{log_time, Ended, OneShot, Phase, Pipeline, Spec, Stage};
-use gp_qemu::testing::vm_test_lock;
 use gp_records::report::Report;
 use gp_records::Outcome;
 use gp_stage::signals::signal_name;
+use gp_testkit::vm_test_lock;
 use libc::{SIGHUP, SIGINT, SIGTERM};
 
 /// Longest a pipeline may take to end after the signal: the stages' grace periods are 10 s

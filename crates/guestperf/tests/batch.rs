@@ -117,7 +117,7 @@ fn list_shows_every_comparison() {
 
 #[test]
 fn two_scenarios_twice_with_a_skip_an_interruption_and_a_resume() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("batch");

@@ -59,7 +59,7 @@ fn log(path: &Path) -> Vec<String> {
 
 #[test]
 fn runs_are_interleaved_failures_filed_refusals_skipped_and_resumed() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     let tmp = tempfile::tempdir().unwrap();
     let stages = tmp.path().join("stages");
     std::fs::create_dir(&stages).unwrap();

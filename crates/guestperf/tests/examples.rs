@@ -31,7 +31,7 @@ fn examples_dir() -> PathBuf {
 
 /// Runs `examples/NAME` with small settings; returns its output and its GP_OUT directory.
 fn run_example(name: &str, extra_env: &[(&str, &str)]) -> (Output, tempfile::TempDir) {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     assert!(
         gp_qemu::bind::find_on_path("jq").is_some(),

@@ -15,7 +15,7 @@ fn guestperf() -> Command {
 
 #[test]
 fn small_run_writes_a_completed_report_to_stdout() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     let start = Instant::now();
     let out = run(guestperf().args(SMALL));
@@ -51,7 +51,7 @@ fn small_run_writes_a_completed_report_to_stdout() {
 
 #[test]
 fn the_seed_post_copy_example_switches_to_post_copy() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("result.json");
@@ -75,7 +75,7 @@ fn the_seed_post_copy_example_switches_to_post_copy() {
 
 #[test]
 fn a_hardware_option_gp_launch_refuses_names_gp_launch_and_the_problem() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     // Each value parses (guestperf checks it with gp-launch's own parser), but a dirty ring
     // needs KVM: gp-launch refuses the pair before starting QEMU.
@@ -95,7 +95,7 @@ fn a_hardware_option_gp_launch_refuses_names_gp_launch_and_the_problem() {
 
 #[test]
 fn a_scenario_this_qemu_refuses_names_gp_migrate_and_the_problem() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     let start = Instant::now();
     // A well-formed capability name that no QEMU has: only gp-migrate, asking QEMU, can refuse
@@ -124,7 +124,7 @@ fn a_scenario_this_qemu_refuses_names_gp_migrate_and_the_problem() {
 
 #[test]
 fn the_seed_numa_example_runs_or_names_what_the_host_lacks() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     let nodes = std::fs::read_dir("/sys/devices/system/node")
         .map(|d| {
@@ -183,7 +183,7 @@ fn the_seed_numa_example_runs_or_names_what_the_host_lacks() {
 
 #[test]
 fn sigterm_is_forwarded_and_no_qemu_outlives_the_run() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     let mut child = guestperf()
         .args(["--accel", "tcg", "--mem", "256M", "--sleep", "60"])

@@ -18,7 +18,7 @@ fn qemu() -> &'static Path {
 
 #[test]
 fn probe_under_tcg_skips_what_qemu_10_lacks_and_accepts_the_rest() {
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     let scenario = |comparison: &str, index: usize| {
         comparisons::find(comparison).unwrap().scenarios[index].clone()
     };

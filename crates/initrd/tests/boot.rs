@@ -122,7 +122,7 @@ impl Guest {
 #[test]
 fn boots_reports_from_both_vcpus_and_powers_off() {
     let initrd = common::initrd();
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     let mut guest = Guest::boot(&initrd, "ramsize=128M stress.duration_s=4");
     let deadline = Instant::now() + BOOT_DEADLINE;
     let mut start = None;
@@ -254,7 +254,7 @@ fn expect_fatal(initrd: &std::path::Path, settings: &str, needle: &str) {
 #[test]
 fn bad_setting_is_fatal_and_powers_off() {
     let initrd = common::initrd();
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     expect_fatal(&initrd, "ramsize=garbage", "ramsize");
     expect_fatal(
         &initrd,
@@ -271,6 +271,6 @@ fn bad_setting_is_fatal_and_powers_off() {
 #[test]
 fn more_memory_than_the_guest_has_is_fatal() {
     let initrd = common::initrd();
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     expect_fatal(&initrd, "ramsize=1G", "lower ramsize");
 }

@@ -80,7 +80,7 @@ impl Drop for Launch {
         if self.child.try_wait().ok().flatten().is_none() {
             // SAFETY: signalling our own child; gp-launch stops its QEMUs on SIGTERM.
             unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-            let stopped = gp_qemu::testing::wait_until(Duration::from_secs(30), || {
+            let stopped = gp_testkit::wait_until(Duration::from_secs(30), || {
                 self.child.try_wait().ok().flatten().is_some()
             });
             if !stopped {
@@ -95,9 +95,9 @@ impl Drop for Launch {
 fn paced_workload_reports_its_rate_and_each_thread_warm() {
     const RATE: u64 = 32 << 20;
     const RAM: u64 = 128 << 20;
-    gp_qemu::testing::require_qemu();
+    gp_testkit::require_qemu();
     let initrd = common::initrd();
-    let _lock = gp_qemu::testing::vm_test_lock();
+    let _lock = gp_testkit::vm_test_lock();
     let initrd = initrd.to_str().expect("a UTF-8 target directory");
     let mut launch = Launch::start(&[
         "--accel",

@@ -65,6 +65,12 @@ pub struct Cli {
     #[arg(long, value_name = "LIST", value_parser = parse_ids)]
     pub dst_mem_bind: Option<IdList>,
 
+    /// Do not pin the two QEMUs to disjoint host CPUs. By default gp-launch pins them when
+    /// neither --src-cpu-bind nor --dst-cpu-bind is given, both run here, and the CPUs it may
+    /// use hold a host CPU per vCPU for each (2 x --cpus).
+    #[arg(long)]
+    pub no_pin: bool,
+
     /// How bindings are applied: numactl when installed (auto), or sched_setaffinity and
     /// set_mempolicy in the child (native).
     #[arg(long, value_enum, default_value_t = BindMethodArg::Auto)]
@@ -162,6 +168,11 @@ pub struct Cli {
     #[arg(long, value_name = "S", value_parser = parse_positive)]
     pub boot_timeout_s: Option<f64>,
 
+    /// Do not turn on QEMU's downtime tracepoints (vmstate_downtime_* and the switchover
+    /// events, written as qemu_trace records; on by default where the QEMU binary has them).
+    #[arg(long)]
+    pub no_trace: bool,
+
     /// Also copy every guest console line and QEMU's stderr to stderr.
     #[arg(long)]
     pub debug: bool,
@@ -210,6 +221,7 @@ impl Cli {
             .some("src_mem_bind", self.src_mem_bind.as_ref(), display)
             .some("dst_cpu_bind", self.dst_cpu_bind.as_ref(), display)
             .some("dst_mem_bind", self.dst_mem_bind.as_ref(), display)
+            .flag("no_pin", self.no_pin)
             .changed("bind_method", &self.bind_method, &d.bind_method, enum_value)
             .flag("prealloc_pages", self.prealloc_pages)
             .flag("huge_pages", self.huge_pages)
@@ -242,6 +254,7 @@ impl Cli {
             .some("stress_wss", self.stress_wss.as_ref(), display)
             .some("stress_dirty_rate", self.stress_dirty_rate.as_ref(), size)
             .some("boot_timeout_s", self.boot_timeout_s.as_ref(), display)
+            .flag("no_trace", self.no_trace)
             .flag("debug", self.debug)
             .flag("verbose", self.verbose);
         w.finish()

@@ -20,11 +20,13 @@ pub mod accel;
 pub mod cli;
 pub mod console;
 pub mod host;
+pub mod pin;
 pub mod plan;
 pub mod qemu_args;
 pub mod remote;
 pub mod remote_helper;
 pub mod session;
+pub mod trace;
 
 use std::io::Write;
 use std::time::Duration;
@@ -188,6 +190,7 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
         kernel,
         initrd,
         cmdline: cmdline.clone(),
+        trace_events: plan.trace.events.clone(),
     };
     let header = Launch {
         time_s: gp_records::now_s(),
@@ -217,8 +220,9 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
             workload: plan.cmdline.request(),
         },
         host: host::host_info(),
-        trace_events: Vec::new(),
-        trace_note: None,
+        trace_events: plan.trace.events.clone(),
+        trace_note: plan.trace.note.clone(),
+        bind_note: plan.bind_note.clone(),
     };
 
     let boot_timeout = Duration::from_secs_f64(plan.boot_timeout_s);

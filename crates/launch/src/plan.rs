@@ -42,6 +42,10 @@ pub struct Plan {
     pub boot_timeout_s: f64,
     pub debug: bool,
     pub verbose: bool,
+    /// Why the QEMUs are pinned as they are, when gp-launch chose (see [`crate::pin`]).
+    pub bind_note: Option<String>,
+    /// QEMU's downtime tracepoints (see [`crate::trace`]): what was chosen and why not.
+    pub trace: crate::trace::Choice,
     /// `--dst-host`: the destination runs there (see [`crate::remote`]).
     pub dst_host: Option<String>,
     pub ssh: gp_qemu::ssh::SshConfig,
@@ -101,14 +105,26 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
 
     let topology = Topology::host().map_err(Error::Topology)?;
     let list = |o: &Option<crate::cli::IdList>| o.as_ref().map(|l| l.0.clone()).unwrap_or_default();
-    let src_bind = Binding {
+    let mut src_bind = Binding {
         cpus: list(&cli.src_cpu_bind),
         nodes: list(&cli.src_mem_bind),
     };
-    let dst_bind = Binding {
+    let mut dst_bind = Binding {
         cpus: list(&cli.dst_cpu_bind),
         nodes: list(&cli.dst_mem_bind),
     };
+    let allowed = gp_qemu::bind::allowed_cpus().map_err(Error::Topology)?;
+    let pinning = crate::pin::choose(crate::pin::Ask {
+        allowed: &allowed,
+        vcpus: cli.cpus,
+        user_bound: cli.src_cpu_bind.is_some() || cli.dst_cpu_bind.is_some(),
+        remote: cli.dst_host.is_some(),
+        off: cli.no_pin,
+    });
+    if !pinning.src.is_empty() {
+        src_bind.cpus = pinning.src.clone();
+        dst_bind.cpus = pinning.dst.clone();
+    }
     topology.check(
         "--src-cpu-bind",
         &Binding {
@@ -212,6 +228,15 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
     let mut dst_extra = cli.qemu_args.clone();
     dst_extra.extend(cli.dst_qemu_args.iter().cloned());
 
+    let trace = if cli.no_trace {
+        crate::trace::off_by_user()
+    } else {
+        let version = binary.version.number();
+        match binary.trace_events() {
+            Ok(events) => crate::trace::choose(Ok(&events), &version),
+            Err(why) => crate::trace::choose(Err(&why), &version),
+        }
+    };
     Ok(Plan {
         binary,
         kernel,
@@ -245,6 +270,8 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
             .unwrap_or(120.0 + 15.0 * stress_ram as f64 / (1u64 << 30) as f64),
         debug: cli.debug,
         verbose: cli.verbose,
+        bind_note: pinning.note,
+        trace,
         dst_host: cli.dst_host.clone(),
         ssh: gp_qemu::ssh::SshConfig {
             config_file: cli.ssh_config.clone(),
@@ -292,11 +319,23 @@ fn check_workload(cli: &Cli, stress_ram: u64) -> Result<(), Error> {
     Ok(())
 }
 
-/// The initrd: `--initrd`, else the default location; must be a readable file.
+/// The initrd: `--initrd`, else the first of [`gp_qemu::paths::initrd_search`] that exists (the
+/// cache, the install prefix's `share/guestperf`, `/usr/share/guestperf`); must be a readable file.
 pub fn check_initrd(explicit: Option<&Path>) -> Result<PathBuf, Error> {
-    let (path, is_default) = match explicit {
-        Some(p) => (p.to_path_buf(), false),
-        None => (gp_qemu::paths::default_initrd(), true),
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => gp_qemu::paths::find_initrd().map_err(|looked| {
+            let looked: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
+            Error::usage(
+                "--initrd",
+                format!(
+                    "no stress initrd found (looked at {}): build it with initrd/build.sh (or \
+                     gp-initrd), install the toolkit (cargo xtask install, or the guestperf \
+                     package), or pass --initrd",
+                    looked.join(", ")
+                ),
+            )
+        })?,
     };
     match std::fs::metadata(&path) {
         Ok(m) if m.is_dir() => Err(Error::usage(
@@ -311,14 +350,6 @@ pub fn check_initrd(explicit: Option<&Path>) -> Result<PathBuf, Error> {
             Ok(_) => Ok(path),
             Err(e) => Err(unreadable(&path, e)),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_default => Err(Error::usage(
-            "--initrd",
-            format!(
-                "no stress initrd at {} (the default): build it with initrd/build.sh (or \
-                 gp-initrd), or pass --initrd",
-                path.display()
-            ),
-        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::usage(
             "--initrd",
             format!(

@@ -64,6 +64,8 @@ pub struct Machine {
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub cmdline: String,
+    /// QEMU trace events to turn on (see [`crate::trace`]).
+    pub trace_events: Vec<String>,
 }
 
 /// One VM's sockets and extra arguments.
@@ -146,6 +148,7 @@ pub fn qemu_args(m: &Machine, side: &Side<'_>) -> Vec<String> {
     if side.incoming {
         push(&["-incoming", "defer"]);
     }
+    a.extend(crate::trace::qemu_args(&m.trace_events));
     a.extend(side.extra.iter().cloned());
     a
 }
@@ -272,6 +275,7 @@ mod tests {
             kernel: "/k/vmlinuz".into(),
             initrd: "/i/initrd.img".into(),
             cmdline: "console=ttyS0".into(),
+            trace_events: Vec::new(),
         }
     }
 
@@ -307,6 +311,12 @@ mod tests {
         ));
         assert!(!a.contains(&"-incoming".to_string()));
         assert!(!a.contains(&"-overcommit".to_string()));
+        assert!(!a.contains(&"-trace".to_string()));
+        let mut m = machine();
+        m.trace_events = vec!["vmstate_downtime_save".into()];
+        let a = args_of(&m, false, &[]);
+        assert!(has(&a, ["-trace", "enable=vmstate_downtime_save"]));
+        assert!(has(&a, ["-msg", "timestamp=on"]));
     }
 
     #[test]

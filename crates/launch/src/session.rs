@@ -46,6 +46,7 @@ pub const CONSOLE_BATCH: Duration = Duration::from_millis(2);
 /// What the supervision threads report.
 enum Event {
     Console { role: Role, line: OutputLine },
+    Trace(gp_records::QemuTrace),
     Exited { role: Role, exit: Exit },
 }
 
@@ -400,6 +401,10 @@ impl<'w, W: Write> Session<'w, W> {
             start.bind_method.apply(bind, &mut spec);
         }
         spec.line_batch = Some(CONSOLE_BATCH);
+        let tracing = !start.machine.trace_events.is_empty();
+        if tracing {
+            spec.stderr_tail_skip = Some(crate::trace::is_trace_line);
+        }
         let mut argv = spec.argv();
         if self.verbose {
             say!("gp-launch: {role}: {}", shell_words(&argv));
@@ -418,10 +423,25 @@ impl<'w, W: Write> Session<'w, W> {
             }
             None => (on_stdout_line, None),
         };
+        let tx_trace = self.events_tx.clone();
+        let tell = debug || self.verbose;
         let hooks = Hooks {
             on_stdout_line,
-            on_stderr_line: (debug || self.verbose).then(|| {
-                Box::new(move |line: &str| say!("qemu-{role}: {line}")) as process::StderrHook
+            on_stderr_line: (tell || tracing).then(|| {
+                Box::new(move |line: &str| {
+                    if tracing {
+                        if let Some(r) = crate::trace::record(line, role, gp_records::now_s()) {
+                            if debug {
+                                say!("qemu-{role}: {line}");
+                            }
+                            let _ = tx_trace.send(Event::Trace(r));
+                            return;
+                        }
+                    }
+                    if tell {
+                        say!("qemu-{role}: {line}");
+                    }
+                }) as process::StderrHook
             }),
             on_exit: Some(Box::new(move |exit| {
                 let _ = tx_exit.send(Event::Exited { role, exit });
@@ -641,6 +661,7 @@ impl<'w, W: Write> Session<'w, W> {
     fn handle(&mut self, ev: Event) -> Result<(), Stop> {
         match ev {
             Event::Console { role, line } => self.on_console(role, line),
+            Event::Trace(r) => self.emit(&Record::QemuTrace(r)),
             Event::Exited { role, exit } => self.on_exit(role, exit),
         }
     }

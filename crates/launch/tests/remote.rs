@@ -1,7 +1,7 @@
 //! `--dst-host` end to end, with real ssh: each test starts its own sshd (generated host and
-//! client keys, its own config) in a network namespace joined to this one by a veth pair, so the
-//! migration crosses a real link; where namespaces are not permitted, on loopback (said on
-//! stderr). The sshd gives its sessions a clock skewed by [`SKEW_S`] seconds
+//! client keys, its own config) in a network namespace joined to this one by a veth pair
+//! ([`gp_testkit::SshHost`]), so the migration crosses a real link; where namespaces are not
+//! permitted, on loopback (said on stderr). The sshd gives its sessions a clock skewed by [`SKEW_S`] seconds
 //! (`GUESTPERF_TEST_CLOCK_SKEW_S`, read only by stage binaries built with the `test-clock-skew`
 //! feature, which [`build_stages`] builds), so the "remote" host has a clock of its own and the
 //! offset measurement and correction are tested for real.
@@ -16,21 +16,19 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{marker, processes_with};
 use gp_qemu::runtime::RuntimeDir;
-use gp_qemu::testing::{pid_alive, require_qemu, vm_test_lock, wait_until};
 use gp_records::report::Report;
 use gp_records::{Outcome, Record, Role};
+use gp_testkit::{initrd, pid_alive, require_qemu, vm_test_lock, wait_until};
+use gp_testkit::{SshHost, SshHostOptions, HOST};
 
 /// The remote host's clock runs this far ahead of ours.
 const SKEW_S: f64 = 1000.0;
 /// Longest a whole pipeline may run.
 const DEADLINE: Duration = Duration::from_secs(400);
-/// The ssh alias of the test host.
-const HOST: &str = "gp-remote";
 
 fn bin(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gp-launch")).with_file_name(name)
@@ -65,327 +63,14 @@ fn build_stages() {
     });
 }
 
-fn initrd() -> PathBuf {
-    let path = gp_qemu::paths::default_initrd();
-    assert!(
-        path.exists(),
-        "{} is missing: VM tests need the stress initrd (run initrd/build.sh or \
-         scripts/setup-host.sh)",
-        path.display()
-    );
-    path
-}
-
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn unique() -> u32 {
-    static N: AtomicU32 = AtomicU32::new(0);
-    N.fetch_add(1, Ordering::SeqCst)
-}
-
-/// A network namespace joined to this one by a veth pair; deleted on drop.
-struct Netns {
-    name: String,
-    outer: String,
-    local_addr: String,
-    remote_addr: String,
-}
-
-impl Netns {
-    /// `None` (with a note) where this machine does not permit it.
-    fn create() -> Option<Netns> {
-        let n = unique();
-        let pid = std::process::id();
-        let name = format!("gp-rt-{pid}-{n}");
-        let outer = format!("gpv{}{n}a", pid % 100_000);
-        let inner = format!("gpv{}{n}b", pid % 100_000);
-        let octet = (pid % 250) as u8;
-        let base = 4 * (n % 60) as u8;
-        let local_addr = format!("10.231.{octet}.{}", base + 1);
-        let remote_addr = format!("10.231.{octet}.{}", base + 2);
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!(
-                "note: `ip netns add` is not permitted here: the remote host is on loopback and \
-                 the migration does not cross a link"
-            );
-            return None;
-        }
-        let ns = Netns {
-            name,
-            outer,
-            local_addr,
-            remote_addr,
-        };
-        let ip = |args: &[&str]| run(Command::new("ip").args(args));
-        let netns_ip = |args: &[&str]| {
-            run(Command::new("ip")
-                .args(["netns", "exec", &ns.name, "ip"])
-                .args(args))
-        };
-        ip(&[
-            "link", "add", &ns.outer, "type", "veth", "peer", "name", &inner,
-        ]);
-        ip(&["link", "set", &inner, "netns", &ns.name]);
-        ip(&[
-            "addr",
-            "add",
-            &format!("{}/30", ns.local_addr),
-            "dev",
-            &ns.outer,
-        ]);
-        ip(&["link", "set", &ns.outer, "up"]);
-        netns_ip(&[
-            "addr",
-            "add",
-            &format!("{}/30", ns.remote_addr),
-            "dev",
-            &inner,
-        ]);
-        netns_ip(&["link", "set", &inner, "up"]);
-        netns_ip(&["link", "set", "lo", "up"]);
-        Some(ns)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Deleting the namespace deletes its end of the pair, and with it ours.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.outer])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// An sshd of our own, and an ssh client config for it; everything removed on drop.
-struct SshHost {
-    // Field order: sshd stops before its namespace and directory go.
-    sshd: Child,
-    netns: Option<Netns>,
-    dir: RuntimeDir,
-    config: PathBuf,
-    /// The address the host is reached at.
-    addr: String,
-}
-
-impl SshHost {
-    fn start() -> SshHost {
-        for tool in ["/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen"] {
-            assert!(
-                Path::new(tool).exists(),
-                "{tool} is missing: run scripts/setup-host.sh (it installs OpenSSH)"
-            );
-        }
-        std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd (run the tests as root)");
-        let dir = RuntimeDir::new("gp-ssh-test").unwrap();
-        let d = dir.path().to_path_buf();
-        let keygen = |name: &str| {
-            run(Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", "gp-test", "-f"])
-                .arg(d.join(name)))
-        };
-        keygen("host_key");
-        keygen("client_key");
-        keygen("stranger_key");
-        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
-
-        let netns = Netns::create();
-        let (addr, port, nobin_port, closed_port) = match &netns {
-            Some(ns) => (ns.remote_addr.clone(), 22, 2222, 23),
-            None => (
-                "127.0.0.1".to_string(),
-                free_port(),
-                free_port(),
-                free_port(),
-            ),
-        };
-        let stage_dir = bin("gp-launch").parent().unwrap().to_path_buf();
-        let sshd_config = d.join("sshd_config");
-        std::fs::write(
-            &sshd_config,
-            format!(
-                "ListenAddress {addr}:{port}\n\
-                 ListenAddress {addr}:{nobin_port}\n\
-                 HostKey {d}/host_key\n\
-                 AuthorizedKeysFile {d}/authorized_keys\n\
-                 PidFile none\n\
-                 UsePAM no\n\
-                 StrictModes no\n\
-                 PasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\n\
-                 PermitRootLogin prohibit-password\n\
-                 LogLevel INFO\n\
-                 Match LocalPort {port}\n\
-                 \tSetEnv PATH={stage}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-                 GUESTPERF_TEST_CLOCK_SKEW_S={SKEW_S}\n\
-                 Match LocalPort {nobin_port}\n\
-                 \tSetEnv PATH=/usr/sbin:/usr/bin:/sbin:/bin\n",
-                d = d.display(),
-                stage = stage_dir.display(),
-            ),
-        )
-        .unwrap();
-        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
-        let mut known = String::new();
-        for p in [port, nobin_port, closed_port] {
-            // ssh names the default port's entries without brackets.
-            let name = if p == 22 {
-                addr.clone()
-            } else {
-                format!("[{addr}]:{p}")
-            };
-            known.push_str(&format!("{name} {host_pub}"));
-        }
-        std::fs::write(d.join("known_hosts"), known).unwrap();
-        let entry = |alias: &str, port: u16, key: &str| {
-            format!(
-                "Host {alias}\n  HostName {addr}\n  Port {port}\n  User root\n  IdentityFile \
-                 {d}/{key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  \
-                 StrictHostKeyChecking yes\n  LogLevel ERROR\n",
-                d = d.display()
-            )
-        };
-        let config = d.join("ssh_config");
-        std::fs::write(
-            &config,
-            [
-                entry(HOST, port, "client_key"),
-                entry("gp-stranger", port, "stranger_key"),
-                entry("gp-nobin", nobin_port, "client_key"),
-                entry("gp-closed", closed_port, "client_key"),
-            ]
-            .concat(),
-        )
-        .unwrap();
-
-        let mut cmd = match &netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &ns.name, "/usr/sbin/sshd"]);
-                c
-            }
-            None => Command::new("/usr/sbin/sshd"),
-        };
-        cmd.arg("-f")
-            .arg(&sshd_config)
-            .args(["-D", "-e"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut sshd = cmd.spawn().expect("start sshd");
-        // sshd says when it listens (twice: two ports).
-        let (tx, rx) = crossbeam_channel::unbounded::<String>();
-        let stderr = sshd.stderr.take().unwrap();
-        let log = d.join("sshd.log");
-        std::thread::spawn(move || {
-            let mut file = File::create(log).ok();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(f) = file.as_mut() {
-                    use std::io::Write;
-                    let _ = writeln!(f, "{line}");
-                }
-                let _ = tx.send(line);
-            }
-        });
-        let mut host = SshHost {
-            sshd,
-            netns,
-            dir,
-            config,
-            addr,
-        };
-        let mut listening = 0;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while listening < 2 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(l) if l.contains("Server listening") => listening += 1,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "sshd did not start: {:?}\n{}",
-                    host.sshd.try_wait(),
-                    host.log()
-                ),
-            }
-        }
-        host
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
-    }
-
-    fn config(&self) -> &str {
-        self.config.to_str().unwrap()
-    }
-
-    /// Runs a command on the host through plain ssh, for the test's own checks.
-    fn ssh(&self, alias: &str, command: &str) -> String {
-        let out = run(Command::new("ssh").args([
-            "-F",
-            self.config(),
-            "-o",
-            "BatchMode=yes",
-            alias,
-            command,
-        ]));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Pids of ssh clients using this host's config (none may outlive a run).
-    fn ssh_clients(&self) -> Vec<u32> {
-        processes_with(self.config())
-            .into_iter()
-            .filter(|p| {
-                std::fs::read(format!("/proc/{p}/comm"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).trim() == "ssh")
-            })
-            .collect()
-    }
-}
-
-impl Drop for SshHost {
-    fn drop(&mut self) {
-        // sshd leads its process group; its session processes are its children.
-        let group = -(self.sshd.id() as i32);
-        // SAFETY: signalling a process group we created.
-        unsafe { libc::kill(group, libc::SIGTERM) };
-        if !wait_until(Duration::from_secs(10), || {
-            self.sshd.try_wait().ok().flatten().is_some()
-        }) {
-            // SAFETY: as above.
-            unsafe { libc::kill(group, libc::SIGKILL) };
-            let _ = self.sshd.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The test host: the stages of this build first on its PATH, its clock skewed by [`SKEW_S`].
+fn start_host() -> SshHost {
+    let stage_dir = bin("gp-launch").parent().unwrap().to_path_buf();
+    SshHost::start(&SshHostOptions {
+        alias: HOST.to_string(),
+        path: vec![stage_dir],
+        env: vec![("GUESTPERF_TEST_CLOCK_SKEW_S".into(), format!("{SKEW_S}"))],
+    })
 }
 
 /// `gp-launch --dst-host | gp-sample | gp-migrate | tee | gp-collect`, one process group.
@@ -591,7 +276,7 @@ fn postcopy_to_a_remote_destination() {
     let _lock = vm_test_lock();
     require_qemu();
     build_stages();
-    let host = SshHost::start();
+    let host = start_host();
     assert_eq!(
         host.ssh(HOST, "command -v gp-launch").trim(),
         bin("gp-launch").display().to_string(),
@@ -678,6 +363,55 @@ fn postcopy_to_a_remote_destination() {
         result.total_time_ms.unwrap_or(0),
         result.downtime_ms.unwrap_or(0)
     );
+
+    // QEMU's downtime tracepoints on both sides; the destination's come through ssh and the
+    // remote helper, whole and in order. (The test's clock skew reaches the stage binaries
+    // only: QEMU there stamps its lines with the real clock, which is this host's.)
+    let traces: Vec<&gp_records::QemuTrace> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::QemuTrace(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let launch = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Launch(h) => Some(h.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        launch
+            .trace_events
+            .iter()
+            .any(|e| e == "vmstate_downtime_checkpoint"),
+        "{launch:?}"
+    );
+    for role in [Role::Src, Role::Dst] {
+        assert!(
+            traces.iter().any(|t| t.role == role),
+            "no {role} qemu_trace\n{log}"
+        );
+    }
+    // The switchover's steps on both sides (whether post-copy or, when pre-copy converged
+    // first, pre-copy's).
+    for role in [Role::Src, Role::Dst] {
+        assert!(
+            traces
+                .iter()
+                .any(|t| t.role == role && t.event == "vmstate_downtime_checkpoint"),
+            "no {role} checkpoint: {traces:?}"
+        );
+    }
+    for t in traces.iter().filter(|t| t.role == Role::Dst) {
+        assert!(
+            (t.qemu_time_s - t.time_s).abs() < 1.0,
+            "a dst trace stamped {} arrived at {}: {t:?}",
+            t.qemu_time_s,
+            t.time_s
+        );
+    }
 
     // Destination samples: tagged, on this host's clock, all before the dst vm_exit.
     let dst_exit_at = records
@@ -767,7 +501,7 @@ fn killing_the_connection_mid_migration_leaves_nothing() {
     let _lock = vm_test_lock();
     require_qemu();
     build_stages();
-    let host = SshHost::start();
+    let host = start_host();
     let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
     let marker = marker();
     // Post-copy held at 4 MB/s: the destination is mid-migration for a minute.
@@ -901,7 +635,7 @@ fn refused(args: &[String]) -> (String, f64) {
 
 #[test]
 fn unreachable_hosts_and_refused_logins_fail_fast_and_clearly() {
-    let host = SshHost::start();
+    let host = start_host();
     let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
     let marker = marker();
     for (alias, expect) in [
@@ -928,7 +662,7 @@ fn gp_launch_killed_outright_takes_the_remote_qemu_with_it() {
     let _lock = vm_test_lock();
     require_qemu();
     build_stages();
-    let host = SshHost::start();
+    let host = start_host();
     let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
     let marker = marker();
     let mut launch = Command::new(bin("gp-launch"))
@@ -983,7 +717,7 @@ fn sigint_quits_the_remote_qemu_and_closes_everything() {
     let _lock = vm_test_lock();
     require_qemu();
     build_stages();
-    let host = SshHost::start();
+    let host = start_host();
     let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
     let marker = marker();
     let mut launch = Command::new(bin("gp-launch"))

@@ -18,9 +18,9 @@ fn args(extra: &[&'static str]) -> Vec<&'static str> {
     BASE.iter().copied().chain(extra.iter().copied()).collect()
 }
 
-fn setup() -> gp_qemu::testing::VmTestLock {
-    let lock = gp_qemu::testing::vm_test_lock();
-    gp_qemu::testing::require_qemu();
+fn setup() -> gp_testkit::VmTestLock {
+    let lock = gp_testkit::vm_test_lock();
+    gp_testkit::require_qemu();
     assert!(
         gp_qemu::paths::default_initrd().is_file(),
         "VM tests need the stress initrd at {}: run initrd/build.sh",
@@ -176,7 +176,7 @@ fn header_and_vm_records_validate_against_docs_and_sigterm_during_boot_cleans_up
             .unwrap_or_else(|| panic!("no {ty} example"));
         serde_json::from_str(line).unwrap()
     };
-    let optional = ["accel_note", "migrate_uri"];
+    let optional = ["accel_note", "migrate_uri", "trace_note", "bind_note"];
     for (ty, idx) in [("launch", 0), ("vm", 1), ("vm", 2)] {
         let ours: serde_json::Value = serde_json::from_str(&l.lines[idx]).unwrap();
         let doc = example(ty);
@@ -312,7 +312,7 @@ fn downstream_head_leaves_nothing() {
     assert!(start.elapsed() < Duration::from_secs(300));
     for v in &vms {
         assert!(
-            !gp_qemu::testing::pid_alive(v.pid),
+            !gp_testkit::pid_alive(v.pid),
             "QEMU {} outlived the pipeline\n{report}",
             v.pid
         );
@@ -331,8 +331,8 @@ fn sigkill_of_gp_launch_kills_its_qemus() {
     let (src, dst) = wait_up(&mut l);
     l.signal(libc::SIGKILL);
     l.wait_exit(EXIT_WAIT);
-    let gone = gp_qemu::testing::wait_until(Duration::from_secs(30), || {
-        !gp_qemu::testing::pid_alive(src.pid) && !gp_qemu::testing::pid_alive(dst.pid)
+    let gone = gp_testkit::wait_until(Duration::from_secs(30), || {
+        !gp_testkit::pid_alive(src.pid) && !gp_testkit::pid_alive(dst.pid)
     });
     assert!(gone, "QEMU survived its parent's SIGKILL\n{}", l.report());
     // Only the runtime directory can remain after SIGKILL; Launch's drop removes it.
@@ -438,7 +438,7 @@ fn accel_auto_picks_what_works() {
             assert!(note.contains("KVM"), "{note}");
             // stderr is read on its own thread: the header can be here before the warning.
             assert!(
-                gp_qemu::testing::wait_until(Duration::from_secs(10), || l
+                gp_testkit::wait_until(Duration::from_secs(10), || l
                     .stderr()
                     .contains("warning: KVM does not work here")),
                 "{}",
@@ -506,7 +506,7 @@ fn accel_auto_keeps_this_boots_verdict() {
             panic!("{}", l.report())
         };
         // The probe's lines come before the header; the verdict's line may trail it.
-        gp_qemu::testing::wait_until(Duration::from_secs(10), || {
+        gp_testkit::wait_until(Duration::from_secs(10), || {
             l.stderr().contains("KVM works") || l.stderr().contains("KVM does not work")
         });
         let stderr = l.stderr();
@@ -684,7 +684,7 @@ fn migrate_over(transport: &'static str) {
         resume: None,
     })
     .unwrap();
-    let moved = gp_qemu::testing::wait_until(Duration::from_secs(120), || {
+    let moved = gp_testkit::wait_until(Duration::from_secs(120), || {
         d.query_status()
             .map(|st| st.status == q::RunState::paused)
             .unwrap_or(false)
@@ -710,4 +710,211 @@ fn migration_over_the_unix_uri_moves_the_workload() {
 #[test]
 fn migration_over_the_tcp_uri_moves_the_workload() {
     migrate_over("tcp");
+}
+
+fn header_of(l: &Launch) -> gp_records::Launch {
+    match l.records().into_iter().next() {
+        Some(Record::Launch(h)) => h,
+        other => panic!("header first: {other:?}"),
+    }
+}
+
+fn checkpoints(l: &Launch, role: Role) -> Vec<(String, f64)> {
+    l.records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::QemuTrace(t) if t.role == role && t.event == "vmstate_downtime_checkpoint" => {
+                Some((t.args.clone(), t.qemu_time_s))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A real live pre-copy migration on the installed QEMU (10.x has the tracepoints): both QEMUs'
+/// downtime tracepoints come out as `qemu_trace` records, the source's switchover steps before
+/// the destination's, all inside the migration, and the RAM's last pass among the saves.
+#[test]
+fn precopy_migration_yields_downtime_trace_records_from_both_sides() {
+    let _lock = setup();
+    // Each page written once, then idle: pre-copy converges at once.
+    let mut l = Launch::start(&args(&["--stress-pattern", "once"]));
+    let (src, dst) = wait_up(&mut l);
+    let header = header_of(&l);
+    assert!(
+        header
+            .trace_events
+            .iter()
+            .any(|e| e == "vmstate_downtime_checkpoint"),
+        "{header:?}"
+    );
+    assert_eq!(header.trace_note, None);
+    l.wait_for(BOOT_WAIT, "guest_warm", |r| {
+        matches!(r, Record::GuestWarm(_))
+    });
+    let uri = dst.migrate_uri.clone().unwrap();
+    let mut s = qmp(&src.qmp_socket);
+    let mut d = qmp(&dst.qmp_socket);
+    d.execute(&q::migrate_incoming {
+        uri: Some(uri.clone()),
+        channels: None,
+        exit_on_error: None,
+    })
+    .unwrap();
+    let started = gp_records::now_s();
+    s.execute(&q::migrate {
+        uri: Some(uri),
+        channels: None,
+        detach: None,
+        resume: None,
+    })
+    .unwrap();
+    // The last checkpoint: the destination's VM runs.
+    l.wait_for(Duration::from_secs(120), "dst-precopy-bh-vm-started", |r| {
+        matches!(r, Record::QemuTrace(t) if t.role == Role::Dst && t.args == "dst-precopy-bh-vm-started")
+    });
+    let running = gp_records::now_s();
+    let src_steps = checkpoints(&l, Role::Src);
+    let dst_steps = checkpoints(&l, Role::Dst);
+    let names = |v: &[(String, f64)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    for step in [
+        "src-downtime-start",
+        "src-vm-stopped",
+        "src-non-iterable-saved",
+    ] {
+        assert!(
+            names(&src_steps).iter().any(|n| n == step),
+            "{step}: {src_steps:?}"
+        );
+    }
+    assert!(
+        names(&dst_steps)
+            .iter()
+            .any(|n| n == "dst-precopy-loadvm-completed"),
+        "{dst_steps:?}"
+    );
+    let first = src_steps[0].1;
+    let last = dst_steps.last().unwrap().1;
+    assert!(
+        started <= first && first <= last && last <= running,
+        "steps outside the migration: {started} {src_steps:?} {dst_steps:?} {running}"
+    );
+    let traces: Vec<_> = l
+        .records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::QemuTrace(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        traces.iter().any(|t| t.role == Role::Src
+            && t.event == "vmstate_downtime_save"
+            && t.fields.get("idstr").and_then(|v| v.as_str()) == Some("ram")
+            && t.fields.get("downtime").is_some_and(|v| v.is_u64())),
+        "{traces:?}"
+    );
+    assert!(
+        traces
+            .iter()
+            .any(|t| t.role == Role::Dst && t.event == "vmstate_downtime_load"),
+        "{traces:?}"
+    );
+    // Trace lines are records, not noise in gp-launch's stderr.
+    assert!(!l.stderr().contains("vmstate_downtime"), "{}", l.report());
+    s.quit().unwrap();
+    d.quit().unwrap();
+    assert!(l.wait_exit(EXIT_WAIT).success(), "{}", l.report());
+    l.assert_clean();
+}
+
+/// QEMU 7.2 has no downtime tracepoints: the header says so, and nothing is turned on; with
+/// --no-trace the header says that instead.
+#[test]
+fn trace_note_says_why_tracing_is_off() {
+    let _lock = setup();
+    let old = gp_qemu::paths::cache_dir().join("qemu-7.2/bin/qemu-system-x86_64");
+    let mut cases = vec![(vec!["--no-trace".to_string()], "--no-trace")];
+    if old.is_file() {
+        cases.push((
+            vec!["--binary".to_string(), old.to_string_lossy().into_owned()],
+            "8.2",
+        ));
+    } else {
+        eprintln!("skipping the QEMU 7.2 case: no {}", old.display());
+    }
+    for (extra, needle) in cases {
+        let mut all: Vec<&str> = BASE.to_vec();
+        all.extend(extra.iter().map(String::as_str));
+        let mut l = Launch::start(&all);
+        let (src, _) = wait_up(&mut l);
+        let header = header_of(&l);
+        assert!(header.trace_events.is_empty(), "{header:?}");
+        let note = header.trace_note.clone().unwrap_or_default();
+        assert!(note.contains(needle), "{note}");
+        assert!(!src.argv.iter().any(|a| a == "-trace"), "{:?}", src.argv);
+        l.signal(libc::SIGTERM);
+        l.wait_exit(EXIT_WAIT);
+        l.assert_clean();
+    }
+}
+
+/// The default placement: with a host CPU per vCPU for each VM among the CPUs gp-launch may use,
+/// the source and the destination QEMU run on disjoint CPUs, which the header records and
+/// explains; `--no-pin` and a guest too large for disjoint sets leave both unpinned, saying why.
+#[test]
+fn qemus_are_pinned_to_disjoint_cpus_by_default_where_they_fit() {
+    let _lock = setup();
+    let allowed = gp_qemu::bind::allowed_cpus().unwrap();
+    assert!(allowed.len() >= 2, "this test needs 2 CPUs: {allowed:?}");
+    let list = |v: &[u32]| gp_qemu::bind::format_list(v);
+    let too_many = (allowed.len() as u32 / 2 + 1).to_string();
+    type Case<'a> = (Vec<&'a str>, Option<(Vec<u32>, Vec<u32>)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![],
+            Some((vec![allowed[0]], vec![allowed[1]])),
+            "pinned by gp-launch",
+        ),
+        (vec!["--no-pin"], None, "not pinned: --no-pin"),
+        (
+            vec!["--cpus", &too_many],
+            None,
+            "host CPUs for disjoint sets",
+        ),
+    ];
+    for (extra, expect, note) in cases {
+        let mut all: Vec<&str> = BASE.to_vec();
+        all.extend(extra.iter().copied());
+        let mut l = Launch::start(&all);
+        let (src, dst) = wait_up(&mut l);
+        let h = header_of(&l);
+        let got_note = h.bind_note.clone().unwrap_or_default();
+        assert!(got_note.contains(note), "{extra:?}: {got_note}");
+        match &expect {
+            Some((s, d)) => {
+                assert_eq!((&h.hardware.src_cpu_bind, &h.hardware.dst_cpu_bind), (s, d));
+                assert_eq!(allowed_cpus(src.pid), list(s));
+                assert_eq!(allowed_cpus(dst.pid), list(d));
+            }
+            None => {
+                assert!(h.hardware.src_cpu_bind.is_empty() && h.hardware.dst_cpu_bind.is_empty());
+                assert_eq!(allowed_cpus(src.pid), list(&allowed));
+                assert_eq!(allowed_cpus(dst.pid), list(&allowed));
+            }
+        }
+        l.signal(libc::SIGTERM);
+        l.wait_exit(EXIT_WAIT);
+        l.assert_clean();
+    }
+    // The user's binding stands as given, and no note claims otherwise.
+    let mut l = Launch::start(&args(&["--src-cpu-bind", "0"]));
+    let (src, dst) = wait_up(&mut l);
+    let h = header_of(&l);
+    assert_eq!(h.bind_note, None);
+    assert_eq!(allowed_cpus(src.pid), "0");
+    assert_eq!(allowed_cpus(dst.pid), list(&allowed));
+    l.signal(libc::SIGTERM);
+    l.wait_exit(EXIT_WAIT);
+    l.assert_clean();
 }

@@ -6,7 +6,7 @@
 //! [`Watch`] and [`decide`] (what each snapshot calls for); here is the I/O
 //! around them.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -70,33 +70,12 @@ enum Ending {
 }
 
 use gp_stage::signals::signal_name;
+use gp_stage::status::StatusLine;
 
 fn vm_index(role: Role) -> usize {
     match role {
         Role::Src => 0,
         Role::Dst => 1,
-    }
-}
-
-/// The live one-line progress display on a terminal.
-struct Display {
-    enabled: bool,
-    shown: bool,
-}
-
-impl Display {
-    fn line(&mut self, text: &str) {
-        if self.enabled {
-            eprint!("\r\x1b[K{text}");
-            self.shown = true;
-        }
-    }
-
-    fn clear(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[K");
-            self.shown = false;
-        }
     }
 }
 
@@ -117,7 +96,8 @@ struct Run<W: Write> {
     monitors: Monitors,
     /// VMs gp-migrate has sent `quit`.
     quit_sent: [bool; 2],
-    display: Display,
+    /// The live progress line on a terminal.
+    display: StatusLine,
     bad_lines: u64,
     /// `query-migrate` members qapi's schema could not read, already told (per role).
     undecoded_told: [Vec<String>; 2],
@@ -162,10 +142,7 @@ where
     let monitors = Monitors::new(signals.clone(), Duration::from_secs_f64(args.qmp_timeout));
     let args_steady_max = args.steady_max;
     let mut run = Run {
-        display: Display {
-            enabled: std::io::stderr().is_terminal(),
-            shown: false,
-        },
+        display: StatusLine::stderr(),
         args,
         out: Writer::new(output),
         out_closed: false,
@@ -1357,7 +1334,7 @@ impl<W: Write> Run<W> {
 
     fn show(&mut self, reply: &Reply<qmp::MigrationInfo>) {
         // Snapshots without RAM figures (setup, the final cancelled one) say nothing new.
-        let Some(ram) = reply.typed.ram.as_ref().filter(|_| self.display.enabled) else {
+        let Some(ram) = reply.typed.ram.as_ref().filter(|_| self.display.is_live()) else {
             return;
         };
         let mib = |v: i64| v as f64 / (1 << 20) as f64;
@@ -1370,7 +1347,7 @@ impl<W: Write> Run<W> {
             mib(ram.transferred),
             ram.mbps,
         );
-        self.display.line(&text);
+        self.display.show(&text);
     }
 
     // ---- the end --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use gp_qemu::testing::{pid_alive, require_qemu, vm_test_lock, wait_until};
+use gp_testkit::{initrd, pid_alive, require_qemu, vm_test_lock, wait_until};
 use serde_json::Value;
 
 /// `--steady-max` for the tests that do not set it, seconds.
@@ -21,38 +21,6 @@ const PIPELINE_DEADLINE: Duration = Duration::from_secs(400);
 
 fn gp_migrate() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gp-migrate"))
-}
-
-/// gp-launch from the same target directory; built on demand.
-fn gp_launch() -> PathBuf {
-    let path = gp_migrate().with_file_name("gp-launch");
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "gp-launch"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build -p gp-launch");
-        assert!(status.success(), "cargo build -p gp-launch failed");
-    });
-    assert!(
-        path.exists(),
-        "{} missing after building gp-launch",
-        path.display()
-    );
-    path
-}
-
-fn initrd() -> PathBuf {
-    let path = gp_qemu::paths::default_initrd();
-    assert!(
-        path.exists(),
-        "{} is missing: VM tests need the stress initrd (run initrd/build.sh or \
-         scripts/setup-host.sh)",
-        path.display()
-    );
-    path
 }
 
 /// One finished pipeline.
@@ -190,7 +158,7 @@ fn pipeline(launch_args: &[&str], migrate_args: &[&str], hook: Hook<'_>) -> Run 
     require_qemu();
     let initrd = initrd();
     let (etx, erx) = mpsc::channel();
-    let mut launch = Command::new(gp_launch());
+    let mut launch = Command::new(gp_testkit::bin("gp-launch"));
     launch.args(["--accel", "tcg", "--cpus", "1"]);
     if !launch_args.contains(&"--mem") {
         launch.args(["--mem", "256M"]);

@@ -1,11 +1,11 @@
-//! Writes a synthetic report (see `gp_plot::synth`) for benchmarks and trying gp-plot out.
+//! Writes a synthetic report (see `gp_testkit::synth`) for benchmarks and trying gp-plot out.
 //!
 //! `cargo run --release -p gp-plot --example synth -- RECORDS [--post-copy] [--seed N] [--name S] > report.json`
 
 use std::io::{BufWriter, Write};
 
 fn main() {
-    let mut spec = gp_plot::synth::Spec::default();
+    let mut spec = gp_testkit::synth::Spec::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -21,7 +21,7 @@ fn main() {
             n => spec.records = n.parse().expect("RECORDS must be a number"),
         }
     }
-    let report = gp_plot::synth::report(&spec);
+    let report = gp_testkit::synth::report(&spec);
     let mut out = BufWriter::new(std::io::stdout().lock());
     serde_json::to_writer(&mut out, &report).expect("writing the report");
     out.write_all(b"\n")

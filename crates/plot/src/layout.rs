@@ -51,6 +51,36 @@ pub fn mix(c: Rgb, t: f64) -> Rgb {
     Rgb(f(c.0), f(c.1), f(c.2))
 }
 
+/// The pixel spans `[x0, x1)` of consecutive bar segments of `values`, a bar `width` pixels
+/// long standing for `scale` (the largest total of the bars drawn together). Each segment's
+/// edges are rounded from the running sum, so the segments tile the bar without gaps.
+pub fn bar_segments(values: &[f64], scale: f64, width: i32) -> Vec<(i32, i32)> {
+    let mut out = Vec::with_capacity(values.len());
+    if scale <= 0.0 {
+        return out;
+    }
+    let mut sum = 0.0;
+    let mut x0 = 0;
+    for v in values {
+        sum += v.max(0.0);
+        let x1 = (sum / scale * f64::from(width)).round() as i32;
+        out.push((x0, x1));
+        x0 = x1;
+    }
+    out
+}
+
+/// Colour of a downtime breakdown step: blues for the source's steps, oranges for the
+/// destination's, shaded by position among that VM's steps.
+pub fn step_colour(name: &str, i: usize, n: usize) -> Rgb {
+    let base = if name.starts_with("dst-") {
+        REPORT_COLOURS[4]
+    } else {
+        REPORT_COLOURS[5]
+    };
+    shade(mix(base, -0.15), i, n)
+}
+
 /// Stacks labels so that none overlaps another: each label, given as (left x, width) in pixels,
 /// gets the lowest row in which it clears every label already placed by `gap` pixels.
 /// Returns the row of each label, in input order.
@@ -303,6 +333,20 @@ mod tests {
         assert_eq!(robust_top(pc), (3200.0, false));
         assert_eq!(robust_top(vec![]), (0.0, false));
         assert_eq!(robust_top(vec![f64::NAN, 3.0]), (3.0, false));
+    }
+
+    #[test]
+    fn bar_segments_tile_the_bar() {
+        let segs = bar_segments(&[0.086, 6.892, 0.752, 1.131, 0.989], 19.7, 400);
+        assert_eq!(segs.first().unwrap().0, 0);
+        assert_eq!(segs.last().unwrap().1, 200);
+        assert!(segs.windows(2).all(|w| w[0].1 == w[1].0));
+        assert_eq!(segs[1], (2, 142));
+        assert!(bar_segments(&[1.0], 0.0, 100).is_empty());
+        assert_ne!(
+            step_colour("src-vm-stopped", 0, 2),
+            step_colour("dst-x", 0, 2)
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! Modules: [`series`] turns a report into lines and marks ([`model`]), [`decimate`] thins
 //! lines to the chart's pixel columns, [`layout`] makes pixel decisions, [`render`] draws with
 //! plotters, [`bitmap`] fixes text and thick lines on the PNG backend, [`font`] embeds the
-//! font, [`synth`] makes synthetic reports for tests and `bench/plot.sh`.
+//! font.
 
 pub mod bitmap;
 pub mod cli;
@@ -20,7 +20,6 @@ pub mod layout;
 pub mod model;
 pub mod render;
 pub mod series;
-pub mod synth;
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -37,7 +36,7 @@ use crate::render::Chart;
 /// Everything that can go wrong, each naming the file concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
-    #[error("cannot read report {path}: {source}")]
+    #[error("cannot read report {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -46,14 +45,16 @@ pub enum PlotError {
     EmptyFile { path: PathBuf },
     #[error("{path} is larger than {} MiB: not a guestperf report", MAX_REPORT_BYTES >> 20)]
     TooLarge { path: PathBuf },
-    #[error("{path} is not JSON ({source}); expected a guestperf report written by gp-collect or guestperf.py")]
+    #[error(
+        "{path} is not JSON (expected a guestperf report written by gp-collect or guestperf.py)"
+    )]
     NotJson {
         path: PathBuf,
         source: serde_json::Error,
     },
     #[error("{path} is a stream of records, not a report: pipe it through gp-collect first (gp-collect < stream > report.json)")]
     RecordStream { path: PathBuf },
-    #[error("{path} is JSON but not a guestperf report: {source}")]
+    #[error("{path} is JSON but not a guestperf report")]
     NotAReport {
         path: PathBuf,
         source: serde_json::Error,
@@ -62,7 +63,7 @@ pub enum PlotError {
     NothingToPlot { path: PathBuf },
     #[error("cannot tell the image format of {path}: use an .svg or .png file name")]
     UnknownFormat { path: PathBuf },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

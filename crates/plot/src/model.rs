@@ -79,6 +79,21 @@ pub struct DowntimeWindow {
     pub estimated: bool,
 }
 
+/// The downtime step by step (the report's `summary.downtime_breakdown`), drawn as a bar under
+/// the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breakdown {
+    /// Each step: the checkpoint that ends it and its length, ms, in order.
+    pub steps: Vec<(String, f64)>,
+    /// All steps together, ms.
+    pub total_ms: f64,
+    /// QEMU's own window (`src-downtime-start` to `src-downtime-end`), ms.
+    pub qemu_window_ms: Option<f64>,
+    /// The slowest device saved on the source and loaded on the destination, with ms.
+    pub top_save: Option<(String, f64)>,
+    pub top_load: Option<(String, f64)>,
+}
+
 /// The row of the run table under the chart.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
@@ -102,6 +117,8 @@ pub struct Run {
     pub iterations: Vec<IterationMark>,
     pub statuses: Vec<StatusMark>,
     pub downtime: Option<DowntimeWindow>,
+    /// The downtime breakdown, when the report has one.
+    pub breakdown: Option<Breakdown>,
     pub summary: Summary,
     /// Time span of everything in the run, seconds since its start.
     pub x_max: f64,

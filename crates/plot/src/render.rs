@@ -16,10 +16,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::decimate::min_max_per_column;
 use crate::font::FAMILY;
 use crate::layout::{
-    dash_path, ellipsize, ellipsize_start, mix, nice_ceiling, report_colour, robust_top, shade,
-    stack_labels, Rgb,
+    bar_segments, dash_path, ellipsize, ellipsize_start, mix, nice_ceiling, report_colour,
+    robust_top, shade, stack_labels, step_colour, Rgb,
 };
-use crate::model::{Axis, Run, Series, SeriesKind};
+use crate::model::{Axis, Breakdown, Run, Series, SeriesKind};
 use gp_records::Role;
 
 /// Everything that goes on one page.
@@ -459,7 +459,21 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) ->
     let max_legend_rows = ((h - fixed - min_plot) / legend_row_h).max(1) as usize;
     let legend = legend_layout(root, chart, &m, w - 2 * m.margin, max_legend_rows);
     let legend_h = legend_row_h * legend.rows as i32;
-    let plot_bottom = h - m.margin - table_h - legend_h - 2 * gap;
+    // The downtime breakdown bars, one per report that has one, between plot and legend.
+    let bars: Vec<(usize, &Run, &Breakdown)> = chart
+        .runs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.breakdown.as_ref().map(|b| (i, r, b)))
+        .collect();
+    let bar_row_h = px(m.text * 1.4);
+    let caption_h = px(m.small * 1.5);
+    let breakdown_h = if bars.is_empty() {
+        0
+    } else {
+        caption_h + bars.len() as i32 * (bar_row_h + caption_h) + gap
+    };
+    let plot_bottom = h - m.margin - table_h - legend_h - 2 * gap - breakdown_h;
     if plot_bottom - top < m.px(150.0) {
         return Err(format!(
             "{width}x{height} pixels leave no room for the plot above the legend and the table \
@@ -472,7 +486,17 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) ->
         .clone()
         .shrink((0, top), (width, (plot_bottom - top) as u32));
     draw_plot(&plot_area, chart, &m)?;
-    let legend_top = plot_bottom + gap;
+    if !bars.is_empty() {
+        let geometry = BarGeometry {
+            top: plot_bottom + gap,
+            x0: m.margin + m.y_label_area(),
+            x1: w - m.margin - m.y2_label_area(),
+            bar_h: bar_row_h,
+            caption_h,
+        };
+        draw_breakdown(root, &bars, &geometry, &m)?;
+    }
+    let legend_top = plot_bottom + gap + breakdown_h;
     draw_legend(root, &legend, legend_top, legend_row_h, &m)?;
     draw_table(root, &rows, legend_top + legend_h + gap, table_row_h, &m)?;
     root.present().map_err(err)
@@ -560,6 +584,103 @@ fn draw_sample<DB: DrawingBackend>(
             .map_err(err)
         }
     }
+}
+
+/// Where the breakdown bars go.
+struct BarGeometry {
+    top: i32,
+    x0: i32,
+    x1: i32,
+    bar_h: i32,
+    caption_h: i32,
+}
+
+/// What the caption under a breakdown bar says.
+pub fn breakdown_caption(name: &str, b: &Breakdown) -> String {
+    let mut parts = vec![format!("{name}: {:.1} ms", b.total_ms)];
+    if let Some(w) = b.qemu_window_ms {
+        parts[0].push_str(&format!(" (QEMU's window {w:.1} ms)"));
+    }
+    if let Some((step, ms)) = b.steps.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        parts.push(format!("longest step {step} {ms:.1} ms"));
+    }
+    let dev = |what: &str, d: &Option<(String, f64)>| {
+        d.as_ref()
+            .map(|(n, ms)| format!("slowest {what} {n} {ms:.1} ms"))
+    };
+    parts.extend(dev("save", &b.top_save));
+    parts.extend(dev("load", &b.top_load));
+    parts.join("; ")
+}
+
+/// The downtime of each report that has a breakdown, step by step, as a horizontal bar on a
+/// common ms scale, with a caption.
+fn draw_breakdown<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    bars: &[(usize, &Run, &Breakdown)],
+    g: &BarGeometry,
+    m: &Metrics,
+) -> Res {
+    let small = m.font(m.small);
+    let header = "Downtime breakdown (QEMU's vmstate_downtime tracepoints): source steps blue, \
+                  destination steps orange";
+    root.draw(&Text::new(
+        header,
+        (m.margin, g.top + g.caption_h / 2),
+        small.clone().pos(Pos::new(HPos::Left, VPos::Center)),
+    ))
+    .map_err(err)?;
+    let scale = bars.iter().map(|b| b.2.total_ms).fold(0.0, f64::max);
+    let width = g.x1 - g.x0;
+    let swatch = m.px(12.0);
+    for (k, (run_index, run, b)) in bars.iter().enumerate() {
+        let y = g.top + g.caption_h + k as i32 * (g.bar_h + g.caption_h);
+        root.draw(&Rectangle::new(
+            [
+                (g.x0 - swatch - m.px(6.0), y + (g.bar_h - swatch) / 2),
+                (g.x0 - m.px(6.0), y + (g.bar_h + swatch) / 2),
+            ],
+            rgb(report_colour(*run_index)).filled(),
+        ))
+        .map_err(err)?;
+        let values: Vec<f64> = b.steps.iter().map(|s| s.1).collect();
+        let n_src = b.steps.iter().filter(|s| !s.0.starts_with("dst-")).count();
+        let n_dst = b.steps.len() - n_src;
+        let (mut i_src, mut i_dst) = (0, 0);
+        for ((name, ms), (a, z)) in b.steps.iter().zip(bar_segments(&values, scale, width)) {
+            let colour = if name.starts_with("dst-") {
+                i_dst += 1;
+                step_colour(name, i_dst - 1, n_dst)
+            } else {
+                i_src += 1;
+                step_colour(name, i_src - 1, n_src)
+            };
+            if z > a {
+                root.draw(&Rectangle::new(
+                    [(g.x0 + a, y), (g.x0 + z, y + g.bar_h)],
+                    rgb(colour).filled(),
+                ))
+                .map_err(err)?;
+            }
+            let label = format!("{name} {ms:.1}");
+            if text_width(root, &label, &small) + m.px(6.0) < z - a {
+                root.draw(&Text::new(
+                    label,
+                    (g.x0 + (a + z) / 2, y + g.bar_h / 2),
+                    small.clone().pos(Pos::new(HPos::Center, VPos::Center)),
+                ))
+                .map_err(err)?;
+            }
+        }
+        let caption = breakdown_caption(&legend_name(run), b);
+        root.draw(&Text::new(
+            ellipsize(&caption, 200),
+            (g.x0, y + g.bar_h + g.caption_h / 2),
+            small.clone().pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
 }
 
 fn draw_table<DB: DrawingBackend>(

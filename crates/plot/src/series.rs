@@ -22,7 +22,8 @@ use gp_records::sample::{CpuSample, CpuTime, ThreadClass, ThreadCpu};
 use gp_records::Role;
 
 use crate::model::{
-    DowntimeWindow, IterationMark, Run, Selection, Series, SeriesKind, StatusMark, Summary,
+    Breakdown, DowntimeWindow, IterationMark, Run, Selection, Series, SeriesKind, StatusMark,
+    Summary,
 };
 
 /// Everything a report holds that can be plotted, before choosing lines.
@@ -62,10 +63,34 @@ impl Run {
             iterations: iteration_marks(report, start),
             statuses: status_marks(report, start),
             downtime: downtime_window(report, start),
+            breakdown: breakdown(report),
             summary: summary(report),
             x_max,
         }
     }
+}
+
+/// The report's downtime breakdown, when it has one with steps.
+fn breakdown(report: &Report) -> Option<Breakdown> {
+    let b = report.summary.as_ref()?.downtime_breakdown.as_ref()?;
+    if !b.available || b.steps.is_empty() {
+        return None;
+    }
+    let steps: Vec<(String, f64)> = b
+        .steps
+        .iter()
+        .filter(|s| s.ms.is_finite() && s.ms >= 0.0)
+        .map(|s| (s.step.clone(), s.ms))
+        .collect();
+    let total_ms = steps.iter().map(|s| s.1).sum::<f64>();
+    let top = |d: &[gp_records::report::DeviceTime]| d.first().map(|d| (d.device.clone(), d.ms));
+    (total_ms > 0.0).then(|| Breakdown {
+        steps,
+        total_ms,
+        qemu_window_ms: b.qemu_window_ms,
+        top_save: top(&b.top_save),
+        top_load: top(&b.top_load),
+    })
 }
 
 /// Whether the report holds anything at all to draw.
@@ -586,17 +611,25 @@ fn summary(report: &Report) -> Summary {
         (None, Some(p)) => p.status.clone(),
         (None, None) => "no migration".to_string(),
     };
+    // Say when the mode asked for was not the one reached (a post-copy run pre-copy beat).
+    let result = match s.and_then(|s| s.mode.as_ref()) {
+        Some(m) if !m.requested_reached => {
+            format!("{result} ({} reached, {} asked)", m.reached, m.requested)
+        }
+        _ => result,
+    };
     Summary {
         scenario: report.scenario.name.clone(),
         result,
-        total_time_ms: s
+        // The figures the report trusts, else QEMU's.
+        total_time_ms: s.and_then(|s| s.trusted_total_time_ms).or(s
             .and_then(|s| s.total_time_ms)
             .or(last.map(|p| p.duration))
-            .map(|v| v as f64),
-        downtime_ms: s
+            .map(|v| v as f64)),
+        downtime_ms: s.and_then(|s| s.trusted_downtime_ms).or(s
             .and_then(|s| s.downtime_ms)
             .or(last.filter(|p| p.is_final()).map(|p| p.downtime))
-            .map(|v| v as f64),
+            .map(|v| v as f64)),
         iterations: s
             .and_then(|s| s.iterations)
             .or(last.map(|p| p.ram.iterations)),
@@ -609,7 +642,7 @@ fn summary(report: &Report) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth;
+    use gp_testkit::synth;
 
     fn original() -> Report {
         let text = include_str!("../tests/fixtures/original-postcopy.json");
@@ -699,6 +732,25 @@ mod tests {
         assert_eq!(run.summary.result, "completed");
         assert_eq!(run.summary.downtime_ms, Some(62.0));
         assert_eq!(run.summary.iterations, Some(5));
+    }
+
+    #[test]
+    fn a_mode_not_reached_is_in_the_result() {
+        let mut r = synth::report(&synth::Spec {
+            records: 100,
+            ..Default::default()
+        });
+        r.summary.as_mut().unwrap().mode = Some(gp_records::report::MigrationMode {
+            requested: "post-copy".into(),
+            reached: "precopy".into(),
+            requested_reached: false,
+            ..Default::default()
+        });
+        let run = Run::from_report(&r, "p.json", "p", &all());
+        assert_eq!(
+            run.summary.result,
+            "completed (precopy reached, post-copy asked)"
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gp_plot::synth::{self, Spec};
 use gp_records::report::Report;
+use gp_testkit::synth::{self, Spec};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -348,11 +348,17 @@ fn faults_are_clear_errors_naming_the_file() {
         e.contains("no-such-report.json") && e.contains("No such file"),
         "{e}"
     );
+    assert_eq!(e.matches("No such file").count(), 1, "the cause once: {e}");
 
     let not_json = d.join("notes.json");
     std::fs::write(&not_json, "this is not json\n").unwrap();
     let e = fails(&[&"-o", &out, &not_json]);
     assert!(e.contains("notes.json") && e.contains("is not JSON"), "{e}");
+    assert_eq!(
+        e.matches("at line 1 column").count(),
+        1,
+        "the cause once: {e}"
+    );
 
     let other = d.join("package.json");
     std::fs::write(&other, r#"{"name": "left-pad", "version": "1.3.0"}"#).unwrap();
@@ -428,4 +434,78 @@ fn bad_command_lines_are_usage_errors() {
     assert!(stderr(&out).contains("REPORT"));
     let out = gp_plot(&[&"-o", &"x.svg", &"--width", &"12", &"r.json"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_downtime_breakdown_is_a_bar_under_the_timeline() {
+    use gp_records::report::{BreakdownStep, DeviceTime, DowntimeBreakdown};
+    use gp_records::Role;
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = synth::report(&Spec {
+        records: 400,
+        ..Spec::default()
+    });
+    let plain = write_report(dir.path(), "plain.json", &report);
+    // The steps of a real QEMU 10.0.2 precopy switchover (docs/report.md).
+    let steps = [
+        ("src-vm-stopped", "src-downtime-start", 0.086),
+        ("src-iterable-saved", "src-vm-stopped", 6.892),
+        ("src-non-iterable-saved", "src-iterable-saved", 0.752),
+        ("src-downtime-end", "src-non-iterable-saved", 1.131),
+        ("dst-precopy-loadvm-completed", "src-downtime-end", 0.909),
+        (
+            "dst-precopy-bh-vm-started",
+            "dst-precopy-loadvm-completed",
+            0.08,
+        ),
+    ];
+    let device = |name: &str, ms| DeviceTime {
+        device: name.into(),
+        kind: "iterable".into(),
+        ms,
+    };
+    report.summary.as_mut().unwrap().downtime_breakdown = Some(DowntimeBreakdown {
+        available: true,
+        steps: steps
+            .iter()
+            .map(|&(step, from, ms)| BreakdownStep {
+                step: step.into(),
+                from: from.into(),
+                role: if step.starts_with("dst") {
+                    Role::Dst
+                } else {
+                    Role::Src
+                },
+                start_s: 0.0,
+                ms,
+            })
+            .collect(),
+        qemu_window_ms: Some(8.861),
+        total_ms: Some(9.85),
+        top_save: vec![device("ram", 6.785)],
+        top_load: vec![device("ram", 8.202)],
+        ..DowntimeBreakdown::default()
+    });
+    let traced = write_report(dir.path(), "traced.json", &report);
+    let svg = dir.path().join("chart.svg");
+    assert!(gp_plot(&[&"--output", &svg, &traced]).status.success());
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for want in [
+        "Downtime breakdown (QEMU&apos;s vmstate_downtime tracepoints)",
+        "src-iterable-saved 6.9",
+        "traced (precopy): 9.9 ms (QEMU&apos;s window 8.9 ms); longest step src-iterable-saved 6.9 \
+         ms; slowest save ram 6.8 ms; slowest load ram 8.2 ms",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from the SVG");
+    }
+    // Without a breakdown there is no bar, and both draw as PNG at the requested size.
+    assert!(gp_plot(&[&"--output", &svg, &plain]).status.success());
+    assert!(!std::fs::read_to_string(&svg)
+        .unwrap()
+        .contains("Downtime breakdown"));
+    let png = dir.path().join("chart.png");
+    assert!(gp_plot(&[&"--output", &png, &traced, &plain])
+        .status
+        .success());
+    assert_eq!(png_size(&png), (1280, 800));
 }

@@ -153,6 +153,13 @@ impl QemuBinary {
         self.accels.iter().any(|a| a == name)
     }
 
+    /// The trace events this binary has (`-trace help`), or why it did not say. Whether they
+    /// print anything depends on its trace backend (`log` prints them on stderr).
+    pub fn trace_events(&self) -> Result<Vec<String>, String> {
+        let text = run_capture(&self.path, &["-trace", "help"], Duration::from_secs(20))?;
+        Ok(parse_trace_help(&text))
+    }
+
     /// Whether the binary was built with RDMA migration (it links librdmacm).
     pub fn supports_rdma(&self) -> bool {
         std::fs::read(&self.path)
@@ -166,6 +173,19 @@ fn parse_accel_help(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.contains(' ') && !l.ends_with(':'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `-trace help` lists one event name per line.
+fn parse_trace_help(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
         .map(str::to_string)
         .collect()
 }
@@ -225,6 +245,13 @@ mod tests {
     }
 
     #[test]
+    fn trace_help() {
+        let text = "vmstate_downtime_save\nvmstate_downtime_load\n\nbreakpoint_insert\n";
+        assert_eq!(parse_trace_help(text).len(), 3);
+        assert!(parse_trace_help("Usage: something else\n").is_empty());
+    }
+
+    #[test]
     fn missing_binaries() {
         let e = QemuBinary::detect("qemu-system-does-not-exist")
             .unwrap_err()
@@ -247,5 +274,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}: run scripts/setup-host.sh to install QEMU"));
         assert!(b.version.major >= 7, "{}", b.version);
         assert!(b.has_accel("tcg"), "{:?}", b.accels);
+        let events = b.trace_events().unwrap();
+        assert!(events.len() > 100, "{events:?}");
     }
 }

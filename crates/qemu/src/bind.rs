@@ -131,6 +131,22 @@ impl Topology {
     }
 }
 
+/// The CPUs this process may run on (`sched_getaffinity`: what `taskset` or a cpuset left it),
+/// in ascending order. A child bound outside them would be refused.
+pub fn allowed_cpus() -> io::Result<Vec<u32>> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer and size of a cpu_set_t.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((0..libc::CPU_SETSIZE as u32)
+        // SAFETY: CPU_ISSET reads one bit of the set, in bounds.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c as usize, &set) })
+        .collect())
+}
+
 /// A binding that cannot be honoured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BindError {
@@ -386,6 +402,12 @@ mod tests {
         let t = Topology::host().unwrap();
         assert!(!t.cpus.is_empty());
         assert!(!t.nodes.is_empty());
+        let allowed = allowed_cpus().unwrap();
+        assert!(!allowed.is_empty() && allowed.iter().all(|c| t.cpus.contains(c)));
+        assert_eq!(
+            allowed.len(),
+            std::thread::available_parallelism().unwrap().get()
+        );
     }
 
     #[test]

@@ -11,7 +11,6 @@
 //! - [`runtime`]: private (0700) runtime directories for sockets, removed on drop.
 //! - [`ssh`]: remote hosts over OpenSSH: quoting, one multiplexed connection, socket
 //!   forwarding, clock offset.
-//! - [`testing`]: support for tests that boot real VMs.
 
 pub mod binary;
 pub mod bind;
@@ -21,5 +20,4 @@ pub mod process;
 pub mod qmp;
 pub mod runtime;
 pub mod ssh;
-pub mod testing;
 pub mod transport;

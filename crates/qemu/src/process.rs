@@ -62,6 +62,10 @@ pub struct Spec {
     /// a child writing a line a byte at a time wakes the reader once or twice per line (see the
     /// module docs). `None`: read as data comes.
     pub line_batch: Option<Duration>,
+    /// Stderr lines this returns true for are handed to [`Hooks::on_stderr_line`] but not kept
+    /// in [`Child::stderr_tail`] (e.g. QEMU's trace output, which would push its error
+    /// messages out of the tail).
+    pub stderr_tail_skip: Option<fn(&str) -> bool>,
 }
 
 impl Spec {
@@ -74,6 +78,7 @@ impl Spec {
             keep_stdin: false,
             death_signal: libc::SIGKILL,
             line_batch: None,
+            stderr_tail_skip: None,
         }
     }
 
@@ -389,6 +394,7 @@ fn supervise(
 
     let (out_done_tx, out_done_rx) = bounded::<()>(1);
     let batch = spec.line_batch;
+    let tail_skip = spec.stderr_tail_skip;
     let out_thread = stdout.and_then(|out| {
         thread::Builder::new()
             .name(format!("{}-out", spec.name))
@@ -411,6 +417,9 @@ fn supervise(
                     Box::new(move |line: OutputLine| {
                         if let Some(cb) = on_line.as_mut() {
                             cb(&line.text);
+                        }
+                        if tail_skip.is_some_and(|skip| skip(&line.text)) {
+                            return;
                         }
                         let mut tail = err_shared.stderr.lock().unwrap_or_else(|e| e.into_inner());
                         if tail.len() == STDERR_TAIL_LINES {
@@ -726,6 +735,25 @@ mod tests {
     }
 
     #[test]
+    fn skipped_stderr_lines_reach_the_hook_but_not_the_tail() {
+        let (tx, rx) = unbounded();
+        let hooks = Hooks {
+            on_stdout_line: Box::new(|_| {}),
+            on_stderr_line: Some(Box::new(move |l: &str| tx.send(l.to_string()).unwrap())),
+            on_exit: None,
+        };
+        let mut spec = sh("echo 1@2.3:trace_me >&2; echo real error >&2");
+        spec.stderr_tail_skip = Some(|l| l.contains('@'));
+        let child = spawn(&spec, hooks).unwrap();
+        child
+            .wait_until(Instant::now() + Duration::from_secs(20))
+            .unwrap();
+        assert_eq!(child.stderr_tail_after_exit(), ["real error"]);
+        let got: Vec<String> = rx.iter().take(2).collect();
+        assert_eq!(got, ["1@2.3:trace_me", "real error"]);
+    }
+
+    #[test]
     fn killed_child_reports_128_plus_signal() {
         let child = spawn(&sh("exec sleep 1000"), Hooks::discard()).unwrap();
         let (exit, how) = child.stop(|| {}, Duration::from_millis(50));
@@ -770,9 +798,16 @@ mod tests {
         assert!(!is_running(999_999_999));
         let mut zombie = Command::new("true").spawn().unwrap();
         let pid = zombie.id();
-        // Not reaped yet: a zombie once it has exited (nothing to wait on without reaping it).
-        let gone = crate::testing::wait_until(Duration::from_secs(5), || !is_running(pid));
-        assert!(gone, "an exited, unreaped child counts as running");
+        // Wait for it to exit without reaping it (WNOWAIT): it is a zombie from then on.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on our own child with a valid siginfo buffer.
+        let rc =
+            unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        assert_eq!(rc, 0, "waitid: {}", std::io::Error::last_os_error());
+        assert!(
+            !is_running(pid),
+            "an exited, unreaped child counts as running"
+        );
         zombie.wait().unwrap();
     }
 

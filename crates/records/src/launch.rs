@@ -39,6 +39,11 @@ pub struct Launch {
     /// vmstate_downtime tracepoints (they came in 8.2)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_note: Option<String>,
+    /// How gp-launch placed the QEMUs when the user did not bind their CPUs: the disjoint CPU
+    /// sets it chose (then in `hardware.src_cpu_bind`/`dst_cpu_bind`), or why it left them
+    /// unpinned. Absent when the user's bindings stand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_note: Option<String>,
 }
 
 /// The guest hardware and its placement on the host, as in the original guestperf.

@@ -326,6 +326,239 @@ pub struct Summary {
     pub iterations: Option<u64>,
     /// Why a figure is missing or approximate.
     pub notes: Vec<String>,
+    /// The mode the migration really ran in, and when it switched (issue 16).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<MigrationMode>,
+    /// Each headline figure against the others that measure the same thing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
+    /// The total time the report trusts, ms: QEMU's unless the checks found it inconsistent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_total_time_ms: Option<f64>,
+    /// Where `trusted_total_time_ms` comes from, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_total_time_source: Option<String>,
+    /// The downtime the report trusts, ms: QEMU's unless the checks found it inconsistent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_downtime_ms: Option<f64>,
+    /// Where `trusted_downtime_ms` comes from, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_downtime_source: Option<String>,
+    /// What the destination (and the source's phase counters) say post-copy cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationFigures>,
+    /// Where the downtime went, from QEMU's downtime tracepoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downtime_breakdown: Option<DowntimeBreakdown>,
+    /// The guest when the migration started: how warm, how fast it wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before_migration: Option<BeforeMigration>,
+}
+
+/// The mode a migration really ran in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MigrationMode {
+    /// What the scenario asked for: `precopy`, `post-copy`, `paused-then-completed`, or
+    /// `post-copy or paused-then-completed` when both were asked.
+    pub requested: String,
+    /// What happened: `precopy`, `post-copy`, `paused-then-completed`, `paused` (stopped by the
+    /// pause strategy, not completed), or `none` (no migration in the stream).
+    pub reached: String,
+    /// Whether `reached` is what was requested (always true for `precopy`).
+    pub requested_reached: bool,
+    /// Each switch, in time order: `precopy` (migration active), `post-copy`, `paused`, and
+    /// how it ended (`completed`, `failed`, `cancelled`).
+    pub switches: Vec<ModeSwitch>,
+    /// Set when the run was interrupted or failed during post-copy: the guest was lost (neither
+    /// side held all of its memory); says the phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_lost: Option<String>,
+}
+
+/// One change of mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModeSwitch {
+    /// The mode entered.
+    pub mode: String,
+    /// When, seconds since the epoch (QEMU's event timestamp, or the snapshot's host time).
+    pub time_s: f64,
+    /// ms after `migration_start_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_start_ms: Option<f64>,
+    /// `event` (a QMP event), `snapshot` (a `query-migrate` status), or `action`.
+    pub source: String,
+    /// The event or status that shows it (`MIGRATION postcopy-active (src)`).
+    pub detail: String,
+}
+
+/// One headline figure against another measure of the same thing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// `total_time` or `downtime`.
+    pub figure: String,
+    /// QEMU's figure, ms.
+    pub qemu_ms: f64,
+    /// What it is compared with (`events: STOP (src) to RESUME (dst)`).
+    pub against: String,
+    pub against_ms: f64,
+    /// `against_ms - qemu_ms`.
+    pub difference_ms: f64,
+    /// How far apart the two may be given their resolutions and what each includes.
+    pub tolerance_ms: f64,
+    pub agree: bool,
+    /// What a disagreement means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What post-copy cost the guest, as QEMU counts it; absent fields were not reported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DestinationFigures {
+    /// Host time of the destination snapshot the figures come from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_s: Option<f64>,
+    /// Destination `postcopy-blocktime`: time some vCPU waited for a page, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_blocktime_ms: Option<u64>,
+    /// Destination `postcopy-vcpu-blocktime`, per vCPU, ms.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub postcopy_vcpu_blocktime_ms: Vec<u64>,
+    /// Source `ram.postcopy-requests`: pages the destination asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_requests: Option<u64>,
+    /// Destination `postcopy-latency` (QEMU 10.1): mean page fault latency, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_latency_ns: Option<u64>,
+    /// Destination `postcopy-vcpu-latency` (QEMU 10.1), per vCPU, ns.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub postcopy_vcpu_latency_ns: Vec<u64>,
+    /// Destination `postcopy-non-vcpu-latency` (QEMU 10.1), ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_non_vcpu_latency_ns: Option<u64>,
+    /// Destination `postcopy-latency-dist` (QEMU 10.1): faults per latency bucket, bucket i
+    /// counting latencies in [2^i, 2^(i+1)) µs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub postcopy_latency_dist: Vec<u64>,
+    /// From `postcopy_latency_dist`: remote faults counted, and the lower bound (µs) of the
+    /// bucket holding the median and the 99th-percentile fault (the bucket is [x, 2x)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_remote_faults: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_latency_p50_bucket_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_latency_p99_bucket_us: Option<u64>,
+    /// Source `ram.precopy-bytes`, `ram.downtime-bytes`, `ram.postcopy-bytes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precopy_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downtime_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcopy_bytes: Option<u64>,
+    /// The guest-observed stall, ms, for comparison (`guest_stall.stall_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_stall_ms: Option<f64>,
+}
+
+/// The switchover step by step, from QEMU's `vmstate_downtime_*` tracepoints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DowntimeBreakdown {
+    pub available: bool,
+    /// Why there is no breakdown (QEMU without the tracepoints, tracing off, no checkpoints).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Consecutive checkpoints of both VMs, in time order, from `src-downtime-start`.
+    pub steps: Vec<BreakdownStep>,
+    /// `src-downtime-start` to `src-downtime-end`: QEMU's own downtime window, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qemu_window_ms: Option<f64>,
+    /// `src-downtime-start` to the destination's `...-vm-started`: the guest's pause, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<f64>,
+    /// Steps within QEMU's window over QEMU's downtime, percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage_pct: Option<f64>,
+    /// Devices saved on the source, slowest first (at most 5), and all of them together.
+    pub top_save: Vec<DeviceTime>,
+    pub save_ms: f64,
+    /// Devices loaded on the destination, slowest first (at most 5), and all together.
+    pub top_load: Vec<DeviceTime>,
+    pub load_ms: f64,
+}
+
+/// One step between two checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakdownStep {
+    /// The checkpoint that ends the step (`src-iterable-saved`: saving RAM's last pass).
+    pub step: String,
+    /// The checkpoint it starts from.
+    pub from: String,
+    /// The VM of the ending checkpoint.
+    pub role: Role,
+    /// Start of the step, seconds since the epoch (this host's clock).
+    pub start_s: f64,
+    pub ms: f64,
+}
+
+/// One device's save or load time in the switchover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceTime {
+    /// QEMU's `idstr`, with `#instance` when the instance is not 0.
+    pub device: String,
+    /// `iterable` (RAM, block) or `non-iterable`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ms: f64,
+}
+
+/// One of QEMU's dirty-rate measurements next to what the workload really wrote.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QemuDirtyRate {
+    /// `page-sampling`, `dirty-bitmap` or `dirty-ring`.
+    pub mode: String,
+    /// QEMU's estimate, bytes/s (its MB/s are MiB/s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate_bytes_per_s: Option<f64>,
+    /// The workload's achieved write rate over QEMU's measurement (the `calc_time_ms` before
+    /// the record), bytes/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub achieved_bytes_per_s: Option<f64>,
+    /// `estimate / achieved`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+    /// Why there is no estimate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The guest as the migration started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BeforeMigration {
+    /// Share of the workload's memory written at least once, 0 to 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub touched_share: Option<f64>,
+    /// Whether the migration started before every thread was warm.
+    pub cold: bool,
+    /// gp-migrate's settle criterion (`warm+steady`, `sleep`, `none`), when it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settle_criterion: Option<String>,
+    /// Seconds gp-migrate waited from the first workload record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_s: Option<f64>,
+    /// The workload's achieved write rate over the last 2 s before the migration, bytes/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_rate_bytes_per_s: Option<f64>,
+    /// The rate the workload was asked for, bytes/s (absent: unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rate_bytes_per_s: Option<u64>,
+    /// QEMU's own measurements (`dirty_rate` records, one per mode), each beside the workload's
+    /// achieved rate over the same window.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub qemu_dirty_rates: Vec<QemuDirtyRate>,
 }
 
 /// The longest time no workload thread reported progress, around the switchover.
@@ -617,6 +850,23 @@ mod tests {
         assert!(v.get("summary").is_none() && v.get("guestperf_rs").is_none());
         let back: Report = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn a_summary_written_before_the_checks_reads_back() {
+        // gp-collect's summary before mode, checks, trusted figures, destination, breakdown
+        // and before_migration: all of them absent, nothing else lost.
+        let old = serde_json::json!({
+            "outcome": "completed", "reason": "migration completed", "total_time_ms": 2040,
+            "downtime_ms": 230, "notes": ["a note"], "host_cpu": {"vms": []}
+        });
+        let s: Summary = serde_json::from_value(old).unwrap();
+        assert_eq!((s.total_time_ms, s.downtime_ms), (Some(2040), Some(230)));
+        assert!(s.mode.is_none() && s.checks.is_empty() && s.trusted_downtime_ms.is_none());
+        assert!(s.destination.is_none() && s.downtime_breakdown.is_none());
+        // And the new fields stay out of a summary that has none of them.
+        let v = serde_json::to_value(&s).unwrap();
+        assert!(v.get("checks").is_none() && v.get("mode").is_none());
     }
 
     #[test]

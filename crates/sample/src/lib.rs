@@ -16,6 +16,7 @@
 extern crate gp_stage;
 
 pub mod classify;
+pub mod cli;
 pub mod procstat;
 mod remote;
 

@@ -8,6 +8,7 @@
 //! - [`error`]: an error and its causes printed once each, `stage: error: cause: cause`.
 //! - [`exit`]: the `main()` of a binary in one call ([`main`]): run, print the error chain naming
 //!   the stage once, map the outcome to the documented exit code.
+//! - [`status`]: the one live status line on a terminal (gp-migrate's progress, gp-batch's).
 //! - [`say!`]: a line on stderr that never panics when stderr is gone.
 //!
 //! Library errors describe their own layer only (no stage name, no cause repeated in their own
@@ -28,6 +29,7 @@ pub mod argv;
 pub mod error;
 pub mod exit;
 pub mod signals;
+pub mod status;
 
 pub use error::error_chain;
 pub use exit::{main, signal_exit_code, ExitCode, Failure};

@@ -24,6 +24,17 @@ pub fn signal_name(sig: i32) -> String {
     }
 }
 
+/// How long a filter stage keeps passing input through after a signal: `grace`, unless stdin is a
+/// terminal, which never ends its input on Ctrl-C (so waiting would only delay the end).
+pub fn grace_after_signal(grace: std::time::Duration) -> std::time::Duration {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        std::time::Duration::ZERO
+    } else {
+        grace
+    }
+}
+
 /// Receives forwarded signals. Dropping it stops the forwarding thread; signal-hook keeps its
 /// handlers, so a signal after that is ignored rather than fatal.
 #[derive(Debug)]

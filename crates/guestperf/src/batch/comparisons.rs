@@ -2,9 +2,10 @@
 //!
 //! The first eleven are those of the newest upstream guestperf (`comparison.py` in QEMU's
 //! tests/migration-stress/guestperf), scenario for scenario, with one fix: upstream's
-//! `compr-xbzrle-cache-20` ran a cache of 10 %; here it runs 20 %. The last three are the
+//! `compr-xbzrle-cache-20` ran a cache of 10 %; here it runs 20 %. The next three are the
 //! comparisons the original commit message promises but never defined: migration transport,
-//! vCPU count and memory size.
+//! vCPU count and memory size. The last three vary the workload (what pre-copy converges on):
+//! its dirty rate, its working set and its write pattern.
 
 use std::ffi::OsString;
 
@@ -298,6 +299,45 @@ pub fn all() -> Vec<Comparison> {
             .collect(),
     });
 
+    // The workload's physics (docs/stress.md): what pre-copy converges on.
+    out.push(Comparison {
+        name: "dirty-rate",
+        description: "pre-copy at 32 MiB/s against the guest's dirty rate: idle, 16, 64, 256 \
+                      MiB/s and unlimited",
+        scenarios: [
+            ("dirty-rate-idle", "--stress-pattern once"),
+            ("dirty-rate-16m", "--stress-dirty-rate 16M"),
+            ("dirty-rate-64m", "--stress-dirty-rate 64M"),
+            ("dirty-rate-256m", "--stress-dirty-rate 256M"),
+            ("dirty-rate-unlimited", ""),
+        ]
+        .into_iter()
+        .map(|(name, launch)| Scenario {
+            name: name.to_string(),
+            launch: words(launch),
+            migrate: words("--bandwidth 32"),
+        })
+        .collect(),
+    });
+
+    out.push(Comparison {
+        name: "working-set",
+        description: "guests that keep writing 10, 25, 50 or 100% of their RAM",
+        scenarios: [10, 25, 50, 100]
+            .into_iter()
+            .map(|pct| Scenario::hardware(format!("wss-{pct}pct"), &format!("--stress-wss {pct}%")))
+            .collect(),
+    });
+
+    out.push(Comparison {
+        name: "pattern",
+        description: "guests writing their RAM in sequence, at random 4 KiB pages, or once",
+        scenarios: ["seq", "random", "once"]
+            .into_iter()
+            .map(|p| Scenario::hardware(format!("pattern-{p}"), &format!("--stress-pattern {p}")))
+            .collect(),
+    });
+
     out
 }
 
@@ -331,6 +371,9 @@ mod tests {
                 "transport",
                 "vcpu-count",
                 "memory-size",
+                "dirty-rate",
+                "working-set",
+                "pattern",
             ]
         );
     }
@@ -427,6 +470,50 @@ mod tests {
             Transport::Unix
         );
         assert_eq!(pause5.launch_over(&launch).unwrap(), launch);
+    }
+
+    #[test]
+    fn the_workload_comparisons_set_what_they_say() {
+        let rate = find("dirty-rate").unwrap();
+        let l: Vec<Launch> = rate
+            .scenarios
+            .iter()
+            .map(|s| s.launch_over(&Launch::defaults()).unwrap())
+            .collect();
+        let rates: Vec<Option<u64>> = l.iter().map(|l| l.stress_dirty_rate).collect();
+        assert_eq!(
+            rates,
+            [None, Some(16 << 20), Some(64 << 20), Some(256 << 20), None]
+        );
+        assert_eq!(l[0].stress_pattern, Some(gp_records::stress::Pattern::Once));
+        for s in &rate.scenarios {
+            assert_eq!(defaults(s).bandwidth, 32, "{}", s.name);
+        }
+        let wss = find("working-set").unwrap();
+        let sets: Vec<String> = wss
+            .scenarios
+            .iter()
+            .map(|s| {
+                let l = s.launch_over(&Launch::defaults()).unwrap();
+                format!("{:?}", l.stress_wss.unwrap())
+            })
+            .collect();
+        assert_eq!(sets, ["Pct(10.0)", "Pct(25.0)", "Pct(50.0)", "Pct(100.0)"]);
+        let pattern = find("pattern").unwrap();
+        let patterns: Vec<_> = pattern
+            .scenarios
+            .iter()
+            .map(|s| s.launch_over(&Launch::defaults()).unwrap().stress_pattern)
+            .collect();
+        use gp_records::stress::Pattern;
+        assert_eq!(
+            patterns,
+            [
+                Some(Pattern::Seq),
+                Some(Pattern::Random),
+                Some(Pattern::Once)
+            ]
+        );
     }
 
     #[test]

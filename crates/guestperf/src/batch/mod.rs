@@ -9,16 +9,24 @@
 //! drift of the machine spreads over all of them. At the end: `summary.json`, `summary.md` and
 //! one chart per comparison (gp-plot).
 //!
+//! Beyond one machine and one build: [`shard`] cuts the selection into parts for many hosts
+//! (`--shard K/N`), [`merge`] gathers parts back and summarises them without running anything
+//! (`--merge DIR ...`), and [`ab`] runs two arms of every run interleaved and compares them
+//! (`--ab-a`, `--ab-b`).
+//!
 //! [`run`] is the sequence of steps below, each testable on its own: [`resolve`] (each
 //! scenario's options for gp-launch and gp-migrate), [`skips`] (the probe's and the host's
 //! refusals), [`plan`] and [`Counts`] (what is left to do), [`dry_run_text`], `run_one` with
 //! [`classify`] (how a finished pipeline is filed), [`Tally`] (the running count and the end
 //! status), and the summary.
 
+pub mod ab;
 pub mod comparisons;
 pub mod glob;
+pub mod merge;
 pub mod probe;
 pub mod progress;
+pub mod shard;
 pub mod store;
 pub mod summary;
 
@@ -33,6 +41,7 @@ use self::comparisons::{Comparison, Scenario};
 use self::glob::{Filter, GlobError};
 use self::probe::{ProbeAccel, ProbeError, ProbeReport};
 use self::progress::Progress;
+use self::shard::{Shard, ShardError, ShardSource};
 use self::store::{RunError, RunId, Skipped, Store, StoreError};
 use self::summary::{ComparisonSummary, Summary};
 use crate::options::{Launch, Migrate, Sampling, Transport, LAUNCH_HEADING};
@@ -86,7 +95,8 @@ pub struct Cli {
     #[arg(long, value_name = "GLOB", help_heading = "Batch")]
     pub filter: Vec<String>,
 
-    /// List the comparisons and their scenarios (those --filter selects) and exit
+    /// List the comparisons and their scenarios (those --filter selects) and exit; with --shard,
+    /// the part's runs and their expected times
     #[arg(long, help_heading = "Batch")]
     pub list: bool,
 
@@ -102,6 +112,63 @@ pub struct Cli {
     /// Chart format
     #[arg(long, value_enum, default_value_t = ChartFormat::Svg, help_heading = "Batch")]
     pub chart_format: ChartFormat,
+
+    /// Run only part K of N of the selected runs (scenarios x --repeat), cut the same way on
+    /// every machine given the same command line: the N parts together are the whole batch,
+    /// each run once, balanced in expected run time
+    #[arg(
+        long,
+        value_name = "K/N",
+        help_heading = "Many hosts",
+        conflicts_with = "shard_from"
+    )]
+    pub shard: Option<Shard>,
+
+    /// Take the part's index (and count, where the runner says it) from the job runner's
+    /// environment, e.g. `--shard-from slurm`; never guessed without this flag
+    #[arg(long, value_enum, value_name = "RUNNER", help_heading = "Many hosts")]
+    pub shard_from: Option<ShardSource>,
+
+    /// The number of parts, for --shard-from runners that do not say it (kubernetes, parallel-*)
+    #[arg(long, value_name = "N", requires = "shard_from", help_heading = "Many hosts",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub shard_count: Option<u32>,
+
+    /// Summarise only, running nothing: gather the runs of the DIRs (e.g. the --shard parts
+    /// from many hosts) into --output, check that each run of the selection is there once
+    /// (listing what is missing or duplicated), and write the summary
+    #[arg(long, value_name = "DIR", num_args = 1.., help_heading = "Many hosts",
+          conflicts_with_all = ["shard", "shard_from", "dry_run"])]
+    pub merge: Vec<PathBuf>,
+
+    /// A/B: run every selected run once per arm, interleaved (A B, then B A, ...), arm A with
+    /// these extra gp-launch/gp-migrate options over the batch's and the scenario's (e.g.
+    /// '--binary /opt/old/bin/qemu-system-x86_64'; '' for none); reports in OUTPUT/a and
+    /// OUTPUT/b, then gp-compare into OUTPUT/compare
+    #[arg(
+        long,
+        value_name = "OPTIONS",
+        allow_hyphen_values = true,
+        requires = "ab_b",
+        conflicts_with = "merge",
+        help_heading = "A/B"
+    )]
+    pub ab_a: Option<String>,
+
+    /// A/B: arm B's extra options (see --ab-a)
+    #[arg(
+        long,
+        value_name = "OPTIONS",
+        allow_hyphen_values = true,
+        requires = "ab_a",
+        help_heading = "A/B"
+    )]
+    pub ab_b: Option<String>,
+
+    /// With --merge: when the runs of a scenario come from different hardware, write one merged
+    /// directory per kind of hardware (OUTPUT/HARDWARE/) instead of refusing
+    #[arg(long, requires = "merge", help_heading = "Many hosts")]
+    pub by_hardware: bool,
 }
 
 /// gp-migrate's `--name`, refused unless it is gp-migrate's default (which clap parses when the
@@ -156,6 +223,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    /// A bad --ab-a or --ab-b.
+    #[error("{0}")]
+    AbOptions(String),
+    /// The A/B could not go on (other arms in the directory, gp-compare failed).
+    #[error("{0}")]
+    Ab(String),
+    /// A --merge argument that is not a directory.
+    #[error("{0}")]
+    MergeInput(String),
+    /// The merge refuses (duplicates, mixed hardware, conflicting files) or is incomplete.
+    #[error("{0}")]
+    Merge(String),
     #[error("--output DIR is needed (except with --list)")]
     NoOutput,
     #[error("{failed} of {total} runs failed; see the .error.json files and {summary}")]
@@ -173,7 +254,12 @@ impl Error {
         match self {
             Error::Interrupted(sig) => 128 + sig,
             Error::NotFound(_) => 127,
-            Error::Filter(_) | Error::NothingSelected(_) | Error::NoOutput => 2,
+            Error::Filter(_)
+            | Error::NothingSelected(_)
+            | Error::NoOutput
+            | Error::Shard(_)
+            | Error::AbOptions(_)
+            | Error::MergeInput(_) => 2,
             Error::Pipeline(e) => e.exit_code(),
             _ => 1,
         }
@@ -522,12 +608,27 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         return Err(Error::NothingSelected(filter.patterns().join(" --filter ")));
     }
     if cli.list {
-        print!("{}", list(&selected));
+        match chosen_shard(cli, &|k| std::env::var(k).ok())? {
+            None => print!("{}", list(&selected)),
+            Some(shard) => {
+                let scenarios = resolve(cli, &selected)?;
+                let all = plan(&selected, cli.repeat, &|_, _| false, &|_| false);
+                let mine = shard::select_runs(&all, &scenarios, shard);
+                print!("{}", shard::list_part(shard, &all, &mine, &scenarios));
+            }
+        }
         return Ok(());
     }
     let Some(output) = cli.output.clone() else {
         return Err(Error::NoOutput);
     };
+    if !cli.merge.is_empty() {
+        return merge_into(cli, &output);
+    }
+    let shard = chosen_shard(cli, &|k| std::env::var(k).ok())?;
+    if cli.ab_a.is_some() {
+        return ab::run(cli, &selected, &output, shard);
+    }
     let scenarios = resolve(cli, &selected)?;
     let binaries = Binaries::locate()?;
     let store = Store::new(&output);
@@ -544,13 +645,33 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         .filter_map(|(r, d)| d.clone().map(|d| (r.key(), d)))
         .collect();
     let is_skipped = |c: &str, s: &str| skipped.iter().any(|(k, _)| *k == format!("{c}/{s}"));
-    let runs = plan(&selected, cli.repeat, &is_skipped, &|id| store.is_done(id));
-    let counts = Counts::new(scenarios.len(), cli.repeat, runs.len(), skipped.len());
+    let (runs, counts) = match shard {
+        None => {
+            let runs = plan(&selected, cli.repeat, &is_skipped, &|id| store.is_done(id));
+            let counts = Counts::new(scenarios.len(), cli.repeat, runs.len(), skipped.len());
+            (runs, counts)
+        }
+        Some(shard) => {
+            let all = plan(&selected, cli.repeat, &|_, _| false, &|_| false);
+            let mine = shard::select_runs(&all, &scenarios, shard);
+            if !cli.dry_run {
+                let manifest = shard::Manifest::new(cli, shard, &all, &mine, &scenarios);
+                let path = store.root().join(manifest.file_name());
+                store
+                    .write_json(&path, &manifest)
+                    .map_err(|source| Error::Io {
+                        what: format!("cannot write {}", path.display()),
+                        source,
+                    })?;
+            }
+            shard::plan_part(&mine, &is_skipped, &|id| store.is_done(id))
+        }
+    };
     let batch = Batch {
         cli,
         binaries,
         store,
-        signals,
+        signals: &signals,
         probe,
         scenarios,
     };
@@ -559,6 +680,9 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     }
 
     let progress = Progress::stderr(runs.len());
+    if let Some(shard) = shard {
+        progress.note(&format!("part {shard} of the selection (--shard)"));
+    }
     progress.note(&format!(
         "{} to do in {} ({} already done, {} skipped); QEMU {} ({})",
         plural(counts.to_do, "run"),
@@ -577,6 +701,184 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     write_summary(&batch, &progress, charts)?;
     progress.note(&format!("summary: {}", summary_path.display()));
     tally.result(&summary_path)
+}
+
+/// `--merge`: gathers the directories into `output`, checks and summarises them (see
+/// [`merge`]).
+fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
+    use std::collections::BTreeMap;
+    for dir in &cli.merge {
+        if !dir.is_dir() {
+            return Err(Error::MergeInput(format!(
+                "--merge {}: not a directory (give gp-batch output directories)",
+                dir.display()
+            )));
+        }
+    }
+    let gathered = merge::gather(&cli.merge).map_err(|source| Error::Io {
+        what: "cannot read the --merge directories".into(),
+        source,
+    })?;
+    let expected = merge::expected(&gathered, &cli.filter, cli.repeat)?;
+    let (mut findings, kinds) = merge::check(&gathered, &expected, &merge::read_hardware);
+    findings.sources = cli.merge.iter().map(|d| d.display().to_string()).collect();
+    if let Some(why) = findings.refusal(cli.by_hardware) {
+        return Err(Error::Merge(format!("nothing merged: {why}")));
+    }
+    // Where each kind of hardware goes.
+    let mut strata: BTreeMap<String, PathBuf> = BTreeMap::new();
+    if cli.by_hardware {
+        for kind in kinds.values() {
+            if strata.contains_key(kind) {
+                continue;
+            }
+            let base = merge::slug(kind);
+            let mut name = base.clone();
+            let mut n = 2;
+            while strata.values().any(|p| p.ends_with(&name)) {
+                name = format!("{base}-{n}");
+                n += 1;
+            }
+            strata.insert(kind.clone(), output.join(name));
+        }
+        findings.strata = strata
+            .iter()
+            .map(|(k, p)| (k.clone(), p.display().to_string()))
+            .collect();
+    }
+    let roots: Vec<PathBuf> = if strata.is_empty() {
+        vec![output.to_path_buf()]
+    } else {
+        strata.values().cloned().collect()
+    };
+    let root_of = |key: &merge::Key| -> PathBuf {
+        kinds
+            .get(key)
+            .and_then(|k| strata.get(k))
+            .cloned()
+            .unwrap_or_else(|| output.to_path_buf())
+    };
+    // What goes where: reports to their hardware's directory, skips and failures to each.
+    let mut copies: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let dest = |root: &Path, src: &Path| -> PathBuf {
+        let comparison = src.parent().and_then(Path::file_name).unwrap_or_default();
+        root.join(comparison)
+            .join(src.file_name().unwrap_or_default())
+    };
+    for (key, files) in &gathered.results {
+        copies.push((files[0].clone(), dest(&root_of(key), &files[0])));
+    }
+    for (key, files) in gathered.errors.iter().chain(&gathered.skipped) {
+        if gathered.results.contains_key(key) {
+            continue;
+        }
+        for root in &roots {
+            copies.push((files[0].clone(), dest(root, &files[0])));
+        }
+    }
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| Error::Io {
+            what: format!("cannot read {}", p.display()),
+            source,
+        })
+    };
+    let mut conflicts = Vec::new();
+    for (src, dst) in &copies {
+        if dst.exists() && read(src)? != read(dst)? {
+            conflicts.push(format!("{} differs from {}", dst.display(), src.display()));
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(Error::Merge(format!(
+            "nothing merged: --output already holds other files of the same runs: {}",
+            conflicts.join("; ")
+        )));
+    }
+    let stores: Vec<Store> = roots.iter().map(Store::new).collect();
+    let _locks = stores
+        .iter()
+        .map(Store::open)
+        .collect::<Result<Vec<_>, _>>()?;
+    let store = Store::new(output);
+    for (src, dst) in &copies {
+        if dst.exists() {
+            continue;
+        }
+        store
+            .write_atomic(dst, &read(src)?)
+            .map_err(|source| Error::Io {
+                what: format!("cannot write {}", dst.display()),
+                source,
+            })?;
+    }
+    findings.merged = gathered.results.len();
+    let json_path = output.join("merge.json");
+    store
+        .write_json(&json_path, &findings)
+        .map_err(|source| Error::Io {
+            what: format!("cannot write {}", json_path.display()),
+            source,
+        })?;
+    let binaries = Binaries::locate()?;
+    let signals = SignalWatch::start().map_err(Error::Signals)?;
+    let progress = Progress::stderr(0);
+    progress.note(&format!(
+        "merged {} from {} into {} ({} expected from the {})",
+        plural(findings.merged, "run"),
+        plural(cli.merge.len(), "directory"),
+        output.display(),
+        findings.expected,
+        findings.selection_from
+    ));
+    for failed in &findings.failed {
+        progress.note(&format!("failed (an .error.json, no report): {failed}"));
+    }
+    for outside in &findings.outside_selection {
+        progress.note(&format!("outside the selection, merged too: {outside}"));
+    }
+    for s in &stores {
+        let qemu = merged_qemu(s);
+        write_summary_in(cli, &binaries, s, &signals, &progress, true, qemu)?;
+        progress.note(&format!(
+            "summary: {}",
+            s.root().join("summary.md").display()
+        ));
+    }
+    match findings.incomplete() {
+        Some(what) => Err(Error::Merge(format!(
+            "incomplete: {what} (see {})",
+            json_path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The QEMU version and accelerator of a merged directory's reports, when they all agree.
+fn merged_qemu(store: &Store) -> Option<(String, String)> {
+    let mut seen = std::collections::BTreeSet::new();
+    for c in comparisons::all() {
+        for s in &c.scenarios {
+            for k in store.finished_runs(c.name, &s.name) {
+                let path = store.result_path(&RunId::new(c.name, &s.name, k));
+                let report: Report = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+                let h = report.guestperf_rs.as_ref()?.header.as_ref()?;
+                seen.insert((h.qemu_version.clone(), h.accel.clone()));
+            }
+        }
+    }
+    (seen.len() == 1).then(|| seen.into_iter().next().unwrap())
+}
+
+/// The part `--shard` or `--shard-from` (reading `env`) names, if any.
+pub fn chosen_shard(
+    cli: &Cli,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Shard>, Error> {
+    Ok(match (cli.shard, cli.shard_from) {
+        (Some(shard), _) => Some(shard),
+        (None, Some(source)) => Some(source.shard(cli.shard_count, env)?),
+        (None, None) => None,
+    })
 }
 
 /// Asks QEMU about every scenario at once, under the accelerator the VMs will use.
@@ -602,7 +904,7 @@ struct Batch<'a> {
     cli: &'a Cli,
     binaries: Binaries,
     store: Store,
-    signals: SignalWatch,
+    signals: &'a SignalWatch,
     probe: ProbeReport,
     scenarios: Vec<Resolved<'a>>,
 }
@@ -653,30 +955,43 @@ impl Batch<'_> {
             if !tally.wants(id) {
                 continue;
             }
-            let scenario = self.scenario(id);
-            let label = id.label();
-            progress.start_run(&label);
-            let stages = self.binaries.pipeline(self.cli, scenario);
-            if self.cli.launch.verbose || self.cli.launch.debug {
-                progress.note(&pipeline::shell_pipeline(&stages));
-            }
-            tally.attempted += 1;
-            let outcome = run_one(&stages, &self.store, &self.signals, progress, id)?;
-            if let RunOutcome::Unsupported(reason) = &outcome {
-                let skip = Skip {
-                    reason: reason.clone(),
-                    decided_by: Stage::Migrate.binary(),
-                };
-                file_skip(&self.store, scenario, &skip, &self.probe)?;
-                // The scenario's later runs will not be tried.
-                progress.forget_runs(later_runs(runs, id));
-            }
-            progress.finish_run(&label, &tally.record(id, &outcome));
+            self.run_step(id, &id.label(), later_runs(runs, id), &mut tally, progress)?;
             if tally.interrupted.is_some() {
                 break;
             }
         }
         Ok(tally)
+    }
+
+    /// Runs `id` once, shown as `label`, and counts it in `tally`; `later` is how many runs of
+    /// the same scenario come after it (not tried if gp-migrate refuses the scenario).
+    fn run_step(
+        &self,
+        id: &RunId,
+        label: &str,
+        later: usize,
+        tally: &mut Tally,
+        progress: &Arc<Progress>,
+    ) -> Result<(), Error> {
+        let scenario = self.scenario(id);
+        progress.start_run(label);
+        let stages = self.binaries.pipeline(self.cli, scenario);
+        if self.cli.launch.verbose || self.cli.launch.debug {
+            progress.note(&pipeline::shell_pipeline(&stages));
+        }
+        tally.attempted += 1;
+        let outcome = run_one(&stages, &self.store, self.signals, progress, id)?;
+        if let RunOutcome::Unsupported(reason) = &outcome {
+            let skip = Skip {
+                reason: reason.clone(),
+                decided_by: Stage::Migrate.binary(),
+            };
+            file_skip(&self.store, scenario, &skip, &self.probe)?;
+            // The scenario's later runs will not be tried.
+            progress.forget_runs(later);
+        }
+        progress.finish_run(label, &tally.record(id, &outcome));
+        Ok(())
     }
 }
 
@@ -837,6 +1152,22 @@ fn write_summary(batch: &Batch, progress: &Arc<Progress>, charts: bool) -> Resul
         probe,
         ..
     } = batch;
+    let qemu = Some((probe.qemu_version.clone(), probe.accel.clone()));
+    write_summary_in(cli, binaries, store, signals, progress, charts, qemu)
+}
+
+/// Writes `store`'s summary.json, summary.md and (when `charts`) one chart per comparison;
+/// `qemu` is the QEMU version and accelerator to name, when there is one.
+#[allow(clippy::too_many_arguments)]
+fn write_summary_in(
+    cli: &Cli,
+    binaries: &Binaries,
+    store: &Store,
+    signals: &SignalWatch,
+    progress: &Arc<Progress>,
+    charts: bool,
+    qemu: Option<(String, String)>,
+) -> Result<(), Error> {
     let mut comparisons: Vec<ComparisonSummary> = comparisons::all()
         .iter()
         .filter_map(|c| summary::summarize_comparison(store, c))
@@ -885,8 +1216,8 @@ fn write_summary(batch: &Batch, progress: &Arc<Progress>, charts: bool) -> Resul
         tool: "gp-batch".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         generated_s: gp_records::now_s(),
-        qemu_version: Some(probe.qemu_version.clone()),
-        probe_accel: Some(probe.accel.clone()),
+        qemu_version: qemu.as_ref().map(|q| q.0.clone()),
+        probe_accel: qemu.map(|q| q.1),
         argv: std::env::args().collect(),
         comparisons,
     };

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 
+use gp_stage::status::StatusLine;
+
 use crate::pipeline::StderrSink;
 
 /// The progress display. Also the sink for the stages' stderr, so their lines and the status
@@ -19,7 +21,7 @@ pub struct Progress {
     state: Mutex<State>,
     fancy: bool,
     start: Instant,
-    out: Mutex<Box<dyn Write + Send>>,
+    line: Mutex<StatusLine>,
 }
 
 impl std::fmt::Debug for Progress {
@@ -37,7 +39,6 @@ struct State {
     finished: usize,
     current: Option<(String, Instant)>,
     durations: Vec<Duration>,
-    status_shown: bool,
 }
 
 /// Stops the redraw thread when dropped.
@@ -60,23 +61,24 @@ impl Progress {
     /// A display for `total` runs on `out`; `fancy` redraws a status line (use it only when
     /// `out` is a terminal).
     pub fn new(total: usize, fancy: bool, out: Box<dyn Write + Send>) -> Arc<Self> {
+        Progress::on(total, StatusLine::new(out, fancy))
+    }
+
+    /// On our stderr, fancy when it is a terminal (and `TERM` is not `dumb`).
+    pub fn stderr(total: usize) -> Arc<Self> {
+        Progress::on(total, StatusLine::stderr())
+    }
+
+    fn on(total: usize, line: StatusLine) -> Arc<Self> {
         Arc::new(Progress {
             state: Mutex::new(State {
                 total,
                 ..Default::default()
             }),
-            fancy,
+            fancy: line.is_live(),
             start: Instant::now(),
-            out: Mutex::new(out),
+            line: Mutex::new(line),
         })
-    }
-
-    /// On our stderr, fancy when it is a terminal (and `TERM` is not `dumb`).
-    pub fn stderr(total: usize) -> Arc<Self> {
-        use std::io::IsTerminal;
-        let fancy =
-            std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
-        Progress::new(total, fancy, Box::new(std::io::stderr()))
     }
 
     /// Redraws the status line every second until the returned ticker is dropped.
@@ -175,41 +177,21 @@ impl Progress {
     }
 
     fn println(&self, line: &str) {
-        let mut out = self.out.lock().unwrap();
-        let mut st = self.state.lock().unwrap();
-        if self.fancy && st.status_shown {
-            let _ = write!(out, "\r\x1b[2K");
-            st.status_shown = false;
-        }
-        drop(st);
-        let _ = writeln!(out, "{line}");
-        drop(out);
+        self.line.lock().unwrap().println(line);
         if self.fancy {
             self.redraw();
         }
     }
 
     fn redraw(&self) {
-        if !self.fancy {
-            return;
+        if self.fancy {
+            let text = self.status();
+            self.line.lock().unwrap().show(&text);
         }
-        let text = self.status();
-        let width = terminal_width().unwrap_or(100).saturating_sub(1).max(20);
-        let text: String = text.chars().take(width).collect();
-        let mut out = self.out.lock().unwrap();
-        let _ = write!(out, "\r\x1b[2K{text}");
-        let _ = out.flush();
-        self.state.lock().unwrap().status_shown = true;
     }
 
     fn clear(&self) {
-        let mut out = self.out.lock().unwrap();
-        let mut st = self.state.lock().unwrap();
-        if st.status_shown {
-            let _ = write!(out, "\r\x1b[2K");
-            let _ = out.flush();
-            st.status_shown = false;
-        }
+        self.line.lock().unwrap().clear();
     }
 }
 
@@ -244,15 +226,6 @@ pub fn fmt_duration(d: Duration) -> String {
         format!("{}m{:02}s", s / 60, s % 60)
     } else {
         format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    }
-}
-
-fn terminal_width() -> Option<usize> {
-    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        (libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0)
-            .then_some(ws.ws_col as usize)
     }
 }
 

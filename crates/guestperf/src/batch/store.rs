@@ -8,8 +8,13 @@
 //! DIR/COMPARISON/SCENARIO[.rK].error.json why a run failed (retried by the next batch)
 //! DIR/COMPARISON/COMPARISON.svg           the comparison chart
 //! DIR/summary.json, DIR/summary.md        the summary
+//! DIR/shard-K-of-N.json                   which part of the selection DIR holds (--shard)
+//! DIR/merge.json                          what a --merge found
 //! DIR/.gp-batch.lock                      held while a batch runs on DIR
 //! ```
+//!
+//! An A/B (`--ab-a`, `--ab-b`) writes one such directory per arm, `DIR/a` and `DIR/b`, with
+//! `DIR/ab.json` (the arms) and gp-compare's `DIR/compare/`.
 //!
 //! Every file is written to a hidden temporary file in the same directory and renamed into
 //! place, so a file that exists is complete. A run is done when its result file exists.

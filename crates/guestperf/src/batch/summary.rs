@@ -21,9 +21,11 @@ pub struct RunMetrics {
     pub file: String,
     /// `completed`, `failed`, `cancelled`, `interrupted`, or `unknown`.
     pub outcome: String,
-    /// QEMU's total migration time, ms.
+    /// The total migration time the report trusts (`summary.trusted_total_time_ms`: QEMU's
+    /// unless its checks found it inconsistent), ms; QEMU's for older reports.
     pub total_time_ms: Option<f64>,
-    /// QEMU's downtime, ms.
+    /// The downtime the report trusts (`summary.trusted_downtime_ms`), ms; QEMU's for older
+    /// reports.
     pub downtime_ms: Option<f64>,
     /// The longest gap in guest progress around the switchover, ms.
     pub guest_stall_ms: Option<f64>,
@@ -35,6 +37,24 @@ pub struct RunMetrics {
     pub migration_threads_cpu_s: Option<f64>,
     pub transferred_bytes: Option<u64>,
     pub iterations: Option<u64>,
+    /// The destination's post-copy blocktime (`summary.destination.postcopy_blocktime_ms`), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcopy_blocktime_ms: Option<f64>,
+    /// The longest step of the downtime breakdown (`summary.downtime_breakdown`) and its ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_downtime_step: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_downtime_step_ms: Option<f64>,
+    /// The mode the scenario asked for and the one the migration reached (`summary.mode`);
+    /// absent in reports written before gp-collect said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_requested: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_reached: Option<String>,
+    /// The requested mode was not reached (a post-copy run that pre-copy beat, a pause that
+    /// never came): the run is counted apart and left out of the scenario's figures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mode_not_reached: bool,
 }
 
 impl RunMetrics {
@@ -65,12 +85,21 @@ impl RunMetrics {
             .iter()
             .filter_map(|vm| vm.during_migration_s)
             .collect();
+        let mode = summary.mode.as_ref();
+        let longest = summary
+            .downtime_breakdown
+            .as_ref()
+            .and_then(|b| b.steps.iter().max_by(|a, b| a.ms.total_cmp(&b.ms)));
         RunMetrics {
             run,
             file,
             outcome,
-            total_time_ms: summary.total_time_ms.map(|v| v as f64),
-            downtime_ms: summary.downtime_ms.map(|v| v as f64),
+            total_time_ms: summary
+                .trusted_total_time_ms
+                .or(summary.total_time_ms.map(|v| v as f64)),
+            downtime_ms: summary
+                .trusted_downtime_ms
+                .or(summary.downtime_ms.map(|v| v as f64)),
             guest_stall_ms: summary.guest_stall.as_ref().map(|s| s.stall_ms),
             guest_slowdown_during_pct: summary
                 .guest_throughput
@@ -80,6 +109,16 @@ impl RunMetrics {
             migration_threads_cpu_s: summary.host_cpu.migration_threads_s,
             transferred_bytes: summary.transferred_bytes,
             iterations: summary.iterations,
+            postcopy_blocktime_ms: summary
+                .destination
+                .as_ref()
+                .and_then(|d| d.postcopy_blocktime_ms)
+                .map(|v| v as f64),
+            longest_downtime_step: longest.map(|s| s.step.clone()),
+            longest_downtime_step_ms: longest.map(|s| s.ms),
+            mode_requested: mode.map(|m| m.requested.clone()),
+            mode_reached: mode.map(|m| m.reached.clone()),
+            mode_not_reached: mode.is_some_and(|m| !m.requested_reached),
         }
     }
 }
@@ -124,12 +163,21 @@ pub struct ScenarioStats {
     pub guest_slowdown_during_pct: Option<Stat>,
     pub host_cpu_during_migration_s: Option<Stat>,
     pub migration_threads_cpu_s: Option<Stat>,
+    /// Post-copy runs only: the destination's blocktime, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcopy_blocktime_ms: Option<Stat>,
 }
 
 impl ScenarioStats {
+    /// Over the runs that reached the mode their scenario asked for.
     pub fn of(runs: &[RunMetrics]) -> Self {
         let stat = |f: fn(&RunMetrics) -> Option<f64>| {
-            Stat::of(&runs.iter().filter_map(f).collect::<Vec<_>>())
+            let values: Vec<f64> = runs
+                .iter()
+                .filter(|r| !r.mode_not_reached)
+                .filter_map(f)
+                .collect();
+            Stat::of(&values)
         };
         ScenarioStats {
             total_time_ms: stat(|r| r.total_time_ms),
@@ -138,6 +186,7 @@ impl ScenarioStats {
             guest_slowdown_during_pct: stat(|r| r.guest_slowdown_during_pct),
             host_cpu_during_migration_s: stat(|r| r.host_cpu_during_migration_s),
             migration_threads_cpu_s: stat(|r| r.migration_threads_cpu_s),
+            postcopy_blocktime_ms: stat(|r| r.postcopy_blocktime_ms),
         }
     }
 }
@@ -266,7 +315,14 @@ pub fn summarize_comparison(store: &Store, comparison: &Comparison) -> Option<Co
                 _ => "no result".to_string(),
             }
         } else {
-            outcome_counts(&runs)
+            let mut result = outcome_counts(&runs);
+            let missed = runs.iter().filter(|r| r.mode_not_reached).count();
+            if missed > 0 {
+                result.push_str(&format!(
+                    " ({missed} did not reach the requested mode: not in the figures)"
+                ));
+            }
+            result
         };
         scenarios.push(ScenarioSummary {
             name: scenario.name.clone(),
@@ -313,9 +369,14 @@ fn outcome_counts(runs: &[RunMetrics]) -> String {
 }
 
 /// The run to draw in a comparison chart: the one whose total time is the median (the first
-/// run when no run has a total time).
+/// run when no run has a total time), among the runs that reached the requested mode when any
+/// did.
 pub fn representative(runs: &[RunMetrics]) -> Option<&RunMetrics> {
-    let timed: Vec<&RunMetrics> = runs.iter().filter(|r| r.total_time_ms.is_some()).collect();
+    let reached = runs.iter().any(|r| !r.mode_not_reached);
+    let timed: Vec<&RunMetrics> = runs
+        .iter()
+        .filter(|r| r.total_time_ms.is_some() && (!reached || !r.mode_not_reached))
+        .collect();
     if timed.is_empty() {
         return runs.first();
     }
@@ -405,6 +466,18 @@ pub fn markdown(summary: &Summary) -> String {
                         f.message.replace('\n', " "),
                         f.file,
                         f.file
+                    ));
+                }
+                for r in s.runs.iter().filter(|r| r.mode_not_reached) {
+                    v.push(format!(
+                        "- {} run {} asked for {} but reached {}: counted apart, not in the \
+                         figures ([{}]({}))",
+                        s.name,
+                        r.run,
+                        r.mode_requested.as_deref().unwrap_or("?"),
+                        r.mode_reached.as_deref().unwrap_or("?"),
+                        r.file,
+                        r.file
                     ));
                 }
                 for u in &s.unreadable {
@@ -513,6 +586,53 @@ mod tests {
     }
 
     #[test]
+    fn runs_that_missed_the_requested_mode_are_counted_apart() {
+        let mut missed = run(2, "completed", Some(150.0));
+        missed.mode_not_reached = true;
+        missed.mode_requested = Some("post-copy".into());
+        missed.mode_reached = Some("precopy".into());
+        let runs = [
+            run(1, "completed", Some(1000.0)),
+            missed,
+            run(3, "completed", Some(3000.0)),
+        ];
+        let total = ScenarioStats::of(&runs).total_time_ms.unwrap();
+        assert_eq!((total.n, total.median), (2, 2000.0));
+        let summary = Summary {
+            tool: "gp-batch".into(),
+            version: "0".into(),
+            generated_s: 0.0,
+            qemu_version: None,
+            probe_accel: None,
+            argv: vec![],
+            comparisons: vec![ComparisonSummary {
+                name: "c".into(),
+                description: "d".into(),
+                chart: None,
+                chart_error: None,
+                scenarios: vec![ScenarioSummary {
+                    name: "post-copy".into(),
+                    settings: String::new(),
+                    skipped: None,
+                    result: "3 completed".into(),
+                    stats: ScenarioStats::of(&runs),
+                    runs: runs.to_vec(),
+                    failed_runs: vec![],
+                    unreadable: vec![],
+                }],
+            }],
+        };
+        let md = markdown(&summary);
+        assert!(
+            md.contains(
+                "- post-copy run 2 asked for post-copy but reached precopy: counted apart, not in \
+                 the figures ([c/s.r2.json](c/s.r2.json))"
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
     fn representative_is_the_median_run() {
         let runs = [
             run(1, "completed", Some(5.0)),
@@ -523,6 +643,11 @@ mod tests {
         let untimed = [run(1, "failed", None), run(2, "failed", None)];
         assert_eq!(representative(&untimed).unwrap().run, 1);
         assert!(representative(&[]).is_none());
+        // A run that missed its mode is not drawn while another reached it.
+        let mut missed = run(3, "completed", Some(3.0));
+        missed.mode_not_reached = true;
+        let runs = [run(1, "completed", Some(5.0)), missed];
+        assert_eq!(representative(&runs).unwrap().run, 1);
     }
 
     #[test]
@@ -594,6 +719,51 @@ mod tests {
         assert_eq!(m.guest_slowdown_during_pct, Some(35.5));
         assert_eq!(m.host_cpu_during_migration_s, Some(2.5));
         assert_eq!(m.migration_threads_cpu_s, Some(0.5));
+        assert!(!m.mode_not_reached && m.mode_reached.is_none());
+        // The trusted figures win over QEMU's, and a missed mode is said.
+        let s = report.summary.as_mut().unwrap();
+        s.trusted_downtime_ms = Some(160.0);
+        s.trusted_total_time_ms = Some(4100.0);
+        s.mode = Some(gp_records::report::MigrationMode {
+            requested: "post-copy".into(),
+            reached: "precopy".into(),
+            requested_reached: false,
+            ..Default::default()
+        });
+        let m = RunMetrics::from_report(2, "f".into(), &report);
+        assert_eq!(
+            (m.total_time_ms, m.downtime_ms),
+            (Some(4100.0), Some(160.0))
+        );
+        assert!(m.mode_not_reached);
+        assert_eq!(m.mode_reached.as_deref(), Some("precopy"));
+        // Blocktime and the longest breakdown step, where the report has them.
+        let s = report.summary.as_mut().unwrap();
+        s.destination = Some(gp_records::report::DestinationFigures {
+            postcopy_blocktime_ms: Some(2929),
+            ..Default::default()
+        });
+        s.downtime_breakdown = Some(gp_records::report::DowntimeBreakdown {
+            available: true,
+            steps: [("src-vm-stopped", 0.1), ("src-iterable-saved", 6.9)]
+                .into_iter()
+                .map(|(step, ms)| gp_records::report::BreakdownStep {
+                    step: step.into(),
+                    from: "x".into(),
+                    role: Role::Src,
+                    start_s: 0.0,
+                    ms,
+                })
+                .collect(),
+            ..Default::default()
+        });
+        let m = RunMetrics::from_report(2, "f".into(), &report);
+        assert_eq!(m.postcopy_blocktime_ms, Some(2929.0));
+        assert_eq!(
+            m.longest_downtime_step.as_deref(),
+            Some("src-iterable-saved")
+        );
+        assert_eq!(m.longest_downtime_step_ms, Some(6.9));
         // An original guestperf result has only `result.success`.
         report.summary = None;
         assert_eq!(

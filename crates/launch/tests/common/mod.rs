@@ -10,50 +10,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver};
 use gp_records::Record;
+pub use gp_testkit::{marker, processes_with};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gp-launch");
 
 /// Generous: TCG on two busy cores.
 pub const BOOT_WAIT: Duration = Duration::from_secs(180);
 pub const EXIT_WAIT: Duration = Duration::from_secs(60);
-
-/// A unique kernel argument that marks every QEMU a test starts, so leftovers can be found by
-/// scanning /proc even when no `vm` record named them.
-pub fn marker() -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!(
-        "gp_test_marker={}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros()
-    )
-}
-
-/// Pids of live processes whose command line contains `needle`.
-pub fn processes_with(needle: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return pids;
-    };
-    for e in entries.filter_map(Result::ok) {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmd).contains(needle) && gp_qemu::testing::pid_alive(pid) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
 
 /// A running gp-launch with its output collected on threads.
 pub struct Launch {
@@ -226,8 +189,8 @@ impl Launch {
     /// Asserts no QEMU of this run is alive (by pid and by marker) and its runtime dir is gone.
     pub fn assert_clean(&self) {
         let vms = self.vm_records();
-        let ok = gp_qemu::testing::wait_until(Duration::from_secs(30), || {
-            vms.iter().all(|v| !gp_qemu::testing::pid_alive(v.pid))
+        let ok = gp_testkit::wait_until(Duration::from_secs(30), || {
+            vms.iter().all(|v| !gp_testkit::pid_alive(v.pid))
                 && processes_with(&self.marker).is_empty()
         });
         assert!(
@@ -235,7 +198,7 @@ impl Launch {
             "QEMU outlived gp-launch: pids {:?} / by marker {:?}\n{}",
             vms.iter()
                 .map(|v| v.pid)
-                .filter(|p| gp_qemu::testing::pid_alive(*p))
+                .filter(|p| gp_testkit::pid_alive(*p))
                 .collect::<Vec<_>>(),
             processes_with(&self.marker),
             self.report()

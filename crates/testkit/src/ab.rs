@@ -1,7 +1,7 @@
 //! Synthetic arms for tests, the benchmark and trying gp-compare out: reports whose summary
 //! figures are drawn with a given noise, written as a gp-batch output directory.
 //!
-//! The reports are gp-plot's synthetic ones ([`gp_plot::synth`]: complete, shaped like real
+//! The reports are gp-plot's synthetic ones ([`crate::synth`]: complete, shaped like real
 //! runs) with the summary's figures replaced: each figure's median times `shift`, with
 //! multiplicative log-normal noise of the given coefficient of variation.
 
@@ -42,9 +42,9 @@ pub fn normal(rng: &mut impl Rng) -> f64 {
 
 /// The template every run is made from (small: 200 workload records).
 pub fn template() -> Report {
-    gp_plot::synth::report(&gp_plot::synth::Spec {
+    crate::synth::report(&crate::synth::Spec {
         records: 200,
-        ..gp_plot::synth::Spec::default()
+        ..crate::synth::Spec::default()
     })
 }
 

@@ -302,6 +302,7 @@ pub fn report(spec: &Spec) -> Report {
         },
         trace_events: Vec::new(),
         trace_note: None,
+        bind_note: None,
     };
     let result = MigrationResult {
         time_s: T0 + mig_end,

@@ -1,4 +1,4 @@
-//! Support for tests that boot real VMs.
+//! Tests that boot real VMs.
 //!
 //! The machines this project is tested on have two cores, so tests that run QEMU take a global
 //! lock and run one at a time, whichever test binary or thread they are in.
@@ -6,6 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Held while a VM test runs; released on drop.
 #[derive(Debug)]
@@ -36,37 +37,44 @@ pub fn vm_test_lock() -> VmTestLock {
 
 /// One lock for the whole machine, wherever the target dir is.
 fn lock_path() -> PathBuf {
-    let dir = crate::paths::cache_dir();
+    let dir = gp_qemu::paths::cache_dir();
     let _ = std::fs::create_dir_all(&dir);
     dir.join("vm-tests.lock")
 }
 
 /// Panics with the set-up hint unless QEMU and a guest kernel are installed. VM tests call this
 /// instead of quietly skipping.
-pub fn require_qemu() -> crate::binary::QemuBinary {
-    let binary = crate::binary::QemuBinary::detect(crate::binary::DEFAULT_BINARY)
+pub fn require_qemu() -> gp_qemu::binary::QemuBinary {
+    let binary = gp_qemu::binary::QemuBinary::detect(gp_qemu::binary::DEFAULT_BINARY)
         .unwrap_or_else(|e| panic!("{e}\nVM tests need QEMU: run scripts/setup-host.sh"));
-    crate::kernel::find_kernel(None)
+    gp_qemu::kernel::find_kernel(None)
         .unwrap_or_else(|e| panic!("{e}\nVM tests need a guest kernel: run scripts/setup-host.sh"));
     binary
 }
 
-/// Whether a process with this pid exists and is not a zombie.
-pub fn pid_alive(pid: u32) -> bool {
-    crate::process::is_running(pid)
+/// The stress initrd the tools use by default; panics with the set-up hint when it is missing.
+pub fn initrd() -> PathBuf {
+    let path = gp_qemu::paths::default_initrd();
+    assert!(
+        path.exists(),
+        "{} is missing: VM tests need the stress initrd (run initrd/build.sh or \
+         scripts/setup-host.sh)",
+        path.display()
+    );
+    path
 }
 
 /// Waits until `cond` holds or `timeout` passes, checking every few milliseconds. Returns
 /// whether it held. For conditions with no event to wait on (a process disappearing).
-pub fn wait_until(timeout: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
     loop {
         if cond() {
             return true;
         }
-        if std::time::Instant::now() >= deadline {
+        if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

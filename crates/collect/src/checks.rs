@@ -1,0 +1,396 @@
+//! `summary.checks` and the trusted figures: QEMU's total time and downtime against the event
+//! timeline, the tracepoints and the guest-observed stall.
+
+use gp_records::report::{Check, DowntimeBreakdown, Extended, GuestStall, MigrationMode};
+use gp_records::{QmpEvent, Role};
+
+use crate::breakdown::clock_offset;
+use crate::mode::when;
+
+/// Tolerances, ms: QEMU's figures are whole ms and its boundaries differ slightly from the
+/// events' (total time starts at `migrate`, before the `setup` event; downtime ends on the
+/// source before the destination's RESUME), so a fixed part plus a share of the figure.
+pub const TOTAL_TOLERANCE_MS: f64 = 5.0;
+pub const TOTAL_TOLERANCE_SHARE: f64 = 0.05;
+pub const DOWNTIME_TOLERANCE_MS: f64 = 5.0;
+pub const DOWNTIME_TOLERANCE_SHARE: f64 = 0.10;
+/// QEMU's downtime is the whole-ms difference of the same clock the checkpoints read.
+pub const TRACE_TOLERANCE_MS: f64 = 2.0;
+/// The guest's view: up to two chunks lost around the stall, plus console latency.
+pub const STALL_SLACK_MS: f64 = 20.0;
+
+/// What the checks conclude.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub checks: Vec<Check>,
+    pub total_ms: Option<f64>,
+    pub total_source: Option<String>,
+    pub downtime_ms: Option<f64>,
+    pub downtime_source: Option<String>,
+}
+
+/// The event timeline: `(total, downtime)` in ms, each with what it spans.
+struct Timeline {
+    total: Option<(f64, &'static str)>,
+    downtime: Option<(f64, &'static str)>,
+}
+
+const EV_TOTAL: &str = "events: MIGRATION setup to completed (src)";
+const EV_DOWNTIME: &str = "events: STOP (src) to RESUME (dst)";
+const TRACE_WINDOW: &str = "tracepoints: src-downtime-start to src-downtime-end";
+const STALL: &str = "guest: longest gap in workload progress";
+
+fn timeline(ext: &Extended, start_s: Option<f64>) -> Timeline {
+    let src_status = |status: &str| {
+        ext.events
+            .iter()
+            .find(|e| e.role == Role::Src && e.event == "MIGRATION" && has_status(e, status))
+    };
+    let setup = src_status("setup");
+    let total = match (setup, src_status("completed")) {
+        (Some(a), Some(b)) if when(b) >= when(a) => Some((ms(when(b) - when(a)), EV_TOTAL)),
+        _ => None,
+    };
+    let from = setup.map(when).or(start_s).unwrap_or(f64::NEG_INFINITY) - 0.001;
+    let stop = ext
+        .events
+        .iter()
+        .find(|e| e.role == Role::Src && e.event == "STOP" && when(e) >= from);
+    let dst_offset = clock_offset(ext, Role::Dst);
+    let downtime = stop.and_then(|s| {
+        let resume = ext.events.iter().find(|e| {
+            e.role == Role::Dst && e.event == "RESUME" && when(e) - dst_offset >= when(s)
+        })?;
+        Some((ms(when(resume) - dst_offset - when(s)), EV_DOWNTIME))
+    });
+    Timeline { total, downtime }
+}
+
+fn has_status(e: &QmpEvent, status: &str) -> bool {
+    e.data.get("status").and_then(|s| s.as_str()) == Some(status)
+}
+
+fn ms(s: f64) -> f64 {
+    (s * 1e6).round() / 1e3
+}
+
+fn check(figure: &str, qemu: f64, against: &str, other: f64, tolerance: f64) -> Check {
+    let difference_ms = ((other - qemu) * 1e3).round() / 1e3;
+    Check {
+        figure: figure.into(),
+        qemu_ms: qemu,
+        against: against.into(),
+        against_ms: other,
+        difference_ms,
+        tolerance_ms: (tolerance * 1e3).round() / 1e3,
+        agree: difference_ms.abs() <= tolerance,
+        note: None,
+    }
+}
+
+/// Compares QEMU's figures with the others and picks the ones to trust.
+#[allow(clippy::too_many_arguments)]
+pub fn verdict(
+    ext: &Extended,
+    start_s: Option<f64>,
+    completed: bool,
+    qemu_total_ms: Option<u64>,
+    qemu_downtime_ms: Option<u64>,
+    mode: Option<&MigrationMode>,
+    breakdown: Option<&DowntimeBreakdown>,
+    stall: Option<&GuestStall>,
+    notes: &mut Vec<String>,
+) -> Verdict {
+    let mut v = Verdict::default();
+    let tl = timeline(ext, start_s);
+    let paused = mode.is_some_and(|m| m.reached.starts_with("paused"));
+    let postcopy = mode.is_some_and(|m| m.reached == "post-copy");
+
+    // Total time.
+    let qt = qemu_total_ms.map(|t| t as f64);
+    let total_check = match (qt, tl.total) {
+        (Some(q), Some((e, what))) if completed => {
+            let tol = TOTAL_TOLERANCE_MS + TOTAL_TOLERANCE_SHARE * q.max(e);
+            let mut c = check("total_time", q, what, e, tol);
+            if !c.agree {
+                c.note = Some(format!(
+                    "QEMU's total-time ({q} ms) and the events ({e} ms) disagree beyond {:.0} ms: \
+                     the events are trusted (QEMU's own timestamps of the migration's first and \
+                     last status)",
+                    c.tolerance_ms
+                ));
+            }
+            Some(c)
+        }
+        _ => None,
+    };
+    (v.total_ms, v.total_source) = match (&total_check, qt, tl.total) {
+        (Some(c), _, _) if !c.agree => (
+            Some(c.against_ms),
+            Some(format!("{EV_TOTAL} (QEMU's total-time disagrees)")),
+        ),
+        (_, Some(q), _) => (Some(q), Some("qemu: total-time".to_string())),
+        (_, None, Some((e, what))) if completed => {
+            (Some(e), Some(format!("{what} (QEMU reported none)")))
+        }
+        _ => (None, None),
+    };
+    v.checks.extend(total_check);
+
+    // Downtime.
+    let qd = qemu_downtime_ms.map(|d| d as f64);
+    let mut events_disagree = false;
+    let mut trace_disagrees = false;
+    let window = breakdown.and_then(|b| b.qemu_window_ms);
+    if let (Some(q), Some((e, what))) = (qd, tl.downtime) {
+        let tol = DOWNTIME_TOLERANCE_MS + DOWNTIME_TOLERANCE_SHARE * q.max(e);
+        let mut c = check("downtime", q, what, e, tol);
+        if paused {
+            c.note = Some(
+                "the pause strategy stopped the guest at this STOP: QEMU's downtime counts only \
+                 the final switchover, the events the whole pause"
+                    .into(),
+            );
+        } else if !c.agree {
+            events_disagree = true;
+            c.note = Some(format!(
+                "the guest was stopped from STOP to RESUME for {e} ms, QEMU says {q} ms"
+            ));
+        }
+        v.checks.push(c);
+    }
+    if let (Some(q), Some(w)) = (qd, window) {
+        let mut c = check("downtime", q, TRACE_WINDOW, w, TRACE_TOLERANCE_MS);
+        if !c.agree {
+            trace_disagrees = true;
+            c.note = Some(format!(
+                "QEMU's downtime ({q} ms) is not its own tracepoints' window ({w} ms)"
+            ));
+        }
+        v.checks.push(c);
+    }
+    if let (Some(q), Some(s)) = (qd, stall) {
+        let tol = 2.0 * s.typical_gap_ms.unwrap_or(0.0) + STALL_SLACK_MS;
+        let mut c = check("downtime", q, STALL, s.stall_ms, tol);
+        if !c.agree {
+            c.note = Some(if s.stall_ms > q {
+                let why = if postcopy {
+                    "post-copy: the destination ran the guest while pages were still missing"
+                } else if paused {
+                    "the pause strategy stopped the guest before QEMU's downtime began"
+                } else {
+                    "the destination's start, the final transfer before QEMU's clock starts, or \
+                     a busy host"
+                };
+                format!(
+                    "the guest stalled {:.0} ms longer than QEMU's downtime ({why}); QEMU's \
+                     figure is what the migration itself cost",
+                    s.stall_ms - q
+                )
+            } else {
+                format!(
+                    "the guest stalled only {} ms, less than QEMU's downtime ({q} ms): QEMU's \
+                     figure is suspect",
+                    s.stall_ms
+                )
+            });
+        }
+        v.checks.push(c);
+    }
+    // Which downtime to trust: QEMU's own tracepoints first, then QEMU's figure, then events.
+    // (A QEMU figure its own tracepoints confirm stands, even at 0.)
+    let zero_but_stopped = qd == Some(0.0)
+        && window.is_none()
+        && tl.downtime.is_some_and(|(e, _)| e > DOWNTIME_TOLERANCE_MS);
+    let paused_downtime = tl.downtime.filter(|_| paused);
+    (v.downtime_ms, v.downtime_source) = if let Some((e, what)) = paused_downtime {
+        (
+            Some(e),
+            Some(format!(
+                "{what}: the pause strategy stopped the guest, QEMU's downtime counts only the \
+                 final switchover"
+            )),
+        )
+    } else if trace_disagrees {
+        (
+            window,
+            Some(format!(
+                "{TRACE_WINDOW} (QEMU's downtime disagrees with its own tracepoints)"
+            )),
+        )
+    } else if let (Some(q), false) = (qd, events_disagree && window.is_none() || zero_but_stopped) {
+        let why = if events_disagree {
+            " (agrees with the tracepoints; the events disagree)"
+        } else {
+            ""
+        };
+        (Some(q), Some(format!("qemu: downtime{why}")))
+    } else if let Some((e, what)) = tl.downtime.filter(|_| completed || postcopy) {
+        let why = if qd.is_some() {
+            "QEMU's downtime disagrees"
+        } else {
+            "QEMU reported none"
+        };
+        (Some(e), Some(format!("{what} ({why})")))
+    } else {
+        (qd, qd.map(|_| "qemu: downtime".to_string()))
+    };
+
+    // The stall's note said QEMU's figure is what the migration cost: not when it is not
+    // trusted.
+    if !v
+        .downtime_source
+        .as_deref()
+        .is_some_and(|s| s.starts_with("qemu"))
+    {
+        for c in v.checks.iter_mut().filter(|c| c.against == STALL) {
+            if let Some(n) = c.note.as_mut() {
+                if let Some(i) = n.find("; QEMU's figure is what the migration itself cost") {
+                    n.truncate(i);
+                    n.push_str("; QEMU's figure is not trusted (see the other checks)");
+                }
+            }
+        }
+    }
+    let inconsistent = v
+        .checks
+        .iter()
+        .filter(|c| !c.agree && c.against != STALL && !(paused && c.against == EV_DOWNTIME));
+    for c in inconsistent {
+        let trusted = if c.figure == "total_time" {
+            (v.total_ms, &v.total_source)
+        } else {
+            (v.downtime_ms, &v.downtime_source)
+        };
+        notes.push(format!(
+            "QEMU's {} ({} ms) and {} ({} ms) disagree beyond {} ms: the report trusts {} ms \
+             from {}",
+            c.figure.replace('_', " "),
+            c.qemu_ms,
+            c.against,
+            c.against_ms,
+            c.tolerance_ms,
+            trusted.0.map_or("no".into(), |t| t.to_string()),
+            trusted.1.as_deref().unwrap_or("nothing")
+        ));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mode::tests::ev;
+
+    fn ext(events: Vec<QmpEvent>) -> Extended {
+        Extended {
+            events,
+            ..Extended::default()
+        }
+    }
+
+    fn timeline_events(stop: f64, resume: f64, completed: f64) -> Vec<QmpEvent> {
+        vec![
+            ev(Role::Src, 10.0, "MIGRATION", Some("setup")),
+            ev(Role::Src, stop, "STOP", None),
+            ev(Role::Dst, resume, "RESUME", None),
+            ev(Role::Src, completed, "MIGRATION", Some("completed")),
+        ]
+    }
+
+    #[test]
+    fn agreeing_figures_trust_qemu() {
+        let e = ext(timeline_events(10.9, 10.992, 11.0));
+        let mut notes = vec![];
+        let v = verdict(
+            &e,
+            Some(10.0),
+            true,
+            Some(1001),
+            Some(90),
+            None,
+            None,
+            None,
+            &mut notes,
+        );
+        assert_eq!(v.checks.len(), 2);
+        assert!(v.checks.iter().all(|c| c.agree), "{:?}", v.checks);
+        assert_eq!(v.checks[1].against_ms, 92.0);
+        assert_eq!(v.total_ms, Some(1001.0));
+        assert_eq!(v.downtime_source.as_deref(), Some("qemu: downtime"));
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn qemu_zeros_are_replaced_by_the_events_with_a_note() {
+        // QEMU 7.2, multifd, zlib: total-time 0 and downtime 0, the source stopped 160 ms
+        // before completed.
+        let e = ext(timeline_events(10.84, 10.99, 11.0));
+        let mut notes = vec![];
+        let v = verdict(
+            &e,
+            Some(10.0),
+            true,
+            Some(0),
+            Some(0),
+            None,
+            None,
+            None,
+            &mut notes,
+        );
+        assert_eq!(v.total_ms, Some(1000.0));
+        assert_eq!(v.downtime_ms, Some(150.0));
+        assert!(v.total_source.unwrap().starts_with(EV_TOTAL));
+        assert!(v.downtime_source.unwrap().starts_with(EV_DOWNTIME));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with(
+            "QEMU's total time (0 ms) and events: MIGRATION setup to completed (src) (1000 ms) \
+             disagree beyond 55 ms: the report trusts 1000 ms"
+        ));
+    }
+
+    #[test]
+    fn the_tracepoints_outrank_the_events_and_the_stall_only_informs() {
+        let e = ext(timeline_events(10.5, 10.9, 11.0));
+        let b = DowntimeBreakdown {
+            available: true,
+            qemu_window_ms: Some(48.8),
+            ..Default::default()
+        };
+        let stall = GuestStall {
+            stall_ms: 300.0,
+            start_s: 10.5,
+            end_s: 10.8,
+            before_role: Role::Src,
+            after_role: Role::Dst,
+            typical_gap_ms: Some(20.0),
+            qemu_downtime_ms: Some(48),
+            excess_over_downtime_ms: Some(252.0),
+        };
+        let mut notes = vec![];
+        let v = verdict(
+            &e,
+            Some(10.0),
+            true,
+            Some(1000),
+            Some(48),
+            None,
+            Some(&b),
+            Some(&stall),
+            &mut notes,
+        );
+        let agree: Vec<bool> = v.checks.iter().map(|c| c.agree).collect();
+        assert_eq!(agree, [true, false, true, false]);
+        assert_eq!(v.downtime_ms, Some(48.0));
+        assert!(v
+            .downtime_source
+            .unwrap()
+            .contains("agrees with the tracepoints"));
+        assert!(v.checks[3]
+            .note
+            .as_ref()
+            .unwrap()
+            .starts_with("the guest stalled 252 ms longer"));
+        assert_eq!(notes.len(), 1, "the stall does not make a note: {notes:?}");
+    }
+}

@@ -1,0 +1,25 @@
+//! gp-testkit: what the workspace's tests share, in one place and out of the tools' libraries.
+//!
+//! - [`vm`]: the machine-wide VM test lock, QEMU and kernel required (never skipped), the
+//!   stress initrd, and waiting on a condition that has no event.
+//! - [`bins`]: the workspace's binaries, built once per test binary, found by path.
+//! - [`procs`]: the marker every test QEMU carries and finding live processes by command line,
+//!   so a test can prove nothing outlived a run.
+//! - [`synth`]: a complete synthetic report shaped like a real one (gp-plot's tests and
+//!   `bench/plot.sh`); [`ab`]: arms of such reports with a chosen spread and shift (gp-compare's
+//!   trials and benchmark).
+//! - [`ssh_host`]: a test host reached over real ssh (its own sshd, in a network namespace).
+//!
+//! Every crate names this as a dev-dependency only.
+
+pub mod ab;
+pub mod bins;
+pub mod procs;
+pub mod ssh_host;
+pub mod synth;
+pub mod vm;
+
+pub use bins::bin;
+pub use procs::{marker, pid_alive, processes_with};
+pub use ssh_host::{SshHost, SshHostOptions, HOST};
+pub use vm::{initrd, require_qemu, vm_test_lock, wait_until, VmTestLock};
