@@ -91,6 +91,8 @@ struct Run<W: Write> {
     exits: [Option<VmExit>; 2],
     /// Host time of the first workload record from each VM.
     workload_s: [Option<f64>; 2],
+    /// Host time of the latest workload record from each VM.
+    last_workload_s: [Option<f64>; 2],
     monitors: Monitors,
     /// VMs gp-migrate has sent `quit`.
     quit_sent: [bool; 2],
@@ -151,6 +153,7 @@ where
         vms: [None, None],
         exits: [None, None],
         workload_s: [None, None],
+        last_workload_s: [None, None],
         monitors,
         quit_sent: [false, false],
         bad_lines: 0,
@@ -324,7 +327,9 @@ impl<W: Write> Run<W> {
             if let Some(e) = self.wait_until(
                 deadline,
                 "the workload to run on the destination after the migration",
-                |r| r.workload_s[1].is_some(),
+                // A record from before the source said completed (the destination resumes
+                // first) does not show it running after the migration.
+                |r| r.last_workload_s[1].is_some_and(|t| t > result.time_s),
             )? {
                 return Ok(e);
             }
@@ -544,6 +549,7 @@ impl<W: Write> Run<W> {
 
     fn saw_workload(&mut self, role: Role, time_s: f64) {
         self.workload_s[vm_index(role)].get_or_insert(time_s);
+        self.last_workload_s[vm_index(role)] = Some(time_s);
     }
 
     /// Handles input and signals until `until`. Returns early only to stop.
