@@ -20,9 +20,10 @@ const FILTERS: &[&str] = &[
 
 fn batch(out: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gp-batch"));
-    cmd.args(SMALL).args(["--repeat", "2", "--output"])
-    .arg(out)
-    .args(FILTERS);
+    cmd.args(SMALL)
+        .args(["--repeat", "2", "--output"])
+        .arg(out)
+        .args(FILTERS);
     cmd
 }
 

@@ -933,43 +933,16 @@ fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, m
     let screen = primary.use_screen_coord(); // absolute pixels
     let to_px = |x: f64| -> i32 { primary.map_coordinate(&(x, 0.0)).0 - origin.0 };
 
-    // Downtime windows, at least 4 px wide so that 40 ms on a 60 s chart still shows.
-    for (ri, run) in chart.runs.iter().enumerate() {
-        if let Some(d) = &run.downtime {
-            let (a, b) = (to_px(d.start), to_px(d.end));
-            let min_w = m.px(4.0);
-            let (a, b) = if b - a < min_w {
-                ((a + b) / 2 - min_w / 2, (a + b) / 2 + min_w / 2)
-            } else {
-                (a, b)
-            };
-            let c = rgb(report_colour(ri));
-            plot.draw(&Rectangle::new(
-                [(a.max(0), 0), (b.min(plot_w), plot_h)],
-                c.mix(0.22).filled(),
-            ))
-            .map_err(err)?;
-        }
-    }
-
-    // Status change lines.
-    for (ri, run) in chart.runs.iter().enumerate() {
-        let c = rgb(report_colour(ri)).mix(0.6);
-        for st in &run.statuses {
-            let x = to_px(st.x);
-            if (0..=plot_w).contains(&x) {
-                let pts = dash_path(
-                    &[(f64::from(x), 0.0), (f64::from(x), f64::from(plot_h))],
-                    &[4.0, 4.0],
-                );
-                for p in pts {
-                    let p: Vec<(i32, i32)> = p.iter().map(|q| (px(q.0), px(q.1))).collect();
-                    plot.draw(&PathElement::new(p, c.stroke_width(1)))
-                        .map_err(err)?;
-                }
-            }
-        }
-    }
+    // Under the lines: downtime windows and status changes, in pixels relative to the plot.
+    let to_px: &dyn Fn(f64) -> i32 = &to_px;
+    let frame = Frame {
+        plot: &plot,
+        to_px,
+        w: plot_w,
+        h: plot_h,
+    };
+    draw_downtime_windows(&frame, chart, m)?;
+    draw_status_lines(&frame, chart)?;
 
     // The lines, decimated to the plot's pixel columns, in absolute pixels.
     for (ri, run) in chart.runs.iter().enumerate() {
@@ -990,57 +963,125 @@ fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, m
         }
     }
 
-    // Iteration markers on the x axis, a row per report in the bottom quarter of the plot,
-    // numbered where the numbers fit.
     if chart.migration_iters {
-        let size = m.px(5.0);
-        let num = m
-            .font(m.small * 0.85)
-            .pos(Pos::new(HPos::Center, VPos::Bottom));
-        let full_step = 2 * size + px(m.small * 0.9);
-        let runs = chart.runs.len().max(1) as i32;
-        let step = full_step.min((plot_h / 4 - size) / runs).max(size / 2);
-        let numbered = step >= full_step;
-        for (ri, run) in chart.runs.iter().enumerate() {
+        draw_iteration_markers(&frame, chart, m)?;
+    }
+    draw_labels(&frame, &labels, m)
+}
+
+/// The plot's drawing area in pixels relative to its corner, and where run time `x` falls on it.
+struct Frame<'a, DB: DrawingBackend> {
+    plot: &'a DrawingArea<DB, Shift>,
+    to_px: &'a dyn Fn(f64) -> i32,
+    w: i32,
+    h: i32,
+}
+
+/// Each run's downtime window as a shaded band, at least 4 px wide so that 40 ms on a 60 s
+/// chart still shows.
+fn draw_downtime_windows<DB: DrawingBackend>(f: &Frame<DB>, chart: &Chart, m: &Metrics) -> Res {
+    for (ri, run) in chart.runs.iter().enumerate() {
+        if let Some(d) = &run.downtime {
+            let (a, b) = ((f.to_px)(d.start), (f.to_px)(d.end));
+            let min_w = m.px(4.0);
+            let (a, b) = if b - a < min_w {
+                ((a + b) / 2 - min_w / 2, (a + b) / 2 + min_w / 2)
+            } else {
+                (a, b)
+            };
             let c = rgb(report_colour(ri));
-            let mut last_right = i32::MIN;
-            let y = plot_h - size - 1 - ri as i32 * step;
-            // Thousands of passes (a run that never converges) would stack thousands of
-            // triangles on the same pixels: draw one per `size` pixels.
-            let mut last_x = i32::MIN;
-            for it in &run.iterations {
-                let x = to_px(it.x);
-                if !(0..=plot_w).contains(&x) || x < last_x.saturating_add(size) {
-                    continue;
-                }
-                last_x = x;
-                plot.draw(&TriangleMarker::new((x, y), size, c.filled()))
-                    .map_err(err)?;
-                let t = it.iteration.to_string();
-                let tw = text_width(&plot, &t, &num);
-                if numbered && x - tw / 2 > last_right + m.px(3.0) {
-                    plot.draw(&Text::new(t, (x, y - size - 1), num.clone()))
+            f.plot
+                .draw(&Rectangle::new(
+                    [(a.max(0), 0), (b.min(f.w), f.h)],
+                    c.mix(0.22).filled(),
+                ))
+                .map_err(err)?;
+        }
+    }
+
+    Ok(())
+}
+
+/// A dashed vertical line at each migration status change.
+fn draw_status_lines<DB: DrawingBackend>(f: &Frame<DB>, chart: &Chart) -> Res {
+    for (ri, run) in chart.runs.iter().enumerate() {
+        let c = rgb(report_colour(ri)).mix(0.6);
+        for st in &run.statuses {
+            let x = (f.to_px)(st.x);
+            if (0..=f.w).contains(&x) {
+                let pts = dash_path(
+                    &[(f64::from(x), 0.0), (f64::from(x), f64::from(f.h))],
+                    &[4.0, 4.0],
+                );
+                for p in pts {
+                    let p: Vec<(i32, i32)> = p.iter().map(|q| (px(q.0), px(q.1))).collect();
+                    f.plot
+                        .draw(&PathElement::new(p, c.stroke_width(1)))
                         .map_err(err)?;
-                    last_right = x + tw / 2;
                 }
             }
         }
     }
 
-    // Status and downtime labels in the band at the top, on a white backing.
+    Ok(())
+}
+
+/// Iteration markers on the x axis, a row per report in the bottom quarter of the plot,
+/// numbered where the numbers fit.
+fn draw_iteration_markers<DB: DrawingBackend>(f: &Frame<DB>, chart: &Chart, m: &Metrics) -> Res {
+    let size = m.px(5.0);
+    let num = m
+        .font(m.small * 0.85)
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
+    let full_step = 2 * size + px(m.small * 0.9);
+    let runs = chart.runs.len().max(1) as i32;
+    let step = full_step.min((f.h / 4 - size) / runs).max(size / 2);
+    let numbered = step >= full_step;
+    for (ri, run) in chart.runs.iter().enumerate() {
+        let c = rgb(report_colour(ri));
+        let mut last_right = i32::MIN;
+        let y = f.h - size - 1 - ri as i32 * step;
+        // Thousands of passes (a run that never converges) would stack thousands of
+        // triangles on the same pixels: draw one per `size` pixels.
+        let mut last_x = i32::MIN;
+        for it in &run.iterations {
+            let x = (f.to_px)(it.x);
+            if !(0..=f.w).contains(&x) || x < last_x.saturating_add(size) {
+                continue;
+            }
+            last_x = x;
+            f.plot
+                .draw(&TriangleMarker::new((x, y), size, c.filled()))
+                .map_err(err)?;
+            let t = it.iteration.to_string();
+            let tw = text_width(f.plot, &t, &num);
+            if numbered && x - tw / 2 > last_right + m.px(3.0) {
+                f.plot
+                    .draw(&Text::new(t, (x, y - size - 1), num.clone()))
+                    .map_err(err)?;
+                last_right = x + tw / 2;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Status and downtime labels in the band at the top, on a white backing.
+fn draw_labels<DB: DrawingBackend>(f: &Frame<DB>, labels: &[Label], m: &Metrics) -> Res {
     let small = m.font(m.small);
     let row_h = m.label_row();
-    for l in place_labels(&plot, &labels, to_px, plot_w, plot_h, m) {
+    for l in place_labels(f.plot, labels, f.to_px, f.w, f.h, m) {
         let top = m.px(3.0) + l.row as i32 * row_h;
         let backing = [(l.left, top), (l.left + l.width, top + row_h - 2)];
-        plot.draw(&Rectangle::new(backing, WHITE.mix(0.85).filled()))
+        f.plot
+            .draw(&Rectangle::new(backing, WHITE.mix(0.85).filled()))
             .map_err(err)?;
         let style = small
             .clone()
             .color(&l.colour)
             .pos(Pos::new(HPos::Left, VPos::Center));
         let at = (l.left + m.px(3.0), top + (row_h - 2) / 2);
-        plot.draw(&Text::new(l.text, at, style)).map_err(err)?;
+        f.plot.draw(&Text::new(l.text, at, style)).map_err(err)?;
     }
     Ok(())
 }
