@@ -118,10 +118,64 @@ pub const FIGURES: &[Figure] = &[
         scale: Scale::Ratio,
         extract: |r| cpu_during_migration(r, Role::Dst),
     },
+    Figure {
+        id: "postcopy_blocktime_ms",
+        label: "post-copy blocktime",
+        unit: "ms",
+        better: Better::Lower,
+        scale: Scale::Ratio,
+        // The destination's `postcopy-blocktime`: post-copy runs on a QEMU that has it.
+        extract: |r| {
+            summary(r)?
+                .destination
+                .as_ref()?
+                .postcopy_blocktime_ms
+                .map(|v| v as f64)
+        },
+    },
+    Figure {
+        id: "postcopy_requests",
+        label: "post-copy page requests",
+        unit: "pages",
+        better: Better::Lower,
+        scale: Scale::Ratio,
+        extract: |r| {
+            summary(r)?
+                .destination
+                .as_ref()?
+                .postcopy_requests
+                .map(|v| v as f64)
+        },
+    },
+    Figure {
+        id: "downtime_save_ms",
+        label: "downtime: saving devices",
+        unit: "ms",
+        better: Better::Lower,
+        scale: Scale::Ratio,
+        // From QEMU's downtime tracepoints (docs/report.md), where the breakdown is available.
+        extract: |r| breakdown(r).map(|b| b.save_ms),
+    },
+    Figure {
+        id: "downtime_load_ms",
+        label: "downtime: loading devices",
+        unit: "ms",
+        better: Better::Lower,
+        scale: Scale::Ratio,
+        extract: |r| breakdown(r).map(|b| b.load_ms),
+    },
 ];
 
 fn summary(r: &Report) -> Option<&gp_records::report::Summary> {
     r.summary.as_ref()
+}
+
+/// The downtime breakdown, when QEMU's tracepoints gave one.
+fn breakdown(r: &Report) -> Option<&gp_records::report::DowntimeBreakdown> {
+    summary(r)?
+        .downtime_breakdown
+        .as_ref()
+        .filter(|b| b.available)
 }
 
 /// CPU time of the QEMU processes of `role` between the migration's start and end (the
@@ -144,6 +198,33 @@ pub fn by_id(id: &str) -> Option<&'static Figure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn post_copy_and_breakdown_figures_come_from_the_summary() {
+        let mut r = gp_testkit::synth::report(&gp_testkit::synth::Spec::default());
+        let get = |r: &Report, id: &str| (by_id(id).unwrap().extract)(r);
+        assert_eq!(get(&r, "postcopy_blocktime_ms"), None);
+        assert_eq!(get(&r, "downtime_save_ms"), None);
+        let s = r.summary.as_mut().unwrap();
+        s.destination = Some(gp_records::report::DestinationFigures {
+            postcopy_blocktime_ms: Some(4080),
+            postcopy_requests: Some(312),
+            ..Default::default()
+        });
+        s.downtime_breakdown = Some(gp_records::report::DowntimeBreakdown {
+            available: true,
+            save_ms: 184.7,
+            load_ms: 2.1,
+            ..Default::default()
+        });
+        assert_eq!(get(&r, "postcopy_blocktime_ms"), Some(4080.0));
+        assert_eq!(get(&r, "postcopy_requests"), Some(312.0));
+        assert_eq!(get(&r, "downtime_save_ms"), Some(184.7));
+        assert_eq!(get(&r, "downtime_load_ms"), Some(2.1));
+        // A breakdown QEMU could not give (7.2) is no figure, not 0 ms.
+        r.summary.as_mut().unwrap().downtime_breakdown = Some(Default::default());
+        assert_eq!(get(&r, "downtime_save_ms"), None);
+    }
 
     #[test]
     fn ids_are_unique_and_documented() {
