@@ -749,6 +749,12 @@ fn precopy_migration_yields_downtime_trace_records_from_both_sides() {
         "{header:?}"
     );
     assert_eq!(header.trace_note, None);
+    // The default boot: the bzImage's vmlinux through its PVH entry, and it migrates.
+    assert!(
+        src.argv.iter().any(|a| a.contains("/pvh/pvh-")),
+        "{:?}",
+        src.argv
+    );
     l.wait_for(BOOT_WAIT, "guest_warm", |r| {
         matches!(r, Record::GuestWarm(_))
     });

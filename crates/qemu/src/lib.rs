@@ -18,6 +18,7 @@ pub mod bind;
 pub mod kernel;
 pub mod paths;
 pub mod process;
+pub mod pvh;
 pub mod qmp;
 pub mod runtime;
 pub mod ssh;
