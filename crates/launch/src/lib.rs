@@ -208,6 +208,12 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
         initrd,
         cmdline: cmdline.clone(),
         trace_events: plan.trace.events.clone(),
+        // qboot where this QEMU ships it; not for a remote destination, whose host may not.
+        firmware: if cli.no_qboot || remote.is_some() {
+            None
+        } else {
+            qemu_args::qboot_for(&plan.binary.path)
+        },
     };
     let header = Launch {
         time_s: gp_records::now_s(),

@@ -749,12 +749,22 @@ fn precopy_migration_yields_downtime_trace_records_from_both_sides() {
         "{header:?}"
     );
     assert_eq!(header.trace_note, None);
-    // The default boot: the bzImage's vmlinux through its PVH entry, and it migrates.
-    assert!(
-        src.argv.iter().any(|a| a.contains("/pvh/pvh-")),
-        "{:?}",
-        src.argv
-    );
+    // The default boot: the bzImage's vmlinux through its PVH entry, with qboot where the
+    // installed QEMU ships it, on both sides, and it migrates.
+    for vm in [&src, &dst] {
+        assert!(
+            vm.argv.iter().any(|a| a.contains("/pvh/pvh-")),
+            "{:?}",
+            vm.argv
+        );
+        let qboot = gp_launch::qemu_args::qboot_for(std::path::Path::new(&header.qemu_binary));
+        assert_eq!(
+            vm.argv.iter().any(|a| a.ends_with("qboot.rom")),
+            qboot.is_some(),
+            "{:?}",
+            vm.argv
+        );
+    }
     l.wait_for(BOOT_WAIT, "guest_warm", |r| {
         matches!(r, Record::GuestWarm(_))
     });
