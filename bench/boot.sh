@@ -11,9 +11,10 @@
 #                 host checks, the accelerator choice, spawning QEMU)
 #   stop_s        from SIGINT to gp-launch exiting, both VMs stopped and reaped
 # gp-launch boots the destination VM (-incoming defer) at the same time, as in every real run,
-# so two QEMUs share the CPUs during each boot. Then BOOTS more with --no-pvh (the bzImage
-# decompressing itself, as before gp-launch booted its vmlinux through the PVH entry; series
-# `tcg_bzimage` in the JSON). Then it tries KVM once (--accel kvm): the time
+# so two QEMUs share the CPUs during each boot (the default: the kernel's vmlinux through its
+# PVH entry, qboot firmware). Then BOOTS more with --no-qboot (PVH, SeaBIOS; `tcg_seabios` in
+# the JSON) and BOOTS with --no-pvh --no-qboot (the bzImage decompressing itself after SeaBIOS,
+# gp-launch's boot before both; `tcg_bzimage`). Then it tries KVM once (--accel kvm): the time
 # it takes to fail or, where KVM works, BOOTS more boots; and three boots with --accel auto
 # (the default: probes KVM, falls back to TCG), whose extra launch time is the probe's cost.
 # Holds the VM lock (see bench/common.sh) throughout. Writes bench/results/boot.json.
@@ -104,8 +105,10 @@ summary() { # accel -> JSON
 run_all() {
   say "TCG: $boots boots, --mem $mem --cpus $cpus"
   series tcg "$boots"
-  say "TCG, the bzImage as given (--no-pvh): $boots boots"
-  series tcg "$boots" bzimage --no-pvh
+  say "TCG, PVH with SeaBIOS (--no-qboot): $boots boots"
+  series tcg "$boots" seabios --no-qboot
+  say "TCG, the bzImage as given with SeaBIOS (--no-pvh --no-qboot): $boots boots"
+  series tcg "$boots" bzimage --no-pvh --no-qboot
   say "KVM: one try (--accel kvm)"
   if series kvm 1; then
     series kvm $((boots - 1)) || true
@@ -117,11 +120,11 @@ vm_lock_hold
 run_all
 vm_lock_release
 
-tcg=$(summary tcg) bzimage=$(summary bzimage) kvm=$(summary kvm) auto=$(summary auto)
+tcg=$(summary tcg) seabios=$(summary seabios) bzimage=$(summary bzimage) kvm=$(summary kvm) auto=$(summary auto)
 kvm_works=$(jq -n --argjson k "$kvm" '$k != null and ($k.boots | all(.failed != true))')
 say ""
 say "$(printf '%-30s %10s %10s %10s %4s' "boot to workload (ms)" min median max n)"
-for a in tcg bzimage kvm auto; do
+for a in tcg seabios bzimage kvm auto; do
   s=$(summary "$a")
   [ "$s" = null ] && continue
   jq -r --arg a "$a" '.boot_ms | select(.n > 0) |
@@ -136,7 +139,7 @@ if [ "$kvm_works" = false ]; then
 fi
 
 bench_write boot "$(jq -n -c --arg mem "$mem" --argjson cpus "$cpus" --argjson tcg "$tcg" \
-  --argjson bzimage "$bzimage" --argjson kvm "$kvm" --argjson auto "$auto" \
+  --argjson seabios "$seabios" --argjson bzimage "$bzimage" --argjson kvm "$kvm" --argjson auto "$auto" \
   --argjson kvm_works "$kvm_works" \
   '{settings: {mem: $mem, cpus: $cpus, boots: ($tcg.boots | length)},
-    tcg: $tcg, tcg_bzimage: $bzimage, kvm_works: $kvm_works, kvm: $kvm, auto: $auto}')"
+    tcg: $tcg, tcg_seabios: $seabios, tcg_bzimage: $bzimage, kvm_works: $kvm_works, kvm: $kvm, auto: $auto}')"
