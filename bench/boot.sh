@@ -11,7 +11,10 @@
 #                 host checks, the accelerator choice, spawning QEMU)
 #   stop_s        from SIGINT to gp-launch exiting, both VMs stopped and reaped
 # gp-launch boots the destination VM (-incoming defer) at the same time, as in every real run,
-# so two QEMUs share the CPUs during each boot. Then it tries KVM once (--accel kvm): the time
+# so two QEMUs share the CPUs during each boot (the default: the kernel's vmlinux through its
+# PVH entry, qboot firmware). Then BOOTS more with --no-qboot (PVH, SeaBIOS; `tcg_seabios` in
+# the JSON) and BOOTS with --no-pvh --no-qboot (the bzImage decompressing itself after SeaBIOS,
+# gp-launch's boot before both; `tcg_bzimage`). Then it tries KVM once (--accel kvm): the time
 # it takes to fail or, where KVM works, BOOTS more boots; and three boots with --accel auto
 # (the default: probes KVM, falls back to TCG), whose extra launch time is the probe's cost.
 # Holds the VM lock (see bench/common.sh) throughout. Writes bench/results/boot.json.
@@ -33,10 +36,11 @@ launch=$BENCH_BIN/gp-launch
 
 # One boot. Leaves "boot_ms launch_s stop_s exit_status" or "fail SECONDS MESSAGE" in $result.
 # (Not run in a $(...) subshell, so that the exit trap can stop a gp-launch left running.)
-boot_once() { # accel
-  local t0 t1 t2 line boot_ms="" status=0 pid
+boot_once() { # accel [more gp-launch options]
+  local t0 t1 t2 line boot_ms="" status=0 pid accel=$1
+  shift
   t0=$(now)
-  coproc LAUNCH { exec "$launch" --accel "$1" --mem "$mem" --cpus "$cpus" 2>"$BENCH_WORK/stderr" 9>&-; }
+  coproc LAUNCH { exec "$launch" --accel "$accel" --mem "$mem" --cpus "$cpus" "$@" 2>"$BENCH_WORK/stderr" 9>&-; }
   pid=$LAUNCH_PID child=$LAUNCH_PID
   exec 8<&"${LAUNCH[0]}" # bash drops the coproc's fds when it exits: keep our own
   while IFS= read -r -t 300 line <&8; do
@@ -68,22 +72,24 @@ boot_once() { # accel
     'BEGIN {printf "%.1f %.3f %.3f %d\n", b, t1 - t0, t2 - t1, s}')
 }
 
-# BOOTS boots with one accelerator; appends per-boot JSON objects to $BENCH_WORK/ACCEL.ndjson.
-series() { # accel count
-  local i r
-  for i in $(seq "$2"); do
-    boot_once "$1"
+# COUNT boots with one accelerator; appends per-boot JSON objects to $BENCH_WORK/LABEL.ndjson.
+series() { # accel count [label options...]: label names the series (default: accel)
+  local i r accel=$1 count=$2 label=${3:-$1}
+  shift 2
+  [ $# -gt 0 ] && shift
+  for i in $(seq "$count"); do
+    boot_once "$accel" "$@"
     r=$result
     if [ "${r%% *}" = fail ]; then
-      say "  $1 boot $i: failed after ${r#fail } "
+      say "  $label boot $i: failed after ${r#fail } "
       jq -n -c --arg m "${r#fail * }" --argjson s "$(cut -d' ' -f2 <<<"$r")" \
-        '{failed: true, seconds: $s, message: $m}' >>"$BENCH_WORK/$1.ndjson"
+        '{failed: true, seconds: $s, message: $m}' >>"$BENCH_WORK/$label.ndjson"
       return 1
     fi
     read -r b l s st <<<"$r"
-    say "$(printf '  %-4s boot %2d: boot_ms %7.1f   launch %6.3f s   stop %6.3f s   exit %d' "$1" "$i" "$b" "$l" "$s" "$st")"
+    say "$(printf '  %-6s boot %2d: boot_ms %7.1f   launch %6.3f s   stop %6.3f s   exit %d' "$label" "$i" "$b" "$l" "$s" "$st")"
     jq -n -c --argjson b "$b" --argjson l "$l" --argjson s "$s" --argjson st "$st" \
-      '{boot_ms: $b, launch_s: $l, stop_s: $s, exit_status: $st}' >>"$BENCH_WORK/$1.ndjson"
+      '{boot_ms: $b, launch_s: $l, stop_s: $s, exit_status: $st}' >>"$BENCH_WORK/$label.ndjson"
   done
 }
 
@@ -99,6 +105,10 @@ summary() { # accel -> JSON
 run_all() {
   say "TCG: $boots boots, --mem $mem --cpus $cpus"
   series tcg "$boots"
+  say "TCG, PVH with SeaBIOS (--no-qboot): $boots boots"
+  series tcg "$boots" seabios --no-qboot
+  say "TCG, the bzImage as given with SeaBIOS (--no-pvh --no-qboot): $boots boots"
+  series tcg "$boots" bzimage --no-pvh --no-qboot
   say "KVM: one try (--accel kvm)"
   if series kvm 1; then
     series kvm $((boots - 1)) || true
@@ -110,11 +120,11 @@ vm_lock_hold
 run_all
 vm_lock_release
 
-tcg=$(summary tcg) kvm=$(summary kvm) auto=$(summary auto)
+tcg=$(summary tcg) seabios=$(summary seabios) bzimage=$(summary bzimage) kvm=$(summary kvm) auto=$(summary auto)
 kvm_works=$(jq -n --argjson k "$kvm" '$k != null and ($k.boots | all(.failed != true))')
 say ""
 say "$(printf '%-30s %10s %10s %10s %4s' "boot to workload (ms)" min median max n)"
-for a in tcg kvm auto; do
+for a in tcg seabios bzimage kvm auto; do
   s=$(summary "$a")
   [ "$s" = null ] && continue
   jq -r --arg a "$a" '.boot_ms | select(.n > 0) |
@@ -129,6 +139,7 @@ if [ "$kvm_works" = false ]; then
 fi
 
 bench_write boot "$(jq -n -c --arg mem "$mem" --argjson cpus "$cpus" --argjson tcg "$tcg" \
-  --argjson kvm "$kvm" --argjson auto "$auto" --argjson kvm_works "$kvm_works" \
+  --argjson seabios "$seabios" --argjson bzimage "$bzimage" --argjson kvm "$kvm" --argjson auto "$auto" \
+  --argjson kvm_works "$kvm_works" \
   '{settings: {mem: $mem, cpus: $cpus, boots: ($tcg.boots | length)},
-    tcg: $tcg, kvm_works: $kvm_works, kvm: $kvm, auto: $auto}')"
+    tcg: $tcg, tcg_seabios: $seabios, tcg_bzimage: $bzimage, kvm_works: $kvm_works, kvm: $kvm, auto: $auto}')"

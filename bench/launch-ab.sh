@@ -40,7 +40,7 @@ one_run() { # label options -> appends a JSON line to $BENCH_WORK/label.ndjson
   while [ ! -s "$BENCH_WORK/launch.pid" ] && kill -0 "$child" 2>/dev/null; do sleep 0.01; done
   pid=$(cat "$BENCH_WORK/launch.pid" 2>/dev/null || echo 0)
   local stat f ticks=""
-  while [ "$pid" != 0 ] && read -r stat <"/proc/$pid/stat" 2>/dev/null; do
+  while [ "$pid" != 0 ] && { read -r stat <"/proc/$pid/stat"; } 2>/dev/null; do
     read -r -a f <<<"${stat##*) }"
     ticks=$((f[11] + f[12]))
     sleep 0.2

@@ -168,6 +168,17 @@ pub struct Cli {
     #[arg(long, value_name = "S", value_parser = parse_positive)]
     pub boot_timeout_s: Option<f64>,
 
+    /// Boot the kernel as given (a bzImage, decompressed by itself in the guest) instead of its
+    /// uncompressed vmlinux through the PVH entry, which gp-launch extracts once into
+    /// ~/.cache/guestperf/kernel/pvh and which boots faster under TCG.
+    #[arg(long)]
+    pub no_pvh: bool,
+
+    /// Boot with QEMU's default firmware (SeaBIOS) instead of qboot, which gp-launch uses
+    /// when the QEMU binary ships it (<prefix>/share/qemu/qboot.rom) and boots faster under TCG.
+    #[arg(long)]
+    pub no_qboot: bool,
+
     /// Do not turn on QEMU's downtime tracepoints (vmstate_downtime_* and the switchover
     /// events, written as qemu_trace records; on by default where the QEMU binary has them).
     #[arg(long)]
@@ -254,6 +265,8 @@ impl Cli {
             .some("stress_wss", self.stress_wss.as_ref(), display)
             .some("stress_dirty_rate", self.stress_dirty_rate.as_ref(), size)
             .some("boot_timeout_s", self.boot_timeout_s.as_ref(), display)
+            .flag("no_pvh", self.no_pvh)
+            .flag("no_qboot", self.no_qboot)
             .flag("no_trace", self.no_trace)
             .flag("debug", self.debug)
             .flag("verbose", self.verbose);

@@ -159,6 +159,23 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     // QEMU takes file names as text: a kernel or initrd path that is not UTF-8 reaches the
     // local QEMUs through a symlink in the private directory.
     let kernel = utf8_path(&plan.kernel, &dir, "kernel")?;
+    // The uncompressed kernel through its PVH entry, where it can be had (not for a remote
+    // destination, whose host has the bzImage only).
+    let boot_kernel = if cli.no_pvh || remote.is_some() {
+        kernel.clone()
+    } else {
+        let cache = gp_qemu::paths::kernel_cache_dir().join("pvh");
+        match gp_qemu::pvh::extract(&kernel, &cache) {
+            Ok(vmlinux) if vmlinux.to_str().is_some() => vmlinux,
+            Ok(_) => kernel.clone(),
+            Err(e) => {
+                if plan.verbose {
+                    say!("{STAGE}: booting the bzImage as given: {}", error_chain(&e));
+                }
+                kernel.clone()
+            }
+        }
+    };
     let initrd = utf8_path(&plan.initrd, &dir, "initrd")?;
     let (accel, accel_note) = match choose_accel(&plan, &kernel, &dir, &signals)? {
         Ok(chosen) => chosen,
@@ -187,10 +204,16 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
         memory: plan.memory.clone(),
         locked_pages: plan.locked_pages,
         dirty_ring_size: plan.dirty_ring_size,
-        kernel,
+        kernel: boot_kernel,
         initrd,
         cmdline: cmdline.clone(),
         trace_events: plan.trace.events.clone(),
+        // qboot where this QEMU ships it; not for a remote destination, whose host may not.
+        firmware: if cli.no_qboot || remote.is_some() {
+            None
+        } else {
+            qemu_args::qboot_for(&plan.binary.path)
+        },
     };
     let header = Launch {
         time_s: gp_records::now_s(),

@@ -66,6 +66,8 @@ pub struct Machine {
     pub cmdline: String,
     /// QEMU trace events to turn on (see [`crate::trace`]).
     pub trace_events: Vec<String>,
+    /// Firmware instead of QEMU's default SeaBIOS (`-bios`): qboot, see [`qboot_for`].
+    pub firmware: Option<PathBuf>,
 }
 
 /// One VM's sockets and extra arguments.
@@ -126,6 +128,9 @@ pub fn qemu_args(m: &Machine, side: &Side<'_>) -> Vec<String> {
     if m.locked_pages {
         push(&["-overcommit", "mem-lock=on"]);
     }
+    if let Some(fw) = &m.firmware {
+        push(&["-bios", &fw.to_string_lossy()]);
+    }
     push(&["-kernel", &m.kernel.to_string_lossy()]);
     push(&["-initrd", &m.initrd.to_string_lossy()]);
     push(&["-append", &m.cmdline]);
@@ -151,6 +156,15 @@ pub fn qemu_args(m: &Machine, side: &Side<'_>) -> Vec<String> {
     a.extend(crate::trace::qemu_args(&m.trace_events));
     a.extend(side.extra.iter().cloned());
     a
+}
+
+/// QEMU's qboot firmware for `binary`, when it ships one: `<prefix>/share/qemu/qboot.rom` next
+/// to `<prefix>/bin/qemu-system-x86_64` (Debian's `qemu-system-data`). qboot only loads the
+/// kernel and jumps to it, which under TCG is faster than SeaBIOS's POST (docs/performance.md).
+pub fn qboot_for(binary: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(binary).unwrap_or_else(|_| binary.to_path_buf());
+    let rom = real.parent()?.parent()?.join("share/qemu/qboot.rom");
+    (rom.is_file() && rom.to_str().is_some()).then_some(rom)
 }
 
 /// QEMU option values double a comma to mean a literal comma.
@@ -276,6 +290,7 @@ mod tests {
             initrd: "/i/initrd.img".into(),
             cmdline: "console=ttyS0".into(),
             trace_events: Vec::new(),
+            firmware: None,
         }
     }
 
@@ -317,6 +332,30 @@ mod tests {
         let a = args_of(&m, false, &[]);
         assert!(has(&a, ["-trace", "enable=vmstate_downtime_save"]));
         assert!(has(&a, ["-msg", "timestamp=on"]));
+        assert!(!a.contains(&"-bios".to_string()));
+        m.firmware = Some("/usr/share/qemu/qboot.rom".into());
+        let a = args_of(&m, false, &[]);
+        assert!(has(&a, ["-bios", "/usr/share/qemu/qboot.rom"]));
+    }
+
+    #[test]
+    fn qboot_next_to_the_binary() {
+        let dir = std::env::temp_dir().join(format!("gp-qboot-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::create_dir_all(dir.join("share/qemu")).unwrap();
+        let bin = dir.join("bin/qemu-system-x86_64");
+        std::fs::write(&bin, "").unwrap();
+        assert_eq!(qboot_for(&bin), None);
+        std::fs::write(dir.join("share/qemu/qboot.rom"), "").unwrap();
+        assert_eq!(
+            qboot_for(&bin),
+            Some(
+                std::fs::canonicalize(&dir)
+                    .unwrap()
+                    .join("share/qemu/qboot.rom")
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -292,6 +292,25 @@ mod tests {
         assert_eq!(fields("x=1.5 y=0x10 z=")["z"], "");
     }
 
+    /// What a trace line costs gp-launch (parse and record; printed with --nocapture): a
+    /// migration writes some 80, so even a debug build's cost is far below a millisecond.
+    #[test]
+    fn parsing_is_cheap() {
+        let line = "23059@1796406702.402500:vmstate_downtime_save type=non-iterable \
+                    idstr=0000:00:1f.2/ich9_ahci instance_id=0 downtime=184";
+        let n = 20_000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(record(std::hint::black_box(line), Role::Src, 0.0).unwrap());
+        }
+        let per_line = t.elapsed() / n;
+        eprintln!("trace line to record: {per_line:?} per line");
+        assert!(
+            per_line < std::time::Duration::from_millis(1),
+            "{per_line:?}"
+        );
+    }
+
     #[test]
     fn other_stderr_lines_are_not_trace() {
         for line in [

@@ -17,6 +17,7 @@ pub mod bind;
 pub mod kernel;
 pub mod paths;
 pub mod process;
+pub mod pvh;
 pub mod qmp;
 pub mod runtime;
 pub mod ssh;
