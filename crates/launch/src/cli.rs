@@ -117,6 +117,11 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
 
+    /// Probe KVM again instead of using the verdict kept for this host boot, QEMU binary and
+    /// kernel (as GUESTPERF_REPROBE_KVM=1 does); the new verdict is kept.
+    #[arg(long)]
+    pub reprobe_kvm: bool,
+
     /// Extra argument for both QEMUs, appended as is (repeat for more).
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub qemu_args: Vec<String>,
@@ -233,6 +238,7 @@ impl Cli {
             .some("dst_cpu_bind", self.dst_cpu_bind.as_ref(), display)
             .some("dst_mem_bind", self.dst_mem_bind.as_ref(), display)
             .flag("no_pin", self.no_pin)
+            .flag("reprobe_kvm", self.reprobe_kvm)
             .changed("bind_method", &self.bind_method, &d.bind_method, enum_value)
             .flag("prealloc_pages", self.prealloc_pages)
             .flag("huge_pages", self.huge_pages)

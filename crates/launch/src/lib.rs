@@ -362,7 +362,7 @@ fn choose_accel(
         let key = accel::VerdictKey::new(&plan.binary.path, &plan.kernel);
         cached = key
             .as_ref()
-            .filter(|_| !accel::reprobe_asked())
+            .filter(|_| !(plan.reprobe_kvm || accel::reprobe_asked()))
             .and_then(|k| cache.load(k));
         match &cached {
             Some(v) => v.unusable.clone().map(accel::KvmUnusable),
@@ -411,7 +411,7 @@ fn choose_accel(
     };
     let from_cache = cached.as_ref().map(|v| {
         format!(
-            "verdict of this boot's probe at {}, kept in {}; {}=1 probes again",
+            "verdict of this boot's probe at {}, kept in {}; --reprobe-kvm (or {}=1) probes again",
             v.when(),
             accel::VerdictCache::default_location().dir().display(),
             accel::REPROBE_ENV

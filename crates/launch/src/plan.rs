@@ -42,6 +42,8 @@ pub struct Plan {
     pub boot_timeout_s: f64,
     pub debug: bool,
     pub verbose: bool,
+    /// Probe KVM even when a verdict for this boot, binary and kernel is kept.
+    pub reprobe_kvm: bool,
     /// Why the QEMUs are pinned as they are, when gp-launch chose (see [`crate::pin`]).
     pub bind_note: Option<String>,
     /// QEMU's downtime tracepoints (see [`crate::trace`]): what was chosen and why not.
@@ -270,6 +272,7 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
             .unwrap_or(120.0 + 15.0 * stress_ram as f64 / (1u64 << 30) as f64),
         debug: cli.debug,
         verbose: cli.verbose,
+        reprobe_kvm: cli.reprobe_kvm,
         bind_note: pinning.note,
         trace,
         dst_host: cli.dst_host.clone(),

@@ -61,9 +61,8 @@ pub enum RemoteError {
     NoStdin,
     #[error(
         "{dest} lacks the stage binaries: {} (looked on PATH and in ~/.cargo/bin there). Install \
-         them there from this source tree: cargo install --path crates/launch and cargo install \
-         --path crates/sample, or copy target/release/gp-launch and gp-sample into \
-         /usr/local/bin there; see docs/remote.md",
+         guestperf there: the package (cargo xtask deb, then apt install ./guestperf_*.deb on \
+         it) or cargo xtask install --prefix on it; see docs/remote.md",
         missing.join(", ")
     )]
     MissingStages { dest: String, missing: Vec<String> },

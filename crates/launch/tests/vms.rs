@@ -483,13 +483,20 @@ fn accel_auto_keeps_this_boots_verdict() {
     let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
     let initrd = gp_qemu::paths::default_initrd();
     let (kernel, initrd) = (kernel.to_str().unwrap(), initrd.to_str().unwrap());
-    let run = |reprobe: bool| {
+    // How a run asks for a new probe: not at all, by the environment, or by the flag.
+    #[derive(PartialEq)]
+    enum Reprobe {
+        No,
+        Env,
+        Flag,
+    }
+    let run = |reprobe: Reprobe| {
         let mut env: Vec<(&str, &std::ffi::OsStr)> =
             vec![("GUESTPERF_CACHE", cache.path().as_os_str())];
-        if reprobe {
+        if reprobe == Reprobe::Env {
             env.push(("GUESTPERF_REPROBE_KVM", std::ffi::OsStr::new("1")));
         }
-        let args = [
+        let mut args = vec![
             "--accel",
             "auto",
             "--mem",
@@ -500,6 +507,9 @@ fn accel_auto_keeps_this_boots_verdict() {
             "--initrd",
             initrd,
         ];
+        if reprobe == Reprobe::Flag {
+            args.push("--reprobe-kvm");
+        }
         let mut l = Launch::start_with_env(&args, &env);
         let header = l.wait_for(BOOT_WAIT, "launch header", |_| true);
         let Record::Launch(h) = header else {
@@ -515,7 +525,7 @@ fn accel_auto_keeps_this_boots_verdict() {
         l.assert_clean();
         (h, stderr)
     };
-    let (first, stderr) = run(false);
+    let (first, stderr) = run(Reprobe::No);
     assert!(
         stderr.contains("probing KVM"),
         "the first run probes\n{stderr}"
@@ -525,7 +535,7 @@ fn accel_auto_keeps_this_boots_verdict() {
         .count();
     assert_eq!(kept, 1, "one verdict kept");
 
-    let (second, stderr) = run(false);
+    let (second, stderr) = run(Reprobe::No);
     assert!(
         !stderr.contains("probing KVM"),
         "the second run does not probe\n{stderr}"
@@ -538,12 +548,22 @@ fn accel_auto_keeps_this_boots_verdict() {
     );
     assert!(stderr.contains("GUESTPERF_REPROBE_KVM=1"), "{stderr}");
 
-    let (third, stderr) = run(true);
+    let (third, stderr) = run(Reprobe::Env);
     assert!(
         stderr.contains("probing KVM"),
         "GUESTPERF_REPROBE_KVM=1 probes\n{stderr}"
     );
     assert!(!third
+        .accel_note
+        .unwrap_or_default()
+        .contains("verdict of this boot's probe"));
+
+    let (fourth, stderr) = run(Reprobe::Flag);
+    assert!(
+        stderr.contains("probing KVM"),
+        "--reprobe-kvm probes\n{stderr}"
+    );
+    assert!(!fourth
         .accel_note
         .unwrap_or_default()
         .contains("verdict of this boot's probe"));
