@@ -12,11 +12,8 @@ use serde_json::Value;
 
 fn ab(out: &Path, a: &str, b: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gp-batch"));
-    // SMALL's --max-time 120, then 60: a post-copy run never needs more.
     cmd.args(SMALL)
         .args([
-            "--max-time",
-            "60",
             "--filter",
             "post-copy-iters/post-copy-iters-0",
             "--repeat",
