@@ -17,22 +17,23 @@ pub fn packages() -> Vec<&'static str> {
     out
 }
 
-/// Builds every binary in release mode and the initrd into `target/xtask/`; what cargo and the
-/// scripts print goes to stderr (stdout is the xtask's answer).
-pub fn build() -> Result<Built, Error> {
+/// Builds every binary with cargo profile `profile` (`release` for what users install) and the
+/// initrd into `target/xtask/`; what cargo and the scripts print goes to stderr (stdout is the
+/// xtask's answer).
+pub fn build(profile: &str) -> Result<Built, Error> {
     let root = workspace_root();
     let target = target_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--release", "--locked", "--bins"]);
+        .args(["build", "--profile", profile, "--locked", "--bins"]);
     for p in packages() {
         cmd.args(["-p", p]);
     }
     let started = Instant::now();
     run_visible(&mut cmd, "cargo comes with the Rust toolchain")?;
     eprintln!(
-        "xtask: release build of {} packages: {:.1} s",
+        "xtask: {profile} build of {} packages: {:.1} s",
         packages().len(),
         started.elapsed().as_secs_f64()
     );
@@ -56,7 +57,8 @@ pub fn build() -> Result<Built, Error> {
         started.elapsed().as_secs_f64()
     );
     Ok(Built {
-        release_dir: target.join("release"),
+        // cargo's directory for the `dev` profile is `debug`.
+        bin_dir: target.join(if profile == "dev" { "debug" } else { profile }),
         stress: target.join("x86_64-unknown-linux-gnu/release/stress"),
         initrd,
         date: build_date(&root)?,

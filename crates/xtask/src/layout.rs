@@ -62,8 +62,8 @@ pub struct Entry {
 /// What the build produced (see [`crate::compile::build`]).
 #[derive(Debug, Clone)]
 pub struct Built {
-    /// `target/release`, holding every binary of [`TOOLS`].
-    pub release_dir: PathBuf,
+    /// `target/<profile>`, holding every binary of [`TOOLS`].
+    pub bin_dir: PathBuf,
     /// The static stress.
     pub stress: PathBuf,
     pub initrd: PathBuf,
@@ -203,7 +203,7 @@ enum Content {
 
 fn content(source: &Source, built: &Built) -> Content {
     match source {
-        Source::Binary(name) => Content::Executable(built.release_dir.join(name)),
+        Source::Binary(name) => Content::Executable(built.bin_dir.join(name)),
         Source::Stress => Content::Executable(built.stress.clone()),
         Source::Initrd => Content::Data(built.initrd.clone()),
         Source::ManPage(tool) => Content::Bytes(generate::man_page(tool.command())),
@@ -402,7 +402,7 @@ mod tests {
         let initrd = dir.join("initrd.img");
         fs::write(&initrd, b"070701").unwrap();
         Built {
-            release_dir,
+            bin_dir: release_dir,
             stress,
             initrd,
             date: "Fri, 04 Dec 2026 22:50:22 +0000".into(),

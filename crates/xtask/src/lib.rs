@@ -44,6 +44,8 @@ pub enum Error {
     Other(String),
 }
 
+impl gp_stage::Failure for Error {}
+
 impl Error {
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let what = what.into();

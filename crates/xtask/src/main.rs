@@ -1,7 +1,6 @@
 //! `cargo xtask`: install, uninstall and package guestperf-rs (docs/install.md).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +23,9 @@ enum Task {
         /// Where to install: PREFIX/bin, PREFIX/share/... [default: $HOME/.local]
         #[arg(long, value_name = "PREFIX")]
         prefix: Option<PathBuf>,
+        /// Cargo profile of the binaries (the CI's package test uses `dev`, the build it has).
+        #[arg(long, default_value = "release")]
+        profile: String,
     },
     /// Remove every file `install` put under PREFIX, and the directories it leaves empty.
     Uninstall {
@@ -36,6 +38,9 @@ enum Task {
         /// Directory for the .deb [default: target/debian]
         #[arg(long, value_name = "DIR")]
         output: Option<PathBuf>,
+        /// Cargo profile of the binaries (the CI's package test uses `dev`, the build it has).
+        #[arg(long, default_value = "release")]
+        profile: String,
     },
 }
 
@@ -58,9 +63,9 @@ fn prefix(given: Option<PathBuf>) -> Result<PathBuf, Error> {
 fn run(cli: Cli) -> Result<(), Error> {
     let started = Instant::now();
     match cli.task {
-        Task::Install { prefix: p } => {
+        Task::Install { prefix: p, profile } => {
             let p = prefix(p)?;
-            let built = compile::build()?;
+            let built = compile::build(&profile)?;
             let entries = layout::entries(Kind::Prefix);
             layout::place(&entries, &built, &p, false)?;
             eprintln!(
@@ -88,9 +93,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             let n = layout::remove(&layout::entries(Kind::Prefix), &p)?;
             eprintln!("xtask: removed {n} files from {}", p.display());
         }
-        Task::Deb { output } => {
+        Task::Deb { output, profile } => {
             let out = output.unwrap_or_else(|| target_dir().join("debian"));
-            let built = compile::build()?;
+            let built = compile::build(&profile)?;
             let path = deb::build(&built, &out)?;
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             eprintln!(
@@ -110,28 +115,7 @@ fn gp_qemu_kernel_check() -> Result<PathBuf, String> {
     gp_qemu::kernel::find_kernel(None).map_err(|e| e.to_string())
 }
 
-fn main() -> ExitCode {
+fn main() -> gp_stage::ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let mut msg = format!("xtask: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                let s = s.to_string();
-                if !msg.contains(&s) {
-                    msg.push_str(&format!(": {s}"));
-                }
-                source = s_source(source);
-            }
-            eprintln!("{msg}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn s_source<'a>(
-    e: Option<&'a (dyn std::error::Error + 'static)>,
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    e.and_then(|e| e.source())
+    gp_stage::main("xtask", || run(cli).map(|()| gp_stage::ExitCode::SUCCESS))
 }
