@@ -4,6 +4,7 @@
 #   GP_MEM=256M    guest RAM (--mem)           GP_SLEEP=2    settle seconds (--sleep)
 #   GP_ACCEL=tcg   accelerator (--accel)       GP_CPUS=1     vCPUs (--cpus)
 #   GP_OUT=DIR     where results go [default: ./results]
+#   GP_COLD=1      migrate after --sleep alone (--cold), without waiting for a warm, steady guest
 #
 # Unset, an example runs exactly the command line it shows, with the original's defaults.
 
@@ -45,4 +46,5 @@ sc=()
 [[ -n ${GP_CPUS:-} ]] && hw+=(--cpus "$GP_CPUS")
 [[ -n ${GP_ACCEL:-} ]] && hw+=(--accel "$GP_ACCEL")
 [[ -n ${GP_SLEEP:-} ]] && sc+=(--sleep "$GP_SLEEP")
+[[ -n ${GP_COLD:-} ]] && sc+=(--cold)
 true

@@ -67,6 +67,8 @@ impl OneShot {
             "--cpus",
             "1",
             "--verbose",
+            // The faults, not the settle (see Spec::new).
+            "--cold",
         ])
         .arg("--initrd")
         .arg(&link)

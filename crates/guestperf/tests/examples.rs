@@ -48,6 +48,7 @@ fn run_example(name: &str, extra_env: &[(&str, &str)]) -> (Output, tempfile::Tem
         .env("PATH", path)
         .env("GP_MEM", "256M")
         .env("GP_SLEEP", "1")
+        .env("GP_COLD", "1")
         .env("GP_ACCEL", "tcg")
         .env("GP_OUT", out_dir.path());
     for (k, v) in extra_env {

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use common::{bin_dir, require_real_run, run};
 use gp_testkit::{SshHost, SshHostOptions};
 
-/// Two scenarios twice: four runs, two per part; 128 MiB guests, short settles.
+/// Two scenarios twice: four runs, two per part; 128 MiB guests, short cold settles.
 const SELECTION: &[&str] = &[
     "--accel",
     "tcg",
@@ -24,6 +24,7 @@ const SELECTION: &[&str] = &[
     "128M",
     "--sleep",
     "0.5",
+    "--cold",
     "--max-time",
     "60",
     "--filter",
