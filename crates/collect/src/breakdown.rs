@@ -132,7 +132,9 @@ pub fn breakdown(
             ms: ms(w[1].0 - w[0].0),
         })
         .collect();
-    let src_end = window
+    // The source's end of downtime can come after the destination has started the guest (the
+    // source finishes its side once the destination has everything): look past the window.
+    let src_end = checkpoints[first..]
         .iter()
         .find(|(_, r, n)| *r == Role::Src && n == "src-downtime-end")
         .map(|c| c.0);
@@ -275,6 +277,28 @@ pub(crate) mod tests {
             trace(d, 55.315200, CHECKPOINT, "dst-precopy-bh-announced"),
             trace(d, 55.315244, CHECKPOINT, "dst-precopy-bh-vm-started"),
         ]
+    }
+
+    #[test]
+    fn the_sources_end_of_downtime_after_the_guest_started_still_counts() {
+        // On a busy host the destination can start the guest before the source logs the end
+        // of its downtime: the window ends at the start, QEMU's window at the source's end.
+        let mut traces = real_precopy();
+        let end = traces
+            .iter_mut()
+            .find(|t| t.fields.get("0").and_then(|v| v.as_str()) == Some("src-downtime-end"))
+            .expect("the fixture has src-downtime-end");
+        end.time_s = 55.316;
+        end.qemu_time_s = 55.316;
+        let ext = Extended {
+            traces,
+            ..Extended::default()
+        };
+        let b = breakdown(&ext, Some(55.0), Some(8), true).unwrap();
+        assert!(b.available);
+        assert_eq!(b.qemu_window_ms, Some(10.606));
+        assert_eq!(b.steps.last().unwrap().step, "dst-precopy-bh-vm-started");
+        assert!(b.coverage_pct.is_some(), "{b:?}");
     }
 
     #[test]
