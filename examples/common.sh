@@ -5,6 +5,7 @@
 #   GP_ACCEL=tcg   accelerator (--accel)       GP_CPUS=1     vCPUs (--cpus)
 #   GP_OUT=DIR     where results go [default: ./results]
 #   GP_COLD=1      migrate after --sleep alone (--cold), without waiting for a warm, steady guest
+#   GP_BANDWIDTH=64  --bandwidth (MiB/s)      GP_DOWNTIME=1  --downtime (ms)
 #
 # Unset, an example runs exactly the command line it shows, with the original's defaults.
 
@@ -47,4 +48,6 @@ sc=()
 [[ -n ${GP_ACCEL:-} ]] && hw+=(--accel "$GP_ACCEL")
 [[ -n ${GP_SLEEP:-} ]] && sc+=(--sleep "$GP_SLEEP")
 [[ -n ${GP_COLD:-} ]] && sc+=(--cold)
+[[ -n ${GP_BANDWIDTH:-} ]] && sc+=(--bandwidth "$GP_BANDWIDTH")
+[[ -n ${GP_DOWNTIME:-} ]] && sc+=(--downtime "$GP_DOWNTIME")
 true
