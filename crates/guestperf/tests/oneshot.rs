@@ -50,7 +50,7 @@ fn small_run_writes_a_completed_report_to_stdout() {
 }
 
 #[test]
-fn the_seed_post_copy_example_switches_to_post_copy() {
+fn the_seed_post_copy_example_completes_with_its_scenario_recorded() {
     let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     let dir = tempfile::tempdir().unwrap();
