@@ -125,13 +125,7 @@ pub const FIGURES: &[Figure] = &[
         better: Better::Lower,
         scale: Scale::Ratio,
         // The destination's `postcopy-blocktime`: post-copy runs on a QEMU that has it.
-        extract: |r| {
-            summary(r)?
-                .destination
-                .as_ref()?
-                .postcopy_blocktime_ms
-                .map(|v| v as f64)
-        },
+        extract: |r| destination(r)?.postcopy_blocktime_ms.map(|v| v as f64),
     },
     Figure {
         id: "postcopy_requests",
@@ -139,13 +133,7 @@ pub const FIGURES: &[Figure] = &[
         unit: "pages",
         better: Better::Lower,
         scale: Scale::Ratio,
-        extract: |r| {
-            summary(r)?
-                .destination
-                .as_ref()?
-                .postcopy_requests
-                .map(|v| v as f64)
-        },
+        extract: |r| destination(r)?.postcopy_requests.map(|v| v as f64),
     },
     Figure {
         id: "downtime_save_ms",
@@ -168,6 +156,11 @@ pub const FIGURES: &[Figure] = &[
 
 fn summary(r: &Report) -> Option<&gp_records::report::Summary> {
     r.summary.as_ref()
+}
+
+/// What the destination QEMU reported, when the report has it.
+fn destination(r: &Report) -> Option<&gp_records::report::DestinationFigures> {
+    summary(r)?.destination.as_ref()
 }
 
 /// The downtime breakdown, when QEMU's tracepoints gave one.

@@ -4,14 +4,11 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
 use common::run;
 
-const LAUNCH: &str = "#!/bin/sh\necho '{\"type\":\"stand_in_launch\"}'\n";
-const SAMPLE: &str = "#!/bin/sh\nexec cat\n";
 const MIGRATE: &str = r#"#!/bin/sh
 name=default
 while [ $# -gt 0 ]; do
@@ -38,17 +35,6 @@ cat <<JSON
  "summary":{"outcome":"$outcome","total_time_ms":1000,"downtime_ms":10}}
 JSON
 "#;
-const PLOT: &str = r#"#!/bin/sh
-out=
-while [ $# -gt 0 ]; do case $1 in --output) out=$2; shift ;; esac; shift; done
-echo '<svg xmlns="http://www.w3.org/2000/svg"/>' > "$out"
-"#;
-
-fn write_exe(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 fn log(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -61,17 +47,7 @@ fn log(path: &Path) -> Vec<String> {
 fn runs_are_interleaved_failures_filed_refusals_skipped_and_resumed() {
     let _lock = gp_testkit::vm_test_lock();
     let tmp = tempfile::tempdir().unwrap();
-    let stages = tmp.path().join("stages");
-    std::fs::create_dir(&stages).unwrap();
-    for (name, text) in [
-        ("gp-launch", LAUNCH),
-        ("gp-sample", SAMPLE),
-        ("gp-migrate", MIGRATE),
-        ("gp-collect", COLLECT),
-        ("gp-plot", PLOT),
-    ] {
-        write_exe(&stages.join(name), text);
-    }
+    let stages = common::stand_ins::write_stages(tmp.path(), MIGRATE, COLLECT);
     let out = tmp.path().join("out");
     let run_log = tmp.path().join("runs.log");
     let batch = |env: &[(&str, &str)]| {

@@ -6,14 +6,11 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
 use common::run;
 
-const LAUNCH: &str = "#!/bin/sh\necho '{\"type\":\"stand_in_launch\"}'\n";
-const SAMPLE: &str = "#!/bin/sh\nexec cat\n";
 const MIGRATE: &str = r#"#!/bin/sh
 name=default
 while [ $# -gt 0 ]; do
@@ -40,17 +37,6 @@ cat <<JSON
   "host":{"hostname":"$HOST_NAME","cpu_model":"$CPU_MODEL","kernel_release":"6.1","cpus":2}}}}
 JSON
 "#;
-const PLOT: &str = r#"#!/bin/sh
-out=
-while [ $# -gt 0 ]; do case $1 in --output) out=$2; shift ;; esac; shift; done
-echo '<svg xmlns="http://www.w3.org/2000/svg"/>' > "$out"
-"#;
-
-fn write_exe(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// `gp-batch` with the stand-in stages, as if on a host with `cpu` and `host`.
 fn gp_batch(stages: &Path, cpu: &str, host: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gp-batch"));
@@ -86,17 +72,7 @@ fn summary_runs(dir: &Path) -> Vec<String> {
 #[test]
 fn parts_from_different_hardware_are_refused_or_kept_apart() {
     let dir = tempfile::tempdir().unwrap();
-    let stages = dir.path().join("stages");
-    std::fs::create_dir(&stages).unwrap();
-    for (name, text) in [
-        ("gp-launch", LAUNCH),
-        ("gp-sample", SAMPLE),
-        ("gp-migrate", MIGRATE),
-        ("gp-collect", COLLECT),
-        ("gp-plot", PLOT),
-    ] {
-        write_exe(&stages.join(name), text);
-    }
+    let stages = common::stand_ins::write_stages(dir.path(), MIGRATE, COLLECT);
     // Part 1 on an "Alpha" host, part 2 on a "Beta" host, and part 2 again on another Alpha.
     let part = |k: u32, cpu: &str, host: &str, out: &str| {
         let out = dir.path().join(out);

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Cursor, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -47,14 +47,44 @@ fn qemu10(command: &str, _args: &Value) -> Reply {
 /// A fake QEMU: serves one client, answers per `script`, records the commands it got.
 struct FakeQemu {
     path: PathBuf,
-    commands: Arc<Mutex<Vec<String>>>,
+    commands: Arc<CommandLog>,
+}
+
+/// The commands a fake QEMU got, in order; a waiter wakes on each new one.
+#[derive(Default)]
+struct CommandLog {
+    names: Mutex<Vec<String>>,
+    added: Condvar,
+}
+
+impl CommandLog {
+    fn push(&self, name: String) {
+        self.names.lock().unwrap().push(name);
+        self.added.notify_all();
+    }
+
+    /// How many times `command` came so far.
+    fn count(&self, command: &str) -> usize {
+        self.names.lock().unwrap().iter().filter(|c| *c == command).count()
+    }
+
+    /// Blocks until `command` has come `times` times.
+    fn wait_for(&self, command: &str, times: usize) {
+        let names = self.names.lock().unwrap();
+        let _names = self
+            .added
+            .wait_while(names, |names| {
+                names.iter().filter(|c| *c == command).count() < times
+            })
+            .unwrap();
+    }
 }
 
 impl FakeQemu {
     fn start(dir: &Path, name: &str, script: Script) -> FakeQemu {
         let path = dir.join(name);
         let listener = UnixListener::bind(&path).unwrap();
-        let commands = Arc::new(Mutex::new(Vec::new()));
+        let commands = Arc::new(CommandLog::default());
         let log = Arc::clone(&commands);
         std::thread::spawn(move || {
             let Ok((stream, _)) = listener.accept() else {
@@ -68,7 +98,7 @@ impl FakeQemu {
                 let Ok(line) = line else { return };
                 let v: Value = serde_json::from_str(&line).unwrap();
                 let name = v["execute"].as_str().unwrap().to_string();
-                log.lock().unwrap().push(name.clone());
+                log.push(name.clone());
                 if silent {
                     continue;
                 }
@@ -101,7 +131,7 @@ impl FakeQemu {
     }
 
     fn got(&self, command: &str) -> bool {
-        self.commands.lock().unwrap().iter().any(|c| c == command)
+        self.commands.count(command) > 0
     }
 }
 
@@ -318,14 +348,7 @@ fn a_signal_before_migrating_ends_the_run_with_an_interrupted_result() {
     // Signal once gp-migrate has configured the source and is settling.
     let configured = Arc::clone(&src.commands);
     std::thread::spawn(move || {
-        while !configured
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|c| c == "migrate-set-parameters")
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        configured.wait_for("migrate-set-parameters", 1);
         tx.send(signal_hook::consts::SIGTERM).unwrap();
     });
     let mut out = Vec::new();
@@ -417,16 +440,7 @@ fn a_signal_in_post_copy_says_the_guest_is_lost_and_the_phase() {
     // Signal once the source has been polled in post-copy a few times.
     let seen = Arc::clone(&src.commands);
     std::thread::spawn(move || {
-        while seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| *c == "query-migrate")
-            .count()
-            < 3
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        seen.wait_for("query-migrate", 3);
         tx.send(signal_hook::consts::SIGINT).unwrap();
     });
     let mut out = Vec::new();

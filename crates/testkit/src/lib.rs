@@ -9,17 +9,20 @@
 //!   `bench/plot.sh`); [`ab`]: arms of such reports with a chosen spread and shift (gp-compare's
 //!   trials and benchmark).
 //! - [`ssh_host`]: a test host reached over real ssh (its own sshd, in a network namespace).
+//! - [`io`]: a writer a test reads back while the code under test owns it.
 //!
 //! Every crate names this as a dev-dependency only.
 
 pub mod ab;
 pub mod bins;
+pub mod io;
 pub mod procs;
 pub mod ssh_host;
 pub mod synth;
 pub mod vm;
 
 pub use bins::bin;
+pub use io::SharedBuf;
 pub use procs::{marker, pid_alive, processes_with};
 pub use ssh_host::{SshHost, SshHostOptions, HOST};
 pub use vm::{initrd, require_qemu, vm_test_lock, wait_until, VmTestLock};
