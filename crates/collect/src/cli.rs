@@ -41,4 +41,10 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
+
+    #[test]
+    fn grace_is_10_s_by_default() {
+        use clap::Parser;
+        assert_eq!(super::Cli::parse_from(["gp-collect"]).grace_s, 10.0);
+    }
 }

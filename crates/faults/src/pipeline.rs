@@ -114,6 +114,11 @@ impl Spec {
         self.sink = Sink::Collect(os(args));
         self
     }
+
+    pub fn sample_args(mut self, args: &[&str]) -> Spec {
+        self.sample = Some(os(args));
+        self
+    }
 }
 
 /// One line that went through the tap.

@@ -14,9 +14,16 @@ use gp_stage::signals::signal_name;
 use gp_testkit::vm_test_lock;
 use libc::{SIGHUP, SIGINT, SIGTERM};
 
-/// Longest a pipeline may take to end after the signal: the stages' grace periods are 10 s
-/// (gp-sample, gp-collect) and 15 s (gp-launch's quit deadline), so this is generous.
+/// Longest a pipeline may take to end after the signal: the stages' grace periods are 10 s by
+/// default (gp-sample, gp-collect; [`GRACE`] here) and 15 s (gp-launch's quit deadline), so this
+/// is generous.
 const BOUND: Duration = Duration::from_secs(90);
+
+/// gp-sample's and gp-collect's grace after a signal in these runs: a stage signalled alone
+/// passes its input on for that long before it ends, whatever the length; the default 10 s
+/// (their unit tests) would make each such case wait 10 s.
+const GRACE: &[&str] = &["--grace", "2s"];
+const COLLECT_GRACE: &[&str] = &["--grace-s", "2"];
 
 struct Case {
     p: Pipeline,
@@ -25,7 +32,10 @@ struct Case {
 
 /// Starts a pipeline for `phase`, waits for the record that shows it is there, signals.
 fn run(phase: Phase, target: Option<Stage>, sig: i32) -> Case {
-    let mut p = Pipeline::start(&Spec::new(&phase.migrate_args()));
+    let spec = Spec::new(&phase.migrate_args())
+        .sample_args(GRACE)
+        .collect_args(COLLECT_GRACE);
+    let mut p = Pipeline::start(&spec);
     p.wait_for(phase.name(), |r| phase.entered(r));
     assert!(
         !phase.left(&p.records()),
@@ -184,8 +194,7 @@ fn sigterm_to_gp_launch_in_boot() {
 #[test]
 fn sigterm_to_gp_sample_in_settling() {
     let (c, r) = sigterm(Phase::Settling, Stage::Sample);
-    // gp-sample passes input on for its 10 s grace (on an idle machine the migration completes
-    // meanwhile), then says in the stream that it ended with its input open; gp-migrate, whose
+    // gp-sample passes input on for its grace (2 s here), then says in the stream that it ended with its input open; gp-migrate, whose
     // input then ends, says so too.
     let ext = r.guestperf_rs.as_ref().unwrap();
     let said = |stage: &str, what: &str| {
@@ -233,7 +242,7 @@ fn sigterm_to_gp_sample_in_shutdown() {
 }
 
 /// A signal to one stage alone mid pre-copy (8 MiB/s for a 256 MiB guest: the migration cannot
-/// end within the 10 s grace of gp-sample and gp-collect): the stage ends by the signal's
+/// end within the grace of gp-sample and gp-collect): the stage ends by the signal's
 /// convention (128 + N), gp-collect writes a readable report, and its result says the run was
 /// interrupted and by which signal.
 fn alone(stage: Stage, sig: i32) {

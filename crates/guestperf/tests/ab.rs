@@ -1,6 +1,11 @@
 //! `gp-batch --ab-a --ab-b` on real VMs under TCG: an A/B whose answer is physically certain
-//! (post-copy of a 256 MiB guest at 16 against 64 MiB/s) judged with the right sign from 5 runs
-//! per arm, run interleaved and resumable; and an A/A not flagged.
+//! (post-copy of a 256 MiB guest at 32 against 128 MiB/s) judged with the right sign from 5 runs
+//! per arm, run interleaved and resumable.
+//!
+//! That an A/A is not flagged is a property of gp-compare's statistics, tested where its false
+//! alarm rate can be counted: with seeded arms over many trials (crates/compare/tests/trials.rs).
+//! One real A/A here would be a single draw of a chance event (about a 1 % false alarm per
+//! figure by design), so a test of it could only be flaky.
 
 mod common;
 
@@ -102,21 +107,22 @@ fn figure<'a>(compare: &'a Value, id: &str) -> &'a Value {
 }
 
 #[test]
-fn post_copy_at_64_against_16_mib_s_is_better_and_the_arms_interleave() {
+fn post_copy_at_128_against_32_mib_s_is_better_and_the_arms_interleave() {
     let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ab");
-    let slow = "--bandwidth 16 --parameter max-postcopy-bandwidth=16777216";
-    let fast = "--bandwidth 64 --parameter max-postcopy-bandwidth=67108864";
+    // A 1 ms downtime limit: pre-copy cannot converge before the switch, in either arm.
+    let slow = "--bandwidth 32 --downtime 1 --parameter max-postcopy-bandwidth=33554432";
+    let fast = "--bandwidth 128 --downtime 1 --parameter max-postcopy-bandwidth=134217728";
     let done = run(&mut ab(&out, slow, fast));
     assert!(done.status.success(), "the A/B failed");
 
     let (a, b) = (reports(&out.join("a")), reports(&out.join("b")));
     for (k, _, r) in a.iter().chain(&b) {
         assert_eq!(r["summary"]["outcome"], "completed", "run {k}");
-        // Post-copy was reached: the bandwidth makes pre-copy of 256 MiB take seconds, and
-        // --post-copy-iters 0 switches after the first pass.
+        // Post-copy was reached: --post-copy-iters 0 switches after the first pass, and the
+        // downtime limit keeps pre-copy from converging first.
         assert!(reached_post_copy(r), "run {k} never reached post-copy");
     }
     // Interleaved A B, B A, A B, ...
@@ -132,7 +138,7 @@ fn post_copy_at_64_against_16_mib_s_is_better_and_the_arms_interleave() {
         ["a1", "b1", "b2", "a2", "a3", "b3", "b4", "a4", "a5", "b5"]
     );
 
-    // B (64 MiB/s) is better, with the right sign, from 5 runs per arm.
+    // B (128 MiB/s) is better, with the right sign, from 5 runs per arm.
     let compare = json(&out.join("compare/compare.json"));
     let total = figure(&compare, "total_time_ms");
     assert_eq!(total["verdict"], "better", "{total}");
@@ -160,29 +166,4 @@ fn post_copy_at_64_against_16_mib_s_is_better_and_the_arms_interleave() {
     let other = run(&mut ab(&out, slow, slow));
     assert_eq!(other.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&other.stderr).contains("holds an A/B of other arms"));
-}
-
-#[test]
-fn an_a_a_is_not_flagged() {
-    let _lock = gp_testkit::vm_test_lock();
-    require_real_run();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("aa");
-    let same = "--bandwidth 64 --parameter max-postcopy-bandwidth=67108864";
-    let done = run(&mut ab(&out, same, same));
-    assert!(done.status.success(), "the A/A failed");
-    let compare = json(&out.join("compare/compare.json"));
-    for f in compare["scenarios"][0]["figures"].as_array().unwrap() {
-        assert!(
-            f["verdict"] != "better" && f["verdict"] != "worse",
-            "A/A flagged {}: {f}",
-            f["id"]
-        );
-    }
-    assert_eq!(compare["regressions"], serde_json::json!([]));
-    let total = figure(&compare, "total_time_ms");
-    eprintln!(
-        "A/A total time: a median {} ms, b median {} ms, change {}, smallest detectable {}",
-        total["a"]["median"], total["b"]["median"], total["change"], total["mde"]
-    );
 }

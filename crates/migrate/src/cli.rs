@@ -447,6 +447,7 @@ mod tests {
         assert_eq!(args.scenario(), Scenario::default());
         assert_eq!(args.sleep, 15.0);
         assert_eq!(args.poll_ms, 50.0);
+        assert_eq!(args.qmp_timeout, 20.0);
     }
 
     #[test]

@@ -65,7 +65,12 @@ impl CommandLog {
 
     /// How many times `command` came so far.
     fn count(&self, command: &str) -> usize {
-        self.names.lock().unwrap().iter().filter(|c| *c == command).count()
+        self.names
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == command)
+            .count()
     }
 
     /// Blocks until `command` has come `times` times.
