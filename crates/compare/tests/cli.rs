@@ -1,9 +1,8 @@
 //! gp-compare end to end: report directories, files and stdin in; compare.json, compare.md and
 //! the chart out; exit statuses; bad input. Through the real binary.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use gp_compare::stats::bootstrap::rng_for;
 use gp_records::migrate::Outcome;
@@ -15,32 +14,7 @@ fn gp_compare(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: Option<&[u8]>) -> Out
     for a in args {
         cmd.arg(a);
     }
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("running gp-compare");
-    if let Some(bytes) = stdin {
-        child.stdin.take().unwrap().write_all(bytes).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    eprintln!(
-        "gp-compare {:?}: {}\nstdout: {}\nstderr: {}",
-        args.iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect::<Vec<_>>(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
-        "gp-compare panicked"
-    );
-    out
+    gp_testkit::bins::run_logged(&mut cmd, stdin)
 }
 
 fn stderr(out: &Output) -> String {

@@ -9,6 +9,14 @@ use common::{require_real_run, run, SMALL};
 use gp_records::report::Report;
 use gp_records::Outcome;
 
+/// guestperf's own last line on stderr (the stages' lines come before it).
+fn own_last_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rfind(|l| l.starts_with("guestperf: "))
+        .unwrap_or("")
+}
+
 fn guestperf() -> Command {
     Command::new(env!("CARGO_BIN_EXE_guestperf"))
 }
@@ -82,10 +90,7 @@ fn a_hardware_option_gp_launch_refuses_names_gp_launch_and_the_problem() {
     let out = run(guestperf().args(["--accel", "tcg", "--dirty-ring-size", "4096"]));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    let last = err
-        .lines()
-        .rfind(|l| l.starts_with("guestperf: "))
-        .unwrap_or("");
+    let last = own_last_line(&err);
     assert!(
         last.starts_with("guestperf: gp-launch (stage 1 of 4) exited with status 2: "),
         "{err}"
@@ -105,10 +110,7 @@ fn a_scenario_this_qemu_refuses_names_gp_migrate_and_the_problem() {
         .args(["--capability", "no-such-capability"]));
     assert_eq!(out.status.code(), Some(6), "unsupported by this QEMU");
     let err = String::from_utf8_lossy(&out.stderr);
-    let ours = err
-        .lines()
-        .rfind(|l| l.starts_with("guestperf: "))
-        .unwrap_or("");
+    let ours = own_last_line(&err);
     assert!(
         ours.starts_with("guestperf: gp-migrate (stage 3 of 4) exited with status 6: "),
         "{err}"
@@ -166,10 +168,7 @@ fn the_seed_numa_example_runs_or_names_what_the_host_lacks() {
             "binding to node 1 / CPUs 2,3 cannot work on this host"
         );
         let err = String::from_utf8_lossy(&out.stderr);
-        let ours = err
-            .lines()
-            .rfind(|l| l.starts_with("guestperf: "))
-            .unwrap_or("");
+        let ours = own_last_line(&err);
         assert!(
             ours.starts_with("guestperf: gp-launch (stage 1 of 4)"),
             "{err}"

@@ -17,17 +17,7 @@ fn gp_plot(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     for a in args {
         cmd.arg(a);
     }
-    let out = cmd.output().expect("running gp-plot");
-    eprintln!(
-        "gp-plot {:?}: {}\nstdout: {}\nstderr: {}",
-        args.iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect::<Vec<_>>(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    gp_testkit::bins::run_logged(&mut cmd, None)
 }
 
 fn write_report(dir: &Path, name: &str, report: &Report) -> PathBuf {

@@ -1,9 +1,11 @@
 //! The binaries under test. A test binary of this crate cannot name other packages' binaries
 //! through `CARGO_BIN_EXE_*`, so they are built once (`cargo build -p ...`, same profile and
-//! target directory) and found next to the test binary's own profile directory.
+//! target directory) and found next to the test binary's own profile directory. [`run_logged`]
+//! runs one and shows what it did when a test fails.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::sync::Once;
 
 /// Every binary of the workspace, with the package that builds it.
@@ -71,4 +73,37 @@ pub fn build_all() {
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "building the stage binaries failed");
     });
+}
+
+/// Runs `cmd` to the end, feeding it `stdin` (or nothing), and prints what it did to the test's
+/// stderr (shown when the test fails): the command, its status and time, its stderr and the
+/// start of its stdout. Fails the test if the tool panicked: a panic is never an answer.
+pub fn run_logged(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    eprintln!("running {cmd:?}");
+    let start = std::time::Instant::now();
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(bytes) = stdin {
+        // A tool may rightly stop reading early (bad input): a closed pipe is not our failure.
+        let _ = child.stdin.take().unwrap().write_all(bytes);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "{:?} after {:.1} s\n--- stderr ---\n{stderr}--- stdout ({} bytes) ---\n{}",
+        out.status,
+        start.elapsed().as_secs_f64(),
+        out.stdout.len(),
+        String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(2000)]),
+    );
+    assert!(!stderr.contains("panicked"), "{cmd:?} panicked");
+    out
 }

@@ -64,20 +64,7 @@ pub const SMALL: &[&str] = &[
 
 /// Runs `cmd`, printing everything about it, so a failing assertion shows what happened.
 pub fn run(cmd: &mut Command) -> Output {
-    eprintln!("running {cmd:?}");
-    let start = std::time::Instant::now();
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    eprintln!(
-        "{:?} after {:.1} s\n--- stderr ---\n{}--- stdout ({} bytes) ---\n{}",
-        out.status,
-        start.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&out.stderr),
-        out.stdout.len(),
-        String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(2000)]),
-    );
-    out
+    gp_testkit::bins::run_logged(cmd, None)
 }
 
 /// PIDs of the processes whose parent is `pid`.
