@@ -19,9 +19,9 @@ use libc::{SIGHUP, SIGINT, SIGTERM};
 /// is generous.
 const BOUND: Duration = Duration::from_secs(90);
 
-/// gp-sample's and gp-collect's grace after a signal in these runs: a stage signalled alone
-/// passes its input on for that long before it ends, whatever the length; the default 10 s
-/// (their unit tests) would make each such case wait 10 s.
+/// gp-sample's and gp-collect's grace when the signal goes to that stage alone: it passes its
+/// input on for that long before it ends, whatever the length; the default 10 s (their unit
+/// tests) would make each such case wait 10 s.
 const GRACE: &[&str] = &["--grace", "2s"];
 const COLLECT_GRACE: &[&str] = &["--grace-s", "2"];
 
@@ -32,9 +32,14 @@ struct Case {
 
 /// Starts a pipeline for `phase`, waits for the record that shows it is there, signals.
 fn run(phase: Phase, target: Option<Stage>, sig: i32) -> Case {
-    let spec = Spec::new(&phase.migrate_args())
-        .sample_args(GRACE)
-        .collect_args(COLLECT_GRACE);
+    let spec = Spec::new(&phase.migrate_args());
+    // The signalled stage's grace is what ends these runs; to the group, the defaults stand (the
+    // input ends long before them, and gp-collect must wait for everything upstream says).
+    let spec = match target {
+        Some(Stage::Sample) => spec.sample_args(GRACE),
+        Some(Stage::Collect) => spec.collect_args(COLLECT_GRACE),
+        _ => spec,
+    };
     let mut p = Pipeline::start(&spec);
     p.wait_for(phase.name(), |r| phase.entered(r));
     assert!(
