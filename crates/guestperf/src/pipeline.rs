@@ -646,12 +646,17 @@ mod tests {
         let (tx, rx) = unbounded();
         let signals = SignalWatch::from_channel(rx);
         let dir = tempfile::tempdir().unwrap();
-        // Each stage records the signal it got, after saying (ready-NAME) its traps are set.
+        // Each stage records the signal it got, after saying (NAME.ready) its traps are set. It
+        // waits in the `wait` builtin, which POSIX makes return at once for a trapped signal, and
+        // forks nothing after the ready file: with a loop of `sleep 0.05` in the foreground, dash
+        // once (1 CI run in 3) never ran the trap for a SIGINT that came as it reaped a child, and
+        // the stage lived until the 5 s SIGKILL.
         let stage = |name: &str| {
             let mark = dir.path().join(name);
             let script = format!(
-                "trap 'echo TERM > {mark}; exit 143' TERM; trap 'echo INT > {mark}; exit 130' INT; \
-                 touch {mark}.ready; while :; do sleep 0.05; done",
+                "trap 'echo TERM > {mark}; kill $pid; exit 143' TERM; \
+                 trap 'echo INT > {mark}; kill $pid; exit 130' INT; \
+                 sleep 600 & pid=$!; : > {mark}.ready; wait $pid",
                 mark = mark.display(),
             );
             sh(name, &script)

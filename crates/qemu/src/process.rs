@@ -775,7 +775,9 @@ mod tests {
             on_stderr_line: None,
             on_exit: None,
         };
-        let script = "trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done";
+        // Waits in the `wait` builtin, which returns at once for a trapped signal (a foreground
+        // `sleep` loop can lose the trap in dash: see guestperf's pipeline tests).
+        let script = "trap 'kill $pid; exit 7' TERM; sleep 600 & pid=$!; echo ready; wait $pid";
         let child = spawn(&sh(script), hooks).unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), "ready");
         let (exit, how) = child.stop(
