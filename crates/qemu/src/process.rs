@@ -350,10 +350,16 @@ fn supervise(
     let parent = unsafe { libc::getpid() };
     let binding = spec.native_binding.clone().map(|b| b.prepare());
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
-    // calls (prctl, getppid, sched_setaffinity, set_mempolicy) on data prepared before fork;
-    // it does not allocate.
+    // calls (signal, prctl, getppid, sched_setaffinity, set_mempolicy) on data prepared before
+    // fork; it does not allocate.
     unsafe {
         cmd.pre_exec(move || {
+            // A shell ignores SIGINT and SIGQUIT for what it starts in the background, and an
+            // ignored signal stays ignored across exec, where a shell child may not even trap
+            // it: a stage written as a script would never see the SIGINT we forward. Every
+            // child starts with their default dispositions (handlers are reset by exec anyway).
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
             if libc::prctl(
                 libc::PR_SET_PDEATHSIG,
                 death_signal as libc::c_ulong,
