@@ -40,6 +40,7 @@ impl Pipeline {
         let mut pgid = 0;
         let mut spawn = |name: &'static str, cmd: &mut Command, stdin: Stdio| {
             cmd.stdin(stdin).stderr(err(name)).process_group(pgid);
+            gp_testkit::end_with_test(cmd);
             let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
             if pgid == 0 {
                 pgid = child.id() as i32;

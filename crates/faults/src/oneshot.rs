@@ -80,7 +80,9 @@ impl OneShot {
         .stderr(Stdio::piped())
         // As a shell starts a job: its own process group.
         .process_group(0);
-        let mut child = cmd.spawn().expect("start guestperf");
+        let mut child = gp_testkit::end_with_test(&mut cmd)
+            .spawn()
+            .expect("start guestperf");
         let stderr = Arc::new((Mutex::new(Lines::default()), Condvar::new()));
         let pipe = child.stderr.take().expect("piped stderr");
         let shared = Arc::clone(&stderr);

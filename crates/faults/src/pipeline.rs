@@ -368,6 +368,7 @@ impl Pipeline {
     fn spawn(&mut self, stage: Stage, cmd: &mut Command, env: &[(OsString, OsString)]) -> Child {
         let err = File::create(self.stderr_path(stage)).expect("stderr file");
         cmd.stderr(err).process_group(self.pgid);
+        gp_testkit::end_with_test(cmd);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{bin_dir, require_real_run, run};
 use gp_records::report::Report;
@@ -43,7 +43,8 @@ fn run_example(name: &str, extra_env: &[(&str, &str)]) -> (Output, tempfile::Tem
         bin_dir().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut cmd = Command::new("bash");
+    // The script and all it starts end with this test, even if the test binary is killed.
+    let mut cmd = gp_testkit::bash_ending_with_test();
     cmd.arg(examples_dir().join(name))
         .env("PATH", path)
         .env("GP_MEM", "256M")

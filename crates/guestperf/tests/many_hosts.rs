@@ -132,7 +132,7 @@ fn two_shards_by_gnu_parallel_over_ssh_merge_into_the_unsplit_batch() {
         bin_dir().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = run(Command::new("bash")
+    let out = run(gp_testkit::bash_ending_with_test()
         .arg(&script)
         .arg(&out_dir)
         .args(SELECTION)

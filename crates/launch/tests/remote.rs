@@ -92,6 +92,7 @@ impl Pipeline {
         let mut pgid = 0;
         let mut spawn = |name: &'static str, cmd: &mut Command, stdin: Stdio| {
             cmd.stdin(stdin).stderr(err(name)).process_group(pgid);
+            gp_testkit::end_with_test(cmd);
             let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
             if pgid == 0 {
                 pgid = child.id() as i32;
@@ -610,7 +611,7 @@ fn killing_the_connection_mid_migration_leaves_nothing() {
 /// Runs gp-launch expecting it to fail before any VM starts; returns (stderr, seconds taken).
 fn refused(args: &[String]) -> (String, f64) {
     let started = Instant::now();
-    let out = Command::new(bin("gp-launch"))
+    let out = gp_testkit::end_with_test(&mut Command::new(bin("gp-launch")))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -665,7 +666,7 @@ fn gp_launch_killed_outright_takes_the_remote_qemu_with_it() {
     let host = start_host();
     let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
     let marker = marker();
-    let mut launch = Command::new(bin("gp-launch"))
+    let mut launch = gp_testkit::end_with_test(&mut Command::new(bin("gp-launch")))
         .args(launch_args(&host, HOST, &kernel, &marker))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -720,7 +721,7 @@ fn sigint_quits_the_remote_qemu_and_closes_everything() {
     let host = start_host();
     let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
     let marker = marker();
-    let mut launch = Command::new(bin("gp-launch"))
+    let mut launch = gp_testkit::end_with_test(&mut Command::new(bin("gp-launch")))
         .args(launch_args(&host, HOST, &kernel, &marker))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

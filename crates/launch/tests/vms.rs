@@ -288,7 +288,7 @@ fn downstream_head_leaves_nothing() {
         common::BIN
     );
     let start = Instant::now();
-    let out = std::process::Command::new("bash")
+    let out = gp_testkit::bash_ending_with_test()
         .args(["-c", &script])
         .output()
         .unwrap();

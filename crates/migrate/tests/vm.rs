@@ -140,7 +140,7 @@ impl Run {
 type Hook<'a> = &'a mut dyn FnMut(&Value, u32) -> bool;
 
 fn spawn_capturing_stderr(cmd: &mut Command, tag: &'static str, tx: mpsc::Sender<String>) -> Child {
-    let mut child = cmd
+    let mut child = gp_testkit::end_with_test(cmd)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {tag}: {e}"));

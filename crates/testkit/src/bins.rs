@@ -77,8 +77,10 @@ pub fn build_all() {
 
 /// Runs `cmd` to the end, feeding it `stdin` (or nothing), and prints what it did to the test's
 /// stderr (shown when the test fails): the command, its status and time, its stderr and the
-/// start of its stdout. Fails the test if the tool panicked: a panic is never an answer.
+/// start of its stdout. Fails the test if the tool panicked: a panic is never an answer. The
+/// tool ends with the test ([`crate::end_with_test`]).
 pub fn run_logged(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    crate::end_with_test(cmd);
     eprintln!("running {cmd:?}");
     let start = std::time::Instant::now();
     cmd.stdin(if stdin.is_some() {
@@ -91,11 +93,19 @@ pub fn run_logged(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    if let Some(bytes) = stdin {
-        // A tool may rightly stop reading early (bad input): a closed pipe is not our failure.
-        let _ = child.stdin.take().unwrap().write_all(bytes);
-    }
+    // Fed from a thread, so a tool that writes before it has read everything cannot deadlock
+    // against us; a tool may rightly stop reading early (bad input): a closed pipe is no failure.
+    let feeder = stdin.map(|bytes| {
+        let mut pipe = child.stdin.take().unwrap();
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        })
+    });
     let out = child.wait_with_output().unwrap();
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!(
         "{:?} after {:.1} s\n--- stderr ---\n{stderr}--- stdout ({} bytes) ---\n{}",

@@ -3,8 +3,8 @@
 //! - [`vm`]: the machine-wide VM test lock, QEMU and kernel required (never skipped), the
 //!   stress initrd, and waiting on a condition that has no event.
 //! - [`bins`]: the workspace's binaries, built once per test binary, found by path.
-//! - [`procs`]: the marker every test QEMU carries and finding live processes by command line,
-//!   so a test can prove nothing outlived a run.
+//! - [`procs`]: the marker every test QEMU carries, finding live processes by command line, so a
+//!   test can prove nothing outlived a run, and starting tools so that they end with the test.
 //! - [`synth`]: a complete synthetic report shaped like a real one (gp-plot's tests and
 //!   `bench/plot.sh`); [`ab`]: arms of such reports with a chosen spread and shift (gp-compare's
 //!   trials and benchmark).
@@ -23,6 +23,6 @@ pub mod vm;
 
 pub use bins::bin;
 pub use io::SharedBuf;
-pub use procs::{marker, pid_alive, processes_with};
+pub use procs::{bash_ending_with_test, end_with_test, marker, pid_alive, processes_with};
 pub use ssh_host::{SshHost, SshHostOptions, HOST};
 pub use vm::{initrd, require_qemu, vm_test_lock, wait_until, VmTestLock};

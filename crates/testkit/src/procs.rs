@@ -1,4 +1,8 @@
-//! Live processes, found by command line: how a test proves that no QEMU outlived a run.
+//! Live processes, found by command line: how a test proves that no QEMU outlived a run; and
+//! tools started so that they end with the test that started them.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 /// A kernel argument unique to one run (`gp_test_marker=<pid>_<n>_<µs>`): give it to every QEMU
 /// a test starts, so leftovers are found by scanning processes even when no record named them.
@@ -43,4 +47,43 @@ pub fn qemu_alive(pid: u32) -> bool {
         && procfs::process::Process::new(pid as i32)
             .and_then(|p| p.cmdline())
             .is_ok_and(|args| args.iter().any(|a| a.contains("qemu")))
+}
+
+/// Makes the process `cmd` starts get SIGTERM when the test thread that starts it ends, however
+/// it ends: passed, panicked, or the whole test binary killed (a CI timeout, `kill`). A tool
+/// under test then ends its run and stops its QEMUs, as on any SIGTERM, instead of running on as
+/// an orphan with its VMs. Start the command from the test's own thread (the signal follows the
+/// thread, not the process).
+pub fn end_with_test(cmd: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `bash ARGS...` (add them: a script and its arguments, or `-c` and a command), ending with the
+/// test like [`end_with_test`], and with everything it starts: it runs under a shell that leads
+/// a process group of its own and, on the SIGTERM, passes it to the whole group (the
+/// parent-death signal reaches only the process it was set in). The exit status is the inner
+/// bash's.
+pub fn bash_ending_with_test() -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(r#"trap 'trap - TERM; kill -TERM 0' TERM; bash "$@" & wait $!"#)
+        .arg("bash")
+        .process_group(0);
+    end_with_test(&mut cmd);
+    cmd
 }

@@ -40,7 +40,7 @@ impl Launch {
         let marker = marker();
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         all.push(format!("--kernel-arg={marker}"));
-        let mut child = Command::new(BIN)
+        let mut child = gp_testkit::end_with_test(&mut Command::new(BIN))
             .args(&all)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -274,7 +274,7 @@ pub fn run_to_end(args: &[&str]) -> (ExitStatus, String, String, String) {
     let marker = marker();
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     all.push(format!("--kernel-arg={marker}"));
-    let mut child = Command::new(BIN)
+    let mut child = gp_testkit::end_with_test(&mut Command::new(BIN))
         .args(&all)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
