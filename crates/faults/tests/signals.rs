@@ -199,8 +199,8 @@ fn sigterm_to_gp_launch_in_boot() {
 #[test]
 fn sigterm_to_gp_sample_in_settling() {
     let (c, r) = sigterm(Phase::Settling, Stage::Sample);
-    // gp-sample passes input on for its grace (2 s here), then says in the stream that it ended with its input open; gp-migrate, whose
-    // input then ends, says so too.
+    // gp-sample passes input on for its grace (2 s here), then says in the stream that it ended
+    // with its input open; gp-migrate, whose input then ends, says so too.
     let ext = r.guestperf_rs.as_ref().unwrap();
     let said = |stage: &str, what: &str| {
         ext.stage_errors

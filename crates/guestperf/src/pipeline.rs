@@ -646,11 +646,10 @@ mod tests {
         let (tx, rx) = unbounded();
         let signals = SignalWatch::from_channel(rx);
         let dir = tempfile::tempdir().unwrap();
-        // Each stage records the signal it got, after saying (NAME.ready) its traps are set. It
-        // waits in the `wait` builtin, which POSIX makes return at once for a trapped signal, and
-        // forks nothing after the ready file: with a loop of `sleep 0.05` in the foreground, dash
-        // once (1 CI run in 3) never ran the trap for a SIGINT that came as it reaped a child, and
-        // the stage lived until the 5 s SIGKILL.
+        // Each stage records the signal it got, after saying (NAME.ready) its traps are set; it
+        // waits in the `wait` builtin, which returns at once for a trapped signal. The trap
+        // works even when this test runs in the background with SIGINT ignored, because the
+        // supervisor restores SIGINT's default in every child (gp_qemu::process).
         let stage = |name: &str| {
             let mark = dir.path().join(name);
             let script = format!(

@@ -50,6 +50,10 @@ struct FakeQemu {
     commands: Arc<CommandLog>,
 }
 
+fn occurrences(names: &[String], command: &str) -> usize {
+    names.iter().filter(|c| *c == command).count()
+}
+
 /// The commands a fake QEMU got, in order; a waiter wakes on each new one.
 #[derive(Default)]
 struct CommandLog {
@@ -65,12 +69,7 @@ impl CommandLog {
 
     /// How many times `command` came so far.
     fn count(&self, command: &str) -> usize {
-        self.names
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| *c == command)
-            .count()
+        occurrences(&self.names.lock().unwrap(), command)
     }
 
     /// Blocks until `command` has come `times` times.
@@ -78,9 +77,7 @@ impl CommandLog {
         let names = self.names.lock().unwrap();
         let _names = self
             .added
-            .wait_while(names, |names| {
-                names.iter().filter(|c| *c == command).count() < times
-            })
+            .wait_while(names, |names| occurrences(names, command) < times)
             .unwrap();
     }
 }

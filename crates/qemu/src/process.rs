@@ -781,8 +781,7 @@ mod tests {
             on_stderr_line: None,
             on_exit: None,
         };
-        // Waits in the `wait` builtin, which returns at once for a trapped signal (a foreground
-        // `sleep` loop can lose the trap in dash: see guestperf's pipeline tests).
+        // Waits in the `wait` builtin, which returns at once for a trapped signal.
         let script = "trap 'kill $pid; exit 7' TERM; sleep 600 & pid=$!; echo ready; wait $pid";
         let child = spawn(&sh(script), hooks).unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), "ready");
