@@ -167,6 +167,9 @@ fn post_copy_at_128_against_16_mib_s_is_better_and_the_arms_interleave() {
 
 #[test]
 fn an_a_a_is_not_flagged_at_the_anchors_rigor() {
+    // Another VM test may run beside it: the arms alternate (A B B A ...), so what the other
+    // test does falls on both arms alike, and a false flag at p < 0.01 needs every run of one
+    // arm slower than every run of the other.
     let _lock = gp_testkit::vm_test_lock();
     require_real_run();
     let dir = tempfile::tempdir().unwrap();

@@ -79,7 +79,8 @@ fn merge(dirs: &[PathBuf], out: &Path) -> std::process::Output {
 
 #[test]
 fn two_shards_by_gnu_parallel_over_ssh_merge_into_the_unsplit_batch() {
-    let _lock = gp_testkit::vm_test_lock();
+    // Alone: it runs two shards, each with its VMs, at once.
+    let _lock = gp_testkit::vm_test_lock_alone();
     require_real_run();
     assert!(
         gp_qemu::bind::find_on_path("parallel").is_some(),

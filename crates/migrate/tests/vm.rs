@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use gp_testkit::{initrd, pid_alive, require_qemu, vm_test_lock, wait_until};
+use gp_testkit::{initrd, pid_alive, require_qemu, vm_test_lock, vm_test_lock_alone, wait_until};
 use serde_json::Value;
 
 /// `--steady-max` for the tests that do not set it, seconds.
@@ -491,7 +491,8 @@ fn post_copy_after_one_pass_completes_and_the_destination_keeps_running() {
 
 #[test]
 fn auto_converge_throttles_the_source() {
-    let _lock = vm_test_lock();
+    // Alone: the outcome depends on how fast the guest dirties memory.
+    let _lock = vm_test_lock_alone();
     // QEMU checks the dirty rate at most once a second, so passes must be slow (bandwidth) and
     // the downtime tight for it to throttle; the pause at pass 12 ends it for sure.
     let run = run(&[
@@ -974,7 +975,8 @@ fn dirtying(rate: &str, pattern: &str, mem: &str, migrate_args: &[&str]) -> Run 
 
 #[test]
 fn qemu_s_dirty_rate_estimate_rises_with_the_set_rate() {
-    let _lock = vm_test_lock();
+    // Alone: the outcome depends on how fast the guest dirties memory.
+    let _lock = vm_test_lock_alone();
     // 512 MiB: the workload's 384 MiB is more than 128 MiB/s x 2 s, so every rate below is
     // distinct pages per second, as QEMU counts.
     let mut estimates = Vec::new();
@@ -1028,7 +1030,8 @@ fn migration_s(run: &Run) -> f64 {
 
 #[test]
 fn pre_copy_converges_below_the_bandwidth_and_not_above_it() {
-    let _lock = vm_test_lock();
+    // Alone: the outcome depends on how fast the guest dirties memory.
+    let _lock = vm_test_lock_alone();
     // Random pages: stress xors with one 4 KiB block, so a page written an even number of
     // times is a zero page again, which QEMU sends nearly for free. Written sequentially, the
     // whole working set is zero after every other sweep, and a sync that falls there lets even

@@ -25,4 +25,4 @@ pub use bins::bin;
 pub use io::SharedBuf;
 pub use procs::{bash_ending_with_test, end_with_test, marker, pid_alive, processes_with};
 pub use ssh_host::{SshHost, SshHostOptions, HOST};
-pub use vm::{initrd, require_qemu, vm_test_lock, wait_until, VmTestLock};
+pub use vm::{initrd, require_qemu, vm_test_lock, vm_test_lock_alone, wait_until, VmTestLock};

@@ -1,7 +1,10 @@
 //! Tests that boot real VMs.
 //!
-//! The machines this project is tested on have two cores, so tests that run QEMU take a global
-//! lock and run one at a time, whichever test binary or thread they are in.
+//! The machines this project is tested on have two cores, so tests that run QEMU take a
+//! machine-wide lock, whichever test binary or thread they are in: at most two VM tests run at
+//! once ([`vm_test_lock`]), and a test whose outcome depends on the guest's speed (a dirty rate,
+//! a convergence, a statistical verdict) runs alone ([`vm_test_lock_alone`]).
+//! `GUESTPERF_VM_TESTS_AT_ONCE=1` runs every VM test alone.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -11,35 +14,80 @@ use std::time::{Duration, Instant};
 /// Held while a VM test runs; released on drop.
 #[derive(Debug)]
 pub struct VmTestLock {
-    _file: File,
+    _slots: Vec<File>,
 }
 
-/// Blocks until no other VM test (in any process) holds the lock.
+/// How many VM tests may run at once: two, or what `GUESTPERF_VM_TESTS_AT_ONCE` says (1 or 2).
+fn slots() -> usize {
+    match std::env::var("GUESTPERF_VM_TESTS_AT_ONCE").as_deref() {
+        Ok("1") => 1,
+        Ok("2") | Err(_) => 2,
+        Ok(other) => panic!("GUESTPERF_VM_TESTS_AT_ONCE={other:?}: say 1 or 2"),
+    }
+}
+
+/// Blocks until one of the VM test slots is free, and holds it: at most two VM tests (in any
+/// process) run at once. For a test whose outcome does not depend on how fast the guest runs.
 pub fn vm_test_lock() -> VmTestLock {
-    let path = lock_path();
-    let file = OpenOptions::new()
+    if slots() == 1 {
+        return vm_test_lock_alone();
+    }
+    let slots: Vec<File> = (0..2).map(open_slot).collect();
+    // Slots are only ever held one at a time here, so this cannot deadlock with a test that
+    // holds one slot and waits for the other (`vm_test_lock_alone`). Polled: flock cannot wait
+    // for whichever of two locks frees first.
+    loop {
+        for (i, file) in slots.iter().enumerate() {
+            if flock(file, libc::LOCK_EX | libc::LOCK_NB, i) {
+                let held = slots.into_iter().nth(i).unwrap();
+                return VmTestLock { _slots: vec![held] };
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Blocks until no other VM test (in any process) runs, and keeps every slot: for a test whose
+/// outcome depends on the guest's speed, which another VM test on the same cores would change.
+pub fn vm_test_lock_alone() -> VmTestLock {
+    let slots: Vec<File> = (0..2).map(open_slot).collect();
+    for (i, file) in slots.iter().enumerate() {
+        flock(file, libc::LOCK_EX, i); // blocks until it holds
+    }
+    VmTestLock { _slots: slots }
+}
+
+fn open_slot(i: usize) -> File {
+    let path = slot_path(i);
+    OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .unwrap_or_else(|e| panic!("cannot open VM test lock {}: {e}", path.display()));
-    // SAFETY: flock on a valid, owned file descriptor.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(
-        rc,
-        0,
-        "flock {}: {}",
-        path.display(),
-        std::io::Error::last_os_error()
-    );
-    VmTestLock { _file: file }
+        .unwrap_or_else(|e| panic!("cannot open VM test lock {}: {e}", path.display()))
 }
 
-/// One lock for the whole machine, wherever the target dir is.
-fn lock_path() -> PathBuf {
+/// Takes the lock; false if `LOCK_NB` was given and another holds it.
+fn flock(file: &File, how: libc::c_int, slot: usize) -> bool {
+    // SAFETY: flock on a valid, owned file descriptor.
+    if unsafe { libc::flock(file.as_raw_fd(), how) } == 0 {
+        return true;
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return false;
+    }
+    panic!("flock {}: {err}", slot_path(slot).display())
+}
+
+/// One lock per slot for the whole machine, wherever the target dir is.
+fn slot_path(i: usize) -> PathBuf {
     let dir = gp_qemu::paths::cache_dir();
     let _ = std::fs::create_dir_all(&dir);
-    dir.join("vm-tests.lock")
+    match i {
+        0 => dir.join("vm-tests.lock"),
+        i => dir.join(format!("vm-tests.{i}.lock")),
+    }
 }
 
 /// Panics with the set-up hint unless QEMU and a guest kernel are installed. VM tests call this

@@ -125,69 +125,76 @@ fn runs_for_a_duration_and_prints_parseable_lines() {
     check_first_pass(&lines, 2, 8 << 20);
 }
 
-/// 200 MiB/s, 1 and 2 threads, every 100 ms window of 10 s. On a quiet machine every window
+/// 200 MiB/s, 1 or 2 threads, every 100 ms window of 10 s. On a quiet machine every window
 /// holds to a few percent (bench/stress-rate.sh reports the exact spread). The machine running
 /// the tests is shared and often loaded: a descheduled thread writes nothing for a while (at
 /// load 8 on 2 cores, whole 100 ms windows), then makes up at most 50 ms worth. So the test
-/// holds the median window to 5%, the mean to 10%, half of the windows to 5%, and every window
+/// holds the mean and the median window to 5%, three windows in four to 5%, and every window
 /// to what pacing allows at all: never more than 50 ms worth above the rate.
 #[test]
-fn the_dirty_rate_holds_over_every_100_ms_window() {
+fn the_dirty_rate_holds_over_every_100_ms_window_with_1_thread() {
+    dirty_rate_holds_over_every_100_ms_window("1");
+}
+
+#[test]
+fn the_dirty_rate_holds_over_every_100_ms_window_with_2_threads() {
+    dirty_rate_holds_over_every_100_ms_window("2");
+}
+
+fn dirty_rate_holds_over_every_100_ms_window(threads: &str) {
     const RATE: u64 = 200 << 20;
-    for threads in ["1", "2"] {
-        let lines = run_lines(&[
-            "--ramsize",
-            "128M",
-            "--threads",
-            threads,
-            "--grain-ms",
-            "10",
-            "--duration-s",
-            "10.5",
-            "--dirty-rate",
-            "200M",
-        ]);
-        let n: u32 = threads.parse().unwrap();
-        let Some(StressLine::Start { workload, .. }) = lines.first() else {
-            panic!("no start line first")
-        };
-        assert_eq!(
-            *workload,
-            Some(Workload {
-                pattern: Pattern::Seq,
-                wss_bytes: 128 << 20,
-                dirty_rate_bytes_per_s: Some(RATE)
-            })
-        );
-        check_first_pass(&lines, n, (128 << 20) / u64::from(n));
-        let mut written = Written::new();
-        for line in &lines {
-            if let StressLine::Progress {
-                thread,
-                guest_ms,
-                bytes,
-                elapsed_ms,
-                touched_bytes: None,
-            } = *line
-            {
-                written.push(thread, guest_ms, elapsed_ms, bytes);
-            }
+    let lines = run_lines(&[
+        "--ramsize",
+        "128M",
+        "--threads",
+        threads,
+        "--grain-ms",
+        "10",
+        "--duration-s",
+        "10.5",
+        "--dirty-rate",
+        "200M",
+    ]);
+    let n: u32 = threads.parse().unwrap();
+    let Some(StressLine::Start { workload, .. }) = lines.first() else {
+        panic!("no start line first")
+    };
+    assert_eq!(
+        *workload,
+        Some(Workload {
+            pattern: Pattern::Seq,
+            wss_bytes: 128 << 20,
+            dirty_rate_bytes_per_s: Some(RATE)
+        })
+    );
+    check_first_pass(&lines, n, (128 << 20) / u64::from(n));
+    let mut written = Written::new();
+    for line in &lines {
+        if let StressLine::Progress {
+            thread,
+            guest_ms,
+            bytes,
+            elapsed_ms,
+            touched_bytes: None,
+        } = *line
+        {
+            written.push(thread, guest_ms, elapsed_ms, bytes);
         }
-        let s = written.spread(RATE as f64, 100.0, 10.0).unwrap();
-        eprintln!("{threads} thread(s): {s:?}");
-        assert!(s.span_ms >= 9_500.0, "{s:?}");
-        assert!(
-            (s.mean_pct - 100.0).abs() <= 5.0,
-            "{threads} threads: {s:?}"
-        );
-        assert!(
-            (s.median_pct - 100.0).abs() <= 5.0,
-            "{threads} threads: {s:?}"
-        );
-        assert!(s.within_5_pct >= 75.0, "{threads} threads: {s:?}");
-        // Catching up after a stall writes at most 50 ms worth more than the rate.
-        assert!(s.max_pct <= 160.0, "{threads} threads: {s:?}");
     }
+    let s = written.spread(RATE as f64, 100.0, 10.0).unwrap();
+    eprintln!("{threads} thread(s): {s:?}");
+    assert!(s.span_ms >= 9_500.0, "{s:?}");
+    assert!(
+        (s.mean_pct - 100.0).abs() <= 5.0,
+        "{threads} threads: {s:?}"
+    );
+    assert!(
+        (s.median_pct - 100.0).abs() <= 5.0,
+        "{threads} threads: {s:?}"
+    );
+    assert!(s.within_5_pct >= 75.0, "{threads} threads: {s:?}");
+    // Catching up after a stall writes at most 50 ms worth more than the rate.
+    assert!(s.max_pct <= 160.0, "{threads} threads: {s:?}");
 }
 
 #[test]
