@@ -2,6 +2,7 @@
 //! from it).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -19,10 +20,29 @@ pub struct Cli {
     /// Indent the JSON for reading.
     #[arg(long)]
     pub pretty: bool,
-    /// After SIGINT, SIGTERM or SIGHUP, wait this many seconds for the input to end (so upstream
-    /// stages' last records arrive) before writing the report. A second signal writes at once.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = grace_seconds)]
-    pub grace_s: f64,
+    #[command(flatten)]
+    pub grace: gp_stage::signals::GraceArgs,
+    /// `--grace` in seconds, without a unit: its spelling before gp-sample's and gp-collect's
+    /// were one. Kept for scripts, hidden from help.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        hide = true,
+        conflicts_with = "grace",
+        value_parser = grace_seconds
+    )]
+    pub grace_s: Option<f64>,
+}
+
+impl Cli {
+    /// The grace to keep after a signal: `--grace`, or the older `--grace-s`, or none when
+    /// stdin is a terminal.
+    pub fn grace_after_signal(&self) -> Duration {
+        match self.grace_s {
+            Some(s) => gp_stage::signals::grace_after_signal(Duration::from_secs_f64(s)),
+            None => self.grace.after_signal(),
+        }
+    }
 }
 
 fn grace_seconds(s: &str) -> Result<f64, String> {
@@ -43,8 +63,20 @@ mod tests {
     }
 
     #[test]
-    fn grace_is_10_s_by_default() {
+    fn grace_is_10_s_by_default_and_the_older_spelling_still_works() {
         use clap::Parser;
-        assert_eq!(super::Cli::parse_from(["gp-collect"]).grace_s, 10.0);
+        use std::time::Duration;
+        let cli = super::Cli::parse_from(["gp-collect"]);
+        assert_eq!(
+            (cli.grace.grace, cli.grace_s),
+            (Duration::from_secs(10), None)
+        );
+        let cli = super::Cli::parse_from(["gp-collect", "--grace", "300ms"]);
+        assert_eq!(cli.grace.grace, Duration::from_millis(300));
+        let cli = super::Cli::parse_from(["gp-collect", "--grace-s", "2.5"]);
+        assert_eq!(cli.grace_s, Some(2.5));
+        assert!(
+            super::Cli::try_parse_from(["gp-collect", "--grace", "1s", "--grace-s", "1"]).is_err()
+        );
     }
 }

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use clap::Parser;
 use gp_collect::cli::Cli;
 use gp_collect::{run, Error, Options, STAGE};
@@ -10,7 +8,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     gp_stage::main(STAGE, || {
         let signals = Forwarder::start().map_err(Error::Signals)?;
-        let grace = gp_stage::signals::grace_after_signal(Duration::from_secs_f64(cli.grace_s));
+        let grace = cli.grace_after_signal();
         let stdin = std::io::stdin();
         let opts = Options {
             output: cli.output,

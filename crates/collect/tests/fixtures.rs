@@ -453,7 +453,7 @@ fn output_file_is_written_atomically() {
 #[test]
 fn sigterm_writes_what_arrived() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gp-collect"))
-        .args(["--grace-s", "0.3"])
+        .args(["--grace", "300ms"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -299,7 +299,7 @@ fn endless_input_without_a_newline_stays_bounded_and_a_signal_ends_it() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let child = Command::new(bin("gp-collect"))
-        .args(["--grace-s", "1", "--output"])
+        .args(["--grace", "1s", "--output"])
         .arg(&report)
         .stdin(std::fs::File::open("/dev/zero").unwrap())
         .stderr(Stdio::piped())

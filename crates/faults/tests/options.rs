@@ -174,14 +174,18 @@ fn table() -> Vec<(&'static str, Vec<&'static str>, Vec<Opt>)> {
                         NOT_NUMBERS,
                     ],
                 ),
-                opt("--grace", &[&["100", "2h"], NEGATIVE, NOT_NUMBERS]),
+                opt("--grace", &[&["100", "2h", "3601s"], NEGATIVE, NOT_NUMBERS]),
             ],
         ),
         ("gp-migrate", vec![], migrate_table()),
         (
             "gp-collect",
             vec![],
-            vec![opt("--grace-s", &[&["3601"], NEGATIVE, HUGE, NOT_NUMBERS])],
+            vec![
+                opt("--grace", &[&["100", "2h", "3601s"], NEGATIVE, NOT_NUMBERS]),
+                // Its older spelling, in seconds without a unit, kept for scripts.
+                opt("--grace-s", &[&["3601"], NEGATIVE, HUGE, NOT_NUMBERS]),
+            ],
         ),
         (
             "gp-plot",

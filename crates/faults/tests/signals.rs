@@ -23,7 +23,6 @@ const BOUND: Duration = Duration::from_secs(90);
 /// input on for that long before it ends, whatever the length; the default 10 s (their unit
 /// tests) would make each such case wait 10 s.
 const GRACE: &[&str] = &["--grace", "2s"];
-const COLLECT_GRACE: &[&str] = &["--grace-s", "2"];
 
 struct Case {
     p: Pipeline,
@@ -37,7 +36,7 @@ fn run(phase: Phase, target: Option<Stage>, sig: i32) -> Case {
     // input ends long before them, and gp-collect must wait for everything upstream says).
     let spec = match target {
         Some(Stage::Sample) => spec.sample_args(GRACE),
-        Some(Stage::Collect) => spec.collect_args(COLLECT_GRACE),
+        Some(Stage::Collect) => spec.collect_args(GRACE),
         _ => spec,
     };
     let mut p = Pipeline::start(&spec);

@@ -18,10 +18,8 @@ pub struct Cli {
     /// Sampling interval, with a unit: 100ms, 0.5s.
     #[arg(long, default_value = "100ms", value_parser = parse_interval)]
     pub interval: Duration,
-    /// After SIGINT, SIGTERM or SIGHUP, keep passing input through for this long (so upstream
-    /// stages' last records get through), then end. A second signal ends at once.
-    #[arg(long, default_value = "10s", value_parser = parse_interval)]
-    pub grace: Duration,
+    #[command(flatten)]
+    pub grace: gp_stage::signals::GraceArgs,
 }
 
 #[cfg(test)]
@@ -36,6 +34,6 @@ mod tests {
     fn grace_is_10_s_by_default() {
         use clap::Parser;
         let cli = super::Cli::parse_from(["gp-sample"]);
-        assert_eq!(cli.grace, std::time::Duration::from_secs(10));
+        assert_eq!(cli.grace.grace, std::time::Duration::from_secs(10));
     }
 }

@@ -342,27 +342,16 @@ fn sampler(interval: Duration, ctl: Receiver<Ctl>, out: Sender<Out>) {
     }
 }
 
-/// Parses `100ms`, `0.5s`, `2s`. A unit is required.
+/// Parses the sampling interval: `100ms`, `0.5s`, `2s` (a unit is required), 10 ms to an hour.
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        return Err(format!("\"{s}\" has no unit: write e.g. 100ms or 0.5s"));
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("\"{s}\" is not a duration: write e.g. 100ms or 0.5s"))?;
-    let secs = value * scale;
-    if !(0.01..=3600.0).contains(&secs) {
+    let interval = gp_stage::duration::parse(s, Duration::from_secs(3600))?;
+    if interval < Duration::from_millis(10) {
         return Err(format!(
-            "{s} is out of range: the interval must be 10ms to 3600s"
+            "{} is out of range: the interval must be 10ms to 3600s",
+            s.trim()
         ));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(interval)
 }
 
 #[cfg(test)]
@@ -374,7 +363,7 @@ mod tests {
         assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
         assert_eq!(parse_interval("0.5s"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_interval("2s"), Ok(Duration::from_secs(2)));
-        assert!(parse_interval("100").unwrap_err().contains("no unit"));
+        assert!(parse_interval("100").unwrap_err().contains("needs a unit"));
         assert!(parse_interval("1ms").unwrap_err().contains("out of range"));
         assert!(parse_interval("fast s")
             .unwrap_err()

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     gp_stage::main(STAGE, || {
         let signals = Forwarder::start().map_err(Error::Signals)?;
-        let grace = gp_stage::signals::grace_after_signal(cli.grace);
+        let grace = cli.grace.after_signal();
         let stdin = std::io::stdin();
         let opts = Options {
             interval: cli.interval,

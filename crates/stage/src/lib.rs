@@ -3,8 +3,10 @@
 //! - [`argv`]: parsed options written back as the command line that parses to them (how
 //!   `guestperf` forwards gp-launch's and gp-migrate's options), with the test that keeps the two
 //!   in step.
-//! - [`signals`]: SIGINT, SIGTERM and SIGHUP forwarded into a channel by a named thread, and
-//!   signal names (from signal-hook, not tabled by hand).
+//! - [`signals`]: SIGINT, SIGTERM and SIGHUP forwarded into a channel by a named thread,
+//!   signal names (from signal-hook, not tabled by hand), and the `--grace` a filter stage keeps
+//!   after one.
+//! - [`duration`]: durations on the command line, with their unit (`100ms`, `2s`).
 //! - [`error`]: an error and its causes printed once each, `stage: error: cause: cause`.
 //! - [`exit`]: the `main()` of a binary in one call ([`main`]): run, print the error chain naming
 //!   the stage once, map the outcome to the documented exit code.
@@ -26,6 +28,7 @@ macro_rules! say {
 }
 
 pub mod argv;
+pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod signals;

@@ -24,6 +24,30 @@ pub fn signal_name(sig: i32) -> String {
     }
 }
 
+/// `--grace`, the option of a filter stage (gp-sample, gp-collect) that keeps passing input
+/// through after a signal: flattened into each, so both spell, default and check it alike.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GraceArgs {
+    /// After SIGINT, SIGTERM or SIGHUP, keep passing input through for this long, so upstream
+    /// stages' last records arrive (0s: not at all), then end. A second signal ends at once.
+    /// With a unit: 2s, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_grace)]
+    pub grace: std::time::Duration,
+}
+
+impl GraceArgs {
+    /// The grace to keep after a signal here: `--grace`, or none when stdin is a terminal
+    /// ([`grace_after_signal`]).
+    pub fn after_signal(&self) -> std::time::Duration {
+        grace_after_signal(self.grace)
+    }
+}
+
+/// Parses `--grace`: 0s to an hour.
+fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse(s, std::time::Duration::from_secs(3600))
+}
+
 /// How long a filter stage keeps passing input through after a signal: `grace`, unless stdin is a
 /// terminal, which never ends its input on Ctrl-C (so waiting would only delay the end).
 pub fn grace_after_signal(grace: std::time::Duration) -> std::time::Duration {
