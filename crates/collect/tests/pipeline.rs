@@ -4,26 +4,23 @@
 //! Needs QEMU, the guest kernel and the stress initrd (scripts/setup-host.sh, initrd/build.sh).
 //! Each test takes the machine-wide VM test lock.
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
 use gp_records::report::Report;
 use gp_records::sample::ThreadClass;
 use gp_records::{Outcome, Role};
-use gp_testkit::{bin, initrd, pid_alive, require_qemu, vm_test_lock, wait_until};
+use gp_testkit::{bin, initrd, pid_alive, require_qemu, vm_test_lock, wait_until, Stages};
 
 /// Longest a whole pipeline may run before the test kills it and fails.
 const DEADLINE: Duration = Duration::from_secs(400);
 
 struct Pipeline {
-    children: Vec<(&'static str, Child)>,
-    dir: tempfile::TempDir,
+    stages: Stages,
+    _dir: tempfile::TempDir,
     report: PathBuf,
     stream: PathBuf,
-    started: Instant,
 }
 
 impl Pipeline {
@@ -35,98 +32,39 @@ impl Pipeline {
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().join("report.json");
         let stream = dir.path().join("stream.ndjson");
-        let err = |name: &str| Stdio::from(File::create(dir.path().join(name)).unwrap());
-        let mut children: Vec<(&'static str, Child)> = Vec::new();
-        let mut pgid = 0;
-        let mut spawn = |name: &'static str, cmd: &mut Command, stdin: Stdio| {
-            cmd.stdin(stdin).stderr(err(name)).process_group(pgid);
-            gp_testkit::end_with_test(cmd);
-            let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-            if pgid == 0 {
-                pgid = child.id() as i32;
-            }
-            children.push((name, child));
-            let (_, child) = children.last_mut().unwrap();
-            child.stdout.take().map(Stdio::from)
-        };
-        let out = spawn(
+        let mut stages = Stages::new(dir.path(), DEADLINE);
+        stages.pipe(
             "gp-launch",
             Command::new(bin("gp-launch"))
                 .args(["--accel", "tcg", "--mem", "256M", "--cpus", "2"])
                 .arg("--initrd")
                 .arg(initrd())
-                .args(launch_args)
-                .stdout(Stdio::piped()),
-            Stdio::null(),
+                .args(launch_args),
         );
-        let mut out = out;
         for stage in order {
-            out = match stage {
-                "gp-sample" => spawn(
-                    "gp-sample",
-                    Command::new(bin("gp-sample")).stdout(Stdio::piped()),
-                    out.unwrap(),
-                ),
-                _ => spawn(
+            match stage {
+                "gp-sample" => stages.pipe("gp-sample", &mut Command::new(bin("gp-sample"))),
+                _ => stages.pipe(
                     "gp-migrate",
-                    Command::new(bin("gp-migrate"))
-                        .args(migrate_args)
-                        .stdout(Stdio::piped()),
-                    out.unwrap(),
+                    Command::new(bin("gp-migrate")).args(migrate_args),
                 ),
             };
         }
-        let out = spawn(
-            "tee",
-            // -i: like the other stages, tee must outlive a Ctrl-C to pass on the last records.
-            Command::new("tee")
-                .arg("-i")
-                .arg(&stream)
-                .stdout(Stdio::piped()),
-            out.unwrap(),
-        );
-        spawn(
-            "gp-collect",
-            Command::new(env!("CARGO_BIN_EXE_gp-collect"))
-                .arg("--output")
-                .arg(&report)
-                .stdout(Stdio::null()),
-            out.unwrap(),
-        );
+        // -i: like the other stages, tee must outlive a Ctrl-C to pass on the last records.
+        stages
+            .pipe("tee", Command::new("tee").arg("-i").arg(&stream))
+            .last(
+                "gp-collect",
+                Command::new(env!("CARGO_BIN_EXE_gp-collect"))
+                    .arg("--output")
+                    .arg(&report),
+            );
         Pipeline {
-            children,
-            dir,
+            stages,
+            _dir: dir,
             report,
             stream,
-            started: Instant::now(),
         }
-    }
-
-    fn pgid(&self) -> u32 {
-        self.children[0].1.id()
-    }
-
-    /// Waits for every stage; kills the group and fails after [`DEADLINE`].
-    fn wait(&mut self) -> Vec<(&'static str, ExitStatus)> {
-        let group = format!("-{}", self.pgid());
-        let mut statuses = Vec::new();
-        for (name, child) in &mut self.children {
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    statuses.push((*name, status));
-                    break;
-                }
-                if self.started.elapsed() > DEADLINE {
-                    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-                    panic!(
-                        "pipeline still running after {DEADLINE:?}\n{}",
-                        stderr(self.dir.path())
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        statuses
     }
 
     fn report(&self) -> Report {
@@ -134,31 +72,11 @@ impl Pipeline {
             panic!(
                 "no report {}: {e}\n{}",
                 self.report.display(),
-                stderr(self.dir.path())
+                self.stages.stderr()
             )
         });
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not a Report: {e}"))
     }
-}
-
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            if child.try_wait().ok().flatten().is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-}
-
-fn stderr(dir: &Path) -> String {
-    let mut s = String::new();
-    for name in ["gp-launch", "gp-sample", "gp-migrate", "gp-collect"] {
-        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-        s.push_str(&format!("--- {name} stderr ---\n{text}"));
-    }
-    s
 }
 
 /// Every QEMU the run started is gone.
@@ -179,8 +97,8 @@ fn precopy_pipeline_report_has_both_ends_sampled() {
     let _lock = vm_test_lock();
     let order = ["gp-sample", "gp-migrate"];
     let mut p = Pipeline::start(&[], order, &["--name", "e2e-precopy", "--sleep", "2"]);
-    let statuses = p.wait();
-    let logs = stderr(p.dir.path());
+    let statuses = p.stages.wait();
+    let logs = p.stages.stderr();
     for (name, status) in &statuses {
         assert!(status.success(), "{name} exited with {status}\n{logs}");
     }
@@ -321,7 +239,7 @@ fn precopy_pipeline_report_has_both_ends_sampled() {
         "e2e precopy: {:.1} s, {} records, QEMU downtime {downtime} ms, guest switch gap \
          {:.0} ms, longest stall {:.0} ms ({} to {}), slowdown during {:.0} %, src {:.2} s CPU \
          (migration threads {:.2} s), dst {:.2} s",
-        p.started.elapsed().as_secs_f64(),
+        p.stages.elapsed().as_secs_f64(),
         lines,
         gap.gap_ms,
         stall.stall_ms,
@@ -348,24 +266,24 @@ fn ctrl_c_mid_migration_still_yields_a_report_with_sample_after_migrate() {
     assert!(
         migrating,
         "the migration never started\n{}",
-        stderr(p.dir.path())
+        p.stages.stderr()
     );
     // Ctrl-C in a shell: SIGINT to the whole process group.
-    let group = format!("-{}", p.pgid());
+    let group = format!("-{}", p.stages.pgid());
     assert!(Command::new("kill")
         .args(["-INT", "--", &group])
         .status()
         .unwrap()
         .success());
-    let statuses = p.wait();
+    let statuses = p.stages.wait();
     let collect = statuses.iter().find(|(n, _)| *n == "gp-collect").unwrap().1;
-    assert_eq!(collect.code(), Some(130), "{}", stderr(p.dir.path()));
+    assert_eq!(collect.code(), Some(130), "{}", p.stages.stderr());
 
     let r = p.report();
     assert_no_qemu_left(&r);
     let ext = r.guestperf_rs.as_ref().unwrap();
     // The stages' last records got through: both VMs' exits, and a result saying how it ended.
-    assert_eq!(ext.vm_exits.len(), 2, "{}", stderr(p.dir.path()));
+    assert_eq!(ext.vm_exits.len(), 2, "{}", p.stages.stderr());
     let result = ext.result.as_ref().unwrap();
     assert_ne!(result.outcome, Outcome::Completed, "{result:?}");
     assert!(!r.result.as_ref().unwrap().success);
@@ -394,8 +312,8 @@ fn postcopy_that_precopy_beat_is_reported_as_precopy_with_a_note() {
         ["gp-sample", "gp-migrate"],
         &["--sleep", "2", "--post-copy", "--post-copy-iters", "20"],
     );
-    let statuses = p.wait();
-    let logs = stderr(p.dir.path());
+    let statuses = p.stages.wait();
+    let logs = p.stages.stderr();
     for (name, status) in &statuses {
         assert!(status.success(), "{name} exited with {status}\n{logs}");
     }
@@ -442,8 +360,8 @@ fn certain_postcopy_reports_blocktime_and_page_requests() {
             "max-postcopy-bandwidth=33554432",
         ],
     );
-    let statuses = p.wait();
-    let logs = stderr(p.dir.path());
+    let statuses = p.stages.wait();
+    let logs = p.stages.stderr();
     for (name, status) in &statuses {
         assert!(status.success(), "{name} exited with {status}\n{logs}");
     }

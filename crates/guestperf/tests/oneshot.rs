@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use common::{require_real_run, run, SMALL};
 use gp_records::report::Report;
 use gp_records::Outcome;
+use gp_testkit::wait_until;
 
 /// guestperf's own last line on stderr (the stages' lines come before it).
 fn own_last_line(stderr: &str) -> &str {
@@ -17,8 +18,11 @@ fn own_last_line(stderr: &str) -> &str {
         .unwrap_or("")
 }
 
+/// `guestperf`, ending with the test (it and its VMs) however the test ends.
 fn guestperf() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_guestperf"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_guestperf"));
+    gp_testkit::end_with_test(&mut cmd);
+    cmd
 }
 
 #[test]
@@ -192,38 +196,33 @@ fn sigterm_is_forwarded_and_no_qemu_outlives_the_run() {
         .unwrap();
     let pid = child.id();
     // Wait for both QEMUs to exist (the signal must arrive mid-run, not before gp-launch starts).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let qemus = loop {
-        let qemus: Vec<u32> = common::descendants_of(pid)
+    let qemus = || -> Vec<u32> {
+        gp_testkit::descendants(pid)
             .into_iter()
-            .filter(|&p| common::comm(p).starts_with("qemu-system"))
-            .collect();
-        if qemus.len() >= 2 {
-            break qemus;
-        }
-        assert!(Instant::now() < deadline, "the VMs never started");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "guestperf ended before its VMs started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+            .filter(|(_, comm)| comm.starts_with("qemu-system"))
+            .map(|(pid, _)| pid)
+            .collect()
     };
+    wait_until(Duration::from_secs(120), || {
+        qemus().len() >= 2 || child.try_wait().unwrap().is_some()
+    });
+    let qemus = qemus();
+    assert!(
+        qemus.len() >= 2,
+        "the VMs never started (guestperf: {:?})",
+        child.try_wait()
+    );
     unsafe {
         libc::kill(pid as i32, libc::SIGTERM);
     }
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "guestperf did not end after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut status = None;
+    wait_until(Duration::from_secs(90), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let status = status.expect("guestperf did not end after SIGTERM");
     assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
     for q in qemus {
-        assert!(!common::alive(q), "QEMU {q} outlived the run");
+        assert!(!gp_testkit::pid_alive(q), "QEMU {q} outlived the run");
     }
 }

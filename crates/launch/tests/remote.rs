@@ -11,18 +11,16 @@
 
 mod common;
 
-use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{marker, processes_with};
 use gp_qemu::runtime::RuntimeDir;
 use gp_records::report::Report;
 use gp_records::{Outcome, Record, Role};
-use gp_testkit::{initrd, pid_alive, require_qemu, vm_test_lock, wait_until};
+use gp_testkit::{initrd, pid_alive, require_qemu, vm_test_lock, wait_until, Stages};
 use gp_testkit::{SshHost, SshHostOptions, HOST};
 
 /// The remote host's clock runs this far ahead of ours.
@@ -75,11 +73,10 @@ fn start_host() -> SshHost {
 
 /// `gp-launch --dst-host | gp-sample | gp-migrate | tee | gp-collect`, one process group.
 struct Pipeline {
-    children: Vec<(&'static str, Child)>,
-    dir: RuntimeDir,
+    stages: Stages,
+    _dir: RuntimeDir,
     stream: PathBuf,
     report: PathBuf,
-    started: Instant,
 }
 
 impl Pipeline {
@@ -87,68 +84,28 @@ impl Pipeline {
         let dir = RuntimeDir::new("gp-remote-run").unwrap();
         let stream = dir.path().join("stream.ndjson");
         let report = dir.path().join("report.json");
-        let err = |name: &str| Stdio::from(File::create(dir.path().join(name)).unwrap());
-        let mut children: Vec<(&'static str, Child)> = Vec::new();
-        let mut pgid = 0;
-        let mut spawn = |name: &'static str, cmd: &mut Command, stdin: Stdio| {
-            cmd.stdin(stdin).stderr(err(name)).process_group(pgid);
-            gp_testkit::end_with_test(cmd);
-            let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-            if pgid == 0 {
-                pgid = child.id() as i32;
-            }
-            let out = child.stdout.take().map(Stdio::from);
-            children.push((name, child));
-            out
-        };
-        let out = spawn(
-            "gp-launch",
-            Command::new(bin("gp-launch"))
-                .args(launch_args)
-                .stdout(Stdio::piped()),
-            Stdio::null(),
-        );
-        let out = spawn(
-            "gp-sample",
-            Command::new(bin("gp-sample")).stdout(Stdio::piped()),
-            out.unwrap(),
-        );
-        let out = spawn(
-            "gp-migrate",
-            Command::new(bin("gp-migrate"))
-                .args(migrate_args)
-                .stdout(Stdio::piped()),
-            out.unwrap(),
-        );
-        let out = spawn(
-            "tee",
-            Command::new("tee").arg(&stream).stdout(Stdio::piped()),
-            out.unwrap(),
-        );
-        spawn(
-            "gp-collect",
-            Command::new(bin("gp-collect"))
-                .arg("--output")
-                .arg(&report)
-                .stdout(Stdio::null()),
-            out.unwrap(),
-        );
+        let mut stages = Stages::new(dir.path(), DEADLINE);
+        stages
+            .pipe(
+                "gp-launch",
+                Command::new(bin("gp-launch")).args(launch_args),
+            )
+            .pipe("gp-sample", &mut Command::new(bin("gp-sample")))
+            .pipe(
+                "gp-migrate",
+                Command::new(bin("gp-migrate")).args(migrate_args),
+            )
+            .pipe("tee", Command::new("tee").arg(&stream))
+            .last(
+                "gp-collect",
+                Command::new(bin("gp-collect")).arg("--output").arg(&report),
+            );
         Pipeline {
-            children,
-            dir,
+            stages,
+            _dir: dir,
             stream,
             report,
-            started: Instant::now(),
         }
-    }
-
-    fn stderr(&self) -> String {
-        let mut s = String::new();
-        for (name, _) in &self.children {
-            let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-            s.push_str(&format!("--- {name} stderr:\n{text}"));
-        }
-        s
     }
 
     /// The records written so far.
@@ -162,53 +119,18 @@ impl Pipeline {
 
     /// Waits until a record satisfies `f`, failing after the deadline.
     fn await_record(&self, what: &str, f: impl Fn(&Record) -> bool) -> Record {
-        loop {
-            if let Some(r) = self.records().into_iter().find(&f) {
-                return r;
-            }
-            assert!(
-                self.started.elapsed() < DEADLINE,
-                "no {what} within {DEADLINE:?}\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait(&mut self) -> Vec<(&'static str, ExitStatus)> {
-        let mut statuses = Vec::new();
-        for i in 0..self.children.len() {
-            loop {
-                if let Some(status) = self.children[i].1.try_wait().unwrap() {
-                    statuses.push((self.children[i].0, status));
-                    break;
-                }
-                assert!(
-                    self.started.elapsed() < DEADLINE,
-                    "pipeline still running after {DEADLINE:?}\n{}",
-                    self.stderr()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        statuses
+        let mut found = None;
+        wait_until(DEADLINE.saturating_sub(self.stages.elapsed()), || {
+            found = self.records().into_iter().find(&f);
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no {what} within {DEADLINE:?}\n{}", self.stages.stderr()))
     }
 
     fn report(&self) -> Report {
         let text = std::fs::read_to_string(&self.report)
-            .unwrap_or_else(|e| panic!("no report: {e}\n{}", self.stderr()));
+            .unwrap_or_else(|e| panic!("no report: {e}\n{}", self.stages.stderr()));
         serde_json::from_str(&text).unwrap()
-    }
-}
-
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            if child.try_wait().ok().flatten().is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
     }
 }
 
@@ -303,8 +225,8 @@ fn postcopy_to_a_remote_destination() {
             assert_ne!(ours, theirs, "the dst QEMU must run in {}", ns.name);
         }
     }
-    let statuses = p.wait();
-    let log = p.stderr();
+    let statuses = p.stages.wait();
+    let log = p.stages.stderr();
     for (name, status) in &statuses {
         assert!(status.success(), "{name}: {status}\n{log}");
     }
@@ -541,8 +463,8 @@ fn killing_the_connection_mid_migration_leaves_nothing() {
     // SAFETY: SIGKILL to the ssh client gp-launch started for this test.
     unsafe { libc::kill(master[0] as i32, libc::SIGKILL) };
 
-    let statuses = p.wait();
-    let log = p.stderr();
+    let statuses = p.stages.wait();
+    let log = p.stages.stderr();
     eprintln!(
         "after the cut, the pipeline ended in {:.2} s",
         cut.elapsed().as_secs_f64()

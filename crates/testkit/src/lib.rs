@@ -9,6 +9,7 @@
 //!   `bench/plot.sh`); [`ab`]: arms of such reports with a chosen spread and shift (gp-compare's
 //!   trials and benchmark).
 //! - [`ssh_host`]: a test host reached over real ssh (its own sshd, in a network namespace).
+//! - [`stages`]: a pipeline of tools started as a shell would, each stage's stderr in a file.
 //! - [`io`]: a writer a test reads back while the code under test owns it.
 //!
 //! Every crate names this as a dev-dependency only.
@@ -18,11 +19,15 @@ pub mod bins;
 pub mod io;
 pub mod procs;
 pub mod ssh_host;
+pub mod stages;
 pub mod synth;
 pub mod vm;
 
 pub use bins::bin;
 pub use io::SharedBuf;
-pub use procs::{bash_ending_with_test, end_with_test, marker, pid_alive, processes_with};
+pub use procs::{
+    bash_ending_with_test, descendants, end_with_test, marker, pid_alive, processes_with,
+};
 pub use ssh_host::{SshHost, SshHostOptions, HOST};
+pub use stages::Stages;
 pub use vm::{initrd, require_qemu, vm_test_lock, vm_test_lock_alone, wait_until, VmTestLock};

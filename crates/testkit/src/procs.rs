@@ -41,6 +41,26 @@ pub fn processes_with(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Every descendant of `pid` (its children, theirs, ...) with its command name (`comm`).
+pub fn descendants(pid: u32) -> Vec<(u32, String)> {
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let stats: Vec<procfs::process::Stat> = all
+        .filter_map(Result::ok)
+        .filter_map(|p| p.stat().ok())
+        .collect();
+    let mut found = Vec::new();
+    let mut parents = vec![pid as i32];
+    while let Some(parent) = parents.pop() {
+        for s in stats.iter().filter(|s| s.ppid == parent) {
+            found.push((s.pid as u32, s.comm.clone()));
+            parents.push(s.pid);
+        }
+    }
+    found
+}
+
 /// Whether `pid` is a live process running QEMU (so a reused pid is not mistaken for one).
 pub fn qemu_alive(pid: u32) -> bool {
     pid_alive(pid)
