@@ -393,4 +393,50 @@ mod tests {
             .starts_with("the guest stalled 252 ms longer"));
         assert_eq!(notes.len(), 1, "the stall does not make a note: {notes:?}");
     }
+
+    #[test]
+    fn a_post_copy_switchover_under_1_ms_that_qemu_reports_as_the_whole_phase_is_not_trusted() {
+        // Seen on QEMU 10.0.2: a 0.8 ms switchover rounds to a downtime of 0, which QEMU takes
+        // for "not set" at completion and replaces with the whole post-copy phase (5021 ms of a
+        // 5127 ms migration); the events saw the guest stopped 7.8 ms.
+        let e = ext(timeline_events(14.9922, 15.0, 15.127359));
+        let mode = MigrationMode {
+            requested: "post-copy".into(),
+            reached: "post-copy".into(),
+            requested_reached: true,
+            switches: vec![],
+            guest_lost: None,
+        };
+        let traced = DowntimeBreakdown {
+            available: true,
+            qemu_window_ms: Some(0.832),
+            ..Default::default()
+        };
+        for (breakdown, trusted) in [(Some(&traced), 0.832), (None, 7.8)] {
+            let mut notes = vec![];
+            let v = verdict(
+                &e,
+                Some(10.0),
+                true,
+                Some(5127),
+                Some(5021),
+                Some(&mode),
+                breakdown,
+                None,
+                &mut notes,
+            );
+            let downtime = v.downtime_ms.unwrap();
+            assert!(
+                (downtime - trusted).abs() < 1e-6,
+                "{downtime} {:?}",
+                v.checks
+            );
+            assert!(
+                v.checks.iter().any(|c| c.figure == "downtime" && !c.agree),
+                "{:?}",
+                v.checks
+            );
+            assert!(notes.iter().any(|n| n.contains("5021 ms")), "{notes:?}");
+        }
+    }
 }

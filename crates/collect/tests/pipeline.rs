@@ -376,11 +376,25 @@ fn certain_postcopy_reports_blocktime_and_page_requests() {
     assert_eq!(d.postcopy_vcpu_blocktime_ms.len(), 2, "{d:?}");
     assert!(d.postcopy_requests.unwrap() > 0, "{d:?}");
     assert!(d.postcopy_bytes.unwrap() > 0, "{d:?}");
-    // The guest lost more than QEMU's downtime (page faults), and the check says so.
-    let stall = s.checks.iter().find(|c| c.against.starts_with("guest"));
+    eprintln!("checks {:?}", s.checks);
+    // The guest lost far more than the switchover (page faults), and the check says so.
+    let check = |against: &str| {
+        s.checks
+            .iter()
+            .find(|c| c.against.starts_with(against))
+            .unwrap_or_else(|| panic!("no check against {against}: {:?}", s.checks))
+    };
+    let (stall, switchover) = (check("guest"), check("events: STOP"));
+    assert!(stall.against_ms > switchover.against_ms, "{:?}", s.checks);
+    assert!(!stall.agree, "{:?}", s.checks);
+    // QEMU's own downtime is the switchover (1-2 ms), except when that took under 1 ms: QEMU
+    // then takes its downtime of 0 for "not set" and reports the whole post-copy phase (seen
+    // once: 5021 ms of a 5127 ms migration, 0.8 ms between the downtime tracepoints). Either
+    // way the report trusts a figure of the switchover, not the phase.
+    let trusted = s.trusted_downtime_ms.expect("a trusted downtime");
     assert!(
-        stall.is_some_and(|c| c.difference_ms > 0.0),
-        "{:?}",
+        trusted <= switchover.against_ms + switchover.tolerance_ms,
+        "trusted {trusted} ms: {:?}",
         s.checks
     );
     // gp-launch traced the switchover: it ends with the destination's post-copy start.
