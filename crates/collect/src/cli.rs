@@ -31,27 +31,20 @@ pub struct Cli {
         conflicts_with = "grace",
         value_parser = grace_seconds
     )]
-    pub grace_s: Option<f64>,
+    pub grace_s: Option<Duration>,
 }
 
 impl Cli {
     /// The grace to keep after a signal: `--grace`, or the older `--grace-s`, or none when
     /// stdin is a terminal.
     pub fn grace_after_signal(&self) -> Duration {
-        match self.grace_s {
-            Some(s) => gp_stage::signals::grace_after_signal(Duration::from_secs_f64(s)),
-            None => self.grace.after_signal(),
-        }
+        gp_stage::signals::grace_after_signal(self.grace_s.unwrap_or(self.grace.grace))
     }
 }
 
-fn grace_seconds(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && (0.0..=3600.0).contains(&v) => Ok(v),
-        _ => Err(format!(
-            "{s:?} is not a number of seconds between 0 and 3600"
-        )),
-    }
+/// `--grace-s`: seconds without a unit, read by the same parser as `--grace`.
+fn grace_seconds(s: &str) -> Result<Duration, String> {
+    gp_stage::duration::parse(&format!("{}s", s.trim()), Duration::from_secs(3600))
 }
 
 #[cfg(test)]
@@ -74,7 +67,7 @@ mod tests {
         let cli = super::Cli::parse_from(["gp-collect", "--grace", "300ms"]);
         assert_eq!(cli.grace.grace, Duration::from_millis(300));
         let cli = super::Cli::parse_from(["gp-collect", "--grace-s", "2.5"]);
-        assert_eq!(cli.grace_s, Some(2.5));
+        assert_eq!(cli.grace_s, Some(Duration::from_millis(2500)));
         assert!(
             super::Cli::try_parse_from(["gp-collect", "--grace", "1s", "--grace-s", "1"]).is_err()
         );

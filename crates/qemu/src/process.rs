@@ -274,6 +274,22 @@ impl std::fmt::Debug for Child {
 /// What the supervision thread hands back once the child runs.
 type Started = Result<(u32, Option<ChildStdin>, Option<ChildStdout>), io::Error>;
 
+/// For a `pre_exec` closure, between fork and exec: asks the kernel to send this child `sig`
+/// when the thread that forked it dies, and fails if `parent` (the forking process's pid, read
+/// before the fork) is already gone, since then nobody would send it. Async-signal-safe.
+pub fn request_death_signal(sig: i32, parent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::getppid() != parent {
+            return Err(io::Error::other("parent exited during spawn"));
+        }
+    }
+    Ok(())
+}
+
 /// Starts `spec` on a new supervision thread. Returns once the child exists (or failed to).
 pub fn spawn(spec: &Spec, hooks: Hooks) -> Result<Child, SpawnError> {
     spawn_io(spec, Io::default(), hooks)
@@ -360,20 +376,7 @@ fn supervise(
             // child starts with their default dispositions (handlers are reset by exec anyway).
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             libc::signal(libc::SIGQUIT, libc::SIG_DFL);
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                death_signal as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died before prctl took effect: then nobody would kill us.
-            if libc::getppid() != parent {
-                return Err(io::Error::other("parent exited during spawn"));
-            }
+            request_death_signal(death_signal, parent)?;
             if let Some(b) = &binding {
                 b.apply()?;
             }

@@ -75,22 +75,9 @@ pub fn qemu_alive(pid: u32) -> bool {
 /// an orphan with its VMs. Start the command from the test's own thread (the signal follows the
 /// thread, not the process).
 pub fn end_with_test(cmd: &mut Command) -> &mut Command {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGTERM as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    }
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure only makes async-signal-safe calls (request_death_signal).
+    unsafe { cmd.pre_exec(move || gp_qemu::process::request_death_signal(libc::SIGTERM, parent)) }
 }
 
 /// `bash ARGS...` (add them: a script and its arguments, or `-c` and a command), ending with the

@@ -61,16 +61,6 @@ impl Stages {
         self.children.first().expect("a started stage").1.id()
     }
 
-    /// The pid of the stage called `name`.
-    pub fn pid(&self, name: &str) -> u32 {
-        self.children
-            .iter()
-            .find(|(n, _)| *n == name)
-            .unwrap_or_else(|| panic!("no stage {name}"))
-            .1
-            .id()
-    }
-
     /// Since the first stage started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
