@@ -67,6 +67,15 @@ impl Pipeline {
         }
     }
 
+    /// Waits for every stage to succeed; the report, once no QEMU of the run is left, and every
+    /// stage's stderr.
+    fn finish(&mut self) -> (Report, String) {
+        let logs = self.stages.wait_success();
+        let report = self.report();
+        assert_no_qemu_left(&report);
+        (report, logs)
+    }
+
     fn report(&self) -> Report {
         let text = std::fs::read_to_string(&self.report).unwrap_or_else(|e| {
             panic!(
@@ -97,13 +106,7 @@ fn precopy_pipeline_report_has_both_ends_sampled() {
     let _lock = vm_test_lock();
     let order = ["gp-sample", "gp-migrate"];
     let mut p = Pipeline::start(&[], order, &["--name", "e2e-precopy", "--sleep", "2"]);
-    let statuses = p.stages.wait();
-    let logs = p.stages.stderr();
-    for (name, status) in &statuses {
-        assert!(status.success(), "{name} exited with {status}\n{logs}");
-    }
-    let r = p.report();
-    assert_no_qemu_left(&r);
+    let (r, logs) = p.finish();
     let ext = r.guestperf_rs.as_ref().unwrap();
 
     // The result: completed, from gp-migrate, and a success in the original's sense.
@@ -312,13 +315,7 @@ fn postcopy_that_precopy_beat_is_reported_as_precopy_with_a_note() {
         ["gp-sample", "gp-migrate"],
         &["--sleep", "2", "--post-copy", "--post-copy-iters", "20"],
     );
-    let statuses = p.stages.wait();
-    let logs = p.stages.stderr();
-    for (name, status) in &statuses {
-        assert!(status.success(), "{name} exited with {status}\n{logs}");
-    }
-    let r = p.report();
-    assert_no_qemu_left(&r);
+    let (r, logs) = p.finish();
     let s = r.summary.as_ref().unwrap();
     assert_eq!(s.outcome, Some(Outcome::Completed), "{logs}");
     let m = s.mode.as_ref().unwrap();
@@ -360,13 +357,7 @@ fn certain_postcopy_reports_blocktime_and_page_requests() {
             "max-postcopy-bandwidth=33554432",
         ],
     );
-    let statuses = p.stages.wait();
-    let logs = p.stages.stderr();
-    for (name, status) in &statuses {
-        assert!(status.success(), "{name} exited with {status}\n{logs}");
-    }
-    let r = p.report();
-    assert_no_qemu_left(&r);
+    let (r, logs) = p.finish();
     let s = r.summary.as_ref().unwrap();
     let m = s.mode.as_ref().unwrap();
     assert_eq!(m.reached, "post-copy", "{m:?}\n{logs}");

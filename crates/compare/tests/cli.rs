@@ -21,6 +21,13 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// gp-compare with `args` (and `stdin`) must exit with `code`: its stderr.
+fn exit_stderr(code: i32, args: &[&dyn AsRef<std::ffi::OsStr>], stdin: Option<&[u8]>) -> String {
+    let o = gp_compare(args, stdin);
+    assert_eq!(o.status.code(), Some(code));
+    stderr(&o)
+}
+
 fn read_json(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("compare.json")).unwrap()).unwrap()
 }
@@ -341,51 +348,38 @@ fn bad_input_is_a_clear_error() {
         "{\"type\":\"launch\",\"time_s\":1}\n{\"type\":\"vm\"}\n",
     )
     .unwrap();
-    let o = gp_compare(&[&a, &stream, &"-o", &out], None);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).starts_with("gp-compare: arm B: "),
-        "{}",
-        stderr(&o)
-    );
-    assert!(stderr(&o).contains("gp-collect"), "{}", stderr(&o));
+    let err = exit_stderr(1, &[&a, &stream, &"-o", &out], None);
+    assert!(err.starts_with("gp-compare: arm B: "), "{err}");
+    assert!(err.contains("gp-collect"), "{err}");
     // A missing path.
-    let o = gp_compare(&[&a, &"/nonexistent/x.json", &"-o", &out], None);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("/nonexistent/x.json"));
+    let err = exit_stderr(1, &[&a, &"/nonexistent/x.json", &"-o", &out], None);
+    assert!(err.contains("/nonexistent/x.json"));
     // An empty directory.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let o = gp_compare(&[&empty, &a, &"-o", &out], None);
-    assert_eq!(o.status.code(), Some(1));
+    let err = exit_stderr(1, &[&empty, &a, &"-o", &out], None);
     assert!(
-        stderr(&o).contains("holds no reports: give gp-collect reports"),
-        "{}",
-        stderr(&o)
+        err.contains("holds no reports: give gp-collect reports"),
+        "{err}"
     );
     // Garbage on stdin names the line.
-    let o = gp_compare(
+    let err = exit_stderr(
+        1,
         &[&a, &"-", &"-o", &out],
         Some(b"{\"hardware\": 1}\nnot json\n"),
     );
-    assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("stdin line 1: JSON but not a guestperf report"),
-        "{}",
-        stderr(&o)
+        err.contains("stdin line 1: JSON but not a guestperf report"),
+        "{err}"
     );
     // Command-line mistakes: status 2, with the fix.
-    let o = gp_compare(&[&a, &"-o", &out], None);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("give A and B"));
-    let o = gp_compare(&[&"-", &"-", &"-o", &out], Some(b""));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("stdin (-) can feed only one arm"));
-    let o = gp_compare(&[&a, &a, &"-o", &out, &"--chart", &"c.gif"], None);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains(".svg or .png"));
-    let o = gp_compare(&[&a, &a, &"-o", &out, &"--alpha", &"5"], None);
-    assert_eq!(o.status.code(), Some(2));
+    let err = exit_stderr(2, &[&a, &"-o", &out], None);
+    assert!(err.contains("give A and B"));
+    let err = exit_stderr(2, &[&"-", &"-", &"-o", &out], Some(b""));
+    assert!(err.contains("stdin (-) can feed only one arm"));
+    let err = exit_stderr(2, &[&a, &a, &"-o", &out, &"--chart", &"c.gif"], None);
+    assert!(err.contains(".svg or .png"));
+    exit_stderr(2, &[&a, &a, &"-o", &out, &"--alpha", &"5"], None);
     // Nothing was written by any of these.
     assert!(!out.join("compare.json").exists());
 }

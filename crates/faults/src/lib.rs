@@ -26,6 +26,16 @@ pub use oneshot::OneShot;
 pub use phase::Phase;
 pub use pipeline::{Ended, Pipeline, Sink, Spec, Stage};
 
+/// [`log_time`] for a case with no fault to time from: the whole run, `took`, against `bound`.
+pub fn log_whole_run(case: &str, took: std::time::Duration, bound: std::time::Duration) {
+    log_time(
+        case,
+        took.as_secs_f64(),
+        bound.as_secs_f64(),
+        took.as_secs_f64(),
+    );
+}
+
 /// Writes a case's timing line to stderr and, when `GP_FAULTS_TIMES` names a file, appends it
 /// there (tab-separated: case, fault-to-end seconds, bound seconds, whole run seconds), so the
 /// table in docs/faults.md can be regenerated from a run of the suite.

@@ -59,27 +59,19 @@ impl OneShot {
         let link = dir.path().join(format!("{name}.img"));
         std::os::unix::fs::symlink(&initrd, &link).expect("link the initrd");
         let mut cmd = Command::new(bin("guestperf"));
-        cmd.args([
-            "--accel",
-            "tcg",
-            "--mem",
-            "256M",
-            "--cpus",
-            "1",
-            "--verbose",
+        cmd.args(gp_testkit::SMALL_TCG_GUEST)
             // The faults, not the settle (see Spec::new).
-            "--cold",
-        ])
-        .arg("--initrd")
-        .arg(&link)
-        .arg("--output")
-        .arg(dir.path().join("report.json"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(File::create(dir.path().join("stdout")).expect("stdout file"))
-        .stderr(Stdio::piped())
-        // As a shell starts a job: its own process group.
-        .process_group(0);
+            .args(["--verbose", "--cold"])
+            .arg("--initrd")
+            .arg(&link)
+            .arg("--output")
+            .arg(dir.path().join("report.json"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(File::create(dir.path().join("stdout")).expect("stdout file"))
+            .stderr(Stdio::piped())
+            // As a shell starts a job: its own process group.
+            .process_group(0);
         let mut child = gp_testkit::end_with_test(&mut cmd)
             .spawn()
             .expect("start guestperf");

@@ -89,7 +89,7 @@ impl Spec {
     /// A 256 MiB, 1-vCPU TCG guest; gp-sample; gp-migrate with `migrate`; gp-collect.
     pub fn new(migrate: &[&str]) -> Spec {
         Spec {
-            launch: os(&["--accel", "tcg", "--mem", "256M", "--cpus", "1"]),
+            launch: os(gp_testkit::SMALL_TCG_GUEST),
             sample: Some(Vec::new()),
             // --cold: the suite tests faults, not the settle; a wait for a steady rate would
             // cost each of its runs 2-3 s under TCG (docs/gp-migrate.md).

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use gp_faults::{log_time, Ended, Phase, Pipeline, Sink, Spec, Stage};
+use gp_faults::{log_time, log_whole_run, Ended, Phase, Pipeline, Sink, Spec, Stage};
 use gp_records::report::Report;
 use gp_records::{Outcome, Role};
 use gp_testkit::vm_test_lock;
@@ -33,8 +33,9 @@ fn finish(p: &mut Pipeline, case: &str, bound: Duration) -> Ended {
     ended
 }
 
-/// Waits for `phase`, then kill -9s the `role` QEMU (its pid from the vm record).
-fn kill_qemu(phase: Phase, role: Role) -> (Pipeline, Ended, Report) {
+/// Waits for `phase`, then kill -9s the `role` QEMU (its pid from the vm record); the report's
+/// result must say the migration failed.
+fn kill_qemu(phase: Phase, role: Role) -> (Pipeline, Ended, Report, gp_records::MigrationResult) {
     let mut p = Pipeline::start(&Spec::new(&phase.migrate_args()));
     let vm = p.vm(role);
     p.wait_for(phase.name(), |r| phase.entered(r));
@@ -58,7 +59,9 @@ fn kill_qemu(phase: Phase, role: Role) -> (Pipeline, Ended, Report) {
         .find(|e| e.pid == vm.pid)
         .unwrap_or_else(|| panic!("no vm_exit for the killed QEMU\n{}", p.logs()));
     assert_eq!(exit.signal, Some(SIGKILL), "{exit:?}");
-    (p, ended, r)
+    let result = result_of(&r);
+    assert_eq!(result.outcome, Outcome::Failed, "{}", p.logs());
+    (p, ended, r, result)
 }
 
 fn result_of(r: &Report) -> gp_records::MigrationResult {
@@ -73,9 +76,7 @@ fn result_of(r: &Report) -> gp_records::MigrationResult {
 #[test]
 fn kill_9_of_the_destination_qemu_mid_pre_copy() {
     let _lock = vm_test_lock();
-    let (p, ended, r) = kill_qemu(Phase::PreCopy, Role::Dst);
-    let result = result_of(&r);
-    assert_eq!(result.outcome, Outcome::Failed, "{}", p.logs());
+    let (_p, ended, r, result) = kill_qemu(Phase::PreCopy, Role::Dst);
     assert!(result.reason.contains("destination"), "{result:?}");
     assert!(!result.reason.contains("guest is lost"), "{result:?}");
     assert_eq!(ended.code(Stage::Migrate), 3, "{}", ended.describe());
@@ -91,9 +92,7 @@ fn kill_9_of_the_destination_qemu_mid_pre_copy() {
 #[test]
 fn kill_9_of_the_destination_qemu_mid_post_copy() {
     let _lock = vm_test_lock();
-    let (p, ended, r) = kill_qemu(Phase::PostCopy, Role::Dst);
-    let result = result_of(&r);
-    assert_eq!(result.outcome, Outcome::Failed, "{}", p.logs());
+    let (_p, ended, _r, result) = kill_qemu(Phase::PostCopy, Role::Dst);
     assert!(result.reason.contains("guest is lost"), "{result:?}");
     assert_eq!(ended.code(Stage::Migrate), 3, "{}", ended.describe());
 }
@@ -101,9 +100,7 @@ fn kill_9_of_the_destination_qemu_mid_post_copy() {
 #[test]
 fn kill_9_of_the_source_qemu_mid_pre_copy() {
     let _lock = vm_test_lock();
-    let (p, ended, r) = kill_qemu(Phase::PreCopy, Role::Src);
-    let result = result_of(&r);
-    assert_eq!(result.outcome, Outcome::Failed, "{}", p.logs());
+    let (_p, ended, _r, result) = kill_qemu(Phase::PreCopy, Role::Src);
     assert!(
         result.reason.contains("source") && !result.reason.contains("guest is lost"),
         "{result:?}"
@@ -114,9 +111,7 @@ fn kill_9_of_the_source_qemu_mid_pre_copy() {
 #[test]
 fn kill_9_of_the_source_qemu_mid_post_copy_says_the_guest_is_lost() {
     let _lock = vm_test_lock();
-    let (p, _ended, r) = kill_qemu(Phase::PostCopy, Role::Src);
-    let result = result_of(&r);
-    assert_eq!(result.outcome, Outcome::Failed, "{}", p.logs());
+    let (_p, _ended, _r, result) = kill_qemu(Phase::PostCopy, Role::Src);
     assert!(
         result.reason.contains("source") && result.reason.contains("guest is lost"),
         "{result:?}"
@@ -203,12 +198,7 @@ fn a_consumer_that_closes_its_input_early_stops_the_pipeline() {
     // No fault to inject: `head` closes its input after 5 lines. Time from the start.
     let ended = p.finish(BOUND);
     p.assert_clean();
-    log_time(
-        "head -n 5 as the consumer",
-        ended.total.as_secs_f64(),
-        BOUND.as_secs_f64(),
-        ended.total.as_secs_f64(),
-    );
+    log_whole_run("head -n 5 as the consumer", ended.total, BOUND);
     assert_eq!(ended.code(Stage::Head), 0);
     // gp-migrate says the output closed (exit 5); gp-sample and gp-launch end quietly.
     assert_eq!(

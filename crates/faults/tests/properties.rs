@@ -308,8 +308,9 @@ proptest! {
     fn gp_sample_passes_every_line_on_verbatim((input, _) in stream()) {
         let (_tx, signals) = crossbeam_channel::unbounded();
         let opts = gp_sample::Options { interval: Duration::from_millis(10), grace: Duration::ZERO };
-        let mut out = Vec::new();
-        let _ = gp_sample::run(&opts, Cursor::new(input.clone()), &mut out, signals);
+        let buf = gp_testkit::SharedBuf::default();
+        let _ = gp_sample::run(&opts, Cursor::new(input.clone()), buf.clone(), signals);
+        let out = buf.text().into_bytes();
         // Every good input line is in the output, in order; a bad one became a stage_error.
         let outs: Vec<&[u8]> = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
         let mut at = 0;

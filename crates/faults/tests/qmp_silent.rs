@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gp_faults::fake::{Silence, SilentQmp};
-use gp_faults::log_time;
+use gp_faults::log_whole_run;
 use gp_records::report::Report;
 use gp_records::{Outcome, Record, Role, Vm};
 use gp_testkit::bins::bin;
@@ -87,12 +87,7 @@ fn a_peer_that_never_greets_is_given_up_at_the_qmp_timeout() {
     // The same deadline as every reply (20 s by default: gp-migrate's unit tests); 3 s here.
     let bound = Duration::from_secs(30);
     let (r, code, took) = run(Silence::NoGreeting, &["--qmp-timeout", "3"], bound);
-    log_time(
-        "QMP peer that never greets (--qmp-timeout 3)",
-        took.as_secs_f64(),
-        bound.as_secs_f64(),
-        took.as_secs_f64(),
-    );
+    log_whole_run("QMP peer that never greets (--qmp-timeout 3)", took, bound);
     assert_eq!(code, Some(1));
     let ext = r.guestperf_rs.unwrap();
     let result = ext.result.unwrap();
@@ -110,11 +105,10 @@ fn a_peer_that_never_greets_is_given_up_at_the_qmp_timeout() {
 fn a_peer_that_greets_and_never_replies_is_given_up_at_the_qmp_timeout() {
     let bound = Duration::from_secs(30);
     let (r, code, took) = run(Silence::NoReplies, &["--qmp-timeout", "2"], bound);
-    log_time(
+    log_whole_run(
         "QMP peer that greets, never replies (--qmp-timeout 2)",
-        took.as_secs_f64(),
-        bound.as_secs_f64(),
-        took.as_secs_f64(),
+        took,
+        bound,
     );
     assert_eq!(code, Some(1));
     let result = r.guestperf_rs.unwrap().result.unwrap();

@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gp_faults::{log_time, Pipeline, Spec, Stage};
+use gp_faults::{log_whole_run, Pipeline, Spec, Stage};
 use gp_records::{Outcome, Role};
 use gp_testkit::vm_test_lock;
 
@@ -81,12 +81,7 @@ fn runtime_sockets_live_in_a_private_directory_and_nothing_is_left() {
 
     let ended = p.finish(BOUND);
     p.assert_clean();
-    log_time(
-        "runtime directory check (whole run)",
-        ended.total.as_secs_f64(),
-        BOUND.as_secs_f64(),
-        ended.total.as_secs_f64(),
-    );
+    log_whole_run("runtime directory check (whole run)", ended.total, BOUND);
     // Nothing left in TMPDIR; the report has the mode a new file gets.
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
@@ -146,11 +141,10 @@ fn paths_with_spaces_quotes_and_non_utf8_bytes_work() {
     let mut p = Pipeline::start_with(&spec, launch);
     let ended = p.finish(BOUND);
     p.assert_clean();
-    log_time(
+    log_whole_run(
         "paths with spaces, quotes, non-UTF-8 (whole run)",
-        ended.total.as_secs_f64(),
-        BOUND.as_secs_f64(),
-        ended.total.as_secs_f64(),
+        ended.total,
+        BOUND,
     );
     for e in &ended.exits {
         assert!(e.status.success(), "{}\n{}", ended.describe(), p.logs());

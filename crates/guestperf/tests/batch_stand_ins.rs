@@ -9,14 +9,8 @@ use std::process::Command;
 
 use common::run;
 
-const MIGRATE: &str = r#"#!/bin/sh
-name=default
-while [ $# -gt 0 ]; do
-    case $1 in --name) name=$2; shift ;; esac
-    shift
-done
-cat
-echo "$name" >> "$STAND_IN_LOG"
+/// The stand-in gp-migrate, once it has `$name` and has passed its input on.
+const MIGRATE: &str = r#"echo "$name" >> "$STAND_IN_LOG"
 case " $FAIL " in *" $name "*)
     echo "gp-migrate: the stand-in migration failed on purpose" >&2; exit 1 ;; esac
 case " $UNSUPPORTED " in *" $name "*)

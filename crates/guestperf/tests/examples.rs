@@ -124,21 +124,26 @@ fn pipeline_post_copy() {
     completed(&r);
 }
 
-#[test]
-fn oneshot_numa() {
-    let (_, dir) = run_example("oneshot-numa.sh", &[]);
+/// A NUMA example's report: 2 vCPUs, the source's CPUs bound.
+fn numa_report(script: &str) -> Report {
+    let (_, dir) = run_example(script, &[]);
     let r = report(&dir.path().join("result-numa.json"));
     assert_eq!(r.hardware.cpus, 2);
-    assert!(!r.hardware.src_cpu_bind.is_empty() && !r.hardware.dst_mem_bind.is_empty());
+    assert!(!r.hardware.src_cpu_bind.is_empty());
+    r
+}
+
+#[test]
+fn oneshot_numa() {
+    let r = numa_report("oneshot-numa.sh");
+    assert!(!r.hardware.dst_mem_bind.is_empty());
     completed(&r);
 }
 
 #[test]
 fn pipeline_numa() {
-    let (_, dir) = run_example("pipeline-numa.sh", &[]);
-    let r = report(&dir.path().join("result-numa.json"));
-    assert_eq!(r.hardware.cpus, 2);
-    assert!(!r.hardware.src_cpu_bind.is_empty() && !r.hardware.dst_cpu_bind.is_empty());
+    let r = numa_report("pipeline-numa.sh");
+    assert!(!r.hardware.dst_cpu_bind.is_empty());
     completed(&r);
 }
 

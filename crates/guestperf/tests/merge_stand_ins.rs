@@ -11,14 +11,8 @@ use std::process::Command;
 
 use common::run;
 
-const MIGRATE: &str = r#"#!/bin/sh
-name=default
-while [ $# -gt 0 ]; do
-    case $1 in --name) name=$2; shift ;; esac
-    shift
-done
-cat
-echo "NAME=$name"
+/// The stand-in gp-migrate, once it has `$name` and has passed its input on.
+const MIGRATE: &str = r#"echo "NAME=$name"
 "#;
 /// A report whose header says it ran on a CPU named `$CPU_MODEL`.
 const COLLECT: &str = r#"#!/bin/sh
@@ -52,6 +46,16 @@ fn gp_batch(stages: &Path, cpu: &str, host: &str) -> Command {
             "2",
         ]);
     cmd
+}
+
+/// `gp-batch --merge` of `parts` with `options` into `output`.
+fn merge(parts: &[&Path], options: &[&str], output: &Path) -> std::process::Output {
+    run(Command::new(env!("CARGO_BIN_EXE_gp-batch"))
+        .arg("--merge")
+        .args(parts)
+        .args(options)
+        .arg("--output")
+        .arg(output))
 }
 
 fn summary_runs(dir: &Path) -> Vec<String> {
@@ -88,12 +92,7 @@ fn parts_from_different_hardware_are_refused_or_kept_apart() {
 
     // Every scenario's two runs are split between the parts: mixing Alpha and Beta is refused.
     let refused_dir = dir.path().join("refused");
-    let refused = run(Command::new(env!("CARGO_BIN_EXE_gp-batch"))
-        .arg("--merge")
-        .arg(&p1)
-        .arg(&p2_beta)
-        .arg("--output")
-        .arg(&refused_dir));
+    let refused = merge(&[&p1, &p2_beta], &[], &refused_dir);
     assert_eq!(refused.status.code(), Some(1));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -106,13 +105,7 @@ fn parts_from_different_hardware_are_refused_or_kept_apart() {
 
     // --by-hardware: one directory per kind, each with its own runs and summary.
     let split = dir.path().join("split");
-    let done = run(Command::new(env!("CARGO_BIN_EXE_gp-batch"))
-        .arg("--merge")
-        .arg(&p1)
-        .arg(&p2_beta)
-        .arg("--by-hardware")
-        .arg("--output")
-        .arg(&split));
+    let done = merge(&[&p1, &p2_beta], &["--by-hardware"], &split);
     assert!(done.status.success());
     let alpha = split.join("alpha-cpu-x2-qemu-10-0-2-tcg");
     let beta = split.join("beta-cpu-x2-qemu-10-0-2-tcg");
@@ -138,12 +131,7 @@ fn parts_from_different_hardware_are_refused_or_kept_apart() {
 
     // The same hardware on two hosts: one merged summary of all four runs.
     let one = dir.path().join("one");
-    let done = run(Command::new(env!("CARGO_BIN_EXE_gp-batch"))
-        .arg("--merge")
-        .arg(&p1)
-        .arg(&p2_alpha)
-        .arg("--output")
-        .arg(&one));
+    let done = merge(&[&p1, &p2_alpha], &[], &one);
     assert!(done.status.success());
     assert_eq!(
         summary_runs(&one),
@@ -156,20 +144,9 @@ fn parts_from_different_hardware_are_refused_or_kept_apart() {
     );
 
     // Merging again into the same directory is fine; a different file for a run is refused.
-    let again = run(Command::new(env!("CARGO_BIN_EXE_gp-batch"))
-        .arg("--merge")
-        .arg(&p1)
-        .arg(&p2_alpha)
-        .arg("--output")
-        .arg(&one));
+    let again = merge(&[&p1, &p2_alpha], &[], &one);
     assert!(again.status.success());
-    let conflict = run(Command::new(env!("CARGO_BIN_EXE_gp-batch"))
-        .arg("--merge")
-        .arg(&p2_beta)
-        .arg("--filter")
-        .arg("post-copy-iters/*-[01]")
-        .arg("--output")
-        .arg(&one));
+    let conflict = merge(&[&p2_beta], &["--filter", "post-copy-iters/*-[01]"], &one);
     assert_eq!(conflict.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&conflict.stderr).contains("already holds other files"));
 }

@@ -20,7 +20,9 @@ use common::{marker, processes_with};
 use gp_qemu::runtime::RuntimeDir;
 use gp_records::report::Report;
 use gp_records::{Outcome, Record, Role};
-use gp_testkit::{initrd, pid_alive, require_qemu, vm_test_lock, wait_until, Stages};
+use gp_testkit::{
+    initrd, pid_alive, require_qemu, vm_test_lock, wait_until, Stages, SMALL_TCG_GUEST,
+};
 use gp_testkit::{SshHost, SshHostOptions, HOST};
 
 /// The remote host's clock runs this far ahead of ours.
@@ -69,6 +71,22 @@ fn start_host() -> SshHost {
         path: vec![stage_dir],
         env: vec![("GUESTPERF_TEST_CLOCK_SKEW_S".into(), format!("{SKEW_S}"))],
     })
+}
+
+/// The test host for a VM test: QEMU required, this build's stages built with the skewed clock.
+fn vm_host() -> SshHost {
+    require_qemu();
+    build_stages();
+    start_host()
+}
+
+/// Fails the test unless every ssh client to `host` ends within 10 s.
+fn assert_no_ssh_clients_left(host: &SshHost) {
+    assert!(
+        wait_until(Duration::from_secs(10), || host.ssh_clients().is_empty()),
+        "ssh clients left running: {:?}",
+        host.ssh_clients()
+    );
 }
 
 /// `gp-launch --dst-host | gp-sample | gp-migrate | tee | gp-collect`, one process group.
@@ -145,30 +163,19 @@ fn awkward_kernel(dir: &Path) -> PathBuf {
 }
 
 fn launch_args(host: &SshHost, alias: &str, kernel: &Path, marker: &str) -> Vec<String> {
-    [
-        "--dst-host",
-        alias,
-        "--ssh-config",
-        host.config(),
-        "--transport",
-        "tcp",
-        "--accel",
-        "tcg",
-        "--mem",
-        "256M",
-        "--cpus",
-        "1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([
-        "--kernel".to_string(),
-        kernel.display().to_string(),
-        "--initrd".to_string(),
-        initrd().display().to_string(),
-        format!("--kernel-arg={marker}"),
-    ])
-    .collect()
+    ["--dst-host", alias, "--ssh-config", host.config()]
+        .iter()
+        .chain(&["--transport", "tcp"])
+        .chain(SMALL_TCG_GUEST)
+        .map(|s| s.to_string())
+        .chain([
+            "--kernel".to_string(),
+            kernel.display().to_string(),
+            "--initrd".to_string(),
+            initrd().display().to_string(),
+            format!("--kernel-arg={marker}"),
+        ])
+        .collect()
 }
 
 /// The dst QEMU's runtime directory on the remote host, from its command line.
@@ -184,6 +191,25 @@ fn remote_dir(argv: &[String]) -> PathBuf {
     Path::new(sock).parent().unwrap().to_path_buf()
 }
 
+/// gp-launch to `HOST` alone, its records on a pipe, its stderr discarded.
+fn spawn_launch(host: &SshHost, kernel: &Path, marker: &str) -> std::process::Child {
+    gp_testkit::end_with_test(&mut Command::new(bin("gp-launch")))
+        .args(launch_args(host, HOST, kernel, marker))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The `vm_exit` record of the `role` VM, if any.
+fn vm_exit_of(records: &[Record], role: Role) -> Option<gp_records::VmExit> {
+    records.iter().find_map(|r| match r {
+        Record::VmExit(e) if e.role == role => Some(e.clone()),
+        _ => None,
+    })
+}
+
 fn vm_of(records: &[Record], role: Role) -> gp_records::Vm {
     records
         .iter()
@@ -197,9 +223,7 @@ fn vm_of(records: &[Record], role: Role) -> gp_records::Vm {
 #[test]
 fn postcopy_to_a_remote_destination() {
     let _lock = vm_test_lock();
-    require_qemu();
-    build_stages();
-    let host = start_host();
+    let host = vm_host();
     assert_eq!(
         host.ssh(HOST, "command -v gp-launch").trim(),
         bin("gp-launch").display().to_string(),
@@ -225,11 +249,7 @@ fn postcopy_to_a_remote_destination() {
             assert_ne!(ours, theirs, "the dst QEMU must run in {}", ns.name);
         }
     }
-    let statuses = p.stages.wait();
-    let log = p.stages.stderr();
-    for (name, status) in &statuses {
-        assert!(status.success(), "{name}: {status}\n{log}");
-    }
+    let log = p.stages.wait_success();
     let records = p.records();
     let src = vm_of(&records, Role::Src);
     let dst = vm_of(&records, Role::Dst);
@@ -412,19 +432,13 @@ fn postcopy_to_a_remote_destination() {
         "{} left behind",
         remote_dir.display()
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || host.ssh_clients().is_empty()),
-        "ssh clients left running: {:?}",
-        host.ssh_clients()
-    );
+    assert_no_ssh_clients_left(&host);
 }
 
 #[test]
 fn killing_the_connection_mid_migration_leaves_nothing() {
     let _lock = vm_test_lock();
-    require_qemu();
-    build_stages();
-    let host = start_host();
+    let host = vm_host();
     let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
     let marker = marker();
     // Post-copy held at 4 MB/s: the destination is mid-migration for a minute.
@@ -483,13 +497,8 @@ fn killing_the_connection_mid_migration_leaves_nothing() {
         lost.contains(&format!("ssh connection to {HOST} was lost")),
         "{lost}"
     );
-    let dst_exit = records
-        .iter()
-        .find_map(|r| match r {
-            Record::VmExit(e) if e.role == Role::Dst => Some(e.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no dst vm_exit\n{log}"));
+    let dst_exit =
+        vm_exit_of(&records, Role::Dst).unwrap_or_else(|| panic!("no dst vm_exit\n{log}"));
     assert!(
         dst_exit.reason.as_deref().unwrap_or("").contains("lost"),
         "{dst_exit:?}"
@@ -523,11 +532,7 @@ fn killing_the_connection_mid_migration_leaves_nothing() {
     );
     let local_dir = Path::new(&dst.qmp_socket).parent().unwrap();
     assert!(!local_dir.exists(), "{} left behind", local_dir.display());
-    assert!(
-        wait_until(Duration::from_secs(10), || host.ssh_clients().is_empty()),
-        "ssh clients left running: {:?}",
-        host.ssh_clients()
-    );
+    assert_no_ssh_clients_left(&host);
 }
 
 /// Runs gp-launch expecting it to fail before any VM starts; returns (stderr, seconds taken).
@@ -573,28 +578,16 @@ fn unreachable_hosts_and_refused_logins_fail_fast_and_clearly() {
         eprintln!("{alias}: refused in {took:.2} s: {}", stderr.trim());
     }
     assert!(processes_with(&marker).is_empty(), "a QEMU was started");
-    assert!(
-        wait_until(Duration::from_secs(10), || host.ssh_clients().is_empty()),
-        "ssh clients left running: {:?}",
-        host.ssh_clients()
-    );
+    assert_no_ssh_clients_left(&host);
 }
 
 #[test]
 fn gp_launch_killed_outright_takes_the_remote_qemu_with_it() {
     let _lock = vm_test_lock();
-    require_qemu();
-    build_stages();
-    let host = start_host();
+    let host = vm_host();
     let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
     let marker = marker();
-    let mut launch = gp_testkit::end_with_test(&mut Command::new(bin("gp-launch")))
-        .args(launch_args(&host, HOST, &kernel, &marker))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut launch = spawn_launch(&host, &kernel, &marker);
     let stdout = BufReader::new(launch.stdout.take().unwrap());
     let mut dst = None;
     for line in stdout.lines().map_while(Result::ok) {
@@ -624,11 +617,7 @@ fn gp_launch_killed_outright_takes_the_remote_qemu_with_it() {
         "{} left behind on the remote host",
         remote_dir.display()
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || host.ssh_clients().is_empty()),
-        "ssh clients left running: {:?}",
-        host.ssh_clients()
-    );
+    assert_no_ssh_clients_left(&host);
     // gp-launch could not remove its own directory; only the forwarded sockets are in it.
     if let Some(dir) = Path::new(&dst.qmp_socket).parent() {
         let _ = std::fs::remove_dir_all(dir);
@@ -638,18 +627,10 @@ fn gp_launch_killed_outright_takes_the_remote_qemu_with_it() {
 #[test]
 fn sigint_quits_the_remote_qemu_and_closes_everything() {
     let _lock = vm_test_lock();
-    require_qemu();
-    build_stages();
-    let host = start_host();
+    let host = vm_host();
     let kernel = gp_qemu::kernel::find_kernel(None).unwrap();
     let marker = marker();
-    let mut launch = gp_testkit::end_with_test(&mut Command::new(bin("gp-launch")))
-        .args(launch_args(&host, HOST, &kernel, &marker))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut launch = spawn_launch(&host, &kernel, &marker);
     let mut stdout = BufReader::new(launch.stdout.take().unwrap()).lines();
     let dst = loop {
         let line = stdout.next().expect("gp-launch ended early").unwrap();
@@ -667,13 +648,8 @@ fn sigint_quits_the_remote_qemu_and_closes_everything() {
         .collect();
     let status = launch.wait().unwrap();
     assert_eq!(status.code(), Some(128 + libc::SIGINT), "{rest:?}");
-    let dst_exit = rest
-        .iter()
-        .find_map(|r| match r {
-            Record::VmExit(e) if e.role == Role::Dst => Some(e.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no dst vm_exit: {rest:?}"));
+    let dst_exit =
+        vm_exit_of(&rest, Role::Dst).unwrap_or_else(|| panic!("no dst vm_exit: {rest:?}"));
     assert_eq!(dst_exit.pid, dst.pid);
     assert!(
         dst_exit
@@ -691,9 +667,5 @@ fn sigint_quits_the_remote_qemu_and_closes_everything() {
     assert!(!remote_dir(&dst.argv).exists(), "remote directory left");
     let local_dir = Path::new(&dst.qmp_socket).parent().unwrap();
     assert!(!local_dir.exists(), "{} left behind", local_dir.display());
-    assert!(
-        wait_until(Duration::from_secs(10), || host.ssh_clients().is_empty()),
-        "ssh clients left running: {:?}",
-        host.ssh_clients()
-    );
+    assert_no_ssh_clients_left(&host);
 }

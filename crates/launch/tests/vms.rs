@@ -47,6 +47,52 @@ fn wait_up(l: &mut Launch) -> (gp_records::Vm, gp_records::Vm) {
     (vms[0].clone(), vms[1].clone())
 }
 
+/// SIGTERM ends the run; nothing of it is left.
+fn terminate(l: &mut Launch) {
+    l.signal(libc::SIGTERM);
+    l.wait_exit(EXIT_WAIT);
+    l.assert_clean();
+}
+
+/// Ends the run as gp-migrate does, quitting both VMs over QMP: gp-launch exits 0 and nothing of
+/// the run is left.
+fn quit_both(l: &mut Launch, mut s: gp_qemu::qmp::Qmp, mut d: gp_qemu::qmp::Qmp) {
+    s.quit().unwrap();
+    d.quit().unwrap();
+    assert!(l.wait_exit(EXIT_WAIT).success(), "{}", l.report());
+    l.assert_clean();
+}
+
+/// The destination listens for the migration at `uri`.
+fn migrate_incoming(d: &mut gp_qemu::qmp::Qmp, uri: &str) {
+    d.execute(&q::migrate_incoming {
+        uri: Some(uri.to_string()),
+        channels: None,
+        exit_on_error: None,
+    })
+    .unwrap();
+}
+
+/// The source starts migrating to `uri`.
+fn migrate(s: &mut gp_qemu::qmp::Qmp, uri: &str) {
+    s.execute(&q::migrate {
+        uri: Some(uri.to_string()),
+        channels: None,
+        detach: None,
+        resume: None,
+    })
+    .unwrap();
+}
+
+/// Starts gp-launch with [`BASE`] and `extra`, which must exit 1 within `wait`: its stderr.
+fn failing(extra: &[&'static str], wait: Duration) -> (Launch, String) {
+    let mut l = Launch::start(&args(extra));
+    let status = l.wait_exit(wait);
+    assert_eq!(status.code(), Some(1), "{}", l.report());
+    let err = l.stderr();
+    (l, err)
+}
+
 fn exits(l: &Launch) -> Vec<gp_records::VmExit> {
     l.records()
         .into_iter()
@@ -343,10 +389,7 @@ fn sigkill_of_gp_launch_kills_its_qemus() {
 #[test]
 fn qemu_failing_to_start_is_reported_with_its_stderr() {
     let _lock = setup();
-    let mut l = Launch::start(&args(&["--dst-qemu-arg", "-no-such-option"]));
-    let status = l.wait_exit(EXIT_WAIT);
-    assert_eq!(status.code(), Some(1), "{}", l.report());
-    let err = l.stderr();
+    let (l, err) = failing(&["--dst-qemu-arg", "-no-such-option"], EXIT_WAIT);
     assert!(err.contains("dst QEMU failed to start"), "{}", l.report());
     assert!(
         err.contains("-no-such-option"),
@@ -366,10 +409,7 @@ fn qemu_failing_to_start_is_reported_with_its_stderr() {
 #[test]
 fn a_guest_that_cannot_boot_is_an_error_not_a_hang() {
     let _lock = setup();
-    let mut l = Launch::start(&args(&["--kernel-arg", "rdinit=/no-such-init"]));
-    let status = l.wait_exit(BOOT_WAIT);
-    assert_eq!(status.code(), Some(1), "{}", l.report());
-    let err = l.stderr();
+    let (l, err) = failing(&["--kernel-arg", "rdinit=/no-such-init"], BOOT_WAIT);
     assert!(
         err.contains("ended before its workload started"),
         "{}",
@@ -462,9 +502,7 @@ fn accel_auto_picks_what_works() {
         "-cpu host goes with KVM only"
     );
     eprintln!("accel auto chose {} ({:?})", h.accel, h.accel_note);
-    l.signal(libc::SIGTERM);
-    l.wait_exit(EXIT_WAIT);
-    l.assert_clean();
+    terminate(&mut l);
 }
 
 /// `--accel auto` keeps its verdict for this boot, QEMU and kernel: the second run does not probe
@@ -520,9 +558,7 @@ fn accel_auto_keeps_this_boots_verdict() {
             l.stderr().contains("KVM works") || l.stderr().contains("KVM does not work")
         });
         let stderr = l.stderr();
-        l.signal(libc::SIGTERM);
-        l.wait_exit(EXIT_WAIT);
-        l.assert_clean();
+        terminate(&mut l);
         (h, stderr)
     };
     let (first, stderr) = run(Reprobe::No);
@@ -548,25 +584,17 @@ fn accel_auto_keeps_this_boots_verdict() {
     );
     assert!(stderr.contains("GUESTPERF_REPROBE_KVM=1"), "{stderr}");
 
-    let (third, stderr) = run(Reprobe::Env);
-    assert!(
-        stderr.contains("probing KVM"),
-        "GUESTPERF_REPROBE_KVM=1 probes\n{stderr}"
-    );
-    assert!(!third
-        .accel_note
-        .unwrap_or_default()
-        .contains("verdict of this boot's probe"));
-
-    let (fourth, stderr) = run(Reprobe::Flag);
-    assert!(
-        stderr.contains("probing KVM"),
-        "--reprobe-kvm probes\n{stderr}"
-    );
-    assert!(!fourth
-        .accel_note
-        .unwrap_or_default()
-        .contains("verdict of this boot's probe"));
+    for (reprobe, how) in [
+        (Reprobe::Env, "GUESTPERF_REPROBE_KVM=1"),
+        (Reprobe::Flag, "--reprobe-kvm"),
+    ] {
+        let (again, stderr) = run(reprobe);
+        assert!(stderr.contains("probing KVM"), "{how} probes\n{stderr}");
+        assert!(!again
+            .accel_note
+            .unwrap_or_default()
+            .contains("verdict of this boot's probe"));
+    }
 }
 
 /// --accel kvm where KVM is broken: an error naming --accel tcg (or, where KVM works, a VM).
@@ -642,9 +670,7 @@ fn numactl_binding_prealloc_and_locked_pages_apply() {
         status_kb(dst.pid, "VmRSS:") >= mem_kb,
         "dst preallocated too"
     );
-    l.signal(libc::SIGTERM);
-    l.wait_exit(EXIT_WAIT);
-    l.assert_clean();
+    terminate(&mut l);
 }
 
 #[test]
@@ -672,9 +698,7 @@ fn native_binding_applies() {
     assert!(mems
         .lines()
         .any(|l| l.starts_with("Mems_allowed_list:") && l.trim_end().ends_with('0')));
-    l.signal(libc::SIGTERM);
-    l.wait_exit(EXIT_WAIT);
-    l.assert_clean();
+    terminate(&mut l);
 }
 
 /// The contract with gp-migrate: the destination's URI and public QMP socket work for a real
@@ -691,19 +715,8 @@ fn migrate_over(transport: &'static str) {
     let mut d = qmp(&dst.qmp_socket);
     // Stop-and-copy converges whatever the dirty rate; live convergence is gp-migrate's job.
     s.execute(&q::stop {}).unwrap();
-    d.execute(&q::migrate_incoming {
-        uri: Some(uri.clone()),
-        channels: None,
-        exit_on_error: None,
-    })
-    .unwrap();
-    s.execute(&q::migrate {
-        uri: Some(uri),
-        channels: None,
-        detach: None,
-        resume: None,
-    })
-    .unwrap();
+    migrate_incoming(&mut d, &uri);
+    migrate(&mut s, &uri);
     let moved = gp_testkit::wait_until(Duration::from_secs(120), || {
         d.query_status()
             .map(|st| st.status == q::RunState::paused)
@@ -716,10 +729,7 @@ fn migrate_over(transport: &'static str) {
         "guest_progress from the destination",
         |r| matches!(r, Record::GuestProgress(p) if p.role == Role::Dst),
     );
-    s.quit().unwrap();
-    d.quit().unwrap();
-    assert!(l.wait_exit(EXIT_WAIT).success(), "{}", l.report());
-    l.assert_clean();
+    quit_both(&mut l, s, d);
 }
 
 #[test]
@@ -791,20 +801,9 @@ fn precopy_migration_yields_downtime_trace_records_from_both_sides() {
     let uri = dst.migrate_uri.clone().unwrap();
     let mut s = qmp(&src.qmp_socket);
     let mut d = qmp(&dst.qmp_socket);
-    d.execute(&q::migrate_incoming {
-        uri: Some(uri.clone()),
-        channels: None,
-        exit_on_error: None,
-    })
-    .unwrap();
+    migrate_incoming(&mut d, &uri);
     let started = gp_records::now_s();
-    s.execute(&q::migrate {
-        uri: Some(uri),
-        channels: None,
-        detach: None,
-        resume: None,
-    })
-    .unwrap();
+    migrate(&mut s, &uri);
     // The last checkpoint: the destination's VM runs.
     l.wait_for(Duration::from_secs(120), "dst-precopy-bh-vm-started", |r| {
         matches!(r, Record::QemuTrace(t) if t.role == Role::Dst && t.args == "dst-precopy-bh-vm-started")
@@ -858,10 +857,7 @@ fn precopy_migration_yields_downtime_trace_records_from_both_sides() {
     );
     // Trace lines are records, not noise in gp-launch's stderr.
     assert!(!l.stderr().contains("vmstate_downtime"), "{}", l.report());
-    s.quit().unwrap();
-    d.quit().unwrap();
-    assert!(l.wait_exit(EXIT_WAIT).success(), "{}", l.report());
-    l.assert_clean();
+    quit_both(&mut l, s, d);
 }
 
 /// QEMU 7.2 has no downtime tracepoints: the header says so, and nothing is turned on; with
@@ -889,9 +885,7 @@ fn trace_note_says_why_tracing_is_off() {
         let note = header.trace_note.clone().unwrap_or_default();
         assert!(note.contains(needle), "{note}");
         assert!(!src.argv.iter().any(|a| a == "-trace"), "{:?}", src.argv);
-        l.signal(libc::SIGTERM);
-        l.wait_exit(EXIT_WAIT);
-        l.assert_clean();
+        terminate(&mut l);
     }
 }
 
@@ -945,9 +939,7 @@ fn qemus_are_pinned_to_disjoint_cpus_by_default_where_they_fit() {
                 assert_eq!(allowed_cpus(dst.pid), list(&allowed));
             }
         }
-        l.signal(libc::SIGTERM);
-        l.wait_exit(EXIT_WAIT);
-        l.assert_clean();
+        terminate(&mut l);
     }
     // The user's binding stands as given, and no note claims otherwise.
     let mut l = Launch::start(&args(&["--src-cpu-bind", "0"]));
@@ -956,7 +948,5 @@ fn qemus_are_pinned_to_disjoint_cpus_by_default_where_they_fit() {
     assert_eq!(h.bind_note, None);
     assert_eq!(allowed_cpus(src.pid), "0");
     assert_eq!(allowed_cpus(dst.pid), list(&allowed));
-    l.signal(libc::SIGTERM);
-    l.wait_exit(EXIT_WAIT);
-    l.assert_clean();
+    terminate(&mut l);
 }

@@ -174,10 +174,62 @@ impl Outcome {
     }
 }
 
+/// A signal for gp-migrate once the source has got `command` `times` times.
+struct SignalAfter {
+    command: &'static str,
+    times: usize,
+    signal: i32,
+}
+
+/// The two fake QEMUs of a run, with these scripts, their sockets in `dir`.
+fn fakes(dir: &Path, src: Script, dst: Script) -> (FakeQemu, FakeQemu) {
+    (
+        FakeQemu::start(dir, "src.sock", src),
+        FakeQemu::start(dir, "dst.sock", dst),
+    )
+}
+
+/// gp-migrate's engine with `argv` on `src` and `dst`, signalled per `signal` (else never):
+/// its status, its output and how long it ran.
+fn run_engine(
+    argv: &[&str],
+    src: &FakeQemu,
+    dst: &FakeQemu,
+    signal: Option<SignalAfter>,
+) -> (ExitStatus, String, Duration) {
+    let args = Args::try_parse_from(argv).unwrap();
+    let (tx, signals) = crossbeam_channel::unbounded();
+    // Unsignalled, the sender stays open for the run, as the signal handler's does.
+    let _tx = match signal {
+        None => Some(tx),
+        Some(SignalAfter {
+            command,
+            times,
+            signal,
+        }) => {
+            let seen = Arc::clone(&src.commands);
+            std::thread::spawn(move || {
+                seen.wait_for(command, times);
+                tx.send(signal).unwrap();
+            });
+            None
+        }
+    };
+    let out = gp_testkit::SharedBuf::default();
+    let started = Instant::now();
+    let status = engine::run(
+        args,
+        Cursor::new(input(src, dst).into_bytes()),
+        out.clone(),
+        signals,
+    );
+    let elapsed = started.elapsed();
+    (status, out.text(), elapsed)
+}
+
 fn run(args: &[&str], src: Script, dst: Script) -> (Outcome, FakeQemu, FakeQemu) {
     let dir = tempfile::tempdir().unwrap();
-    let src = FakeQemu::start(dir.path(), "src.sock", src);
-    let dst = FakeQemu::start(dir.path(), "dst.sock", dst);
+    let (src, dst) = fakes(dir.path(), src, dst);
     let mut argv = vec![
         "gp-migrate",
         "--no-wait-workload",
@@ -187,18 +239,7 @@ fn run(args: &[&str], src: Script, dst: Script) -> (Outcome, FakeQemu, FakeQemu)
         "1",
     ];
     argv.extend_from_slice(args);
-    let args = Args::try_parse_from(argv).unwrap();
-    let (_tx, signals) = crossbeam_channel::unbounded();
-    let mut out = Vec::new();
-    let started = Instant::now();
-    let status = engine::run(
-        args,
-        Cursor::new(input(&src, &dst).into_bytes()),
-        &mut out,
-        signals,
-    );
-    let elapsed = started.elapsed();
-    let text = String::from_utf8(out).unwrap();
+    let (status, text, elapsed) = run_engine(&argv, &src, &dst, None);
     let lines: Vec<String> = text.lines().map(String::from).collect();
     let records = lines
         .iter()
@@ -326,15 +367,15 @@ fn qemu_reporting_failed_is_a_failed_result_with_its_error_text() {
 fn input_that_ends_before_the_vms_is_an_error_naming_gp_launch() {
     let args = Args::try_parse_from(["gp-migrate", "--sleep", "0"]).unwrap();
     let (_tx, signals) = crossbeam_channel::unbounded();
-    let mut out = Vec::new();
+    let out = gp_testkit::SharedBuf::default();
     let status = engine::run(
         args,
         Cursor::new(b"{\"type\":\"mystery\"}\n".to_vec()),
-        &mut out,
+        out.clone(),
         signals,
     );
     assert_eq!(status, ExitStatus::Error);
-    let text = String::from_utf8(out).unwrap();
+    let text = out.text();
     assert!(text.starts_with("{\"type\":\"mystery\"}\n"), "{text}");
     assert!(text.contains("\"type\":\"stage_error\""), "{text}");
     assert!(text.contains("is gp-launch upstream"), "{text}");
@@ -343,30 +384,24 @@ fn input_that_ends_before_the_vms_is_an_error_naming_gp_launch() {
 #[test]
 fn a_signal_before_migrating_ends_the_run_with_an_interrupted_result() {
     let dir = tempfile::tempdir().unwrap();
-    let src = FakeQemu::start(dir.path(), "src.sock", qemu10);
-    let dst = FakeQemu::start(dir.path(), "dst.sock", qemu10);
-    let args = Args::try_parse_from(["gp-migrate", "--no-wait-workload", "--sleep", "30"]).unwrap();
-    let (tx, signals) = crossbeam_channel::unbounded();
+    let (src, dst) = fakes(dir.path(), qemu10, qemu10);
     // Signal once gp-migrate has configured the source and is settling.
-    let configured = Arc::clone(&src.commands);
-    std::thread::spawn(move || {
-        configured.wait_for("migrate-set-parameters", 1);
-        tx.send(signal_hook::consts::SIGTERM).unwrap();
-    });
-    let mut out = Vec::new();
-    let started = Instant::now();
-    let status = engine::run(
-        args,
-        Cursor::new(input(&src, &dst).into_bytes()),
-        &mut out,
-        signals,
+    let configured = SignalAfter {
+        command: "migrate-set-parameters",
+        times: 1,
+        signal: signal_hook::consts::SIGTERM,
+    };
+    let (status, text, elapsed) = run_engine(
+        &["gp-migrate", "--no-wait-workload", "--sleep", "30"],
+        &src,
+        &dst,
+        Some(configured),
     );
     assert_eq!(status, ExitStatus::Signal(15));
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        elapsed < Duration::from_secs(10),
         "the 30 s sleep was not interrupted"
     );
-    let text = String::from_utf8(out).unwrap();
     assert!(text.contains("\"outcome\":\"interrupted\""), "{text}");
     assert!(src.got("quit") && dst.got("quit"));
     // The scenario record still says what the run was and how far the wait got, before the
@@ -435,25 +470,20 @@ fn a_signal_in_post_copy_says_the_guest_is_lost_and_the_phase() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let src = FakeQemu::start(dir.path(), "src.sock", src);
-    let dst = FakeQemu::start(dir.path(), "dst.sock", qemu10);
-    let args = Args::try_parse_from(["gp-migrate", "--no-wait-workload", "--sleep", "0"]).unwrap();
-    let (tx, signals) = crossbeam_channel::unbounded();
+    let (src, dst) = fakes(dir.path(), src, qemu10);
     // Signal once the source has been polled in post-copy a few times.
-    let seen = Arc::clone(&src.commands);
-    std::thread::spawn(move || {
-        seen.wait_for("query-migrate", 3);
-        tx.send(signal_hook::consts::SIGINT).unwrap();
-    });
-    let mut out = Vec::new();
-    let status = engine::run(
-        args,
-        Cursor::new(input(&src, &dst).into_bytes()),
-        &mut out,
-        signals,
+    let polled = SignalAfter {
+        command: "query-migrate",
+        times: 3,
+        signal: signal_hook::consts::SIGINT,
+    };
+    let (status, text, _) = run_engine(
+        &["gp-migrate", "--no-wait-workload", "--sleep", "0"],
+        &src,
+        &dst,
+        Some(polled),
     );
     assert_eq!(status, ExitStatus::Signal(2));
-    let text = String::from_utf8(out).unwrap();
     let result: Value = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())

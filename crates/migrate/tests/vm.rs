@@ -189,9 +189,7 @@ fn pipeline(launch_args: &[&str], migrate_args: &[&str], hook: Hook<'_>) -> Run 
     let watchdog = std::thread::spawn(move || {
         if done_rx.recv_timeout(PIPELINE_DEADLINE).is_err() {
             for pid in [pids.1, pids.0] {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+                let _ = kill("-KILL", pid.into());
             }
             return true;
         }
@@ -231,8 +229,44 @@ fn pipeline(launch_args: &[&str], migrate_args: &[&str], hook: Hook<'_>) -> Run 
     run
 }
 
-fn run(migrate_args: &[&str]) -> Run {
-    pipeline(&[], migrate_args, &mut |_, _| true)
+/// Arguments written as on a command line, split at white space.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// gp-migrate with `migrate_args` (a command line) on a default gp-launch.
+fn run(migrate_args: &str) -> Run {
+    pipeline(&[], &words(migrate_args), &mut |_, _| true)
+}
+
+/// A migration that must complete: gp-launch with `launch_args`, gp-migrate with
+/// `migrate_args` (a command line), its figures printed under `name`, then [`assert_completed`].
+fn completed(name: &str, launch_args: &[&str], migrate_args: &str) -> Run {
+    let run = pipeline(launch_args, &words(migrate_args), &mut |_, _| true);
+    run.summary(name);
+    assert_completed(&run);
+    run
+}
+
+/// gp-migrate refused the run as unsupported by this QEMU (exit 6): the result's reason.
+fn refusal(run: &Run) -> String {
+    assert_eq!(run.migrate_code, Some(6), "{}", run.dump());
+    run.result()["reason"].as_str().unwrap().to_string()
+}
+
+/// The largest `info` figure, picked by `figure`, over every snapshot of either side (0 if none).
+fn max_progress(run: &Run, figure: impl Fn(&Value) -> Option<u64>) -> u64 {
+    run.of_type("progress")
+        .filter_map(|p| figure(&p["info"]))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Sends `signal`, as kill(1) takes it (`-KILL`), to `pid`.
+fn kill(signal: &str, pid: u64) -> std::io::Result<std::process::ExitStatus> {
+    Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
 }
 
 fn assert_completed(run: &Run) {
@@ -278,11 +312,11 @@ fn scenario(run: &Run) -> &Value {
 /// 4 s while `stress` dirties the guest's memory far faster, and with 1 ms of downtime allowed
 /// QEMU completes only once nothing is dirtied (the guest paused, or post-copy). Tests that
 /// assert a pause or a post-copy switch use it, so the migration cannot end before either.
-const NO_CONVERGENCE: [&str; 4] = ["--bandwidth", "64", "--downtime", "1"];
+const NO_CONVERGENCE: &str = "--bandwidth 64 --downtime 1";
 
-/// The arguments with [`NO_CONVERGENCE`].
-fn unconverging(args: &[&'static str]) -> Vec<&'static str> {
-    NO_CONVERGENCE.iter().chain(args).copied().collect()
+/// The arguments (a command line) with [`NO_CONVERGENCE`].
+fn unconverging(args: &str) -> String {
+    format!("{NO_CONVERGENCE} {args}")
 }
 
 /// The source reported this migration status, in a QMP event (the `events` capability is on,
@@ -304,15 +338,11 @@ fn paused_during_pre_copy(run: &Run) -> bool {
 #[test]
 fn pause_after_one_pass_completes_and_the_destination_runs_the_workload() {
     let _lock = vm_test_lock();
-    let run = run(&unconverging(&[
-        "--sleep",
-        "1",
-        "--pause",
-        "--pause-iters",
-        "1",
-    ]));
-    run.summary("pause");
-    assert_completed(&run);
+    let run = completed(
+        "pause",
+        &[],
+        &unconverging("--sleep 1 --pause --pause-iters 1"),
+    );
     assert!(paused_during_pre_copy(&run), "{}", run.dump());
     let actions = run.actions();
     assert!(
@@ -371,15 +401,11 @@ fn a_warm_guest_is_migrated_only_once_warm_and_steady_and_cold_says_cold() {
     let _lock = vm_test_lock();
     // --sleep 0.1 is far shorter than the first pass over 192 MiB under TCG (0.5 s on an idle
     // 2-core host; checked below).
-    let warm = run(&unconverging(&[
-        "--sleep",
-        "0.1",
-        "--pause",
-        "--pause-iters",
-        "1",
-    ]));
-    warm.summary("settle warm");
-    assert_completed(&warm);
+    let warm = completed(
+        "settle warm",
+        &[],
+        &unconverging("--sleep 0.1 --pause --pause-iters 1"),
+    );
     let settle = &scenario(&warm)["settle"];
     eprintln!("[settle warm] {settle}");
     assert_eq!(settle["criterion"], "warm+steady", "{}", warm.dump());
@@ -405,16 +431,11 @@ fn a_warm_guest_is_migrated_only_once_warm_and_steady_and_cold_says_cold() {
     let all_warm = src_warm_at(&warm).expect("every source thread warm");
     assert!(warm.action_time("migrate") >= all_warm, "{}", warm.dump());
 
-    let cold = run(&unconverging(&[
-        "--cold",
-        "--sleep",
-        "0.1",
-        "--pause",
-        "--pause-iters",
-        "1",
-    ]));
-    cold.summary("settle cold");
-    assert_completed(&cold);
+    let cold = completed(
+        "settle cold",
+        &[],
+        &unconverging("--cold --sleep 0.1 --pause --pause-iters 1"),
+    );
     let settle = &scenario(&cold)["settle"];
     eprintln!("[settle cold] {settle}");
     assert_eq!(settle["criterion"], "sleep", "{}", cold.dump());
@@ -440,17 +461,14 @@ fn post_copy_after_one_pass_completes_and_the_destination_keeps_running() {
     let _lock = vm_test_lock();
     // Post-copy made certain (no convergence before the switch) and slow enough, at 32 MiB/s,
     // for the guest to fault pages in on the destination.
-    let run = run(&unconverging(&[
-        "--sleep",
-        "1",
-        "--post-copy",
-        "--post-copy-iters",
-        "1",
-        "--parameter",
-        "max-postcopy-bandwidth=33554432",
-    ]));
-    run.summary("post-copy");
-    assert_completed(&run);
+    let run = completed(
+        "post-copy",
+        &[],
+        &unconverging(
+            "--sleep 1 --post-copy --post-copy-iters 1 \
+             --parameter max-postcopy-bandwidth=33554432",
+        ),
+    );
     assert_eq!(scenario(&run)["capabilities"]["postcopy-ram"], true);
     assert_eq!(scenario(&run)["dst_capabilities"]["postcopy-ram"], true);
     // Blocktime: measured on both sides where this QEMU has it (QEMU 10 does), reported by the
@@ -496,30 +514,16 @@ fn auto_converge_throttles_the_source() {
     // the downtime tight for it to throttle; the pause at pass 12 ends it for sure. It throttles
     // when a period dirties more than half of what it sent (12 MiB/s here): an unpaced guest
     // dirties several times that even sharing the cores with another VM test.
-    let run = run(&[
-        "--sleep",
-        "1",
-        "--auto-converge",
-        "--auto-converge-step",
-        "30",
-        "--bandwidth",
-        "24",
-        "--downtime",
-        "10",
-        "--pause",
-        "--pause-iters",
-        "12",
-    ]);
-    run.summary("auto-converge");
-    assert_completed(&run);
+    let run = completed(
+        "auto-converge",
+        &[],
+        "--sleep 1 --auto-converge --auto-converge-step 30 --bandwidth 24 --downtime 10 \
+         --pause --pause-iters 12",
+    );
     assert_eq!(scenario(&run)["capabilities"]["auto-converge"], true);
     assert_eq!(scenario(&run)["dst_capabilities"]["auto-converge"], false);
     assert_eq!(scenario(&run)["parameters"]["cpu-throttle-increment"], 30);
-    let throttled = run
-        .of_type("progress")
-        .filter_map(|p| p["info"]["cpu-throttle-percentage"].as_u64())
-        .max()
-        .unwrap_or(0);
+    let throttled = max_progress(&run, |info| info["cpu-throttle-percentage"].as_u64());
     eprintln!("[auto-converge] max cpu-throttle-percentage {throttled}");
     assert!(
         throttled > 0,
@@ -531,16 +535,11 @@ fn auto_converge_throttles_the_source() {
 #[test]
 fn xbzrle_caches_a_share_of_guest_ram() {
     let _lock = vm_test_lock();
-    let run = run(&[
-        "--sleep",
-        "1",
-        "--compression-xbzrle",
-        "--pause",
-        "--pause-iters",
-        "3",
-    ]);
-    run.summary("xbzrle");
-    assert_completed(&run);
+    let run = completed(
+        "xbzrle",
+        &[],
+        "--sleep 1 --compression-xbzrle --pause --pause-iters 3",
+    );
     assert_eq!(scenario(&run)["capabilities"]["xbzrle"], true);
     // 10% of 256 MiB, rounded down to a power of two.
     assert_eq!(
@@ -560,26 +559,15 @@ fn xbzrle_caches_a_share_of_guest_ram() {
 #[test]
 fn multifd_with_each_compression_method_this_qemu_has() {
     let _lock = vm_test_lock();
-    let none = run(&[
-        "--sleep",
-        "1",
-        "--multifd",
-        "--multifd-channels",
-        "2",
-        "--pause",
-        "--pause-iters",
-        "2",
-    ]);
-    none.summary("multifd");
-    assert_completed(&none);
+    let none = completed(
+        "multifd",
+        &[],
+        "--sleep 1 --multifd --multifd-channels 2 --pause --pause-iters 2",
+    );
     assert_eq!(scenario(&none)["capabilities"]["multifd"], true);
     assert_eq!(scenario(&none)["dst_capabilities"]["multifd"], true);
     assert_eq!(scenario(&none)["dst_parameters"]["multifd-channels"], 2);
-    let multifd_bytes = none
-        .of_type("progress")
-        .filter_map(|p| p["info"]["ram"]["multifd-bytes"].as_u64())
-        .max()
-        .unwrap_or(0);
+    let multifd_bytes = max_progress(&none, |info| info["ram"]["multifd-bytes"].as_u64());
     assert!(
         multifd_bytes > 0,
         "no bytes went over multifd channels\n{}",
@@ -589,18 +577,11 @@ fn multifd_with_each_compression_method_this_qemu_has() {
     // Methods this QEMU lacks are refused up front, naming the ones it has.
     let mut methods: Option<Vec<String>> = None;
     for method in ["qpl", "uadk"] {
-        let run = run(&[
-            "--sleep",
-            "0",
-            "--multifd",
-            "--multifd-compression",
-            method,
-            "--pause",
-            "--pause-iters",
-            "2",
-        ]);
+        let run = run(&format!(
+            "--sleep 0 --multifd --multifd-compression {method} --pause --pause-iters 2"
+        ));
         if run.migrate_code == Some(6) {
-            let reason = run.result()["reason"].as_str().unwrap().to_string();
+            let reason = refusal(&run);
             assert!(
                 reason.contains(&format!("multifd compression '{method}'")),
                 "{reason}"
@@ -625,18 +606,11 @@ fn multifd_with_each_compression_method_this_qemu_has() {
         {
             continue;
         }
-        let run = run(&[
-            "--sleep",
-            "1",
-            "--multifd",
-            "--multifd-compression",
-            method,
-            "--pause",
-            "--pause-iters",
-            "2",
-        ]);
-        run.summary(&format!("multifd-{method}"));
-        assert_completed(&run);
+        let run = completed(
+            &format!("multifd-{method}"),
+            &[],
+            &format!("--sleep 1 --multifd --multifd-compression {method} --pause --pause-iters 2"),
+        );
         assert_eq!(scenario(&run)["parameters"]["multifd-compression"], method);
         assert_eq!(
             scenario(&run)["dst_parameters"]["multifd-compression"],
@@ -653,7 +627,7 @@ fn multifd_with_each_compression_method_this_qemu_has() {
 #[test]
 fn multi_thread_compression_is_refused_clearly_on_this_qemu() {
     let _lock = vm_test_lock();
-    let run = run(&["--sleep", "0", "--compression-mt"]);
+    let run = run("--sleep 0 --compression-mt");
     // QEMU 9.1 removed it; this machine has QEMU 10.
     assert_eq!(run.migrate_code, Some(6), "{}", run.dump());
     let result = run.result();
@@ -699,16 +673,7 @@ fn max_iters_cancels_and_the_source_runs_on_until_shutdown() {
     // At 64 MiB/s every pass takes seconds, while the guest dirties its memory much faster:
     // with 1 ms of downtime allowed it cannot converge (1 ms alone is not enough: a guest
     // starved of CPU by a busy host can dirty so little that it converges).
-    let run = run(&[
-        "--sleep",
-        "1",
-        "--bandwidth",
-        "64",
-        "--downtime",
-        "1",
-        "--max-iters",
-        "2",
-    ]);
+    let run = run("--sleep 1 --bandwidth 64 --downtime 1 --max-iters 2");
     run.summary("max-iters");
     assert_eq!(run.migrate_code, Some(4), "{}", run.dump());
     let result = run.result();
@@ -750,13 +715,11 @@ fn max_iters_cancels_and_the_source_runs_on_until_shutdown() {
 #[test]
 fn tcp_transport_migrates() {
     let _lock = vm_test_lock();
-    let run = pipeline(
+    let run = completed(
+        "tcp",
         &["--transport", "tcp"],
-        &unconverging(&["--sleep", "1", "--pause", "--pause-iters", "1"]),
-        &mut |_, _| true,
+        &unconverging("--sleep 1 --pause --pause-iters 1"),
     );
-    run.summary("tcp");
-    assert_completed(&run);
     assert!(paused_during_pre_copy(&run), "{}", run.dump());
     let dst = run.of_type("vm").find(|v| v["role"] == "dst").unwrap();
     assert!(
@@ -774,13 +737,11 @@ fn tcp_transport_migrates() {
 fn unix_transport_migrates_without_pausing() {
     let _lock = vm_test_lock();
     // Post-copy after two passes: the unix socket path, no pause involved.
-    let run = pipeline(
+    let run = completed(
+        "unix",
         &["--transport", "unix"],
-        &unconverging(&["--sleep", "1", "--post-copy", "--post-copy-iters", "2"]),
-        &mut |_, _| true,
+        &unconverging("--sleep 1 --post-copy --post-copy-iters 2"),
     );
-    run.summary("unix");
-    assert_completed(&run);
     assert!(src_reached(&run, "postcopy-active"), "{}", run.dump());
     assert!(
         !run.actions().iter().any(|(a, _)| a == "pause"),
@@ -797,21 +758,11 @@ fn unix_transport_migrates_without_pausing() {
 #[test]
 fn generic_capability_and_parameter_reach_qemu() {
     let _lock = vm_test_lock();
-    let run = run(&[
-        "--sleep",
-        "1",
-        "--pause",
-        "--pause-iters",
-        "1",
-        "--capability",
-        "return-path=on",
-        "--parameter",
-        "announce-max=600",
-        "--parameter",
-        "cpu-throttle-tailslow=on",
-        "--parameter",
-        "max-cpu-throttle=75",
-    ]);
+    let run = run(
+        "--sleep 1 --pause --pause-iters 1 --capability return-path=on \
+         --parameter announce-max=600 --parameter cpu-throttle-tailslow=on \
+         --parameter max-cpu-throttle=75",
+    );
     assert_completed(&run);
     let s = scenario(&run);
     // Read back from query-migrate-capabilities / query-migrate-parameters after setting.
@@ -841,9 +792,8 @@ fn generic_capability_and_parameter_reach_qemu() {
 #[test]
 fn an_unknown_parameter_is_refused_naming_it_and_the_qemu_version() {
     let _lock = vm_test_lock();
-    let run = run(&["--sleep", "0", "--parameter", "warp-factor=9"]);
-    assert_eq!(run.migrate_code, Some(6), "{}", run.dump());
-    let reason = run.result()["reason"].as_str().unwrap().to_string();
+    let run = run("--sleep 0 --parameter warp-factor=9");
+    let reason = refusal(&run);
     assert!(
         reason.contains("'warp-factor'") && reason.contains("QEMU 10"),
         "{reason}"
@@ -865,10 +815,7 @@ fn destination_killed_mid_migration_fails_and_nothing_is_left() {
             let transferred = r["info"]["ram"]["transferred"].as_u64().unwrap_or(0);
             if transferred > 4 << 20 {
                 let pid = dst_pid.expect("dst vm record before progress");
-                Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status()
-                    .unwrap();
+                kill("-KILL", pid).unwrap();
                 killed = true;
             }
         }
@@ -895,10 +842,7 @@ fn sigterm_cancels_records_interrupted_and_ends_the_run() {
         &["--sleep", "1", "--bandwidth", "16"],
         &mut |r, pid| {
             if !sent && r["type"] == "progress" && r["status"] == "active" {
-                Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status()
-                    .unwrap();
+                kill("-TERM", pid.into()).unwrap();
                 sent = true;
             }
             true
@@ -946,9 +890,8 @@ fn a_closed_output_cancels_and_ends_the_run() {
 #[test]
 fn dirty_limit_is_refused_under_tcg() {
     let _lock = vm_test_lock();
-    let run = run(&["--sleep", "0", "--dirty-limit"]);
-    assert_eq!(run.migrate_code, Some(6), "{}", run.dump());
-    let reason = run.result()["reason"].as_str().unwrap().to_string();
+    let run = run("--sleep 0 --dirty-limit");
+    let reason = refusal(&run);
     assert!(
         reason.starts_with("dirty-limit (--dirty-limit) is not supported by QEMU 10"),
         "{reason}"
@@ -958,20 +901,10 @@ fn dirty_limit_is_refused_under_tcg() {
 }
 
 /// A guest dirtying `rate` (gp-launch --stress-dirty-rate) in `pattern`, with these gp-migrate
-/// options.
-fn dirtying(rate: &str, pattern: &str, mem: &str, migrate_args: &[&str]) -> Run {
-    pipeline(
-        &[
-            "--mem",
-            mem,
-            "--stress-dirty-rate",
-            rate,
-            "--stress-pattern",
-            pattern,
-        ],
-        migrate_args,
-        &mut |_, _| true,
-    )
+/// options (a command line).
+fn dirtying(rate: &str, pattern: &str, mem: &str, migrate_args: &str) -> Run {
+    let launch = format!("--mem {mem} --stress-dirty-rate {rate} --stress-pattern {pattern}");
+    pipeline(&words(&launch), &words(migrate_args), &mut |_, _| true)
 }
 
 #[test]
@@ -986,7 +919,7 @@ fn qemu_s_dirty_rate_estimate_rises_with_the_set_rate() {
             rate,
             "seq",
             "256M",
-            &["--sleep", "0", "--calc-dirty-rate", "1", "--max-iters", "3"],
+            "--sleep 0 --calc-dirty-rate 1 --max-iters 3",
         );
         let records: Vec<&Value> = run.of_type("dirty_rate").collect();
         let modes: Vec<&str> = records
@@ -1040,14 +973,14 @@ fn pre_copy_converges_below_the_bandwidth_and_not_above_it() {
     // --sleep 1: the destination runs the workload a while after completing (assert_completed).
     // 256 MiB (a 144 MiB working set): the first pass takes about 5 s at 32 MiB/s, so 15 s
     // leave the 128 MiB/s guest passes enough to show that none ends the migration.
-    let limits = ["--sleep", "1", "--bandwidth", "32", "--max-time", "15"];
+    let limits = "--sleep 1 --bandwidth 32 --max-time 15";
     // 8 MiB/s against 32 MiB/s: each pass is a quarter of the one before; it completes.
-    let slow = dirtying("8M", "random", "256M", &limits);
+    let slow = dirtying("8M", "random", "256M", limits);
     slow.summary("converges");
     assert_completed(&slow);
     assert!(migration_s(&slow) < 60.0, "{}", slow.dump());
     // 128 MiB/s against 32 MiB/s: every pass leaves more dirty than it sent; never completes.
-    let fast = dirtying("128M", "random", "256M", &limits);
+    let fast = dirtying("128M", "random", "256M", limits);
     fast.summary("does not converge");
     assert_eq!(fast.result()["outcome"], "cancelled", "{}", fast.dump());
     assert_eq!(fast.migrate_code, Some(4), "{}", fast.dump());

@@ -30,6 +30,31 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// gp-plot with every optional series, the SVG named by `output_flag` (`--output` or `-o`): it
+/// must succeed; the SVG's text.
+fn svg_with_every_series(output_flag: &str, svg: &Path, input: &Path) -> String {
+    let out = gp_plot(&[
+        &output_flag,
+        &svg,
+        &"--split-guest-cpu",
+        &"--qemu-cpu",
+        &"--vcpu-cpu",
+        &"--migration-cpu",
+        &"--migration-iters",
+        &input,
+    ]);
+    assert!(out.status.success());
+    std::fs::read_to_string(svg).unwrap()
+}
+
+/// gp-plot of `inputs` to `png` with no size given: it must succeed and the PNG be 1280x800.
+fn assert_default_size_png(png: &Path, inputs: &[&Path]) {
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"-o", &png];
+    args.extend(inputs.iter().map(|i| i as &dyn AsRef<std::ffi::OsStr>));
+    assert!(gp_plot(&args).status.success());
+    assert_eq!(png_size(png), (1280, 800));
+}
+
 /// Decodes a PNG and returns its size.
 fn png_size(path: &Path) -> (u32, u32) {
     let img = image::open(path).expect("the PNG decodes");
@@ -45,18 +70,7 @@ fn svg_of_one_report_has_lines_axes_annotations_and_table() {
     });
     let input = write_report(dir.path(), "precopy-run.json", &report);
     let svg = dir.path().join("chart.svg");
-    let out = gp_plot(&[
-        &"--output",
-        &svg,
-        &"--split-guest-cpu",
-        &"--qemu-cpu",
-        &"--vcpu-cpu",
-        &"--migration-cpu",
-        &"--migration-iters",
-        &input,
-    ]);
-    assert!(out.status.success());
-    let text = std::fs::read_to_string(&svg).unwrap();
+    let text = svg_with_every_series("--output", &svg, &input);
     assert!(text.starts_with("<svg"));
     for want in [
         // axis titles
@@ -192,9 +206,7 @@ fn original_guestperf_results_render() {
                 "{want:?} missing from the chart of {name}"
             );
         }
-        let png = dir.path().join(format!("{name}.png"));
-        assert!(gp_plot(&[&"-o", &png, &input]).status.success());
-        assert_eq!(png_size(&png), (1280, 800));
+        assert_default_size_png(&dir.path().join(format!("{name}.png")), &[&input]);
     }
     let text = std::fs::read_to_string(dir.path().join("original-postcopy.json.svg")).unwrap();
     assert!(text.contains("postcopy-active"));
@@ -205,18 +217,7 @@ fn a_real_gp_collect_report_renders() {
     let dir = tempfile::tempdir().unwrap();
     let input = fixture("gp-collect-tcg-precopy.json");
     let svg = dir.path().join("real.svg");
-    let out = gp_plot(&[
-        &"-o",
-        &svg,
-        &"--split-guest-cpu",
-        &"--qemu-cpu",
-        &"--vcpu-cpu",
-        &"--migration-cpu",
-        &"--migration-iters",
-        &input,
-    ]);
-    assert!(out.status.success());
-    let text = std::fs::read_to_string(&svg).unwrap();
+    let text = svg_with_every_series("-o", &svg, &input);
     for want in [
         "guest thread 0 (dst)",
         "QEMU dst",
@@ -232,9 +233,7 @@ fn a_real_gp_collect_report_renders() {
     }
     // The 300 ms stall in one 20 ms chunk is cut off at the top and its peak labelled.
     assert!(text.contains("\u{2191} 44728 ms/GB"));
-    let png = dir.path().join("real.png");
-    assert!(gp_plot(&[&"-o", &png, &input]).status.success());
-    assert_eq!(png_size(&png), (1280, 800));
+    assert_default_size_png(&dir.path().join("real.png"), &[&input]);
 }
 
 #[test]
@@ -272,9 +271,7 @@ fn several_reports_share_one_chart() {
     for colour in ["#0072B2", "#D55E00", "#009E73"] {
         assert!(text.contains(colour), "colour {colour} missing");
     }
-    let png = dir.path().join("cmp.png");
-    assert!(gp_plot(&[&"-o", &png, &a, &b, &c]).status.success());
-    assert_eq!(png_size(&png), (1280, 800));
+    assert_default_size_png(&dir.path().join("cmp.png"), &[&a, &b, &c]);
 }
 
 #[test]

@@ -30,4 +30,6 @@ pub use procs::{
 };
 pub use ssh_host::{SshHost, SshHostOptions, HOST};
 pub use stages::Stages;
-pub use vm::{initrd, require_qemu, vm_test_lock, vm_test_lock_alone, wait_until, VmTestLock};
+pub use vm::{
+    initrd, require_qemu, vm_test_lock, vm_test_lock_alone, wait_until, VmTestLock, SMALL_TCG_GUEST,
+};

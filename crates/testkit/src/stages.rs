@@ -99,6 +99,17 @@ impl Stages {
             .map(|(name, child)| (*name, child.wait().unwrap()))
             .collect()
     }
+
+    /// Waits as [`Stages::wait`] does and fails the test unless every stage exited with
+    /// success; returns every stage's stderr.
+    pub fn wait_success(&mut self) -> String {
+        let statuses = self.wait();
+        let logs = self.stderr();
+        for (name, status) in &statuses {
+            assert!(status.success(), "{name} exited with {status}\n{logs}");
+        }
+        logs
+    }
 }
 
 impl Drop for Stages {
@@ -139,6 +150,17 @@ mod tests {
         assert!(statuses.iter().all(|(_, s)| s.success()), "{statuses:?}");
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "HELLO\n");
         assert!(stages.stderr().contains("--- first stderr ---\noops\n"));
+    }
+
+    #[test]
+    #[should_panic(expected = "failing exited with exit status: 3")]
+    fn a_stage_that_fails_fails_wait_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stages = Stages::new(dir.path(), Duration::from_secs(60));
+        stages
+            .pipe("fine", &mut Command::new("true"))
+            .last("failing", Command::new("sh").args(["-c", "exit 3"]));
+        stages.wait_success();
     }
 
     #[test]

@@ -100,6 +100,10 @@ pub fn require_qemu() -> gp_qemu::binary::QemuBinary {
     binary
 }
 
+/// gp-launch's options for the guest a VM test boots unless it needs another: 256 MiB, one vCPU,
+/// under TCG.
+pub const SMALL_TCG_GUEST: &[&str] = &["--accel", "tcg", "--mem", "256M", "--cpus", "1"];
+
 /// The stress initrd the tools use by default; panics with the set-up hint when it is missing.
 pub fn initrd() -> PathBuf {
     let path = gp_qemu::paths::default_initrd();
