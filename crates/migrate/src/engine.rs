@@ -1,8 +1,10 @@
 //! The run: read gp-launch's records, connect to both VMs, configure, migrate, watch, act, end.
 //!
-//! One thread reads the input, one forwards SIGINT/SIGTERM/SIGHUP; the main thread owns stdout
-//! and both QMP connections ([`Monitors`]), so every record is written from one place and every
-//! wait is bounded. The decisions are elsewhere and pure: [`plan`] (what to configure),
+//! One thread reads the input and passes it on (`gp_stage::passthrough`): the workload's records
+//! it passes on and notes for the main thread, which reads the notes whenever it waits; the
+//! `launch`, `vm` and `vm_exit` lines and unreadable ones it hands to the main thread. One
+//! thread forwards SIGINT/SIGTERM/SIGHUP. The main thread writes gp-migrate's own records and
+//! owns both QMP connections ([`Monitors`]), and every wait is bounded. The decisions are elsewhere and pure: [`plan`] (what to configure),
 //! [`Watch`] and [`decide`] (what each snapshot calls for); here is the I/O
 //! around them.
 
@@ -13,9 +15,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use gp_qemu::qmp::{Qmp, QmpError, Reply};
 use gp_records::migrate::{Action, MigrationResult, Outcome, QmpEvent, ScenarioRecord, Settle};
-use gp_records::ndjson::{Line, ReadError, Reader, WriteError, Writer};
+use gp_records::ndjson::{Line, WriteError};
 use gp_records::{now_s, Launch, Record, Role, StageError, Vm, VmExit};
 use gp_stage::error_chain;
+use gp_stage::passthrough::{self, Handoff, Input, Output, Route};
 use qapi::qmp;
 use serde_json::{Map, Value};
 
@@ -41,13 +44,6 @@ const UNQUIT_DRAIN: Duration = Duration::from_secs(5);
 const DIRTY_RATE_GRACE: Duration = Duration::from_secs(10);
 /// After the source completed, longest wait for the destination's side to say so.
 const DST_FINAL_WAIT: Duration = Duration::from_secs(5);
-
-/// What came in on stdin.
-enum Input {
-    Line(Box<Line>),
-    Bad(ReadError),
-    End,
-}
 
 /// Why the run must stop now.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,9 +77,12 @@ fn vm_index(role: Role) -> usize {
 
 struct Run<W: Write> {
     args: Args,
-    out: Writer<W>,
+    out: Output<W>,
     out_closed: bool,
+    /// The lines the input thread hands over (see [`route`]); disconnected at the input's end.
     input: Receiver<Input>,
+    /// The workload's records, passed on already: read by [`Run::pump`] before it returns.
+    workload: Receiver<Line>,
     input_ended: bool,
     signals: Receiver<i32>,
     launch: Option<Launch>,
@@ -121,32 +120,20 @@ struct Run<W: Write> {
 pub fn run<R, W>(args: Args, input: R, output: W, signals: Receiver<i32>) -> ExitStatus
 where
     R: BufRead + Send + 'static,
-    W: Write,
+    W: Write + Send + 'static,
 {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::Builder::new()
-        .name("gp-migrate-input".into())
-        .spawn(move || {
-            for item in Reader::new(input) {
-                let msg = match item {
-                    Ok(line) => Input::Line(Box::new(line)),
-                    Err(e) => Input::Bad(e),
-                };
-                if tx.send(msg).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send(Input::End);
-        })
+    let out = Output::new(output);
+    let inputs = passthrough::spawn("gp-migrate-input", input, out.clone(), route)
         .expect("spawn input thread");
     let monitors = Monitors::new(signals.clone(), Duration::from_secs_f64(args.qmp_timeout));
     let args_steady_max = args.steady_max;
     let mut run = Run {
         display: StatusLine::stderr(),
         args,
-        out: Writer::new(output),
+        out,
         out_closed: false,
-        input: rx,
+        input: inputs.handed,
+        workload: inputs.noted,
         input_ended: false,
         signals,
         launch: None,
@@ -165,7 +152,24 @@ where
         settle_began: None,
         dirty_rate_modes: None,
     };
-    run.main()
+    let status = run.main();
+    run.out.stop_input();
+    status
+}
+
+/// gp-migrate acts on the `launch`, `vm` and `vm_exit` lines, follows the workload, and passes
+/// everything on.
+fn route(line: &Line) -> Route {
+    match line.record {
+        Some(Record::Launch(_) | Record::Vm(_) | Record::VmExit(_)) => Route::Hand,
+        Some(
+            Record::GuestStart(_)
+            | Record::GuestProgress(_)
+            | Record::GuestWarm(_)
+            | Record::GuestGb(_),
+        ) => Route::PassAndNote,
+        _ => Route::Pass,
+    }
 }
 
 impl<W: Write> Run<W> {
@@ -459,6 +463,7 @@ impl<W: Write> Run<W> {
             eprintln!("{STAGE}: {e}");
         }
         self.out_closed = true;
+        self.out.stop_input();
         Err(Stop::OutputClosed)
     }
 
@@ -480,55 +485,38 @@ impl<W: Write> Run<W> {
         }))
     }
 
-    /// Handles one input line: passes it through and notes what it tells.
+    /// Handles one line the input thread handed over: passes it on and notes what it tells.
     fn handle(&mut self, msg: Input) -> Result<(), Stop> {
         match msg {
-            Input::End => self.input_ended = true,
-            Input::Bad(e) => {
-                self.bad_lines += 1;
-                self.say(&format!("warning: {}", gp_stage::error_chain(&e)));
-            }
-            Input::Line(line) => {
-                if !self.out_closed {
-                    if let Err(e) = self.out.write_raw(&line.raw) {
-                        return self.write_failed(e);
+            Input::WriteFailed(e) => return self.write_failed(e),
+            Input::Line(handoff) => {
+                // The input thread waits for `_done`'s drop: nothing passes this line.
+                let Handoff { line, done: _done } = *handoff;
+                match line {
+                    Err(e) => {
+                        self.bad_lines += 1;
+                        self.say(&format!("warning: {}", gp_stage::error_chain(&e)));
                     }
-                }
-                match line.record {
-                    Some(Record::Launch(l)) => self.launch = Some(l),
-                    Some(Record::Vm(vm)) => {
-                        let i = vm_index(vm.role);
-                        self.vms[i] = Some(vm);
-                    }
-                    Some(Record::VmExit(e)) => {
-                        let i = vm_index(e.role);
-                        self.exits[i] = Some(e);
-                    }
-                    Some(Record::GuestStart(g)) => {
-                        self.saw_workload(g.role, g.time_s);
-                        if g.role == Role::Src {
-                            self.tracker.start(&g);
+                    Ok(line) => {
+                        if !self.out_closed {
+                            let written = self.out.lock().write_raw(&line.raw);
+                            if let Err(e) = written {
+                                return self.write_failed(e);
+                            }
+                        }
+                        match line.record {
+                            Some(Record::Launch(l)) => self.launch = Some(l),
+                            Some(Record::Vm(vm)) => {
+                                let i = vm_index(vm.role);
+                                self.vms[i] = Some(vm);
+                            }
+                            Some(Record::VmExit(e)) => {
+                                let i = vm_index(e.role);
+                                self.exits[i] = Some(e);
+                            }
+                            _ => {}
                         }
                     }
-                    Some(Record::GuestProgress(g)) => {
-                        self.saw_workload(g.role, g.time_s);
-                        if g.role == Role::Src {
-                            self.tracker.progress(&g);
-                        }
-                    }
-                    Some(Record::GuestWarm(g)) => {
-                        self.saw_workload(g.role, g.time_s);
-                        if g.role == Role::Src {
-                            self.tracker.warm(&g);
-                        }
-                    }
-                    Some(Record::GuestGb(g)) => {
-                        self.saw_workload(g.role, g.time_s);
-                        if g.role == Role::Src {
-                            self.tracker.other(g.time_s);
-                        }
-                    }
-                    _ => {}
                 }
             }
         }
@@ -536,6 +524,39 @@ impl<W: Write> Run<W> {
             return Err(Stop::OutputClosed);
         }
         Ok(())
+    }
+
+    /// Follows the workload's records the input thread passed on since the last call.
+    fn note_workload(&mut self) {
+        while let Ok(line) = self.workload.try_recv() {
+            match line.record {
+                Some(Record::GuestStart(g)) => {
+                    self.saw_workload(g.role, g.time_s);
+                    if g.role == Role::Src {
+                        self.tracker.start(&g);
+                    }
+                }
+                Some(Record::GuestProgress(g)) => {
+                    self.saw_workload(g.role, g.time_s);
+                    if g.role == Role::Src {
+                        self.tracker.progress(&g);
+                    }
+                }
+                Some(Record::GuestWarm(g)) => {
+                    self.saw_workload(g.role, g.time_s);
+                    if g.role == Role::Src {
+                        self.tracker.warm(&g);
+                    }
+                }
+                Some(Record::GuestGb(g)) => {
+                    self.saw_workload(g.role, g.time_s);
+                    if g.role == Role::Src {
+                        self.tracker.other(g.time_s);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// A signal that arrived during a QMP call (which it cut short) stops the run: the call's
@@ -552,8 +573,15 @@ impl<W: Write> Run<W> {
         self.last_workload_s[vm_index(role)] = Some(time_s);
     }
 
-    /// Handles input and signals until `until`. Returns early only to stop.
+    /// Handles input and signals until `until`, then follows the workload's records that came
+    /// meanwhile. Returns early only to stop.
     fn pump(&mut self, until: Instant) -> Result<(), Stop> {
+        let pumped = self.pump_handed(until);
+        self.note_workload();
+        pumped
+    }
+
+    fn pump_handed(&mut self, until: Instant) -> Result<(), Stop> {
         loop {
             if let Ok(sig) = self.signals.try_recv() {
                 return Err(Stop::Signal(sig));

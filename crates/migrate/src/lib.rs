@@ -71,7 +71,7 @@ impl ExitStatus {
 pub fn run<R, W>(args: Args, input: R, output: W) -> Result<ExitStatus, std::io::Error>
 where
     R: BufRead + Send + 'static,
-    W: Write,
+    W: Write + Send + 'static,
 {
     let signals = gp_stage::signals::Forwarder::start()?;
     Ok(engine::run(args, input, output, signals.receiver().clone()))

@@ -8,8 +8,10 @@
 //! `vm_exit` record (all its samples precede that record in the output) or when the process is
 //! gone; the stage ends when its input ends.
 //!
-//! Threads: one reads the input, one samples, one forwards signals; the main thread owns the
-//! only writer and selects over the three channels.
+//! Threads: one reads the input and passes on the lines gp-sample only forwards (most of them:
+//! see `gp_stage::passthrough`), one samples, one forwards signals; the main thread handles the
+//! `vm`, `vm_exit` and `clock_offset` lines and malformed ones, writes the samples, and selects
+//! over the three channels.
 
 // `say!`: a line for people on stderr; a closed stderr is ignored rather than a panic.
 #[macro_use]
@@ -24,8 +26,9 @@ use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use crossbeam_channel::{after, never, select, tick, unbounded, Receiver, Sender};
-use gp_records::ndjson::{Line, ReadError, Reader, WriteError, Writer};
+use gp_records::ndjson::{Line, ReadError, WriteError, Writer};
 use gp_records::{CpuSample, Record, Role, StageError};
+use gp_stage::passthrough::{self, Handoff, Input, Output, Route};
 use thiserror::Error;
 
 use procstat::Target;
@@ -112,20 +115,12 @@ pub fn run<R, W>(
 ) -> Result<Ended, Error>
 where
     R: BufRead + Send + 'static,
-    W: Write,
+    W: Write + Send + 'static,
 {
-    let mut out = Writer::new(output);
-    let (line_tx, line_rx) = crossbeam_channel::bounded::<Result<Line, ReadError>>(256);
-    std::thread::Builder::new()
-        .name("input".into())
-        .spawn(move || {
-            for item in Reader::new(input) {
-                if line_tx.send(item).is_err() {
-                    return;
-                }
-            }
-        })
-        .map_err(|e| Error::Spawn("input", e))?;
+    let out = Output::new(output);
+    let line_rx = passthrough::spawn("input", input, out.clone(), route)
+        .map_err(|e| Error::Spawn("input", e))?
+        .handed;
 
     let (ctl_tx, ctl_rx) = unbounded::<Ctl>();
     let (out_tx, out_rx) = unbounded::<Out>();
@@ -139,7 +134,7 @@ where
     let mut malformed = Vec::new();
     let ended = main_loop(
         opts,
-        &mut out,
+        &out,
         &line_rx,
         &ctl_tx,
         &out_rx,
@@ -147,6 +142,8 @@ where
         &mut malformed,
         &mut remotes,
     );
+    // Nothing from the input after this point: it ended, or the stage is ending without it.
+    out.stop_input();
     // Remote samplers' last samples are queued before the drain below.
     remotes.stop_all();
 
@@ -155,6 +152,7 @@ where
     let _ = sampler.join();
     let ended = ended.and_then(|ended| {
         if ended != Ended::OutputClosed {
+            let mut out = out.lock();
             for msg in out_rx.try_iter() {
                 if let Out::Sample(s) = msg {
                     match out.write(&Record::CpuSample(s)) {
@@ -180,12 +178,21 @@ where
     }
 }
 
+/// gp-sample acts on `vm`, `vm_exit` and `clock_offset` lines; the input thread passes every
+/// other one on itself.
+fn route(line: &Line) -> Route {
+    match line.record {
+        Some(Record::Vm(_) | Record::VmExit(_) | Record::ClockOffset(_)) => Route::Hand,
+        _ => Route::Pass,
+    }
+}
+
 // The channels and the state the loop owns, each its own argument.
 #[allow(clippy::too_many_arguments)]
 fn main_loop<W: Write>(
     opts: &Options,
-    out: &mut Writer<W>,
-    lines: &Receiver<Result<Line, ReadError>>,
+    out: &Output<W>,
+    lines: &Receiver<Input>,
     ctl: &Sender<Ctl>,
     samples: &Receiver<Out>,
     signals: &Receiver<i32>,
@@ -199,12 +206,20 @@ fn main_loop<W: Write>(
         select! {
             recv(lines) -> item => match item {
                 Err(_) => return Ok(ended(signalled)),
-                Ok(Ok(line)) => pass_line(out, &line, ctl, samples, remotes)?,
-                Ok(Err(e)) => {
-                    // The line itself cannot be passed on: say so in the stream and carry on.
-                    say!("{STAGE}: {e}");
-                    out.write(&Record::StageError(StageError::new(STAGE, e.to_string())))?;
-                    malformed.push(e);
+                Ok(Input::WriteFailed(e)) => return Err(e.into()),
+                Ok(Input::Line(handoff)) => {
+                    // The input thread waits for `_done`'s drop, after this line's records.
+                    let Handoff { line, done: _done } = *handoff;
+                    match line {
+                        Ok(line) => pass_line(&mut out.lock(), &line, ctl, samples, remotes)?,
+                        Err(e) => {
+                            // The line itself cannot be passed on: say so in the stream, go on.
+                            say!("{STAGE}: {e}");
+                            let e_text = e.to_string();
+                            out.write(&Record::StageError(StageError::new(STAGE, e_text)))?;
+                            malformed.push(e);
+                        }
+                    }
                 }
             },
             recv(samples) -> msg => {
@@ -237,12 +252,14 @@ fn main_loop<W: Write>(
 
 /// Says in the stream that a signal ended the stage before its input did, so the report tells
 /// why the records stop there. Best effort: the output may be gone too.
-fn cut_short<W: Write>(out: &mut Writer<W>, sig: i32, when: &str) {
+fn cut_short<W: Write>(out: &Output<W>, sig: i32, when: &str) {
     let name = gp_stage::signals::signal_name(sig);
     let message = format!(
         "ended by {name} ({when}) with its input still open: records after this one did not \
          pass through gp-sample"
     );
+    let mut out = out.lock();
+    out.stop_input();
     let _ = out.write(&Record::StageError(StageError::signalled(
         STAGE, sig, message,
     )));
@@ -357,6 +374,7 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gp_testkit::SharedBuf;
 
     #[test]
     fn intervals() {
@@ -371,7 +389,7 @@ mod tests {
     }
 
     fn run_on(input: String) -> (Result<Ended, Error>, String) {
-        let mut out = Vec::new();
+        let out = SharedBuf::default();
         let (_tx, rx) = unbounded();
         let opts = Options {
             interval: Duration::from_millis(20),
@@ -380,10 +398,10 @@ mod tests {
         let r = run(
             &opts,
             std::io::Cursor::new(input.into_bytes()),
-            &mut out,
+            out.clone(),
             rx,
         );
-        (r, String::from_utf8(out).unwrap())
+        (r, out.text())
     }
 
     #[test]
@@ -450,10 +468,10 @@ mod tests {
             interval: Duration::from_millis(20),
             grace: Duration::from_millis(50),
         };
-        let mut out = Vec::new();
-        let r = run(&opts, std::io::BufReader::new(input), &mut out, rx);
+        let out = SharedBuf::default();
+        let r = run(&opts, std::io::BufReader::new(input), out.clone(), rx);
         assert_eq!(r.unwrap(), Ended::Signal(signal_hook::consts::SIGTERM));
-        let out = String::from_utf8(out).unwrap();
+        let out = out.text();
         let last: Record = serde_json::from_str(out.lines().last().unwrap()).unwrap();
         let Record::StageError(e) = last else {
             panic!("no stage_error: {out}")

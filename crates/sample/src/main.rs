@@ -15,12 +15,7 @@ fn main() -> ExitCode {
             grace,
         };
         let input = std::io::BufReader::with_capacity(1 << 16, stdin);
-        let ended = run(
-            &opts,
-            input,
-            std::io::stdout().lock(),
-            signals.receiver().clone(),
-        )?;
+        let ended = run(&opts, input, std::io::stdout(), signals.receiver().clone())?;
         Ok::<_, Error>(match ended {
             Ended::EndOfInput | Ended::OutputClosed => ExitCode::SUCCESS,
             Ended::Signal(sig) => ExitCode::from(gp_stage::signal_exit_code(sig)),

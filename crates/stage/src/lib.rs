@@ -10,6 +10,8 @@
 //! - [`error`]: an error and its causes printed once each, `stage: error: cause: cause`.
 //! - [`exit`]: the `main()` of a binary in one call ([`main`]): run, print the error chain naming
 //!   the stage once, map the outcome to the documented exit code.
+//! - [`passthrough`]: a filter stage's input thread, which passes the lines the stage only
+//!   forwards on itself and hands the main thread the rest, in order.
 //! - [`status`]: the one live status line on a terminal (gp-migrate's progress, gp-batch's).
 //! - [`say!`]: a line on stderr that never panics when stderr is gone.
 //!
@@ -31,6 +33,7 @@ pub mod argv;
 pub mod duration;
 pub mod error;
 pub mod exit;
+pub mod passthrough;
 pub mod signals;
 pub mod status;
 
