@@ -56,16 +56,12 @@ mod tests {
     }
 
     #[test]
-    fn grace_is_10_s_by_default_and_the_older_spelling_still_works() {
+    fn the_older_grace_spelling_still_works_alone() {
+        // --grace itself (default, units, range) is tested with gp_stage::signals::GraceArgs.
         use clap::Parser;
         use std::time::Duration;
         let cli = super::Cli::parse_from(["gp-collect"]);
-        assert_eq!(
-            (cli.grace.grace, cli.grace_s),
-            (Duration::from_secs(10), None)
-        );
-        let cli = super::Cli::parse_from(["gp-collect", "--grace", "300ms"]);
-        assert_eq!(cli.grace.grace, Duration::from_millis(300));
+        assert_eq!(cli.grace_s, None);
         let cli = super::Cli::parse_from(["gp-collect", "--grace-s", "2.5"]);
         assert_eq!(cli.grace_s, Some(Duration::from_millis(2500)));
         assert!(

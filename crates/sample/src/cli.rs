@@ -29,11 +29,4 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
-
-    #[test]
-    fn grace_is_10_s_by_default() {
-        use clap::Parser;
-        let cli = super::Cli::parse_from(["gp-sample"]);
-        assert_eq!(cli.grace.grace, std::time::Duration::from_secs(10));
-    }
 }

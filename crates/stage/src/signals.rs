@@ -156,4 +156,28 @@ mod tests {
         tx.send(SIGHUP).unwrap();
         assert_eq!(f.pending(), Some(SIGHUP));
     }
+
+    #[test]
+    fn grace_is_10_s_by_default_with_a_unit_and_at_most_an_hour() {
+        use clap::Parser;
+        use std::time::Duration;
+        #[derive(Parser)]
+        struct Stage {
+            #[command(flatten)]
+            grace: GraceArgs,
+        }
+        let grace = |args: &[&str]| {
+            Stage::try_parse_from(std::iter::once("stage").chain(args.iter().copied()))
+                .map(|s| s.grace.grace)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(grace(&[]), Ok(Duration::from_secs(10)));
+        assert_eq!(grace(&["--grace", "300ms"]), Ok(Duration::from_millis(300)));
+        assert_eq!(grace(&["--grace", "0s"]), Ok(Duration::ZERO));
+        assert!(grace(&["--grace", "2"])
+            .unwrap_err()
+            .contains("needs a unit"));
+        assert!(grace(&["--grace", "2h"]).is_err());
+        assert!(grace(&["--grace", "3601s"]).is_err());
+    }
 }
