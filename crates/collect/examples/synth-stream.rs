@@ -9,7 +9,7 @@
 
 use std::io::{BufWriter, Write};
 
-use gp_records::launch::{GuestProgress, HostInfo, Launch, Vm, VmExit};
+use gp_records::launch::{GuestProgress, Vm, VmExit};
 use gp_records::migrate::{MigrationResult, Outcome, Progress, QmpEvent, Scenario};
 use gp_records::sample::{CpuSample, CpuTime, ThreadClass, ThreadCpu};
 use gp_records::{Console, Record, Role};
@@ -27,31 +27,10 @@ fn main() {
         w.write_all(b"\n").unwrap();
     };
     let t0 = 1750000000.0;
-    let hw = gp_records::Hardware {
-        cpus: 2,
-        mem_bytes: 1 << 30,
-        ..Default::default()
-    };
-    emit(&Record::Launch(Launch {
-        time_s: t0,
-        tool: "gp-launch".into(),
-        version: "0.1.0".into(),
-        argv: vec!["gp-launch".into()],
-        qemu_binary: "/usr/bin/qemu-system-x86_64".into(),
-        qemu_version: "10.0.2".into(),
-        accel: "tcg".into(),
-        accel_note: None,
-        kernel: "vmlinuz".into(),
-        initrd: "initrd-stress.img".into(),
-        kernel_cmdline: "console=ttyS0".into(),
-        transport: "unix".into(),
-        dst_host: None,
-        hardware: hw,
-        host: HostInfo::default(),
-        trace_events: Vec::new(),
-        trace_note: None,
-        bind_note: None,
-    }));
+    emit(&Record::Launch(gp_testkit::synth::launch_header(
+        t0,
+        1 << 30,
+    )));
     for (role, pid) in [(Role::Src, 1000), (Role::Dst, 2000)] {
         emit(&Record::Vm(Vm {
             time_s: t0,

@@ -275,35 +275,7 @@ pub fn report(spec: &Spec) -> Report {
         post_copy_iters: 2,
         ..Scenario::default()
     };
-    let header = Launch {
-        time_s: T0,
-        tool: "gp-launch".into(),
-        version: "0.1.0".into(),
-        argv: vec!["gp-launch".into()],
-        qemu_binary: "/usr/bin/qemu-system-x86_64".into(),
-        qemu_version: "10.0.2".into(),
-        accel: "tcg".into(),
-        accel_note: None,
-        kernel: "/root/.cache/guestperf/kernel/vmlinuz".into(),
-        initrd: "/root/.cache/guestperf/initrd-stress.img".into(),
-        kernel_cmdline: "console=ttyS0 quiet".into(),
-        transport: "unix".into(),
-        dst_host: None,
-        hardware: gp_records::launch::Hardware {
-            cpus: 2,
-            mem_bytes: total_bytes,
-            ..Default::default()
-        },
-        host: HostInfo {
-            hostname: "synth".into(),
-            cpu_model: "synthetic".into(),
-            kernel_release: "6.1".into(),
-            cpus: 2,
-        },
-        trace_events: Vec::new(),
-        trace_note: None,
-        bind_note: None,
-    };
+    let header = launch_header(T0, total_bytes);
     let result = MigrationResult {
         time_s: T0 + mig_end,
         outcome: Outcome::Completed,
@@ -387,6 +359,40 @@ pub fn report(spec: &Spec) -> Report {
             result_in_stream: true,
             ..Extended::default()
         }),
+    }
+}
+
+/// gp-launch's header record of a synthetic run: a 2-vCPU TCG guest of `mem_bytes` on QEMU
+/// 10.0.2, on a synthetic host.
+pub fn launch_header(time_s: f64, mem_bytes: u64) -> Launch {
+    Launch {
+        time_s,
+        tool: "gp-launch".into(),
+        version: "0.1.0".into(),
+        argv: vec!["gp-launch".into()],
+        qemu_binary: "/usr/bin/qemu-system-x86_64".into(),
+        qemu_version: "10.0.2".into(),
+        accel: "tcg".into(),
+        accel_note: None,
+        kernel: "/root/.cache/guestperf/kernel/vmlinuz".into(),
+        initrd: "/root/.cache/guestperf/initrd-stress.img".into(),
+        kernel_cmdline: "console=ttyS0 quiet".into(),
+        transport: "unix".into(),
+        dst_host: None,
+        hardware: gp_records::launch::Hardware {
+            cpus: 2,
+            mem_bytes,
+            ..Default::default()
+        },
+        host: HostInfo {
+            hostname: "synth".into(),
+            cpu_model: "synthetic".into(),
+            kernel_release: "6.1".into(),
+            cpus: 2,
+        },
+        trace_events: Vec::new(),
+        trace_note: None,
+        bind_note: None,
     }
 }
 
