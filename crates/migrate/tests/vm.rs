@@ -4,13 +4,13 @@
 //! Needs QEMU, the guest kernel and the stress initrd (scripts/setup-host.sh, initrd/build.sh).
 //! Each test takes the machine-wide VM test lock.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use gp_testkit::{initrd, pid_alive, require_qemu, vm_test_lock, vm_test_lock_alone, wait_until};
+use gp_testkit::{
+    initrd, pid_alive, require_qemu, vm_test_lock, vm_test_lock_alone, wait_until, Stages,
+};
 use serde_json::Value;
 
 /// `--steady-max` for the tests that do not set it, seconds.
@@ -139,94 +139,47 @@ impl Run {
 /// Returns whether to keep reading: `false` closes gp-migrate's output.
 type Hook<'a> = &'a mut dyn FnMut(&Value, u32) -> bool;
 
-fn spawn_capturing_stderr(cmd: &mut Command, tag: &'static str, tx: mpsc::Sender<String>) -> Child {
-    let mut child = gp_testkit::end_with_test(cmd)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {tag}: {e}"));
-    let mut err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = err.read_to_string(&mut text);
-        let tagged: String = text.lines().map(|l| format!("[{tag}] {l}\n")).collect();
-        let _ = tx.send(tagged);
-    });
-    child
-}
-
 fn pipeline(launch_args: &[&str], migrate_args: &[&str], hook: Hook<'_>) -> Run {
     require_qemu();
     let initrd = initrd();
-    let (etx, erx) = mpsc::channel();
+    let logs = tempfile::tempdir().expect("a directory for the stages' stderr");
     let mut launch = Command::new(gp_testkit::bin("gp-launch"));
     launch.args(["--accel", "tcg", "--cpus", "1"]);
     if !launch_args.contains(&"--mem") {
         launch.args(["--mem", "256M"]);
     }
-    launch
-        .arg("--initrd")
-        .arg(&initrd)
-        .args(launch_args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    let started = Instant::now();
-    let mut launch = spawn_capturing_stderr(&mut launch, "gp-launch", etx.clone());
+    launch.arg("--initrd").arg(&initrd).args(launch_args);
     let mut migrate = Command::new(gp_migrate());
     // The workload's rate on this shared machine can take long to be steady: tests not about
     // settling bound that wait.
     if !migrate_args.contains(&"--steady-max") {
         migrate.args(["--steady-max", &STEADY_MAX.to_string()]);
     }
-    migrate
-        .args(migrate_args)
-        .stdin(launch.stdout.take().unwrap())
-        .stdout(Stdio::piped());
-    let mut migrate = spawn_capturing_stderr(&mut migrate, "gp-migrate", etx);
-
-    // A watchdog: a hung pipeline is killed (by pid) and the test fails below.
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let pids = (launch.id(), migrate.id());
-    let watchdog = std::thread::spawn(move || {
-        if done_rx.recv_timeout(PIPELINE_DEADLINE).is_err() {
-            for pid in [pids.1, pids.0] {
-                let _ = kill("-KILL", pid.into());
-            }
-            return true;
-        }
-        false
-    });
+    migrate.args(migrate_args);
+    let mut stages = Stages::new(logs.path(), PIPELINE_DEADLINE);
+    stages
+        .pipe("gp-launch", &mut launch)
+        .pipe("gp-migrate", &mut migrate);
+    let migrate_pid = stages.pid("gp-migrate");
 
     let mut records = Vec::new();
-    // Dropping the reader at the end of the loop closes gp-migrate's output.
-    for line in BufReader::new(migrate.stdout.take().unwrap()).lines() {
-        let line = line.expect("read gp-migrate output");
-        let v: Value = serde_json::from_str(&line)
+    // A false from the hook closes gp-migrate's output.
+    stages.read_lines(|line| {
+        let v: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("gp-migrate wrote a line that is not JSON ({e}): {line}"));
-        let keep_reading = hook(&v, pids.1);
+        let keep_reading = hook(&v, migrate_pid);
         records.push(v);
-        if !keep_reading {
-            break;
-        }
-    }
-    let elapsed_s = started.elapsed().as_secs_f64();
-    let migrate_code = migrate.wait().unwrap().code();
-    let launch_status = launch.wait().unwrap();
-    let _ = done_tx.send(());
-    let timed_out = watchdog.join().unwrap();
-    let stderr: String = erx.iter().collect();
-    let run = Run {
+        keep_reading
+    });
+    let elapsed_s = stages.elapsed().as_secs_f64();
+    let statuses = stages.wait();
+    Run {
         records,
-        migrate_code,
-        launch_code: launch_status.code(),
-        stderr,
+        migrate_code: statuses[1].1.code(),
+        launch_code: statuses[0].1.code(),
+        stderr: stages.stderr(),
         elapsed_s,
-    };
-    assert!(
-        !timed_out,
-        "pipeline killed after {PIPELINE_DEADLINE:?}\n{}",
-        run.dump()
-    );
-    run
+    }
 }
 
 /// Arguments written as on a command line, split at white space.
