@@ -7,7 +7,8 @@
 //! [`Route`]s: passed on; passed on and noted for the main thread, which reads its notes when it
 //! wakes for something else (gp-migrate's view of the workload); or handed to the main thread,
 //! which acts on it (a new VM, a VM's exit) and passes it on itself while the input thread waits,
-//! so the output keeps the input's order. Lines that cannot be read as records are handed over.
+//! so the output keeps the input's order. Lines that cannot be read as records are handed over;
+//! after a read that fails, the thread ends as at the end of the input.
 
 use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -175,6 +176,8 @@ fn read<R: BufRead, W: Write>(
                 }
             }
             line => {
+                // A read that failed (EIO, say) would fail again: that one is the last.
+                let read_failed = matches!(line, Err(ReadError::Io { .. }));
                 let (done, handled) = bounded(1);
                 let done = Done(done);
                 if tx
@@ -184,7 +187,7 @@ fn read<R: BufRead, W: Write>(
                     return;
                 }
                 // An error means the hand-off was dropped with the channel: the main thread ended.
-                if handled.recv().is_err() {
+                if handled.recv().is_err() || read_failed {
                     return;
                 }
             }
@@ -289,6 +292,30 @@ mod tests {
         // The thread ends without passing the line on.
         assert!(rx.recv().is_err());
         assert_eq!(buf.text(), "");
+    }
+
+    #[test]
+    fn a_failed_read_is_handed_over_once_and_ends_the_input() {
+        struct Broken;
+        impl std::io::Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(libc::EIO))
+            }
+        }
+        let rx = spawn(
+            "test-input",
+            std::io::BufReader::new(Broken),
+            Output::new(SharedBuf::default()),
+            route,
+        )
+        .unwrap()
+        .handed;
+        let Ok(Input::Line(h)) = rx.recv() else {
+            panic!("no hand-off")
+        };
+        assert!(matches!(h.line, Err(ReadError::Io { .. })));
+        drop(h);
+        assert!(rx.recv().is_err());
     }
 
     #[test]
