@@ -301,19 +301,11 @@ fn cpu_timings(ext: &Extended) -> (Vec<TimingRecord>, Vec<TimingRecord>) {
             vcpu.push(TimingRecord {
                 tid: t.tid as u64,
                 timestamp: s.time_s,
-                value: thread_ms(t),
+                value: t.cpu.ms(),
             });
         }
     }
     (qemu, vcpu)
-}
-
-/// A thread's cumulative CPU time in ms: schedstat when present, else user + system.
-pub fn thread_ms(t: &gp_records::sample::ThreadCpu) -> f64 {
-    match t.cpu.run_ns {
-        Some(ns) => ns as f64 / 1e6,
-        None => t.cpu.user_ms + t.cpu.system_ms,
-    }
 }
 
 #[cfg(test)]

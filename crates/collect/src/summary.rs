@@ -8,8 +8,6 @@ use gp_records::report::{
 use gp_records::sample::{CpuSample, ThreadClass};
 use gp_records::{Outcome, Progress, QmpEvent, Role};
 
-use crate::collector::thread_ms;
-
 /// How long after the migration ends a gap in guest progress still counts as "around the
 /// switchover": the destination's first records arrive up to a chunk after it resumes.
 pub const STALL_MARGIN_S: f64 = 5.0;
@@ -422,7 +420,7 @@ fn vm_cpu(g: &[&CpuSample], start_s: Option<f64>, end_s: Option<f64>) -> (VmCpu,
         threads
             .iter()
             .filter(|t| t.class == c)
-            .fold(0.0, |a, t| a + thread_ms(t))
+            .fold(0.0, |a, t| a + t.cpu.ms())
             / 1e3
     };
     let mut migration_threads: Vec<String> = threads
@@ -455,7 +453,7 @@ fn vm_cpu(g: &[&CpuSample], start_s: Option<f64>, end_s: Option<f64>) -> (VmCpu,
     let main_thread_s = threads
         .iter()
         .filter(|t| t.tid == last.pid)
-        .fold(0.0, |a, t| a + thread_ms(t))
+        .fold(0.0, |a, t| a + t.cpu.ms())
         / 1e3;
     (vm, main_thread_s)
 }

@@ -33,6 +33,16 @@ pub struct CpuTime {
     pub run_ns: Option<u64>,
 }
 
+impl CpuTime {
+    /// The CPU time in ms: schedstat's when present, else user + system.
+    pub fn ms(&self) -> f64 {
+        match self.run_ns {
+            Some(ns) => ns as f64 / 1e6,
+            None => self.user_ms + self.system_ms,
+        }
+    }
+}
+
 /// What a QEMU thread is for, from the launch record and its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,4 +63,24 @@ pub struct ThreadCpu {
     pub vcpu: Option<u32>,
     #[serde(flatten)]
     pub cpu: CpuTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CpuTime;
+
+    #[test]
+    fn cpu_ms_prefers_schedstat_over_clock_ticks() {
+        let ticks = CpuTime {
+            user_ms: 30.0,
+            system_ms: 10.0,
+            run_ns: None,
+        };
+        assert_eq!(ticks.ms(), 40.0);
+        let precise = CpuTime {
+            run_ns: Some(41_500_000),
+            ..ticks
+        };
+        assert_eq!(precise.ms(), 41.5);
+    }
 }
