@@ -4,9 +4,9 @@
 //! it passes on and notes for the main thread, which reads the notes whenever it waits; the
 //! `launch`, `vm` and `vm_exit` lines and unreadable ones it hands to the main thread. One
 //! thread forwards SIGINT/SIGTERM/SIGHUP. The main thread writes gp-migrate's own records and
-//! owns both QMP connections ([`Monitors`]), and every wait is bounded. The decisions are elsewhere and pure: [`plan`] (what to configure),
-//! [`Watch`] and [`decide`] (what each snapshot calls for); here is the I/O
-//! around them.
+//! owns both QMP connections ([`Monitors`]), and every wait is bounded. The decisions are
+//! elsewhere and pure: [`plan`] (what to configure), [`Watch`] and [`decide`] (what each
+//! snapshot calls for); here is the I/O around them.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
