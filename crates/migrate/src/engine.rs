@@ -2,7 +2,8 @@
 //!
 //! One thread reads the input and passes it on (`gp_stage::passthrough`): the workload's records
 //! it passes on and notes for the main thread, which reads the notes whenever it waits; the
-//! `launch`, `vm` and `vm_exit` lines and unreadable ones it hands to the main thread. One
+//! `launch`, `vm` and `vm_exit` lines it hands to the main thread; an unreadable line it replaces
+//! with a `stage_error` record and reports. One
 //! thread forwards SIGINT/SIGTERM/SIGHUP. The main thread writes gp-migrate's own records and
 //! owns both QMP connections ([`Monitors`]), and every wait is bounded. The decisions are
 //! elsewhere and pure: [`plan`] (what to configure), [`Watch`] and [`decide`] (what each
@@ -123,7 +124,7 @@ where
     W: Write + Send + 'static,
 {
     let out = Output::new(output);
-    let inputs = passthrough::spawn("gp-migrate-input", input, out.clone(), route)
+    let inputs = passthrough::spawn("gp-migrate-input", STAGE, input, out.clone(), route)
         .expect("spawn input thread");
     let monitors = Monitors::new(signals.clone(), Duration::from_secs_f64(args.qmp_timeout));
     let args_steady_max = args.steady_max;
@@ -223,7 +224,7 @@ impl<W: Write> Run<W> {
         let late_signal = self.shutdown(&shutdown_reason);
         if self.bad_lines > 0 {
             eprintln!(
-                "{STAGE}: warning: {} unreadable input line(s) were dropped",
+                "{STAGE}: warning: {} unreadable input line(s): a stage_error record stands in for each",
                 self.bad_lines
             );
         }
@@ -492,32 +493,29 @@ impl<W: Write> Run<W> {
             Input::Line(handoff) => {
                 // The input thread waits for `_done`'s drop: nothing passes this line.
                 let Handoff { line, done: _done } = *handoff;
-                match line {
-                    Err(e) => {
-                        self.bad_lines += 1;
-                        self.say(&format!("warning: {}", gp_stage::error_chain(&e)));
-                    }
-                    Ok(line) => {
-                        if !self.out_closed {
-                            let written = self.out.lock().write_raw(&line.raw);
-                            if let Err(e) = written {
-                                return self.write_failed(e);
-                            }
-                        }
-                        match line.record {
-                            Some(Record::Launch(l)) => self.launch = Some(l),
-                            Some(Record::Vm(vm)) => {
-                                let i = vm_index(vm.role);
-                                self.vms[i] = Some(vm);
-                            }
-                            Some(Record::VmExit(e)) => {
-                                let i = vm_index(e.role);
-                                self.exits[i] = Some(e);
-                            }
-                            _ => {}
-                        }
+                if !self.out_closed {
+                    let written = self.out.lock().write_raw(&line.raw);
+                    if let Err(e) = written {
+                        return self.write_failed(e);
                     }
                 }
+                match line.record {
+                    Some(Record::Launch(l)) => self.launch = Some(l),
+                    Some(Record::Vm(vm)) => {
+                        let i = vm_index(vm.role);
+                        self.vms[i] = Some(vm);
+                    }
+                    Some(Record::VmExit(e)) => {
+                        let i = vm_index(e.role);
+                        self.exits[i] = Some(e);
+                    }
+                    _ => {}
+                }
+            }
+            Input::Unreadable(e) => {
+                // A stage_error record stands in the line's place already.
+                self.bad_lines += 1;
+                self.say(&format!("warning: {}", gp_stage::error_chain(&e)));
             }
         }
         if self.out_closed {

@@ -118,7 +118,7 @@ where
     W: Write + Send + 'static,
 {
     let out = Output::new(output);
-    let line_rx = passthrough::spawn("input", input, out.clone(), route)
+    let line_rx = passthrough::spawn("input", STAGE, input, out.clone(), route)
         .map_err(|e| Error::Spawn("input", e))?
         .handed;
 
@@ -210,16 +210,12 @@ fn main_loop<W: Write>(
                 Ok(Input::Line(handoff)) => {
                     // The input thread waits for `_done`'s drop, after this line's records.
                     let Handoff { line, done: _done } = *handoff;
-                    match line {
-                        Ok(line) => pass_line(&mut out.lock(), &line, ctl, samples, remotes)?,
-                        Err(e) => {
-                            // The line itself cannot be passed on: say so in the stream, go on.
-                            say!("{STAGE}: {e}");
-                            let e_text = e.to_string();
-                            out.write(&Record::StageError(StageError::new(STAGE, e_text)))?;
-                            malformed.push(e);
-                        }
-                    }
+                    pass_line(&mut out.lock(), &line, ctl, samples, remotes)?;
+                }
+                Ok(Input::Unreadable(e)) => {
+                    // A stage_error stands in the line's place already; the exit status says so.
+                    say!("{STAGE}: {}", gp_stage::error_chain(&e));
+                    malformed.push(e);
                 }
             },
             recv(samples) -> msg => {

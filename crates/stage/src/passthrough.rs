@@ -7,15 +7,18 @@
 //! [`Route`]s: passed on; passed on and noted for the main thread, which reads its notes when it
 //! wakes for something else (gp-migrate's view of the workload); or handed to the main thread,
 //! which acts on it (a new VM, a VM's exit) and passes it on itself while the input thread waits,
-//! so the output keeps the input's order. Lines that cannot be read as records are handed over;
-//! after a read that fails, the thread ends as at the end of the input.
+//! so the output keeps the input's order. A line that cannot be read as a record cannot be passed
+//! on as it came: the input thread writes a `stage_error` record naming it in its place, and
+//! tells the main thread; after a read that fails, the thread ends as at the end of the input.
 
 use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use gp_records::ndjson::{Line, ReadError, Reader, WriteError, Writer};
-use gp_records::Record;
+use gp_records::{Record, StageError};
+
+use crate::error_chain;
 
 /// The stage's output, shared by its input thread (passing lines on) and its main thread (its
 /// own records). Clones write to the same stream.
@@ -107,6 +110,9 @@ pub struct Inputs {
 pub enum Input {
     /// A line the main thread acts on, and passes on itself if it should go on.
     Line(Box<Handoff>),
+    /// A line that is not a record; a `stage_error` record naming it already stands in its
+    /// place in the output. A read that failed ([`ReadError::Io`]) is the last input.
+    Unreadable(ReadError),
     /// Passing a line on failed (the next stage closed its input, for one); the input thread
     /// has stopped.
     WriteFailed(WriteError),
@@ -116,7 +122,7 @@ pub enum Input {
 /// what the main thread writes for the line precedes every later input line: keep `done` (bind
 /// it, as `let Handoff { line, done: _done } = *handoff;`) until that is written.
 pub struct Handoff {
-    pub line: Result<Line, ReadError>,
+    pub line: Line,
     pub done: Done,
 }
 
@@ -130,9 +136,11 @@ impl Drop for Done {
 }
 
 /// Starts the thread, named `name`, that reads `input` to its end and sends each line where
-/// `route` says.
+/// `route` says. `stage` names the stage in the `stage_error` records that stand in for
+/// unreadable lines.
 pub fn spawn<R, W>(
     name: &str,
+    stage: &'static str,
     input: R,
     out: Output<W>,
     route: impl Fn(&Line) -> Route + Send + 'static,
@@ -145,39 +153,36 @@ where
     let (noted_tx, noted) = unbounded();
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(move || read(input, &out, route, &handed_tx, &noted_tx))?;
+        .spawn(move || read(input, stage, &out, route, &handed_tx, &noted_tx))?;
     Ok(Inputs { handed, noted })
 }
 
 fn read<R: BufRead, W: Write>(
     input: R,
+    stage: &'static str,
     out: &Output<W>,
     route: impl Fn(&Line) -> Route,
     tx: &Sender<Input>,
     noted: &Sender<Line>,
 ) {
     for line in Reader::new(input) {
-        let to = line.as_ref().map_or(Route::Hand, &route);
-        match line {
-            Ok(line) if to != Route::Hand => {
-                let mut shared = out.0.lock().unwrap_or_else(|e| e.into_inner());
-                if !shared.passing {
-                    return;
-                }
-                if let Err(e) = shared.writer.write_raw(&line.raw) {
-                    shared.passing = false;
-                    drop(shared);
-                    let _ = tx.send(Input::WriteFailed(e));
-                    return;
-                }
-                drop(shared);
-                if to == Route::PassAndNote && noted.send(line).is_err() {
-                    return;
-                }
-            }
-            line => {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                let record = Record::StageError(StageError::new(stage, error_chain(&e)));
                 // A read that failed (EIO, say) would fail again: that one is the last.
-                let read_failed = matches!(line, Err(ReadError::Io { .. }));
+                let read_failed = matches!(e, ReadError::Io { .. });
+                if !pass(out, tx, |w| w.write(&record)) || tx.send(Input::Unreadable(e)).is_err() {
+                    return;
+                }
+                if read_failed {
+                    return;
+                }
+                continue;
+            }
+        };
+        match route(&line) {
+            Route::Hand => {
                 let (done, handled) = bounded(1);
                 let done = Done(done);
                 if tx
@@ -187,12 +192,40 @@ fn read<R: BufRead, W: Write>(
                     return;
                 }
                 // An error means the hand-off was dropped with the channel: the main thread ended.
-                if handled.recv().is_err() || read_failed {
+                if handled.recv().is_err() {
+                    return;
+                }
+            }
+            to => {
+                if !pass(out, tx, |w| w.write_raw(&line.raw)) {
+                    return;
+                }
+                if to == Route::PassAndNote && noted.send(line).is_err() {
                     return;
                 }
             }
         }
     }
+}
+
+/// Writes to the output unless the main thread has stopped the input; false when the input
+/// thread should end (stopped, or the write failed: the failure is handed over).
+fn pass<W: Write>(
+    out: &Output<W>,
+    tx: &Sender<Input>,
+    write: impl FnOnce(&mut Writer<W>) -> Result<(), WriteError>,
+) -> bool {
+    let mut shared = out.0.lock().unwrap_or_else(|e| e.into_inner());
+    if !shared.passing {
+        return false;
+    }
+    if let Err(e) = write(&mut shared.writer) {
+        shared.passing = false;
+        drop(shared);
+        let _ = tx.send(Input::WriteFailed(e));
+        return false;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -220,6 +253,7 @@ mod tests {
         let out = Output::new(buf.clone());
         let rx = spawn(
             "test-input",
+            "gp-test",
             std::io::Cursor::new(input),
             out.clone(),
             route,
@@ -228,23 +262,35 @@ mod tests {
         .handed;
         let mut handed = Vec::new();
         for msg in rx.iter() {
-            let Input::Line(h) = msg else {
-                panic!("a write failed")
-            };
-            // Written late: the input thread must wait for it all the same.
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            let text = match &h.line {
-                Ok(line) => line.raw.clone(),
-                Err(e) => format!("error: {e}"),
-            };
-            out.lock().write_raw(&text).unwrap();
-            handed.push(text);
+            match msg {
+                Input::Line(h) => {
+                    // Written late: the input thread must wait for it all the same.
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    out.lock().write_raw(&h.line.raw).unwrap();
+                    handed.push(h.line.raw.clone());
+                }
+                Input::Unreadable(e) => handed.push(format!("unreadable: {e}")),
+                Input::WriteFailed(e) => panic!("a write failed: {e}"),
+            }
         }
         assert_eq!(handed.len(), 2, "{handed:?}");
-        assert!(handed[1].starts_with("error: input line 3"), "{handed:?}");
-        assert_eq!(
-            buf.text(),
-            format!("{OTHER}\n{VM}\n{}\n{OTHER}\n", handed[1])
+        assert!(
+            handed[1].starts_with("unreadable: input line 3"),
+            "{handed:?}"
+        );
+        let text = buf.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!([lines[0], lines[1], lines[3]], [OTHER, VM, OTHER]);
+        // The unreadable line's place holds a stage_error naming it.
+        let placed = Reader::new(lines[2].as_bytes()).next().unwrap().unwrap();
+        let Some(Record::StageError(e)) = placed.record else {
+            panic!("no stage_error in the unreadable line's place: {text}")
+        };
+        assert_eq!(e.stage, "gp-test");
+        assert!(
+            e.message.starts_with("input line 3: not valid JSON"),
+            "{e:?}"
         );
     }
 
@@ -256,6 +302,7 @@ mod tests {
         let buf = SharedBuf::default();
         let inputs = spawn(
             "test-input",
+            "gp-test",
             std::io::Cursor::new(input),
             Output::new(buf.clone()),
             route,
@@ -275,6 +322,7 @@ mod tests {
         let out = Output::new(buf.clone());
         let rx = spawn(
             "test-input",
+            "gp-test",
             std::io::BufReader::new(reader),
             out.clone(),
             route,
@@ -295,27 +343,35 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_read_is_handed_over_once_and_ends_the_input() {
+    fn a_failed_read_is_reported_once_and_ends_the_input() {
         struct Broken;
         impl std::io::Read for Broken {
             fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
                 Err(std::io::Error::from_raw_os_error(libc::EIO))
             }
         }
+        let buf = SharedBuf::default();
         let rx = spawn(
             "test-input",
+            "gp-test",
             std::io::BufReader::new(Broken),
-            Output::new(SharedBuf::default()),
+            Output::new(buf.clone()),
             route,
         )
         .unwrap()
         .handed;
-        let Ok(Input::Line(h)) = rx.recv() else {
-            panic!("no hand-off")
-        };
-        assert!(matches!(h.line, Err(ReadError::Io { .. })));
-        drop(h);
+        assert!(matches!(
+            rx.recv(),
+            Ok(Input::Unreadable(ReadError::Io { .. }))
+        ));
         assert!(rx.recv().is_err());
+        // The stream says why it ends there, with the cause.
+        let text = buf.text();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("\"stage_error\"") && text.contains("reading input line 1: "),
+            "{text}"
+        );
     }
 
     #[test]
@@ -332,6 +388,7 @@ mod tests {
         let input = format!("{OTHER}\n{OTHER}\n");
         let rx = spawn(
             "test-input",
+            "gp-test",
             std::io::Cursor::new(input),
             Output::new(Closed),
             route,
