@@ -347,15 +347,18 @@ pub fn parse_mem(s: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// Smallest guest the stress initrd boots in with room for a workload.
+pub const MIN_MEM_BYTES: u64 = 128 << 20;
+
 /// Parses `--mem`: a size as [`parse_mem`] reads it, and enough for the guest kernel besides
 /// the workload.
 pub fn parse_guest_mem(s: &str) -> Result<u64, String> {
     let bytes = parse_mem(s)?;
-    if bytes < crate::plan::MIN_MEM_BYTES {
+    if bytes < MIN_MEM_BYTES {
         return Err(format!(
             "{s:?} is too small: the guest kernel needs room besides the workload; use at least \
              {}",
-            format_size(crate::plan::MIN_MEM_BYTES)
+            format_size(MIN_MEM_BYTES)
         ));
     }
     Ok(bytes)

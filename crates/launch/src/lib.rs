@@ -69,6 +69,13 @@ pub enum Error {
     /// `--dst-host`: the destination host cannot be used.
     #[error(transparent)]
     Remote(#[from] remote::RemoteError),
+    /// `--dst-host`: the kernel or initrd path cannot be made absolute.
+    #[error("cannot make {} absolute for the destination host", path.display())]
+    RemotePath {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
     #[error("cannot read the host CPU topology")]

@@ -8,13 +8,11 @@ use std::path::{Path, PathBuf};
 use gp_qemu::binary::QemuBinary;
 use gp_qemu::bind::{Binding, Method, Topology};
 
-use crate::cli::{AccelArg, BindMethodArg, Cli, Transport};
+use crate::cli::{AccelArg, BindMethodArg, Cli, Transport, MIN_MEM_BYTES};
 use crate::host;
 use crate::qemu_args::{default_stress_ram, Cmdline, Memory};
 use crate::Error;
 
-/// Smallest guest the stress initrd boots in with room for a workload.
-pub const MIN_MEM_BYTES: u64 = 128 << 20;
 /// RAM the guest kernel needs at least besides the workload.
 pub const MIN_HEADROOM_BYTES: u64 = 96 << 20;
 
@@ -57,7 +55,7 @@ pub struct Plan {
 
 /// Checks the options and the host, cheapest checks first.
 pub fn build(cli: &Cli) -> Result<Plan, Error> {
-    crate::remote::check_options(cli)?;
+    check_remote_options(cli)?;
     if cli.mem < MIN_MEM_BYTES {
         return Err(Error::usage(
             "--mem",
@@ -103,7 +101,7 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
 
     let initrd = check_initrd(cli.initrd.as_deref())?;
     let kernel = gp_qemu::kernel::find_kernel(cli.kernel.as_deref())?;
-    let (kernel, initrd) = crate::remote::absolute_paths(cli, kernel, initrd)?;
+    let (kernel, initrd) = absolute_paths(cli, kernel, initrd)?;
 
     let topology = Topology::host().map_err(Error::Topology)?;
     let list = |o: &Option<crate::cli::IdList>| o.as_ref().map(|l| l.0.clone()).unwrap_or_default();
@@ -369,6 +367,48 @@ fn unreadable(path: &Path, e: std::io::Error) -> Error {
         "--initrd",
         format!("{} cannot be read ({e})", path.display()),
     )
+}
+
+/// Checks the `--dst-host` options before anything starts.
+fn check_remote_options(cli: &Cli) -> Result<(), Error> {
+    let Some(dest) = &cli.dst_host else {
+        return Ok(());
+    };
+    gp_qemu::ssh::check_destination(dest).map_err(|e| Error::usage("--dst-host", e))?;
+    if cli.transport == Transport::Unix {
+        return Err(Error::usage(
+            "--dst-host",
+            format!(
+                "{dest}: the unix transport cannot cross hosts (a unix socket exists on one host \
+                 only): add --transport tcp (or rdma)"
+            ),
+        ));
+    }
+    if let Some(f) = &cli.ssh_config {
+        if !f.is_file() {
+            return Err(Error::usage(
+                "--ssh-config",
+                format!("{} is not a readable file", f.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// With `--dst-host`, the kernel and initrd are used at the same paths on both hosts: made
+/// absolute here, since the remote side starts elsewhere.
+fn absolute_paths(
+    cli: &Cli,
+    kernel: PathBuf,
+    initrd: PathBuf,
+) -> Result<(PathBuf, PathBuf), Error> {
+    if cli.dst_host.is_none() {
+        return Ok((kernel, initrd));
+    }
+    let abs = |p: PathBuf| {
+        std::path::absolute(&p).map_err(|source| Error::RemotePath { path: p, source })
+    };
+    Ok((abs(kernel)?, abs(initrd)?))
 }
 
 #[cfg(test)]

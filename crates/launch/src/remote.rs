@@ -25,7 +25,7 @@ use gp_qemu::ssh::{self, ClockEstimate, Master, SshError};
 use gp_records::{ClockOffset, Role};
 use gp_stage::signals::Forwarder;
 
-use crate::cli::{AccelArg, Cli, Transport};
+use crate::cli::{AccelArg, Transport};
 use crate::plan::Plan;
 use crate::qemu_args::Accel;
 use crate::remote_helper::{
@@ -49,12 +49,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(150);
 pub enum RemoteError {
     #[error(transparent)]
     Ssh(#[from] SshError),
-    #[error("cannot make {} absolute for the destination host", path.display())]
-    Absolute {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("cannot start an ssh session")]
     Session(#[source] process::SpawnError),
     #[error("the ssh session has no stdin")]
@@ -98,48 +92,6 @@ pub enum RemoteError {
         hostname: String,
         problems: Vec<String>,
     },
-}
-
-/// Checks the `--dst-host` options before anything starts.
-pub fn check_options(cli: &Cli) -> Result<(), Error> {
-    let Some(dest) = &cli.dst_host else {
-        return Ok(());
-    };
-    ssh::check_destination(dest).map_err(|e| Error::usage("--dst-host", e))?;
-    if cli.transport == Transport::Unix {
-        return Err(Error::usage(
-            "--dst-host",
-            format!(
-                "{dest}: the unix transport cannot cross hosts (a unix socket exists on one host \
-                 only): add --transport tcp (or rdma)"
-            ),
-        ));
-    }
-    if let Some(f) = &cli.ssh_config {
-        if !f.is_file() {
-            return Err(Error::usage(
-                "--ssh-config",
-                format!("{} is not a readable file", f.display()),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// With `--dst-host`, the kernel and initrd are used at the same paths on both hosts: made
-/// absolute here, since the remote side starts elsewhere.
-pub fn absolute_paths(
-    cli: &Cli,
-    kernel: PathBuf,
-    initrd: PathBuf,
-) -> Result<(PathBuf, PathBuf), Error> {
-    if cli.dst_host.is_none() {
-        return Ok((kernel, initrd));
-    }
-    let abs = |p: PathBuf| {
-        std::path::absolute(&p).map_err(|source| RemoteError::Absolute { path: p, source })
-    };
-    Ok((abs(kernel)?, abs(initrd)?))
 }
 
 /// The connection to the destination host and what it has.
