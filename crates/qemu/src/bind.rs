@@ -8,6 +8,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::affinity::NativeBinding;
 use crate::process::Spec;
 
 /// A CPU or NUMA node list could not be parsed.
@@ -273,80 +274,6 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// A binding applied in the child between `fork` and `exec`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NativeBinding {
-    pub cpus: Vec<u32>,
-    pub nodes: Vec<u32>,
-}
-
-/// A [`NativeBinding`] turned into the exact system-call arguments, so that applying it after
-/// `fork` allocates nothing.
-pub struct PreparedBinding {
-    cpuset: Option<libc::cpu_set_t>,
-    nodemask: Vec<libc::c_ulong>,
-}
-
-const MPOL_BIND: libc::c_int = 2;
-
-impl NativeBinding {
-    /// Precomputes the affinity mask and node mask.
-    pub fn prepare(&self) -> PreparedBinding {
-        let cpuset = (!self.cpus.is_empty()).then(|| {
-            // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write within it.
-            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-            for &c in &self.cpus {
-                // SAFETY: CPU_SET ignores ids beyond the set's capacity.
-                unsafe { libc::CPU_SET(c as usize, &mut set) };
-            }
-            set
-        });
-        let bits = libc::c_ulong::BITS as usize;
-        let mut nodemask = Vec::new();
-        if let Some(&max) = self.nodes.iter().max() {
-            nodemask = vec![0 as libc::c_ulong; max as usize / bits + 1];
-            for &n in &self.nodes {
-                nodemask[n as usize / bits] |= 1 << (n as usize % bits);
-            }
-        }
-        PreparedBinding { cpuset, nodemask }
-    }
-
-    /// Applies the binding to the calling process (for tests and in-process use).
-    pub fn apply_to_self(&self) -> io::Result<()> {
-        self.prepare().apply()
-    }
-}
-
-impl PreparedBinding {
-    /// Applies the binding to the calling thread/process. Async-signal-safe.
-    pub fn apply(&self) -> io::Result<()> {
-        if let Some(set) = &self.cpuset {
-            // SAFETY: valid pointer and size of a cpu_set_t.
-            let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(set), set) };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        if !self.nodemask.is_empty() {
-            let maxnode = (self.nodemask.len() * libc::c_ulong::BITS as usize + 1) as libc::c_ulong;
-            // SAFETY: set_mempolicy reads `maxnode` bits from a mask we own.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_set_mempolicy,
-                    MPOL_BIND,
-                    self.nodemask.as_ptr(),
-                    maxnode,
-                )
-            };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

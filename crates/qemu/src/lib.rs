@@ -12,6 +12,7 @@
 //! - [`ssh`]: remote hosts over OpenSSH: quoting, one multiplexed connection, socket
 //!   forwarding, clock offset.
 
+pub mod affinity;
 pub mod binary;
 pub mod bind;
 pub mod kernel;

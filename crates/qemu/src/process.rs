@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 
-use crate::bind::NativeBinding;
+use crate::affinity::NativeBinding;
 
 /// How many stderr lines [`Child::stderr_tail`] keeps.
 pub const STDERR_TAIL_LINES: usize = 40;
