@@ -33,7 +33,7 @@ pub fn write_line(text: &str) -> io::Result<()> {
 /// is nowhere else to say anything).
 pub fn emit(line: &StressLine) {
     if let Err(e) = write_line(&line.to_string()) {
-        if crate::run::is_pid1() {
+        if crate::system::is_pid1() {
             return;
         }
         if e.kind() == io::ErrorKind::BrokenPipe {

@@ -10,16 +10,9 @@ use gp_records::stress::StressLine;
 use crate::console::{emit, write_line};
 use crate::meter::Meter;
 use crate::settings::{self, HostCommand, Machine, Settings, MIB};
-use crate::system::{self, Region};
+use crate::system::{self, is_pid1, Region};
 use crate::work::{Step, Work};
 use crate::xor::{xor_words, Pattern, RandomSource};
-
-static PID1: AtomicBool = AtomicBool::new(false);
-
-/// Whether we run as the guest's init (set once at start-up).
-pub fn is_pid1() -> bool {
-    PID1.load(Ordering::Relaxed)
-}
 
 /// Collapses a message onto one line, so it stays one `@gp fatal` line.
 pub fn one_line(msg: &str) -> String {
@@ -37,7 +30,7 @@ pub fn fatal(msg: &str) -> ! {
         .to_string(),
     );
     if is_pid1() {
-        system::power_off()
+        power_off()
     }
     eprintln!("stress: {msg}");
     std::process::exit(1)
@@ -52,8 +45,7 @@ fn install_panic_hook() {
 
 /// The whole program; returns the exit status (on a host) or never returns (as PID 1).
 pub fn main() -> i32 {
-    let pid1 = system::is_pid1();
-    PID1.store(pid1, Ordering::Relaxed);
+    let pid1 = is_pid1();
     install_panic_hook();
     let req = if pid1 {
         let warnings = system::init_pid1().unwrap_or_else(|e| fatal(&e));
@@ -135,9 +127,17 @@ pub fn run(settings: &Settings, online_cpus: u32) -> i32 {
         reason: format!("duration_s={d} elapsed_ms={elapsed_ms:.1} bytes={bytes}"),
     });
     if is_pid1() {
-        system::power_off()
+        power_off()
     }
     0
+}
+
+/// Powers the guest off. If the kernel refuses, PID 1 exits instead: the kernel then panics, and
+/// with `panic=-1` and QEMU's `-no-reboot` the VM still ends.
+fn power_off() -> ! {
+    let e = system::power_off();
+    let _ = write_line(&format!("stress: power-off failed: {e}; exiting"));
+    std::process::exit(1)
 }
 
 /// Longest a thread sleeps between two looks at the stop flag (when progress lines are off or

@@ -79,10 +79,11 @@ pub fn gettid() -> u32 {
     unsafe { libc::gettid() as u32 }
 }
 
-/// Whether this process is the init process of its PID namespace.
+/// Whether this process is the init process of its PID namespace (asked once).
 pub fn is_pid1() -> bool {
+    static PID1: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     // SAFETY: getpid has no preconditions.
-    unsafe { libc::getpid() == 1 }
+    *PID1.get_or_init(|| unsafe { libc::getpid() == 1 })
 }
 
 /// Online CPUs (at least 1).
@@ -277,16 +278,13 @@ pub fn drain_console(limit: Duration) {
     }
 }
 
-/// Powers the machine off (PID 1 only). If the kernel refuses, PID 1 exits instead: the kernel
-/// then panics, and with `panic=-1` and QEMU's `-no-reboot` the VM still ends.
-pub fn power_off() -> ! {
+/// Powers the machine off (PID 1 only); returns only if the kernel refused, with its error.
+pub fn power_off() -> io::Error {
     drain_console(Duration::from_secs(2));
     // SAFETY: sync and reboot have no memory-safety preconditions.
     unsafe {
         libc::sync();
         libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
     }
-    let e = io::Error::last_os_error();
-    let _ = crate::console::write_line(&format!("stress: power-off failed: {e}; exiting"));
-    std::process::exit(1)
+    io::Error::last_os_error()
 }
