@@ -56,111 +56,17 @@ pub struct Plan {
 /// Checks the options and the host, cheapest checks first.
 pub fn build(cli: &Cli) -> Result<Plan, Error> {
     check_remote_options(cli)?;
-    if cli.mem < MIN_MEM_BYTES {
-        return Err(Error::usage(
-            "--mem",
-            format!(
-                "{} MiB is too small: the guest kernel needs room besides the workload; use at \
-                 least 128M",
-                cli.mem >> 20
-            ),
-        ));
-    }
-    let stress_ram = match cli.stress_ram {
-        Some(r) if r + MIN_HEADROOM_BYTES > cli.mem => {
-            return Err(Error::usage(
-                "--stress-ram",
-                format!(
-                    "{} MiB leaves the guest kernel less than {} MiB of the {} MiB of --mem: lower \
-                     --stress-ram or raise --mem",
-                    r >> 20,
-                    MIN_HEADROOM_BYTES >> 20,
-                    cli.mem >> 20
-                ),
-            ))
-        }
-        Some(r) => r,
-        None => default_stress_ram(cli.mem),
-    };
+    let stress_ram = stress_ram(cli)?;
     check_workload(cli, stress_ram)?;
-    if cli.dirty_ring_size != 0 {
-        let n = cli.dirty_ring_size;
-        if !n.is_power_of_two() || !(1024..=65536).contains(&n) {
-            return Err(Error::usage(
-                "--dirty-ring-size",
-                format!("{n} is not a power of two from 1024 to 65536 (or 0 for the dirty bitmap)"),
-            ));
-        }
-        if cli.accel == AccelArg::Tcg {
-            return Err(Error::usage(
-                "--dirty-ring-size",
-                "needs KVM, but --accel tcg was given (drop one of them)",
-            ));
-        }
-    }
+    check_dirty_ring(cli)?;
 
     let initrd = check_initrd(cli.initrd.as_deref())?;
     let kernel = gp_qemu::kernel::find_kernel(cli.kernel.as_deref())?;
     let (kernel, initrd) = absolute_paths(cli, kernel, initrd)?;
 
     let topology = Topology::host().map_err(Error::Topology)?;
-    let list = |o: &Option<crate::cli::IdList>| o.as_ref().map(|l| l.0.clone()).unwrap_or_default();
-    let mut src_bind = Binding {
-        cpus: list(&cli.src_cpu_bind),
-        nodes: list(&cli.src_mem_bind),
-    };
-    let mut dst_bind = Binding {
-        cpus: list(&cli.dst_cpu_bind),
-        nodes: list(&cli.dst_mem_bind),
-    };
     let allowed = gp_qemu::bind::allowed_cpus().map_err(Error::Topology)?;
-    let pinning = crate::pin::choose(crate::pin::Ask {
-        allowed: &allowed,
-        vcpus: cli.cpus,
-        user_bound: cli.src_cpu_bind.is_some() || cli.dst_cpu_bind.is_some(),
-        remote: cli.dst_host.is_some(),
-        off: cli.no_pin,
-    });
-    if !pinning.src.is_empty() {
-        src_bind.cpus = pinning.src.clone();
-        dst_bind.cpus = pinning.dst.clone();
-    }
-    topology.check(
-        "--src-cpu-bind",
-        &Binding {
-            cpus: src_bind.cpus.clone(),
-            nodes: vec![],
-        },
-    )?;
-    topology.check(
-        "--src-mem-bind",
-        &Binding {
-            cpus: vec![],
-            nodes: src_bind.nodes.clone(),
-        },
-    )?;
-    // A remote destination's bindings are checked on its host.
-    let dst_topology = match &cli.dst_host {
-        Some(_) => Topology {
-            cpus: dst_bind.cpus.clone(),
-            nodes: dst_bind.nodes.clone(),
-        },
-        None => topology.clone(),
-    };
-    dst_topology.check(
-        "--dst-cpu-bind",
-        &Binding {
-            cpus: dst_bind.cpus.clone(),
-            nodes: vec![],
-        },
-    )?;
-    dst_topology.check(
-        "--dst-mem-bind",
-        &Binding {
-            cpus: vec![],
-            nodes: dst_bind.nodes.clone(),
-        },
-    )?;
+    let placement = place(cli, &topology, &allowed)?;
     let bind_method = match cli.bind_method {
         BindMethodArg::Auto => Method::auto(),
         BindMethodArg::Numactl => Method::numactl()?,
@@ -168,60 +74,12 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
     };
 
     let binary = QemuBinary::detect(&cli.binary)?;
-    match cli.accel {
-        AccelArg::Kvm if !binary.has_accel("kvm") => {
-            return Err(Error::usage(
-                "--accel kvm",
-                format!(
-                    "{} was built without KVM (its accelerators: {}); use --accel tcg",
-                    binary.path.display(),
-                    binary.accels.join(", ")
-                ),
-            ))
-        }
-        AccelArg::Tcg if !binary.accels.is_empty() && !binary.has_accel("tcg") => {
-            return Err(Error::usage(
-                "--accel tcg",
-                format!(
-                    "{} was built without TCG (its accelerators: {}); use --accel kvm",
-                    binary.path.display(),
-                    binary.accels.join(", ")
-                ),
-            ))
-        }
-        _ => {}
-    }
-
-    let memory = if cli.huge_pages {
-        let pool = host::check_huge_pages(cli.mem, 2)?;
-        Memory::HugePages {
-            mount: pool.mount,
-            prealloc: cli.prealloc_pages,
-        }
-    } else if cli.prealloc_pages {
-        Memory::Prealloc
-    } else {
-        Memory::Plain
-    };
+    check_accel(cli.accel, &binary)?;
+    let memory = memory(cli)?;
     if cli.locked_pages {
         host::check_locked_pages(cli.mem)?;
     }
-
-    let rdma_addr = if cli.transport == Transport::Rdma {
-        let devices = host::rdma_devices();
-        if devices.is_empty() {
-            return Err(host::HostError::NoRdmaDevice.into());
-        }
-        if !binary.supports_rdma() {
-            return Err(host::HostError::NoRdmaInQemu {
-                binary: binary.path.clone(),
-            }
-            .into());
-        }
-        Some(host::rdma_ipv4(&devices)?)
-    } else {
-        None
-    };
+    let rdma_addr = rdma_addr(cli, &binary)?;
 
     let mut src_extra = cli.qemu_args.clone();
     src_extra.extend(cli.src_qemu_args.iter().cloned());
@@ -246,8 +104,8 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
         memory,
         locked_pages: cli.locked_pages,
         dirty_ring_size: cli.dirty_ring_size,
-        src_bind,
-        dst_bind,
+        src_bind: placement.src,
+        dst_bind: placement.dst,
         bind_method,
         transport: cli.transport,
         rdma_addr,
@@ -271,7 +129,7 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
         debug: cli.debug,
         verbose: cli.verbose,
         reprobe_kvm: cli.reprobe_kvm,
-        bind_note: pinning.note,
+        bind_note: placement.note,
         trace,
         dst_host: cli.dst_host.clone(),
         ssh: gp_qemu::ssh::SshConfig {
@@ -280,6 +138,154 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
         },
         binary_arg: cli.binary.clone(),
     })
+}
+
+/// The RAM the workload writes: `--stress-ram`, leaving the guest kernel its headroom of
+/// `--mem`, else the default share of `--mem`.
+fn stress_ram(cli: &Cli) -> Result<u64, Error> {
+    if cli.mem < MIN_MEM_BYTES {
+        return Err(Error::usage(
+            "--mem",
+            format!(
+                "{} MiB is too small: the guest kernel needs room besides the workload; use at \
+                 least 128M",
+                cli.mem >> 20
+            ),
+        ));
+    }
+    match cli.stress_ram {
+        Some(r) if r + MIN_HEADROOM_BYTES > cli.mem => Err(Error::usage(
+            "--stress-ram",
+            format!(
+                "{} MiB leaves the guest kernel less than {} MiB of the {} MiB of --mem: lower \
+                 --stress-ram or raise --mem",
+                r >> 20,
+                MIN_HEADROOM_BYTES >> 20,
+                cli.mem >> 20
+            ),
+        )),
+        Some(r) => Ok(r),
+        None => Ok(default_stress_ram(cli.mem)),
+    }
+}
+
+/// `--dirty-ring-size`: 0 (the dirty bitmap), or a power of two from 1024 to 65536 under KVM.
+fn check_dirty_ring(cli: &Cli) -> Result<(), Error> {
+    let n = cli.dirty_ring_size;
+    if n == 0 {
+        return Ok(());
+    }
+    if !n.is_power_of_two() || !(1024..=65536).contains(&n) {
+        return Err(Error::usage(
+            "--dirty-ring-size",
+            format!("{n} is not a power of two from 1024 to 65536 (or 0 for the dirty bitmap)"),
+        ));
+    }
+    if cli.accel == AccelArg::Tcg {
+        return Err(Error::usage(
+            "--dirty-ring-size",
+            "needs KVM, but --accel tcg was given (drop one of them)",
+        ));
+    }
+    Ok(())
+}
+
+/// Where each QEMU runs: the user's bindings, or the disjoint CPU sets gp-launch chose.
+struct Placement {
+    src: Binding,
+    dst: Binding,
+    /// Why gp-launch pinned as it did, when it chose (see [`crate::pin`]).
+    note: Option<String>,
+}
+
+/// Places both QEMUs on `topology` (this host's) within the CPUs this process may use
+/// (`allowed`), checking that every id the user named exists. A remote destination's bindings
+/// are checked on its own host.
+fn place(cli: &Cli, topology: &Topology, allowed: &[u32]) -> Result<Placement, Error> {
+    let list = |o: &Option<crate::cli::IdList>| o.as_ref().map(|l| l.0.clone()).unwrap_or_default();
+    let mut src = Binding {
+        cpus: list(&cli.src_cpu_bind),
+        nodes: list(&cli.src_mem_bind),
+    };
+    let mut dst = Binding {
+        cpus: list(&cli.dst_cpu_bind),
+        nodes: list(&cli.dst_mem_bind),
+    };
+    let pinning = crate::pin::choose(crate::pin::Ask {
+        allowed,
+        vcpus: cli.cpus,
+        user_bound: cli.src_cpu_bind.is_some() || cli.dst_cpu_bind.is_some(),
+        remote: cli.dst_host.is_some(),
+        off: cli.no_pin,
+    });
+    if !pinning.src.is_empty() {
+        src.cpus = pinning.src;
+        dst.cpus = pinning.dst;
+    }
+    topology.check_cpus("--src-cpu-bind", &src.cpus)?;
+    topology.check_nodes("--src-mem-bind", &src.nodes)?;
+    if cli.dst_host.is_none() {
+        topology.check_cpus("--dst-cpu-bind", &dst.cpus)?;
+        topology.check_nodes("--dst-mem-bind", &dst.nodes)?;
+    }
+    Ok(Placement {
+        src,
+        dst,
+        note: pinning.note,
+    })
+}
+
+/// The accelerator asked for must be built into the binary (`auto` takes what there is).
+fn check_accel(accel: AccelArg, binary: &QemuBinary) -> Result<(), Error> {
+    let (option, missing, other) = match accel {
+        AccelArg::Kvm if !binary.has_accel("kvm") => ("--accel kvm", "KVM", "tcg"),
+        AccelArg::Tcg if !binary.accels.is_empty() && !binary.has_accel("tcg") => {
+            ("--accel tcg", "TCG", "kvm")
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::usage(
+        option,
+        format!(
+            "{} was built without {missing} (its accelerators: {}); use --accel {other}",
+            binary.path.display(),
+            binary.accels.join(", ")
+        ),
+    ))
+}
+
+/// Guest RAM backing: huge pages (checked against the host's pool), preallocated, or plain.
+fn memory(cli: &Cli) -> Result<Memory, Error> {
+    Ok(if cli.huge_pages {
+        let pool = host::check_huge_pages(cli.mem, 2)?;
+        Memory::HugePages {
+            mount: pool.mount,
+            prealloc: cli.prealloc_pages,
+        }
+    } else if cli.prealloc_pages {
+        Memory::Prealloc
+    } else {
+        Memory::Plain
+    })
+}
+
+/// For `--transport rdma`: the address the destination listens on, once the host has an RDMA
+/// device and QEMU supports it.
+fn rdma_addr(cli: &Cli, binary: &QemuBinary) -> Result<Option<String>, Error> {
+    if cli.transport != Transport::Rdma {
+        return Ok(None);
+    }
+    let devices = host::rdma_devices();
+    if devices.is_empty() {
+        return Err(host::HostError::NoRdmaDevice.into());
+    }
+    if !binary.supports_rdma() {
+        return Err(host::HostError::NoRdmaInQemu {
+            binary: binary.path.clone(),
+        }
+        .into());
+    }
+    Ok(Some(host::rdma_ipv4(&devices)?))
 }
 
 /// The workload settings that only make sense together, checked here so a bad combination is
@@ -416,11 +422,114 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn check(args: &[&str]) -> Result<(), String> {
+    fn cli(args: &[&str]) -> Cli {
         let mut all = vec!["gp-launch"];
         all.extend_from_slice(args);
-        let cli = Cli::try_parse_from(all).unwrap();
-        check_workload(&cli, 144 << 20).map_err(|e| e.to_string())
+        Cli::try_parse_from(all).unwrap()
+    }
+
+    fn check(args: &[&str]) -> Result<(), String> {
+        check_workload(&cli(args), 144 << 20).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn stress_ram_leaves_the_kernel_its_headroom() {
+        let ram = |args: &[&str]| stress_ram(&cli(args)).map_err(|e| e.to_string());
+        assert_eq!(ram(&["--mem", "1G", "--stress-ram", "900M"]), Ok(900 << 20));
+        assert_eq!(
+            ram(&["--mem", "1G"]),
+            Ok(default_stress_ram(1 << 30)),
+            "the default share"
+        );
+        let e = ram(&["--mem", "256M", "--stress-ram", "200M"]).unwrap_err();
+        assert_eq!(
+            e,
+            "--stress-ram: 200 MiB leaves the guest kernel less than 96 MiB of the 256 MiB of \
+             --mem: lower --stress-ram or raise --mem"
+        );
+    }
+
+    #[test]
+    fn dirty_ring_needs_a_power_of_two_and_kvm() {
+        let ring = |args: &[&str]| check_dirty_ring(&cli(args)).map_err(|e| e.to_string());
+        assert_eq!(ring(&["--accel", "tcg"]), Ok(()), "0: the dirty bitmap");
+        assert_eq!(
+            ring(&["--accel", "kvm", "--dirty-ring-size", "4096"]),
+            Ok(())
+        );
+        let e = ring(&["--accel", "tcg", "--dirty-ring-size", "4096"]).unwrap_err();
+        assert!(e.contains("needs KVM, but --accel tcg was given"), "{e}");
+    }
+
+    fn binary(accels: &[&str]) -> QemuBinary {
+        QemuBinary {
+            path: "/usr/bin/qemu-system-x86_64".into(),
+            version: gp_qemu::binary::QemuVersion {
+                major: 10,
+                minor: 0,
+                micro: 2,
+                package: String::new(),
+            },
+            accels: accels.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_accelerator_asked_for_must_be_built_in() {
+        assert!(check_accel(AccelArg::Kvm, &binary(&["kvm", "tcg"])).is_ok());
+        assert!(check_accel(AccelArg::Auto, &binary(&["tcg"])).is_ok());
+        // A binary that did not list its accelerators is taken at its word for TCG.
+        assert!(check_accel(AccelArg::Tcg, &binary(&[])).is_ok());
+        let e = check_accel(AccelArg::Kvm, &binary(&["tcg"])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--accel kvm: /usr/bin/qemu-system-x86_64 was built without KVM (its accelerators: \
+             tcg); use --accel tcg"
+        );
+        let e = check_accel(AccelArg::Tcg, &binary(&["kvm"])).unwrap_err();
+        assert!(e.to_string().starts_with("--accel tcg: "), "{e}");
+        assert!(e
+            .to_string()
+            .ends_with("without TCG (its accelerators: kvm); use --accel kvm"));
+    }
+
+    #[test]
+    fn placement_checks_each_option_on_this_host_and_pins_when_free() {
+        let host = Topology {
+            cpus: vec![0, 1, 2, 3],
+            nodes: vec![0],
+        };
+        let all = [0, 1, 2, 3];
+        let e = place(&cli(&["--dst-cpu-bind", "5"]), &host, &all)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "--dst-cpu-bind: this host has no CPU 5 (online CPUs: 0-3)"
+        );
+        let e = place(&cli(&["--src-mem-bind", "1"]), &host, &all)
+            .err()
+            .unwrap();
+        assert!(e.to_string().starts_with("--src-mem-bind: "), "{e}");
+        // A remote destination's ids are its host's to check.
+        let remote = cli(&[
+            "--dst-host",
+            "h",
+            "--transport",
+            "tcp",
+            "--dst-cpu-bind",
+            "7",
+        ]);
+        assert_eq!(place(&remote, &host, &all).unwrap().dst.cpus, [7]);
+        // The user's bindings stand.
+        let bound = place(&cli(&["--src-cpu-bind", "1"]), &host, &all).unwrap();
+        assert_eq!((bound.src.cpus, bound.dst.cpus), (vec![1], vec![]));
+        assert!(bound.note.is_none());
+        // Free to choose on 4 CPUs: disjoint sets, and a note saying so.
+        let chosen = place(&cli(&[]), &host, &all).unwrap();
+        assert!(!chosen.src.cpus.is_empty() && !chosen.dst.cpus.is_empty());
+        assert!(chosen.src.cpus.iter().all(|c| !chosen.dst.cpus.contains(c)));
+        assert!(chosen.note.is_some());
     }
 
     #[test]

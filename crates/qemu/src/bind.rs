@@ -102,34 +102,43 @@ impl Topology {
 
     /// Checks that every id in a binding exists here. `what` names the option in the message.
     pub fn check(&self, what: &str, binding: &Binding) -> Result<(), BindError> {
-        let missing_cpus: Vec<u32> = binding
-            .cpus
-            .iter()
-            .copied()
-            .filter(|c| !self.cpus.contains(c))
-            .collect();
-        if !missing_cpus.is_empty() {
-            return Err(BindError::NoSuchCpu {
-                what: what.to_string(),
-                missing: format_list(&missing_cpus),
-                online: format_list(&self.cpus),
-            });
-        }
-        let missing_nodes: Vec<u32> = binding
-            .nodes
-            .iter()
-            .copied()
-            .filter(|n| !self.nodes.contains(n))
-            .collect();
-        if !missing_nodes.is_empty() {
-            return Err(BindError::NoSuchNode {
-                what: what.to_string(),
-                missing: format_list(&missing_nodes),
-                online: format_list(&self.nodes),
-            });
-        }
-        Ok(())
+        self.check_cpus(what, &binding.cpus)?;
+        self.check_nodes(what, &binding.nodes)
     }
+
+    /// Checks that every CPU in `cpus` is online here. `what` names the option in the message.
+    pub fn check_cpus(&self, what: &str, cpus: &[u32]) -> Result<(), BindError> {
+        match absent(cpus, &self.cpus) {
+            None => Ok(()),
+            Some(missing) => Err(BindError::NoSuchCpu {
+                what: what.to_string(),
+                missing,
+                online: format_list(&self.cpus),
+            }),
+        }
+    }
+
+    /// Checks that every NUMA node in `nodes` is online here. `what` names the option.
+    pub fn check_nodes(&self, what: &str, nodes: &[u32]) -> Result<(), BindError> {
+        match absent(nodes, &self.nodes) {
+            None => Ok(()),
+            Some(missing) => Err(BindError::NoSuchNode {
+                what: what.to_string(),
+                missing,
+                online: format_list(&self.nodes),
+            }),
+        }
+    }
+}
+
+/// The ids of `asked` that `online` lacks, as a list, or `None` when there are none.
+fn absent(asked: &[u32], online: &[u32]) -> Option<String> {
+    let missing: Vec<u32> = asked
+        .iter()
+        .copied()
+        .filter(|i| !online.contains(i))
+        .collect();
+    (!missing.is_empty()).then(|| format_list(&missing))
 }
 
 /// The CPUs this process may run on (`sched_getaffinity`: what `taskset` or a cpuset left it),
