@@ -14,7 +14,7 @@
 //! so every run has its pair. `DIR/ab.json` records the arms: resuming with other arm options is
 //! refused, since the runs already there would not be what the options say.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use clap::CommandFactory;
 use serde::{Deserialize, Serialize};
 
 use super::comparisons::Comparison;
-use super::probe::{self, ProbeAccel};
+use super::probe::{self, ProbeAccel, ProbeReport};
 use super::progress::Progress;
 use super::shard::{self, Shard};
 use super::store::{RunId, Store};
@@ -161,30 +161,7 @@ pub fn run(
 
     let root = Store::new(output);
     let _root_lock = root.open()?;
-    let record = AbRecord {
-        arms: arms.to_vec(),
-    };
-    let record_path = output.join("ab.json");
-    if let Ok(text) = std::fs::read_to_string(&record_path) {
-        if let Ok(old) = serde_json::from_str::<AbRecord>(&text) {
-            if old.arms != record.arms {
-                return Err(Error::Ab(format!(
-                    "{} holds an A/B of other arms (a: '{}', b: '{}'); resume with the same \
-                     --ab-a and --ab-b, or use another --output",
-                    output.display(),
-                    old.arms[0].options,
-                    old.arms[1].options
-                )));
-            }
-        }
-    }
-    if !cli.dry_run {
-        root.write_json(&record_path, &record)
-            .map_err(|source| Error::Io {
-                what: format!("cannot write {}", record_path.display()),
-                source,
-            })?;
-    }
+    claim(&root, &arms, cli.dry_run)?;
     let signals = SignalWatch::start().map_err(Error::Signals)?;
     let stores: Vec<Store> = arms
         .iter()
@@ -200,35 +177,16 @@ pub fn run(
     let mut batches = Vec::new();
     let mut skipped: Vec<(String, String)> = Vec::new();
     for ((arm, scenarios), store) in arms.iter().zip(resolved).zip(&stores) {
-        let first = &scenarios[0].launch;
-        let requirements: Vec<_> = scenarios
-            .iter()
-            .map(|r| crate::options::qemu_requirements(&r.migrate))
-            .collect();
-        let probe = probe::probe(
-            Path::new(&first.binary),
-            ProbeAccel {
-                accel: first.accel,
-                dirty_ring_size: first.dirty_ring_size,
-            },
-            &requirements,
-            Duration::from_secs(60),
-        )?;
-        let decisions = skips(&scenarios, &probe.refusals, |r| host_refusal(cli, r));
-        if !cli.dry_run {
-            file_skips(store, &scenarios, &decisions, &probe)?;
-        }
-        for (r, d) in scenarios.iter().zip(&decisions) {
-            if let Some(d) = d {
-                skipped.push((r.key(), format!("arm {}: {}", arm.name, d.reason)));
-            }
+        let probe = probe_arm(cli, store, &scenarios)?;
+        for (key, reason) in probe.1 {
+            skipped.push((key, format!("arm {}: {reason}", arm.name)));
         }
         batches.push(Batch {
             cli,
             binaries: binaries.clone(),
             store: store.clone(),
             signals: &signals,
-            probe,
+            probe: probe.0,
             scenarios,
         });
     }
@@ -261,23 +219,15 @@ pub fn run(
         .flat_map(|id| arm_order(id.run).map(|arm| (arm, id.clone())))
         .filter(|(arm, id)| !batches[*arm].store.is_done(id))
         .collect();
+    let arms_line = |b: &[Batch]| {
+        format!(
+            "a = '{}' (QEMU {}), b = '{}' (QEMU {})",
+            arms[0].options, b[0].probe.qemu_version, arms[1].options, b[1].probe.qemu_version
+        )
+    };
 
     if cli.dry_run {
-        let mut text = format!(
-            "# A/B into {}: a = '{}' (QEMU {}), b = '{}' (QEMU {})\n",
-            output.display(),
-            arms[0].options,
-            batches[0].probe.qemu_version,
-            arms[1].options,
-            batches[1].probe.qemu_version
-        );
-        for (key, why) in &skipped {
-            text.push_str(&format!("# skip {key}: {why}\n"));
-        }
-        text.push_str(&format!("# {} to do\n", plural(steps.len(), "run")));
-        for (arm, id) in &steps {
-            text.push_str(&format!("{} {}\n", arms[*arm].name, id.label()));
-        }
+        let text = dry_run_text(output, &arms_line(&batches), &arms, &skipped, &steps);
         use std::io::Write;
         return std::io::stdout()
             .lock()
@@ -290,13 +240,10 @@ pub fn run(
 
     let progress = Progress::stderr(steps.len());
     progress.note(&format!(
-        "A/B: {} to do in {}; a = '{}' (QEMU {}), b = '{}' (QEMU {}), interleaved",
+        "A/B: {} to do in {}; {}, interleaved",
         plural(steps.len(), "run"),
         output.display(),
-        arms[0].options,
-        batches[0].probe.qemu_version,
-        arms[1].options,
-        batches[1].probe.qemu_version
+        arms_line(&batches)
     ));
     if let Some(shard) = shard {
         progress.note(&format!("part {shard} of the selection (--shard)"));
@@ -342,8 +289,99 @@ pub fn run(
     if let Some(sig) = tally.interrupted {
         return Err(Error::Interrupted(sig));
     }
+    let compared = compare_arms(&compare, &stores, output)?;
+    progress.note(&format!(
+        "compared: {}",
+        compared.join("compare.md").display()
+    ));
+    tally.result(&output.join("a/summary.md"))
+}
+
+/// Records the arms in `DIR/ab.json` (not on a dry run), refusing a directory that holds an A/B
+/// of other arms: the runs there would not be what the options say.
+fn claim(root: &Store, arms: &[Arm; 2], dry_run: bool) -> Result<(), Error> {
+    let record = AbRecord {
+        arms: arms.to_vec(),
+    };
+    let path = root.root().join("ab.json");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(old) = serde_json::from_str::<AbRecord>(&text) {
+            if old.arms != record.arms {
+                return Err(Error::Ab(format!(
+                    "{} holds an A/B of other arms (a: '{}', b: '{}'); resume with the same \
+                     --ab-a and --ab-b, or use another --output",
+                    root.root().display(),
+                    old.arms[0].options,
+                    old.arms[1].options
+                )));
+            }
+        }
+    }
+    if dry_run {
+        return Ok(());
+    }
+    root.write_json(&path, &record).map_err(|source| Error::Io {
+        what: format!("cannot write {}", path.display()),
+        source,
+    })
+}
+
+/// Probes one arm's QEMU for its scenarios and files a skip for each it (or the host) cannot
+/// run: the probe, and the skipped scenarios' keys with the reason.
+fn probe_arm(
+    cli: &Cli,
+    store: &Store,
+    scenarios: &[Resolved],
+) -> Result<(ProbeReport, Vec<(String, String)>), Error> {
+    let first = &scenarios[0].launch;
+    let requirements: Vec<_> = scenarios
+        .iter()
+        .map(|r| crate::options::qemu_requirements(&r.migrate))
+        .collect();
+    let probe = probe::probe(
+        Path::new(&first.binary),
+        ProbeAccel {
+            accel: first.accel,
+            dirty_ring_size: first.dirty_ring_size,
+        },
+        &requirements,
+        Duration::from_secs(60),
+    )?;
+    let decisions = skips(scenarios, &probe.refusals, |r| host_refusal(cli, r));
+    if !cli.dry_run {
+        file_skips(store, scenarios, &decisions, &probe)?;
+    }
+    let skipped = scenarios
+        .iter()
+        .zip(&decisions)
+        .filter_map(|(r, d)| d.as_ref().map(|d| (r.key(), d.reason.clone())))
+        .collect();
+    Ok((probe, skipped))
+}
+
+/// What `--dry-run` prints: the arms, the skips, and each run to do in order.
+fn dry_run_text(
+    output: &Path,
+    arms_line: &str,
+    arms: &[Arm; 2],
+    skipped: &[(String, String)],
+    steps: &[(usize, RunId)],
+) -> String {
+    let mut text = format!("# A/B into {}: {arms_line}\n", output.display());
+    for (key, why) in skipped {
+        text.push_str(&format!("# skip {key}: {why}\n"));
+    }
+    text.push_str(&format!("# {} to do\n", plural(steps.len(), "run")));
+    for (arm, id) in steps {
+        text.push_str(&format!("{} {}\n", arms[*arm].name, id.label()));
+    }
+    text
+}
+
+/// Runs gp-compare on the two arms into `DIR/compare`, which it returns.
+fn compare_arms(compare: &Path, stores: &[Store], output: &Path) -> Result<PathBuf, Error> {
     let compared = output.join("compare");
-    let status = Command::new(&compare)
+    let status = Command::new(compare)
         .arg(stores[0].root())
         .arg(stores[1].root())
         .arg("--output")
@@ -363,11 +401,7 @@ pub fn run(
             stores[1].root().display()
         )));
     }
-    progress.note(&format!(
-        "compared: {}",
-        compared.join("compare.md").display()
-    ));
-    tally.result(&output.join("a/summary.md"))
+    Ok(compared)
 }
 
 #[cfg(test)]
@@ -421,6 +455,50 @@ mod tests {
             .unwrap();
         assert_eq!((m.post_copy, m.post_copy_iters, m.bandwidth), (true, 3, 16));
         assert_eq!(m.name, "post-copy-iters-0");
+    }
+
+    #[test]
+    fn a_directory_keeps_the_arms_it_was_started_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Store::new(dir.path());
+        let arms = [
+            split_options("a", "--bandwidth 16").unwrap(),
+            split_options("b", "--bandwidth 32").unwrap(),
+        ];
+        claim(&root, &arms, true).unwrap();
+        assert!(
+            !dir.path().join("ab.json").exists(),
+            "a dry run writes nothing"
+        );
+        claim(&root, &arms, false).unwrap();
+        claim(&root, &arms, false).expect("resuming with the same arms");
+        let other = [
+            arms[0].clone(),
+            split_options("b", "--bandwidth 64").unwrap(),
+        ];
+        let e = claim(&root, &other, true).unwrap_err().to_string();
+        assert!(
+            e.contains("holds an A/B of other arms (a: '--bandwidth 16', b: '--bandwidth 32')"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_lists_skips_then_each_run_by_arm() {
+        let arms = [
+            split_options("a", "").unwrap(),
+            split_options("b", "--bandwidth 32").unwrap(),
+        ];
+        let id = |run| RunId::new("bandwidth", "bandwidth-32", run);
+        let steps = [(0, id(1)), (1, id(1)), (1, id(2)), (0, id(2))];
+        let skipped = [("xbzrle/xbzrle".to_string(), "arm b: no xbzrle".to_string())];
+        let text = dry_run_text(Path::new("/r"), "ARMS", &arms, &skipped, &steps);
+        assert_eq!(
+            text,
+            "# A/B into /r: ARMS\n# skip xbzrle/xbzrle: arm b: no xbzrle\n# 4 runs to do\n\
+             a bandwidth/bandwidth-32\nb bandwidth/bandwidth-32\nb bandwidth/bandwidth-32#2\n\
+             a bandwidth/bandwidth-32#2\n"
+        );
     }
 
     #[test]
