@@ -319,77 +319,109 @@ struct Pending {
 
 /// Compares arm B against arm A.
 pub fn compare(arm_a: &Arm, arm_b: &Arm, opts: &Options) -> Comparison {
-    fn by_scenario(arm: &Arm) -> BTreeMap<String, Vec<&Run>> {
-        let mut m: BTreeMap<String, Vec<&Run>> = BTreeMap::new();
+    let paired = pair_scenarios(arm_a, arm_b);
+    let (mut scenarios, pending) = compare_scenarios(&paired.both, arm_a, arm_b, opts);
+    let (family_size, mde_alpha) = adjust(&mut scenarios, &pending, opts);
+    let (regressions, improvements) = tally(&scenarios);
+    Comparison {
+        tool: "gp-compare".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        options: opts.clone(),
+        a: arm_summary(arm_a),
+        b: arm_summary(arm_b),
+        same_runs: same_runs(arm_a, arm_b),
+        family_size,
+        mde_alpha,
+        scenarios,
+        only_in_a: paired.only_in_a,
+        only_in_b: paired.only_in_b,
+        regressions,
+        improvements,
+    }
+}
+
+/// The scenarios both arms ran (name, A's runs, B's runs, by name), and those only one did.
+struct Paired<'a> {
+    both: Vec<(&'a str, Vec<&'a Run>, Vec<&'a Run>)>,
+    only_in_a: Vec<OneSided>,
+    only_in_b: Vec<OneSided>,
+}
+
+/// Pairs the arms' scenarios by name. A scenario one arm skipped (gp-batch's skip file) is
+/// listed on the side that ran it with the other's reason, or on the side that skipped it when
+/// neither ran it.
+fn pair_scenarios<'a>(arm_a: &'a Arm, arm_b: &'a Arm) -> Paired<'a> {
+    fn by_scenario(arm: &Arm) -> BTreeMap<&str, Vec<&Run>> {
+        let mut m: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
         for r in &arm.runs {
-            m.entry(r.scenario.clone()).or_default().push(r);
+            m.entry(r.scenario.as_str()).or_default().push(r);
         }
         m
     }
-    let (sa, sb) = (by_scenario(arm_a), by_scenario(arm_b));
+    let (mut sa, mut sb) = (by_scenario(arm_a), by_scenario(arm_b));
     let skipped = |arm: &Arm, name: &str| {
         arm.skipped
             .iter()
             .find(|(s, _)| s == name)
             .map(|(_, r)| r.clone())
     };
-    let names: BTreeSet<&String> = sa
+    let names: BTreeSet<&str> = sa
         .keys()
         .chain(sb.keys())
-        .chain(arm_a.skipped.iter().map(|s| &s.0))
-        .chain(arm_b.skipped.iter().map(|s| &s.0))
+        .copied()
+        .chain(arm_a.skipped.iter().map(|s| s.0.as_str()))
+        .chain(arm_b.skipped.iter().map(|s| s.0.as_str()))
         .collect();
-    let mut scenarios = Vec::new();
-    let mut only_in_a = Vec::new();
-    let mut only_in_b = Vec::new();
-    let mut pending = Vec::new();
-    let empty = Vec::new();
-    let mut both: Vec<(&String, &Vec<&Run>, &Vec<&Run>)> = Vec::new();
+    let mut paired = Paired {
+        both: Vec::new(),
+        only_in_a: Vec::new(),
+        only_in_b: Vec::new(),
+    };
     for name in names {
         let (ra, rb) = (
-            sa.get(name).unwrap_or(&empty),
-            sb.get(name).unwrap_or(&empty),
+            sa.remove(name).unwrap_or_default(),
+            sb.remove(name).unwrap_or_default(),
         );
+        let one_sided = |runs: &[&Run], here: &Arm, there: &Arm| OneSided {
+            name: name.to_string(),
+            runs: OutcomeCounts::of(runs.iter().copied()),
+            skipped: skipped(here, name).or_else(|| {
+                skipped(there, name).map(|r| format!("skipped on {}: {r}", there.label))
+            }),
+        };
         match (ra.is_empty(), rb.is_empty()) {
-            (false, false) => {}
+            (false, false) => paired.both.push((name, ra, rb)),
             (true, true) => {
-                // Skipped (gp-batch's skip file) and run on neither side: listed where skipped.
-                for (arm, list) in [(arm_a, &mut only_in_a), (arm_b, &mut only_in_b)] {
+                // Skipped and run on neither side: listed where skipped.
+                for (arm, list) in [
+                    (arm_a, &mut paired.only_in_a),
+                    (arm_b, &mut paired.only_in_b),
+                ] {
                     if let Some(reason) = skipped(arm, name) {
                         list.push(OneSided {
-                            name: name.clone(),
+                            name: name.to_string(),
                             runs: OutcomeCounts::default(),
                             skipped: Some(reason),
                         });
                     }
                 }
-                continue;
             }
-            (_, true) => {
-                only_in_a.push(OneSided {
-                    name: name.clone(),
-                    runs: OutcomeCounts::of(ra.iter().copied()),
-                    skipped: skipped(arm_a, name).or_else(|| {
-                        skipped(arm_b, name).map(|r| format!("skipped on {}: {r}", arm_b.label))
-                    }),
-                });
-                continue;
-            }
-            (true, false) => {
-                only_in_b.push(OneSided {
-                    name: name.clone(),
-                    runs: OutcomeCounts::of(rb.iter().copied()),
-                    skipped: skipped(arm_b, name).or_else(|| {
-                        skipped(arm_a, name).map(|r| format!("skipped on {}: {r}", arm_a.label))
-                    }),
-                });
-                continue;
-            }
+            (_, true) => paired.only_in_a.push(one_sided(&ra, arm_a, arm_b)),
+            (true, false) => paired.only_in_b.push(one_sided(&rb, arm_b, arm_a)),
         }
-        both.push((name, ra, rb));
     }
-    // Scenarios are independent: compare them on every CPU, in contiguous chunks so the
-    // order (and, seeds being per figure, every number) is the same with any thread count.
+    paired
+}
+
+/// Compares each scenario both arms ran. Scenarios are independent: they are compared on every
+/// CPU, in contiguous chunks so the order (and, seeds being per figure, every number) is the
+/// same with any thread count.
+fn compare_scenarios(
+    both: &[(&str, Vec<&Run>, Vec<&Run>)],
+    arm_a: &Arm,
+    arm_b: &Arm,
+    opts: &Options,
+) -> (Vec<ScenarioComparison>, Vec<Pending>) {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(both.len().div_ceil(4).max(1));
@@ -413,6 +445,8 @@ pub fn compare(arm_a: &Arm, arm_b: &Arm, opts: &Options) -> Comparison {
             .flat_map(|h| h.join().expect("a comparison thread panicked"))
             .collect()
     });
+    let mut scenarios = Vec::new();
+    let mut pending = Vec::new();
     for (index, (sc, mut pend)) in results.into_iter().enumerate() {
         for p in &mut pend {
             p.scenario = index;
@@ -420,15 +454,25 @@ pub fn compare(arm_a: &Arm, arm_b: &Arm, opts: &Options) -> Comparison {
         pending.extend(pend);
         scenarios.push(sc);
     }
+    (scenarios, pending)
+}
 
-    // The family: figure tests and completion tests that can reach alpha.
+/// Adjusts every test for the family (Benjamini-Hochberg over the figure and completion tests
+/// that can reach alpha), then gives each figure its q, minimum detectable effect, runs needed
+/// and verdict. Returns the family's size and the per-test level of the minimum detectable
+/// effect.
+fn adjust(
+    scenarios: &mut [ScenarioComparison],
+    pending: &[Pending],
+    opts: &Options,
+) -> (usize, f64) {
     let mut p_all = Vec::new();
     let mut in_family = Vec::new();
-    for p in &pending {
+    for p in pending {
         p_all.push(p.p);
         in_family.push(p.p_min < opts.alpha);
     }
-    for sc in &scenarios {
+    for sc in scenarios.iter() {
         p_all.push(sc.completion.p);
         in_family.push(sc.completion.p_min < opts.alpha);
     }
@@ -479,49 +523,38 @@ pub fn compare(arm_a: &Arm, arm_b: &Arm, opts: &Options) -> Comparison {
             _ => Verdict::NoChange,
         };
     }
+    (family_size, mde_alpha)
+}
 
+/// The figures (and completion rates) judged worse, and how many were judged better.
+fn tally(scenarios: &[ScenarioComparison]) -> (Vec<Regression>, usize) {
     let mut regressions = Vec::new();
     let mut improvements = 0;
-    for sc in &scenarios {
-        for f in &sc.figures {
-            match f.verdict {
+    for sc in scenarios {
+        let completion = (
+            sc.completion.verdict,
+            "completed_runs",
+            sc.completion.change_points,
+            "points",
+        );
+        let figures = sc
+            .figures
+            .iter()
+            .map(|f| (f.verdict, f.id.as_str(), f.change, f.change_unit.as_str()));
+        for (verdict, figure, change, unit) in figures.chain([completion]) {
+            match verdict {
                 Verdict::Worse => regressions.push(Regression {
                     scenario: sc.name.clone(),
-                    figure: f.id.clone(),
-                    change: f.change.unwrap_or(0.0),
-                    change_unit: f.change_unit.clone(),
+                    figure: figure.to_string(),
+                    change: change.unwrap_or(0.0),
+                    change_unit: unit.to_string(),
                 }),
                 Verdict::Better => improvements += 1,
                 _ => {}
             }
         }
-        match sc.completion.verdict {
-            Verdict::Worse => regressions.push(Regression {
-                scenario: sc.name.clone(),
-                figure: "completed_runs".into(),
-                change: sc.completion.change_points.unwrap_or(0.0),
-                change_unit: "points".into(),
-            }),
-            Verdict::Better => improvements += 1,
-            _ => {}
-        }
     }
-
-    Comparison {
-        tool: "gp-compare".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        options: opts.clone(),
-        a: arm_summary(arm_a),
-        b: arm_summary(arm_b),
-        same_runs: same_runs(arm_a, arm_b),
-        family_size,
-        mde_alpha,
-        scenarios,
-        only_in_a,
-        only_in_b,
-        regressions,
-        improvements,
-    }
+    (regressions, improvements)
 }
 
 fn arm_summary(arm: &Arm) -> ArmSummary {
@@ -873,5 +906,70 @@ fn verdict(fig: &Figure, fc: &mut FigureComparison, opts: &Options) -> Verdict {
     match (fig.better, up) {
         (Better::Lower, true) | (Better::Higher, false) => Verdict::Worse,
         _ => Verdict::Better,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(scenario: &str, total_ms: &[f64]) -> Vec<Run> {
+        total_ms
+            .iter()
+            .map(|&ms| Run::new(scenario, "dev", RunOutcome::Completed).with("total_time_ms", ms))
+            .collect()
+    }
+
+    #[test]
+    fn scenarios_pair_by_name_and_one_sided_ones_say_why() {
+        let mut a = Arm::new("A", [runs("x", &[1.0, 2.0]), runs("y", &[1.0])].concat());
+        a.skipped.push(("z".into(), "no xbzrle".into()));
+        let mut b = Arm::new("B", [runs("z", &[1.0]), runs("x", &[3.0])].concat());
+        b.skipped.push(("w".into(), "no rdma".into()));
+        let p = pair_scenarios(&a, &b);
+
+        let both: Vec<(&str, usize, usize)> = p
+            .both
+            .iter()
+            .map(|(n, ra, rb)| (*n, ra.len(), rb.len()))
+            .collect();
+        assert_eq!(both, [("x", 2, 1)]);
+        let said = |l: &[OneSided]| -> Vec<(String, u64, Option<String>)> {
+            l.iter()
+                .map(|o| (o.name.clone(), o.runs.total(), o.skipped.clone()))
+                .collect()
+        };
+        assert_eq!(said(&p.only_in_a), [("y".into(), 1, None)]);
+        assert_eq!(
+            said(&p.only_in_b),
+            [
+                // Run by neither: listed where it was skipped.
+                ("w".into(), 0, Some("no rdma".into())),
+                // Run by B only: with A's reason for skipping it.
+                ("z".into(), 1, Some("skipped on A: no xbzrle".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_clear_slowdown_is_one_regression_named_by_scenario_and_figure() {
+        let fast = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 99.8, 100.1];
+        let slow: Vec<f64> = fast.iter().map(|ms| ms * 1.5).collect();
+        let a = Arm::new("A", runs("precopy", &fast));
+        let b = Arm::new("B", runs("precopy", &slow));
+        let c = compare(&a, &b, &Options::default());
+        assert_eq!(c.regressions.len(), 1, "{:?}", c.regressions);
+        let r = &c.regressions[0];
+        assert_eq!(
+            (r.scenario.as_str(), r.figure.as_str()),
+            ("precopy", "total_time_ms")
+        );
+        assert_eq!(r.change_unit, "percent");
+        assert!((r.change - 50.0).abs() < 1.0, "{}", r.change);
+        assert_eq!(c.improvements, 0);
+        // The other way round it is an improvement, and nothing regresses.
+        let c = compare(&b, &a, &Options::default());
+        assert!(c.regressions.is_empty(), "{:?}", c.regressions);
+        assert_eq!(c.improvements, 1);
     }
 }
