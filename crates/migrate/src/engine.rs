@@ -524,35 +524,27 @@ impl<W: Write> Run<W> {
         Ok(())
     }
 
-    /// Follows the workload's records the input thread passed on since the last call.
+    /// Follows the workload's records the input thread passed on since the last call: when each
+    /// VM's workload was last heard from, and the source's progress for the settle.
     fn note_workload(&mut self) {
         while let Ok(line) = self.workload.try_recv() {
-            match line.record {
-                Some(Record::GuestStart(g)) => {
-                    self.saw_workload(g.role, g.time_s);
-                    if g.role == Role::Src {
-                        self.tracker.start(&g);
-                    }
-                }
-                Some(Record::GuestProgress(g)) => {
-                    self.saw_workload(g.role, g.time_s);
-                    if g.role == Role::Src {
-                        self.tracker.progress(&g);
-                    }
-                }
-                Some(Record::GuestWarm(g)) => {
-                    self.saw_workload(g.role, g.time_s);
-                    if g.role == Role::Src {
-                        self.tracker.warm(&g);
-                    }
-                }
-                Some(Record::GuestGb(g)) => {
-                    self.saw_workload(g.role, g.time_s);
-                    if g.role == Role::Src {
-                        self.tracker.other(g.time_s);
-                    }
-                }
-                _ => {}
+            let Some(record) = line.record else { continue };
+            let role = match &record {
+                Record::GuestStart(g) => g.role,
+                Record::GuestProgress(g) => g.role,
+                Record::GuestWarm(g) => g.role,
+                Record::GuestGb(g) => g.role,
+                _ => continue,
+            };
+            self.saw_workload(role, record.time_s());
+            if role != Role::Src {
+                continue;
+            }
+            match &record {
+                Record::GuestStart(g) => self.tracker.start(g),
+                Record::GuestProgress(g) => self.tracker.progress(g),
+                Record::GuestWarm(g) => self.tracker.warm(g),
+                other => self.tracker.other(other.time_s()),
             }
         }
     }
