@@ -106,25 +106,69 @@ pub fn verdict(
     let paused = mode.is_some_and(|m| m.reached.starts_with("paused"));
     let postcopy = mode.is_some_and(|m| m.reached == "post-copy");
 
-    // Total time.
     let qt = qemu_total_ms.map(|t| t as f64);
-    let total_check = match (qt, tl.total) {
-        (Some(q), Some((e, what))) if completed => {
-            let tol = TOTAL_TOLERANCE_MS + TOTAL_TOLERANCE_SHARE * q.max(e);
-            let mut c = check("total_time", q, what, e, tol);
-            if !c.agree {
-                c.note = Some(format!(
-                    "QEMU's total-time ({q} ms) and the events ({e} ms) disagree beyond {:.0} ms: \
-                     the events are trusted (QEMU's own timestamps of the migration's first and \
-                     last status)",
-                    c.tolerance_ms
-                ));
-            }
-            Some(c)
-        }
-        _ => None,
+    let total_check = check_total(qt, tl.total, completed);
+    (v.total_ms, v.total_source) = trusted_total(total_check.as_ref(), qt, tl.total, completed);
+    v.checks.extend(total_check);
+
+    let downtime = Downtime {
+        qemu: qemu_downtime_ms.map(|d| d as f64),
+        events: tl.downtime,
+        window: breakdown.and_then(|b| b.qemu_window_ms),
+        paused,
+        postcopy,
+        completed,
     };
-    (v.total_ms, v.total_source) = match (&total_check, qt, tl.total) {
+    let (checks, disagree) = downtime.checks(stall);
+    v.checks.extend(checks);
+    (v.downtime_ms, v.downtime_source) = downtime.trusted(disagree);
+
+    // The stall's note said QEMU's figure is what the migration cost: not when it is not
+    // trusted.
+    if !v
+        .downtime_source
+        .as_deref()
+        .is_some_and(|s| s.starts_with("qemu"))
+    {
+        for c in v.checks.iter_mut().filter(|c| c.against == STALL) {
+            if let Some(n) = c.note.as_mut() {
+                if let Some(i) = n.find("; QEMU's figure is what the migration itself cost") {
+                    n.truncate(i);
+                    n.push_str("; QEMU's figure is not trusted (see the other checks)");
+                }
+            }
+        }
+    }
+    notes.extend(disagreements(&v, paused));
+    v
+}
+
+/// QEMU's total time against the events', for a completed migration.
+fn check_total(qemu: Option<f64>, events: Option<(f64, &str)>, completed: bool) -> Option<Check> {
+    let (Some(q), Some((e, what)), true) = (qemu, events, completed) else {
+        return None;
+    };
+    let tol = TOTAL_TOLERANCE_MS + TOTAL_TOLERANCE_SHARE * q.max(e);
+    let mut c = check("total_time", q, what, e, tol);
+    if !c.agree {
+        c.note = Some(format!(
+            "QEMU's total-time ({q} ms) and the events ({e} ms) disagree beyond {:.0} ms: the \
+             events are trusted (QEMU's own timestamps of the migration's first and last status)",
+            c.tolerance_ms
+        ));
+    }
+    Some(c)
+}
+
+/// The total time to trust and where it comes from: QEMU's unless the events disagree, the
+/// events' when QEMU gave none.
+fn trusted_total(
+    check: Option<&Check>,
+    qemu: Option<f64>,
+    events: Option<(f64, &str)>,
+    completed: bool,
+) -> (Option<f64>, Option<String>) {
+    match (check, qemu, events) {
         (Some(c), _, _) if !c.agree => (
             Some(c.against_ms),
             Some(format!("{EV_TOTAL} (QEMU's total-time disagrees)")),
@@ -134,49 +178,79 @@ pub fn verdict(
             (Some(e), Some(format!("{what} (QEMU reported none)")))
         }
         _ => (None, None),
-    };
-    v.checks.extend(total_check);
+    }
+}
 
-    // Downtime.
-    let qd = qemu_downtime_ms.map(|d| d as f64);
-    let mut events_disagree = false;
-    let mut trace_disagrees = false;
-    let window = breakdown.and_then(|b| b.qemu_window_ms);
-    if let (Some(q), Some((e, what))) = (qd, tl.downtime) {
-        let tol = DOWNTIME_TOLERANCE_MS + DOWNTIME_TOLERANCE_SHARE * q.max(e);
-        let mut c = check("downtime", q, what, e, tol);
-        if paused {
-            c.note = Some(
-                "the pause strategy stopped the guest at this STOP: QEMU's downtime counts only \
-                 the final switchover, the events the whole pause"
-                    .into(),
-            );
-        } else if !c.agree {
-            events_disagree = true;
-            c.note = Some(format!(
-                "the guest was stopped from STOP to RESUME for {e} ms, QEMU says {q} ms"
-            ));
+/// The downtime figures there are, ms, and what the migration reached.
+struct Downtime {
+    /// QEMU's `downtime`.
+    qemu: Option<f64>,
+    /// The events' STOP (src) to RESUME (dst), with what it spans.
+    events: Option<(f64, &'static str)>,
+    /// QEMU's own tracepoints' window.
+    window: Option<f64>,
+    paused: bool,
+    postcopy: bool,
+    completed: bool,
+}
+
+/// Which of the downtime checks found QEMU's figure wrong.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Disagree {
+    events: bool,
+    tracepoints: bool,
+}
+
+impl Downtime {
+    /// QEMU's downtime against the events, its tracepoints and the guest's stall.
+    fn checks(&self, stall: Option<&GuestStall>) -> (Vec<Check>, Disagree) {
+        let mut checks = Vec::new();
+        let mut disagree = Disagree::default();
+        let Some(q) = self.qemu else {
+            return (checks, disagree);
+        };
+        if let Some((e, what)) = self.events {
+            let tol = DOWNTIME_TOLERANCE_MS + DOWNTIME_TOLERANCE_SHARE * q.max(e);
+            let mut c = check("downtime", q, what, e, tol);
+            if self.paused {
+                c.note = Some(
+                    "the pause strategy stopped the guest at this STOP: QEMU's downtime counts \
+                     only the final switchover, the events the whole pause"
+                        .into(),
+                );
+            } else if !c.agree {
+                disagree.events = true;
+                c.note = Some(format!(
+                    "the guest was stopped from STOP to RESUME for {e} ms, QEMU says {q} ms"
+                ));
+            }
+            checks.push(c);
         }
-        v.checks.push(c);
-    }
-    if let (Some(q), Some(w)) = (qd, window) {
-        let mut c = check("downtime", q, TRACE_WINDOW, w, TRACE_TOLERANCE_MS);
-        if !c.agree {
-            trace_disagrees = true;
-            c.note = Some(format!(
-                "QEMU's downtime ({q} ms) is not its own tracepoints' window ({w} ms)"
-            ));
+        if let Some(w) = self.window {
+            let mut c = check("downtime", q, TRACE_WINDOW, w, TRACE_TOLERANCE_MS);
+            if !c.agree {
+                disagree.tracepoints = true;
+                c.note = Some(format!(
+                    "QEMU's downtime ({q} ms) is not its own tracepoints' window ({w} ms)"
+                ));
+            }
+            checks.push(c);
         }
-        v.checks.push(c);
+        if let Some(s) = stall {
+            checks.push(self.check_stall(q, s));
+        }
+        (checks, disagree)
     }
-    if let (Some(q), Some(s)) = (qd, stall) {
+
+    /// QEMU's downtime against the guest's longest stall: it only informs, never decides.
+    fn check_stall(&self, q: f64, s: &GuestStall) -> Check {
         let tol = 2.0 * s.typical_gap_ms.unwrap_or(0.0) + STALL_SLACK_MS;
         let mut c = check("downtime", q, STALL, s.stall_ms, tol);
         if !c.agree {
             c.note = Some(if s.stall_ms > q {
-                let why = if postcopy {
+                let why = if self.postcopy {
                     "post-copy: the destination ran the guest while pages were still missing"
-                } else if paused {
+                } else if self.paused {
                     "the pause strategy stopped the guest before QEMU's downtime began"
                 } else {
                     "the destination's start, the final transfer before QEMU's clock starts, or \
@@ -195,92 +269,159 @@ pub fn verdict(
                 )
             });
         }
-        v.checks.push(c);
+        c
     }
-    // Which downtime to trust: QEMU's own tracepoints first, then QEMU's figure, then events.
-    // (A QEMU figure its own tracepoints confirm stands, even at 0.)
-    let zero_but_stopped = qd == Some(0.0)
-        && window.is_none()
-        && tl.downtime.is_some_and(|(e, _)| e > DOWNTIME_TOLERANCE_MS);
-    let paused_downtime = tl.downtime.filter(|_| paused);
-    (v.downtime_ms, v.downtime_source) = if let Some((e, what)) = paused_downtime {
-        (
-            Some(e),
-            Some(format!(
-                "{what}: the pause strategy stopped the guest, QEMU's downtime counts only the \
-                 final switchover"
-            )),
-        )
-    } else if trace_disagrees {
-        (
-            window,
-            Some(format!(
-                "{TRACE_WINDOW} (QEMU's downtime disagrees with its own tracepoints)"
-            )),
-        )
-    } else if let (Some(q), false) = (qd, events_disagree && window.is_none() || zero_but_stopped) {
-        let why = if events_disagree {
-            " (agrees with the tracepoints; the events disagree)"
-        } else {
-            ""
-        };
-        (Some(q), Some(format!("qemu: downtime{why}")))
-    } else if let Some((e, what)) = tl.downtime.filter(|_| completed || postcopy) {
-        let why = if qd.is_some() {
-            "QEMU's downtime disagrees"
-        } else {
-            "QEMU reported none"
-        };
-        (Some(e), Some(format!("{what} ({why})")))
-    } else {
-        (qd, qd.map(|_| "qemu: downtime".to_string()))
-    };
 
-    // The stall's note said QEMU's figure is what the migration cost: not when it is not
-    // trusted.
-    if !v
-        .downtime_source
-        .as_deref()
-        .is_some_and(|s| s.starts_with("qemu"))
-    {
-        for c in v.checks.iter_mut().filter(|c| c.against == STALL) {
-            if let Some(n) = c.note.as_mut() {
-                if let Some(i) = n.find("; QEMU's figure is what the migration itself cost") {
-                    n.truncate(i);
-                    n.push_str("; QEMU's figure is not trusted (see the other checks)");
-                }
-            }
+    /// The downtime to trust and where it comes from: the events for a pause (QEMU counts only
+    /// the final switchover); QEMU's tracepoints' window when QEMU's figure is not it; QEMU's
+    /// figure unless the events disagree with no tracepoints to settle it (or it is 0 while the
+    /// guest was seen stopped); else the events. A QEMU figure its own tracepoints confirm
+    /// stands, even at 0.
+    fn trusted(&self, disagree: Disagree) -> (Option<f64>, Option<String>) {
+        let zero_but_stopped = self.qemu == Some(0.0)
+            && self.window.is_none()
+            && self.events.is_some_and(|(e, _)| e > DOWNTIME_TOLERANCE_MS);
+        let qemu_stands = !(disagree.events && self.window.is_none() || zero_but_stopped);
+        if let Some((e, what)) = self.events.filter(|_| self.paused) {
+            (
+                Some(e),
+                Some(format!(
+                    "{what}: the pause strategy stopped the guest, QEMU's downtime counts only \
+                     the final switchover"
+                )),
+            )
+        } else if disagree.tracepoints {
+            (
+                self.window,
+                Some(format!(
+                    "{TRACE_WINDOW} (QEMU's downtime disagrees with its own tracepoints)"
+                )),
+            )
+        } else if let (Some(q), true) = (self.qemu, qemu_stands) {
+            let why = if disagree.events {
+                " (agrees with the tracepoints; the events disagree)"
+            } else {
+                ""
+            };
+            (Some(q), Some(format!("qemu: downtime{why}")))
+        } else if let Some((e, what)) = self.events.filter(|_| self.completed || self.postcopy) {
+            let why = if self.qemu.is_some() {
+                "QEMU's downtime disagrees"
+            } else {
+                "QEMU reported none"
+            };
+            (Some(e), Some(format!("{what} ({why})")))
+        } else {
+            (self.qemu, self.qemu.map(|_| "qemu: downtime".to_string()))
         }
     }
-    let inconsistent = v
-        .checks
+}
+
+/// A note for each check that found QEMU's figure wrong (the stall only informs; a pause's
+/// events are expected to differ), saying which figure the report trusts instead.
+fn disagreements(v: &Verdict, paused: bool) -> Vec<String> {
+    v.checks
         .iter()
-        .filter(|c| !c.agree && c.against != STALL && !(paused && c.against == EV_DOWNTIME));
-    for c in inconsistent {
-        let trusted = if c.figure == "total_time" {
-            (v.total_ms, &v.total_source)
-        } else {
-            (v.downtime_ms, &v.downtime_source)
-        };
-        notes.push(format!(
-            "QEMU's {} ({} ms) and {} ({} ms) disagree beyond {} ms: the report trusts {} ms \
-             from {}",
-            c.figure.replace('_', " "),
-            c.qemu_ms,
-            c.against,
-            c.against_ms,
-            c.tolerance_ms,
-            trusted.0.map_or("no".into(), |t| t.to_string()),
-            trusted.1.as_deref().unwrap_or("nothing")
-        ));
-    }
-    v
+        .filter(|c| !c.agree && c.against != STALL && !(paused && c.against == EV_DOWNTIME))
+        .map(|c| {
+            let trusted = if c.figure == "total_time" {
+                (v.total_ms, &v.total_source)
+            } else {
+                (v.downtime_ms, &v.downtime_source)
+            };
+            format!(
+                "QEMU's {} ({} ms) and {} ({} ms) disagree beyond {} ms: the report trusts {} ms \
+                 from {}",
+                c.figure.replace('_', " "),
+                c.qemu_ms,
+                c.against,
+                c.against_ms,
+                c.tolerance_ms,
+                trusted.0.map_or("no".into(), |t| t.to_string()),
+                trusted.1.as_deref().unwrap_or("nothing")
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mode::tests::ev;
+
+    #[test]
+    fn the_trusted_downtime_follows_its_rules_in_order() {
+        let base = Downtime {
+            qemu: Some(40.0),
+            events: Some((90.0, EV_DOWNTIME)),
+            window: None,
+            paused: false,
+            postcopy: false,
+            completed: true,
+        };
+        let none = Disagree::default();
+        let events = Disagree {
+            events: true,
+            tracepoints: false,
+        };
+        let source = |d: &Downtime, dis| {
+            let (ms, from) = d.trusted(dis);
+            (ms, from.unwrap_or_default())
+        };
+        // 1. A pause: the events, whatever QEMU says.
+        let paused = Downtime {
+            paused: true,
+            ..base
+        };
+        let (ms, from) = source(&paused, events);
+        assert_eq!(ms, Some(90.0));
+        assert!(
+            from.starts_with(EV_DOWNTIME) && from.contains("pause strategy"),
+            "{from}"
+        );
+        // 2. QEMU's figure is not its own tracepoints' window: the window.
+        let traced = Downtime {
+            window: Some(38.5),
+            ..base
+        };
+        let both = Disagree {
+            events: true,
+            tracepoints: true,
+        };
+        assert_eq!(source(&traced, both).0, Some(38.5));
+        // 3. QEMU's figure, confirmed by the tracepoints although the events disagree.
+        let (ms, from) = source(&traced, events);
+        assert_eq!(ms, Some(40.0));
+        assert_eq!(
+            from,
+            "qemu: downtime (agrees with the tracepoints; the events disagree)"
+        );
+        assert_eq!(source(&base, none), (Some(40.0), "qemu: downtime".into()));
+        // 4. The events disagree and nothing settles it: the events.
+        let (ms, from) = source(&base, events);
+        assert_eq!(ms, Some(90.0));
+        assert!(from.ends_with("(QEMU's downtime disagrees)"), "{from}");
+        // A 0 from QEMU while the guest was seen stopped is no figure.
+        let zero = Downtime {
+            qemu: Some(0.0),
+            ..base
+        };
+        assert_eq!(source(&zero, none).0, Some(90.0));
+        // 5. No QEMU figure: the events, only once the migration completed (or ran post-copy).
+        let unfinished = Downtime {
+            qemu: None,
+            completed: false,
+            ..base
+        };
+        assert_eq!(source(&unfinished, none), (None, String::new()));
+        let postcopy = Downtime {
+            postcopy: true,
+            ..unfinished
+        };
+        let (ms, from) = source(&postcopy, none);
+        assert_eq!(ms, Some(90.0));
+        assert!(from.ends_with("(QEMU reported none)"), "{from}");
+    }
 
     fn ext(events: Vec<QmpEvent>) -> Extended {
         Extended {
