@@ -23,71 +23,126 @@ pub fn mode(
         return None;
     }
     let scenario = ext.scenario.as_ref().map(|s| &s.scenario);
-    let want_postcopy = scenario.is_some_and(|s| s.post_copy);
-    let want_pause = scenario.is_some_and(|s| s.pause);
-    let requested = match (want_postcopy, want_pause) {
-        (true, true) => "post-copy or paused-then-completed",
-        (true, false) => "post-copy",
-        (false, true) => "paused-then-completed",
-        (false, false) => "precopy",
+    let want = Wanted {
+        postcopy: scenario.is_some_and(|s| s.post_copy),
+        pause: scenario.is_some_and(|s| s.pause),
     };
+    let seen = Seen::of(ext, start_s);
+    let reached = seen.reached();
+    let requested_reached = match (want.postcopy, want.pause) {
+        (false, false) => true,
+        _ => {
+            (want.postcopy && reached == "post-copy")
+                || (want.pause && reached == "paused-then-completed")
+        }
+    };
+    notes.extend(not_reached(ext, start_s, want, &seen, outcome));
+    let guest_lost = seen.postcopy.as_ref().and_then(|p| {
+        let lost = !seen.completed && outcome != Some(Outcome::Completed);
+        lost.then(|| guest_lost(ext, p, outcome))
+    });
+    notes.extend(guest_lost.clone());
+    Some(MigrationMode {
+        requested: want.text().to_string(),
+        reached: reached.to_string(),
+        requested_reached,
+        switches: seen.switches(),
+        guest_lost,
+    })
+}
 
-    let since = |t: f64| start_s.map(|s| ((t - s) * 1e6).round() / 1e3);
-    let switch = |mode: &str, time_s: f64, source: &str, detail: String| ModeSwitch {
-        mode: mode.to_string(),
-        time_s,
-        since_start_ms: since(time_s),
-        source: source.to_string(),
-        detail,
-    };
-    let status_event = |role: Role, pred: &dyn Fn(&str) -> bool| {
-        ext.events
-            .iter()
-            .find(|e| e.role == role && e.event == "MIGRATION" && status_of(e).is_some_and(pred))
-    };
-    let status_snapshot =
-        |pred: &dyn Fn(&str) -> bool| ext.progress.iter().find(|p| pred(&p.status));
-    let from_event = |mode: &str, e: &QmpEvent| {
-        let status = status_of(e).unwrap_or_default();
-        switch(
-            mode,
-            when(e),
-            "event",
-            format!("MIGRATION {status} ({})", e.role.as_str()),
-        )
-    };
-    let from_snapshot = |mode: &str, p: &gp_records::Progress| {
-        switch(
-            mode,
-            p.time_s,
-            "snapshot",
-            format!("query-migrate status {} ({})", p.status, p.role.as_str()),
-        )
-    };
+/// What the scenario asked for.
+#[derive(Debug, Clone, Copy)]
+struct Wanted {
+    postcopy: bool,
+    pause: bool,
+}
 
-    let mut switches = Vec::new();
-    // Pre-copy: the source's migration becomes active.
-    let active = |s: &str| s == "active";
-    if let Some(e) = status_event(Role::Src, &active) {
-        switches.push(from_event("precopy", e));
-    } else if let Some(p) = ext
-        .progress
-        .iter()
-        .find(|p| p.role == Role::Src && active(&p.status))
-    {
-        switches.push(from_snapshot("precopy", p));
+impl Wanted {
+    fn text(self) -> &'static str {
+        match (self.postcopy, self.pause) {
+            (true, true) => "post-copy or paused-then-completed",
+            (true, false) => "post-copy",
+            (false, true) => "paused-then-completed",
+            (false, false) => "precopy",
+        }
     }
-    // Post-copy: either side says postcopy-active (the source's event first).
-    let postcopy = status_event(Role::Src, &is_postcopy_status)
-        .or_else(|| status_event(Role::Dst, &is_postcopy_status))
-        .map(|e| from_event("post-copy", e))
-        .or_else(|| status_snapshot(&is_postcopy_status).map(|p| from_snapshot("post-copy", p)));
-    // Paused: the source stopped at or after gp-migrate's pause action (its `stop`).
-    let pause_action = ext.actions.iter().find(|a| a.action == "pause");
-    let paused = pause_action.and_then(|a| {
-        ext.events
+}
+
+/// Each mode the migration was seen in, when it switched to it (a QMP event, else a
+/// `query-migrate` snapshot), and whether it completed.
+struct Seen {
+    /// The source's migration became active.
+    precopy: Option<ModeSwitch>,
+    /// Either side said postcopy-active (the source's event first).
+    postcopy: Option<ModeSwitch>,
+    /// The source stopped at or after gp-migrate's pause action (its `stop`).
+    paused: Option<ModeSwitch>,
+    /// The source's final status.
+    end: Option<ModeSwitch>,
+    /// The source ended `completed`, or the destination said so.
+    completed: bool,
+}
+
+impl Seen {
+    fn of(ext: &Extended, start_s: Option<f64>) -> Seen {
+        let switch = |mode: &str, time_s: f64, source: &str, detail: String| ModeSwitch {
+            mode: mode.to_string(),
+            time_s,
+            since_start_ms: since(start_s, time_s),
+            source: source.to_string(),
+            detail,
+        };
+        let status_event = |role: Role, pred: &dyn Fn(&str) -> bool| {
+            ext.events.iter().find(|e| {
+                e.role == role && e.event == "MIGRATION" && status_of(e).is_some_and(pred)
+            })
+        };
+        let src_snapshot = |pred: &dyn Fn(&str) -> bool| {
+            ext.progress
+                .iter()
+                .find(|p| p.role == Role::Src && pred(&p.status))
+        };
+        let from_event = |mode: &str, e: &QmpEvent| {
+            let status = status_of(e).unwrap_or_default();
+            switch(
+                mode,
+                when(e),
+                "event",
+                format!("MIGRATION {status} ({})", e.role.as_str()),
+            )
+        };
+        let from_snapshot = |mode: &str, p: &gp_records::Progress| {
+            switch(
+                mode,
+                p.time_s,
+                "snapshot",
+                format!("query-migrate status {} ({})", p.status, p.role.as_str()),
+            )
+        };
+
+        let active = |s: &str| s == "active";
+        let precopy = status_event(Role::Src, &active)
+            .map(|e| from_event("precopy", e))
+            .or_else(|| src_snapshot(&active).map(|p| from_snapshot("precopy", p)));
+        let postcopy = status_event(Role::Src, &is_postcopy_status)
+            .or_else(|| status_event(Role::Dst, &is_postcopy_status))
+            .map(|e| from_event("post-copy", e))
+            .or_else(|| {
+                ext.progress
+                    .iter()
+                    .find(|p| is_postcopy_status(&p.status))
+                    .map(|p| from_snapshot("post-copy", p))
+            });
+        let paused = ext
+            .actions
             .iter()
-            .find(|e| e.role == Role::Src && e.event == "STOP" && when(e) >= a.time_s)
+            .find(|a| a.action == "pause")
+            .and_then(|a| {
+                ext.events
+                    .iter()
+                    .find(|e| e.role == Role::Src && e.event == "STOP" && when(e) >= a.time_s)
+            })
             .map(|e| {
                 switch(
                     "paused",
@@ -95,50 +150,73 @@ pub fn mode(
                     "event",
                     "STOP (src) after the pause action".into(),
                 )
-            })
-    });
-    switches.extend(postcopy.clone());
-    switches.extend(paused.clone());
-    // The end: the source's final status.
-    let is_final = |s: &str| matches!(s, "completed" | "failed" | "cancelled");
-    let end = status_event(Role::Src, &is_final)
-        .map(|e| {
-            let s = status_of(e).unwrap_or_default().to_string();
-            from_event(&s, e)
-        })
-        .or_else(|| {
-            ext.progress
-                .iter()
-                .find(|p| p.role == Role::Src && is_final(&p.status))
-                .map(|p| from_snapshot(&p.status.clone(), p))
-        });
-    let completed = end.as_ref().is_some_and(|e| e.mode == "completed")
-        || status_event(Role::Dst, &|s| s == "completed").is_some();
-    switches.extend(end);
-    switches.sort_by(|a, b| a.time_s.total_cmp(&b.time_s));
+            });
+        let is_final = |s: &str| matches!(s, "completed" | "failed" | "cancelled");
+        let end = status_event(Role::Src, &is_final)
+            .map(|e| from_event(status_of(e).unwrap_or_default(), e))
+            .or_else(|| src_snapshot(&is_final).map(|p| from_snapshot(&p.status, p)));
+        let completed = end.as_ref().is_some_and(|e| e.mode == "completed")
+            || status_event(Role::Dst, &|s| s == "completed").is_some();
+        Seen {
+            precopy,
+            postcopy,
+            paused,
+            end,
+            completed,
+        }
+    }
 
-    let reached = if postcopy.is_some() {
-        "post-copy"
-    } else if paused.is_some() {
-        if completed {
-            "paused-then-completed"
+    /// Every switch seen, in time order.
+    fn switches(&self) -> Vec<ModeSwitch> {
+        let mut switches: Vec<ModeSwitch> =
+            [&self.precopy, &self.postcopy, &self.paused, &self.end]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+        switches.sort_by(|a, b| a.time_s.total_cmp(&b.time_s));
+        switches
+    }
+
+    /// The mode the migration reached: post-copy, paused (then completed or not), pre-copy,
+    /// or `none` when nothing was seen of it.
+    fn reached(&self) -> &'static str {
+        let nothing = self.precopy.is_none()
+            && self.postcopy.is_none()
+            && self.paused.is_none()
+            && self.end.is_none();
+        if self.postcopy.is_some() {
+            "post-copy"
+        } else if self.paused.is_some() {
+            if self.completed {
+                "paused-then-completed"
+            } else {
+                "paused"
+            }
+        } else if nothing && !self.completed {
+            "none"
         } else {
-            "paused"
+            "precopy"
         }
-    } else if switches.is_empty() && !completed {
-        "none"
-    } else {
-        "precopy"
-    };
-    let requested_reached = match (want_postcopy, want_pause) {
-        (false, false) => true,
-        _ => {
-            (want_postcopy && reached == "post-copy")
-                || (want_pause && reached == "paused-then-completed")
-        }
-    };
+    }
+}
 
-    let ended = if completed {
+/// Milliseconds since the run's start, to the µs.
+fn since(start_s: Option<f64>, t: f64) -> Option<f64> {
+    start_s.map(|s| ((t - s) * 1e6).round() / 1e3)
+}
+
+/// Notes for a post-copy or a pause that was asked for and not reached, saying when gp-migrate
+/// asked and how the migration ended first.
+fn not_reached(
+    ext: &Extended,
+    start_s: Option<f64>,
+    want: Wanted,
+    seen: &Seen,
+    outcome: Option<Outcome>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let ended = if seen.completed {
         "the migration completed in pre-copy".to_string()
     } else {
         format!(
@@ -146,14 +224,14 @@ pub fn mode(
             outcome.map_or("without a result", Outcome::as_str)
         )
     };
-    if want_postcopy && postcopy.is_none() && !(want_pause && paused.is_some()) {
-        let asked = ext.actions.iter().find(|a| a.action == "postcopy");
-        notes.push(match asked {
+    let action = |name: &str| ext.actions.iter().find(|a| a.action == name);
+    if want.postcopy && seen.postcopy.is_none() && !(want.pause && seen.paused.is_some()) {
+        notes.push(match action("postcopy") {
             Some(a) => format!(
                 "post-copy was requested but not reached: gp-migrate asked for it {} ({}), but \
                  {ended} first (no postcopy-active event or snapshot); the figures are those of \
                  a pre-copy migration",
-                at(since(a.time_s)),
+                at(since(start_s, a.time_s)),
                 a.reason
             ),
             None => format!(
@@ -162,12 +240,12 @@ pub fn mode(
             ),
         });
     }
-    if want_pause && paused.is_none() && !(want_postcopy && postcopy.is_some()) {
-        notes.push(match pause_action {
+    if want.pause && seen.paused.is_none() && !(want.postcopy && seen.postcopy.is_some()) {
+        notes.push(match action("pause") {
             Some(a) => format!(
                 "the pause was requested but not reached: gp-migrate paused the source {} ({}), \
                  but {ended} first (no STOP after it)",
-                at(since(a.time_s)),
+                at(since(start_s, a.time_s)),
                 a.reason
             ),
             None => format!(
@@ -175,46 +253,36 @@ pub fn mode(
                  source"
             ),
         });
-    } else if want_pause && paused.is_some() && !completed {
+    } else if want.pause && seen.paused.is_some() && !seen.completed {
         notes.push("the source was paused but the migration did not complete".to_string());
     }
+    notes
+}
 
-    let guest_lost = postcopy
+/// Why the guest is gone: the migration ended during post-copy (switched at `switch`), when
+/// neither side held all of its memory.
+fn guest_lost(ext: &Extended, switch: &ModeSwitch, outcome: Option<Outcome>) -> String {
+    let phase = last_postcopy_phase(ext).unwrap_or_else(|| "postcopy-active".into());
+    let how = outcome.map_or("ended", |o| match o {
+        Outcome::Interrupted => "was interrupted",
+        Outcome::Failed => "failed",
+        Outcome::Cancelled => "was cancelled",
+        Outcome::Completed => "ended",
+    });
+    let after = ext
+        .result
         .as_ref()
-        .filter(|_| !completed && outcome != Some(Outcome::Completed))
-        .map(|p| {
-            let phase = last_postcopy_phase(ext).unwrap_or_else(|| "postcopy-active".into());
-            let how = outcome.map_or("ended", |o| match o {
-                Outcome::Interrupted => "was interrupted",
-                Outcome::Failed => "failed",
-                Outcome::Cancelled => "was cancelled",
-                Outcome::Completed => "ended",
-            });
-            let end = ext.result.as_ref().map(|r| r.time_s);
-            let after = end
-                .map(|e| {
-                    format!(
-                        ", {:.0} ms after the switch to post-copy",
-                        (e - p.time_s) * 1e3
-                    )
-                })
-                .unwrap_or_default();
+        .map(|r| {
             format!(
-                "the guest was lost: the migration {how} during post-copy (phase {phase}{after}); \
-                 neither the source nor the destination held all of its memory"
+                ", {:.0} ms after the switch to post-copy",
+                (r.time_s - switch.time_s) * 1e3
             )
-        });
-    if let Some(l) = &guest_lost {
-        notes.push(l.clone());
-    }
-
-    Some(MigrationMode {
-        requested: requested.to_string(),
-        reached: reached.to_string(),
-        requested_reached,
-        switches,
-        guest_lost,
-    })
+        })
+        .unwrap_or_default();
+    format!(
+        "the guest was lost: the migration {how} during post-copy (phase {phase}{after}); \
+         neither the source nor the destination held all of its memory"
+    )
 }
 
 fn at(since_ms: Option<f64>) -> String {
@@ -392,5 +460,30 @@ pub(crate) mod tests {
         let m = mode(&e, None, None, &mut notes).unwrap();
         assert!(m.requested_reached);
         assert!(mode(&Extended::default(), None, None, &mut notes).is_none());
+    }
+
+    #[test]
+    fn nothing_seen_is_none_and_a_pause_that_never_completes_is_paused() {
+        let mut notes = vec![];
+        // A scenario, and no event or snapshot of the migration: it never started.
+        let m = mode(&ext(false, false, vec![], vec![]), None, None, &mut notes).unwrap();
+        assert_eq!(m.reached, "none");
+        assert!(m.switches.is_empty());
+        let e = ext(
+            false,
+            true,
+            vec![
+                ev(Role::Src, 1.01, "MIGRATION", Some("active")),
+                ev(Role::Src, 2.1, "STOP", None),
+            ],
+            vec![action(2.0, "pause")],
+        );
+        let m = mode(&e, Some(1.0), Some(Outcome::Failed), &mut notes).unwrap();
+        assert_eq!(m.reached, "paused");
+        assert!(!m.requested_reached);
+        assert_eq!(
+            notes,
+            ["the source was paused but the migration did not complete"]
+        );
     }
 }
