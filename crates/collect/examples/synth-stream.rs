@@ -85,7 +85,7 @@ fn main() {
                         5 => ThreadClass::Migration,
                         _ => ThreadClass::Other,
                     },
-                    vcpu: matches!(j, 1 | 2).then_some(j as u32 - 1),
+                    vcpu: matches!(j, 1 | 2).then(|| j as u32 - 1),
                     cpu: CpuTime {
                         user_ms: tick as f64 * 90.0,
                         system_ms: tick as f64 * 10.0,
