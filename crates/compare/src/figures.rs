@@ -56,11 +56,7 @@ pub const FIGURES: &[Figure] = &[
         scale: Scale::Ratio,
         // The figure the report trusts (QEMU's unless its checks found it inconsistent); QEMU's
         // for reports written before the checks.
-        extract: |r| {
-            let s = summary(r)?;
-            s.trusted_total_time_ms
-                .or(s.total_time_ms.map(|v| v as f64))
-        },
+        extract: |r| summary(r)?.stated_total_time_ms(),
     },
     Figure {
         id: "downtime_ms",
@@ -68,10 +64,7 @@ pub const FIGURES: &[Figure] = &[
         unit: "ms",
         better: Better::Lower,
         scale: Scale::Ratio,
-        extract: |r| {
-            let s = summary(r)?;
-            s.trusted_downtime_ms.or(s.downtime_ms.map(|v| v as f64))
-        },
+        extract: |r| summary(r)?.stated_downtime_ms(),
     },
     Figure {
         id: "guest_stall_ms",

@@ -74,27 +74,12 @@ impl Run {
         } else {
             format!("{src}->{}", report.dst_host)
         };
-        let outcome = report
-            .summary
-            .as_ref()
-            .and_then(|s| s.outcome)
-            .or_else(|| report.result.as_ref().and_then(|r| r.outcome))
-            .map(|o| match o {
-                Outcome::Completed => RunOutcome::Completed,
-                Outcome::Failed => RunOutcome::Failed,
-                Outcome::Cancelled => RunOutcome::Cancelled,
-                Outcome::Interrupted => RunOutcome::Interrupted,
-            })
-            .or_else(|| {
-                report.result.as_ref().map(|r| {
-                    if r.success {
-                        RunOutcome::Completed
-                    } else {
-                        RunOutcome::Unknown
-                    }
-                })
-            })
-            .unwrap_or(RunOutcome::Unknown);
+        let outcome = report.outcome().map_or(RunOutcome::Unknown, |o| match o {
+            Outcome::Completed => RunOutcome::Completed,
+            Outcome::Failed => RunOutcome::Failed,
+            Outcome::Cancelled => RunOutcome::Cancelled,
+            Outcome::Interrupted => RunOutcome::Interrupted,
+        });
         Run {
             scenario: report.scenario.name.clone(),
             host,

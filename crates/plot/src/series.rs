@@ -593,11 +593,7 @@ fn summary(report: &Report) -> Summary {
         .find(|p| p.is_final())
         .or(report.progress_history.last());
     let s = report.summary.as_ref();
-    let outcome = s
-        .and_then(|s| s.outcome)
-        .or(report.result.as_ref().and_then(|r| r.outcome))
-        .and_then(|o| serde_json::to_value(o).ok())
-        .and_then(|v| v.as_str().map(str::to_string));
+    let outcome = report.outcome().map(|o| o.as_str().to_string());
     let reason = s
         .map(|s| s.reason.clone())
         .filter(|r| !r.is_empty())
@@ -622,14 +618,12 @@ fn summary(report: &Report) -> Summary {
         scenario: report.scenario.name.clone(),
         result,
         // The figures the report trusts, else QEMU's.
-        total_time_ms: s.and_then(|s| s.trusted_total_time_ms).or(s
-            .and_then(|s| s.total_time_ms)
-            .or(last.map(|p| p.duration))
-            .map(|v| v as f64)),
-        downtime_ms: s.and_then(|s| s.trusted_downtime_ms).or(s
-            .and_then(|s| s.downtime_ms)
-            .or(last.filter(|p| p.is_final()).map(|p| p.downtime))
-            .map(|v| v as f64)),
+        total_time_ms: s
+            .and_then(|s| s.stated_total_time_ms())
+            .or(last.map(|p| p.duration as f64)),
+        downtime_ms: s
+            .and_then(|s| s.stated_downtime_ms())
+            .or(last.filter(|p| p.is_final()).map(|p| p.downtime as f64)),
         iterations: s
             .and_then(|s| s.iterations)
             .or(last.map(|p| p.ram.iterations)),

@@ -67,6 +67,24 @@ pub struct Report {
     pub guestperf_rs: Option<Extended>,
 }
 
+impl Report {
+    /// How the migration ended: the summary's outcome, else gp-migrate's `result`'s; for a
+    /// report of the original guestperf, which has neither, `completed` when its `success` says
+    /// so. `None` when the report does not tell.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.summary
+            .as_ref()
+            .and_then(|s| s.outcome)
+            .or_else(|| self.result.as_ref().and_then(|r| r.outcome))
+            .or_else(|| {
+                self.result
+                    .as_ref()
+                    .filter(|r| r.success)
+                    .map(|_| Outcome::Completed)
+            })
+    }
+}
+
 /// The guest hardware, as the original recorded it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hardware {
@@ -353,6 +371,21 @@ pub struct Summary {
     /// The guest when the migration started: how warm, how fast it wrote.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before_migration: Option<BeforeMigration>,
+}
+
+impl Summary {
+    /// The total migration time the report stands by, ms: the trusted one (QEMU's unless the
+    /// checks found it inconsistent), else QEMU's (reports written before the checks).
+    pub fn stated_total_time_ms(&self) -> Option<f64> {
+        self.trusted_total_time_ms
+            .or(self.total_time_ms.map(|v| v as f64))
+    }
+
+    /// The downtime the report stands by, ms: the trusted one, else QEMU's.
+    pub fn stated_downtime_ms(&self) -> Option<f64> {
+        self.trusted_downtime_ms
+            .or(self.downtime_ms.map(|v| v as f64))
+    }
 }
 
 /// The mode a migration really ran in.
@@ -819,6 +852,48 @@ mod tests {
         "kernel": "/boot/vmlinuz", "initrd": "initrd-stress.img", "transport": "unix",
         "sleep": 15
     }"#;
+
+    #[test]
+    fn the_outcome_is_the_summary_s_then_the_result_s_then_the_original_s_success() {
+        let mut r: Report = serde_json::from_str(ORIGINAL).unwrap();
+        assert_eq!(r.outcome(), None, "an original report that does not say");
+        let result = |success, outcome| ReportResult {
+            success,
+            outcome,
+            reason: None,
+        };
+        r.result = Some(result(false, None));
+        assert_eq!(r.outcome(), None, "not a success is not a failure either");
+        r.result = Some(result(true, None));
+        assert_eq!(r.outcome(), Some(Outcome::Completed));
+        r.result = Some(result(true, Some(Outcome::Cancelled)));
+        assert_eq!(r.outcome(), Some(Outcome::Cancelled));
+        r.summary = Some(Summary {
+            outcome: Some(Outcome::Interrupted),
+            ..Summary::default()
+        });
+        assert_eq!(r.outcome(), Some(Outcome::Interrupted));
+    }
+
+    #[test]
+    fn the_stated_figures_are_the_trusted_ones_else_qemu_s() {
+        let mut s = Summary {
+            total_time_ms: Some(2017),
+            downtime_ms: Some(61),
+            ..Summary::default()
+        };
+        assert_eq!(
+            (s.stated_total_time_ms(), s.stated_downtime_ms()),
+            (Some(2017.0), Some(61.0))
+        );
+        s.trusted_total_time_ms = Some(2016.5);
+        s.trusted_downtime_ms = Some(60.5);
+        assert_eq!(
+            (s.stated_total_time_ms(), s.stated_downtime_ms()),
+            (Some(2016.5), Some(60.5))
+        );
+        assert_eq!(Summary::default().stated_downtime_ms(), None);
+    }
 
     #[test]
     fn reads_an_original_guestperf_result() {

@@ -60,25 +60,9 @@ pub struct RunMetrics {
 impl RunMetrics {
     pub fn from_report(run: u32, file: String, report: &Report) -> Self {
         let summary = report.summary.clone().unwrap_or_default();
-        let outcome = summary
-            .outcome
-            .or_else(|| report.result.as_ref().and_then(|r| r.outcome))
-            .map(|o| {
-                serde_json::to_value(o)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_else(|| "unknown".into())
-            })
-            .or_else(|| {
-                report.result.as_ref().map(|r| {
-                    if r.success {
-                        "completed".into()
-                    } else {
-                        "unknown".into()
-                    }
-                })
-            })
-            .unwrap_or_else(|| "unknown".into());
+        let outcome = report
+            .outcome()
+            .map_or_else(|| "unknown".to_string(), |o| o.as_str().to_string());
         let during: Vec<f64> = summary
             .host_cpu
             .vms
@@ -94,12 +78,8 @@ impl RunMetrics {
             run,
             file,
             outcome,
-            total_time_ms: summary
-                .trusted_total_time_ms
-                .or(summary.total_time_ms.map(|v| v as f64)),
-            downtime_ms: summary
-                .trusted_downtime_ms
-                .or(summary.downtime_ms.map(|v| v as f64)),
+            total_time_ms: summary.stated_total_time_ms(),
+            downtime_ms: summary.stated_downtime_ms(),
             guest_stall_ms: summary.guest_stall.as_ref().map(|s| s.stall_ms),
             guest_slowdown_during_pct: summary
                 .guest_throughput
