@@ -167,13 +167,7 @@ fn breakdown(r: &Report) -> Option<&gp_records::report::DowntimeBreakdown> {
 /// CPU time of the QEMU processes of `role` between the migration's start and end (the
 /// report's `host_cpu.vms[].during_migration_s`, summed over that role's processes).
 fn cpu_during_migration(r: &Report, role: Role) -> Option<f64> {
-    let vms = &summary(r)?.host_cpu.vms;
-    let values: Vec<f64> = vms
-        .iter()
-        .filter(|vm| vm.role == role)
-        .filter_map(|vm| vm.during_migration_s)
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
+    summary(r)?.host_cpu.during_migration_s(Some(role))
 }
 
 /// The figure with this id.

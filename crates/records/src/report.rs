@@ -671,6 +671,20 @@ pub struct HostCpu {
     pub vms: Vec<VmCpu>,
 }
 
+impl HostCpu {
+    /// CPU time of the QEMU processes (of `role`, or all) while the migration ran, seconds:
+    /// the sum of their `during_migration_s`, `None` when none of them has it.
+    pub fn during_migration_s(&self, role: Option<Role>) -> Option<f64> {
+        let values: Vec<f64> = self
+            .vms
+            .iter()
+            .filter(|vm| role.map_or(true, |r| vm.role == r))
+            .filter_map(|vm| vm.during_migration_s)
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+}
+
 /// CPU time of one QEMU process, seconds, from its `cpu_sample` records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VmCpu {
@@ -873,6 +887,37 @@ mod tests {
             ..Summary::default()
         });
         assert_eq!(r.outcome(), Some(Outcome::Interrupted));
+    }
+
+    #[test]
+    fn cpu_during_migration_sums_the_processes_that_have_it() {
+        let vm = |role, during| VmCpu {
+            role,
+            pid: 1,
+            host: None,
+            samples: 2,
+            process_s: 3.0,
+            during_migration_s: during,
+            vcpu_s: 2.0,
+            migration_s: 0.5,
+            other_s: 0.5,
+            migration_threads: vec![],
+        };
+        let cpu = HostCpu {
+            vms: vec![
+                vm(Role::Src, Some(1.5)),
+                vm(Role::Dst, Some(1.0)),
+                vm(Role::Dst, None),
+            ],
+            ..HostCpu::default()
+        };
+        assert_eq!(cpu.during_migration_s(None), Some(2.5));
+        assert_eq!(cpu.during_migration_s(Some(Role::Dst)), Some(1.0));
+        let none = HostCpu {
+            vms: vec![vm(Role::Src, None)],
+            ..HostCpu::default()
+        };
+        assert_eq!(none.during_migration_s(Some(Role::Src)), None);
     }
 
     #[test]

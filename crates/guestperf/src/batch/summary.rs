@@ -63,12 +63,6 @@ impl RunMetrics {
         let outcome = report
             .outcome()
             .map_or_else(|| "unknown".to_string(), |o| o.as_str().to_string());
-        let during: Vec<f64> = summary
-            .host_cpu
-            .vms
-            .iter()
-            .filter_map(|vm| vm.during_migration_s)
-            .collect();
         let mode = summary.mode.as_ref();
         let longest = summary
             .downtime_breakdown
@@ -85,7 +79,7 @@ impl RunMetrics {
                 .guest_throughput
                 .as_ref()
                 .and_then(|t| t.slowdown_during_pct),
-            host_cpu_during_migration_s: (!during.is_empty()).then(|| during.iter().sum()),
+            host_cpu_during_migration_s: summary.host_cpu.during_migration_s(None),
             migration_threads_cpu_s: summary.host_cpu.migration_threads_s,
             transferred_bytes: summary.transferred_bytes,
             iterations: summary.iterations,
