@@ -405,3 +405,30 @@ fn every_binary_refuses_unknown_options_and_stray_arguments() {
         }
     }
 }
+
+/// A stage whose stdout carries records says a bad command line in the stream too, so the
+/// report downstream tells why the run never started; gp-collect's stdout is the report, and
+/// stays empty.
+#[test]
+fn record_stages_say_a_bad_command_line_in_the_stream() {
+    for binary in ["gp-launch", "gp-sample", "gp-migrate", "gp-collect"] {
+        let r = run(binary, &["--no-such-option".to_string()]);
+        assert_eq!(r.code, Some(2), "{binary}\n{}", r.stderr);
+        if binary == "gp-collect" {
+            assert_eq!(
+                r.stdout, "",
+                "gp-collect wrote a report for a bad command line"
+            );
+            continue;
+        }
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "{binary}: {}", r.stdout);
+        let record: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(record["type"], "stage_error", "{binary}: {}", lines[0]);
+        assert_eq!(record["stage"], binary);
+        assert_eq!(
+            record["message"],
+            "unexpected argument '--no-such-option' found"
+        );
+    }
+}

@@ -1,10 +1,12 @@
 use std::io::BufReader;
 
-use clap::Parser;
 use gp_stage::ExitCode;
 
 fn main() -> ExitCode {
-    let args = gp_migrate::Args::parse();
+    let args: gp_migrate::Args = match gp_stage::parse_records_stage("gp-migrate") {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     gp_stage::main("gp-migrate", || {
         let stdin = BufReader::new(std::io::stdin());
         let status = gp_migrate::run(args, stdin, std::io::stdout())?;

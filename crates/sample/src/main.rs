@@ -1,11 +1,13 @@
-use clap::Parser;
 use gp_sample::cli::Cli;
 use gp_sample::{run, Ended, Error, Options, STAGE};
 use gp_stage::signals::Forwarder;
 use gp_stage::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match gp_stage::parse_records_stage(STAGE) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     gp_stage::main(STAGE, || {
         let signals = Forwarder::start().map_err(Error::Signals)?;
         let grace = cli.grace.after_signal();

@@ -9,7 +9,8 @@
 //! - [`duration`]: durations on the command line, with their unit (`100ms`, `2s`).
 //! - [`error`]: an error and its causes printed once each, `stage: error: cause: cause`.
 //! - [`exit`]: the `main()` of a binary in one call ([`main`]): run, print the error chain naming
-//!   the stage once, map the outcome to the documented exit code.
+//!   the stage once, map the outcome to the documented exit code; and the command line of a
+//!   stage whose stdout is records, a bad one said in the stream too ([`parse_records_stage`]).
 //! - [`passthrough`]: a filter stage's input thread, which passes the lines the stage only
 //!   forwards on itself and hands the main thread the rest, in order.
 //! - [`status`]: the one live status line on a terminal (gp-migrate's progress, gp-batch's).
@@ -38,4 +39,4 @@ pub mod signals;
 pub mod status;
 
 pub use error::error_chain;
-pub use exit::{main, signal_exit_code, ExitCode, Failure};
+pub use exit::{main, parse_records_stage, signal_exit_code, ExitCode, Failure};
