@@ -11,7 +11,7 @@ use clap::Parser;
 /// The report keeps the original guestperf result layout (so its tools read it) and adds a
 /// "summary" and every record under "guestperf_rs"; see docs/report.md.
 #[derive(Debug, Parser)]
-#[command(name = "gp-collect", version)]
+#[command(name = "gp-collect", version, allow_negative_numbers = true)]
 pub struct Cli {
     /// Write the report to FILE (atomically: a crash leaves the old file or the new one, never
     /// half of one) instead of stdout.

@@ -15,7 +15,7 @@ use crate::analysis::Options;
 /// Each arm is report files, directories of them (a gp-batch output directory) or - for
 /// NDJSON reports on stdin (one per line). See docs/gp-compare.md.
 #[derive(Debug, Parser)]
-#[command(name = "gp-compare", version)]
+#[command(name = "gp-compare", version, allow_negative_numbers = true)]
 pub struct Args {
     /// Arm A (the baseline) and arm B (the change): a report, a directory, or - for stdin.
     #[arg(value_name = "A B", num_args = 0..=2)]

@@ -432,3 +432,27 @@ fn record_stages_say_a_bad_command_line_in_the_stream() {
         );
     }
 }
+
+/// `--opt -1`, with a space, is a bad value of `--opt` (named in the message), not an unknown
+/// option `-1`: every binary's first option that must refuse -1, tried that way.
+#[test]
+fn a_negative_number_after_a_space_is_a_bad_value_of_its_option() {
+    for (binary, guard, opts) in table() {
+        let Some(o) = opts.iter().find(|o| o.bad.contains(&"-1")) else {
+            continue;
+        };
+        let mut args = vec![o.name.to_string(), "-1".to_string()];
+        args.extend(guard.iter().map(|s| s.to_string()));
+        if binary == "stress" {
+            args.extend(["--duration-s", "0.01", "--ramsize", "1M"].map(String::from));
+        }
+        let r = run(binary, &args);
+        assert_eq!(r.code, Some(2), "{binary} {args:?}\n{}", r.stderr);
+        assert!(
+            !r.stderr.contains("unexpected argument") && names_option(&r.stderr, o.name),
+            "{binary} {args:?}: the message does not name {}\n{}",
+            o.name,
+            r.stderr
+        );
+    }
+}

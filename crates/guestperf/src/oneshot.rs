@@ -19,7 +19,12 @@ use crate::stages::{self, NotFound, Stage};
 /// This is the pipeline `gp-launch | gp-sample | gp-migrate | gp-collect`: every option goes to
 /// the stage that owns it (see --dry-run), and a stage's errors appear on stderr as it prints them.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "guestperf", version, max_term_width = 100)]
+#[command(
+    name = "guestperf",
+    version,
+    max_term_width = 100,
+    allow_negative_numbers = true
+)]
 pub struct Cli {
     #[command(flatten, next_help_heading = LAUNCH_HEADING)]
     pub launch: Launch,

@@ -203,6 +203,8 @@ pub struct Cli {
 fn command() -> Command {
     Command::new("gp-launch")
         .version(env!("CARGO_PKG_VERSION"))
+        // `--cpus -1` is a bad value of --cpus, not an unknown option `-1`.
+        .allow_negative_numbers(true)
         .max_term_width(100)
         .about(
             "Boot a source VM running the stress workload and a destination VM waiting for an \

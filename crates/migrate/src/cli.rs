@@ -149,6 +149,8 @@ pub struct Args {
 fn command() -> Command {
     Command::new("gp-migrate")
         .version(env!("CARGO_PKG_VERSION"))
+        // `--bandwidth -1` is a bad value of --bandwidth, not an unknown option `-1`.
+        .allow_negative_numbers(true)
         .about(
             "Drive a QEMU live migration between the VMs gp-launch started, and record all of it",
         )

@@ -16,7 +16,7 @@ use crate::Options;
 /// guest speed (per thread for one report, per report when comparing), QEMU CPU, migration
 /// thread CPU and iteration markers.
 #[derive(Debug, Parser)]
-#[command(name = "gp-plot", version)]
+#[command(name = "gp-plot", version, allow_negative_numbers = true)]
 pub struct Args {
     /// Image to write; the format comes from the extension: .svg or .png.
     #[arg(short, long, value_name = "FILE")]

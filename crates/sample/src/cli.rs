@@ -13,7 +13,7 @@ use crate::parse_interval;
 /// time of the QEMU process and of each thread (vCPU, migration, other), until the VM's
 /// `vm_exit` record or the process is gone. Ends when stdin ends.
 #[derive(Debug, Parser)]
-#[command(name = "gp-sample", version)]
+#[command(name = "gp-sample", version, allow_negative_numbers = true)]
 pub struct Cli {
     /// Sampling interval, with a unit: 100ms, 0.5s.
     #[arg(long, default_value = "100ms", value_parser = parse_interval)]

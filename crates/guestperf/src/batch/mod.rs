@@ -68,7 +68,12 @@ const MIGRATE_HEADING: &str =
 /// this QEMU or host cannot run are skipped, with the reason in SCENARIO.skipped.json. Rerun
 /// with the same DIR to resume: finished runs are kept, not rerun.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "gp-batch", version, max_term_width = 100)]
+#[command(
+    name = "gp-batch",
+    version,
+    max_term_width = 100,
+    allow_negative_numbers = true
+)]
 // gp-batch names every run after its scenario: gp-migrate's --name is not an option here.
 #[command(mut_arg("name", |a| a.hide(true).value_parser(no_name)))]
 pub struct Cli {
