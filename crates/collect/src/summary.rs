@@ -36,13 +36,7 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
     let final_src = history.iter().find(|s| s.is_final());
     let result = ext.result.as_ref();
 
-    let migration_start_s = ext
-        .actions
-        .iter()
-        .find(|a| a.action == "migrate")
-        .map(|a| a.time_s)
-        .or_else(|| migration_event(&ext.events, &["setup"]).map(|e| e.time_s))
-        .or_else(|| src_progress.first().map(|p| p.time_s));
+    let migration_start_s = migration_start(ext, &src_progress);
     let migration_end_s = final_src
         .map(|s| s.now)
         .or_else(|| {
@@ -50,48 +44,9 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         })
         .or_else(|| result.filter(|_| ext.result_in_stream).map(|r| r.time_s));
     let switchover_s = switchover(ext, migration_start_s, &src_progress);
-    if migration_start_s.is_none() {
-        notes.push(
-            "no migration start in the stream (no migrate action, MIGRATION event or progress \
-             snapshot): guest figures cover the whole run"
-                .to_string(),
-        );
-    }
-    if !ext.result_in_stream {
-        notes.push("no result record: gp-collect wrote guestperf_rs.result itself".to_string());
-    }
-    if !ext.input.errors.is_empty() {
-        notes.push(format!(
-            "{} malformed input line(s) skipped: see guestperf_rs.input.errors",
-            ext.input.errors.len()
-        ));
-    }
-
-    let total_time_ms = result
-        .and_then(|r| r.total_time_ms)
-        .or(final_src.map(|s| s.duration));
-    let downtime_ms = result.and_then(|r| r.downtime_ms).or(final_src
-        .filter(|s| s.status == "completed")
-        .map(|s| s.downtime));
-    let setup_time_ms = result
-        .and_then(|r| r.setup_time_ms)
-        .or(last_src.map(|s| s.setup_time).filter(|&t| t > 0));
-    let transferred_bytes = result
-        .and_then(|r| r.transferred_bytes)
-        .or(last_src.map(|s| s.ram.transferred_bytes));
-    let iterations = result
-        .and_then(|r| r.iterations)
-        .or(last_src.map(|s| s.ram.iterations));
-    let guest_ram_bytes = ext
-        .header
-        .as_ref()
-        .map(|h| h.hardware.mem_bytes)
-        .filter(|&b| b > 0)
-        .or(last_src.map(|s| s.ram.total_bytes).filter(|&b| b > 0));
-    let transferred_bytes_per_guest_gb = match (transferred_bytes, guest_ram_bytes) {
-        (Some(t), Some(r)) => Some(t as f64 / (r as f64 / GIB)),
-        _ => None,
-    };
+    notes.extend(stream_notes(ext, migration_start_s));
+    let qemu = QemuFigures::of(ext, final_src, last_src);
+    let (total_time_ms, downtime_ms) = (qemu.total_time_ms, qemu.downtime_ms);
 
     let (work, source) = guest_work(ext);
     if work.is_empty() {
@@ -135,30 +90,8 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         &mut notes,
     );
 
-    // A migration QEMU calls completed whose destination guest then died (a kernel panic on
-    // corrupted memory: seen with QEMU 7.2, multifd and zlib).
     if completed {
-        let died = ext.vm_exits.iter().find(|e| {
-            e.role == Role::Dst
-                && e.reason
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with("guest reset") || r.contains("panic"))
-        });
-        if let Some(e) = died {
-            let after = migration_end_s
-                .map(|end| {
-                    format!(
-                        " {:.0} ms after the migration ended",
-                        (e.time_s - end) * 1e3
-                    )
-                })
-                .unwrap_or_default();
-            notes.push(format!(
-                "the destination guest did not survive the migration: its VM exited{after} ({}); \
-                 see guestperf_rs.console",
-                e.reason.as_deref().unwrap_or_default()
-            ));
-        }
+        notes.extend(destination_died(ext, migration_end_s));
     }
     let postcopy = mode.as_ref().is_some_and(|m| m.reached == "post-copy");
     let destination = crate::context::destination(
@@ -177,15 +110,15 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         migration_end_s,
         total_time_ms,
         downtime_ms,
-        setup_time_ms,
+        setup_time_ms: qemu.setup_time_ms,
         guest_stall,
         guest_switch_gap,
         guest_throughput,
         host_cpu,
-        transferred_bytes,
-        guest_ram_bytes,
-        transferred_bytes_per_guest_gb,
-        iterations,
+        transferred_bytes: qemu.transferred_bytes,
+        guest_ram_bytes: qemu.guest_ram_bytes,
+        transferred_bytes_per_guest_gb: qemu.transferred_bytes_per_guest_gb,
+        iterations: qemu.iterations,
         notes,
         mode,
         checks: verdict.checks,
@@ -197,6 +130,115 @@ pub fn summarize(ext: &Extended, history: &[ProgressSnapshot]) -> Summary {
         destination,
         before_migration,
     }
+}
+
+/// When gp-migrate started the migration: its `migrate` action, else the source's `setup`
+/// event, else its first snapshot.
+fn migration_start(ext: &Extended, src_progress: &[&Progress]) -> Option<f64> {
+    ext.actions
+        .iter()
+        .find(|a| a.action == "migrate")
+        .map(|a| a.time_s)
+        .or_else(|| migration_event(&ext.events, &["setup"]).map(|e| e.time_s))
+        .or_else(|| src_progress.first().map(|p| p.time_s))
+}
+
+/// What the stream lacks that limits the report: a migration start, gp-migrate's result,
+/// readable lines.
+fn stream_notes(ext: &Extended, migration_start_s: Option<f64>) -> Vec<String> {
+    let mut notes = Vec::new();
+    if migration_start_s.is_none() {
+        notes.push(
+            "no migration start in the stream (no migrate action, MIGRATION event or progress \
+             snapshot): guest figures cover the whole run"
+                .to_string(),
+        );
+    }
+    if !ext.result_in_stream {
+        notes.push("no result record: gp-collect wrote guestperf_rs.result itself".to_string());
+    }
+    if !ext.input.errors.is_empty() {
+        notes.push(format!(
+            "{} malformed input line(s) skipped: see guestperf_rs.input.errors",
+            ext.input.errors.len()
+        ));
+    }
+    notes
+}
+
+/// QEMU's own figures: gp-migrate's result, else the source's final (or last) snapshot.
+struct QemuFigures {
+    total_time_ms: Option<u64>,
+    downtime_ms: Option<u64>,
+    setup_time_ms: Option<u64>,
+    transferred_bytes: Option<u64>,
+    iterations: Option<u64>,
+    /// From the launch header, else `ram.total`.
+    guest_ram_bytes: Option<u64>,
+    transferred_bytes_per_guest_gb: Option<f64>,
+}
+
+impl QemuFigures {
+    fn of(
+        ext: &Extended,
+        final_src: Option<&ProgressSnapshot>,
+        last_src: Option<&ProgressSnapshot>,
+    ) -> QemuFigures {
+        let result = ext.result.as_ref();
+        let transferred_bytes = result
+            .and_then(|r| r.transferred_bytes)
+            .or(last_src.map(|s| s.ram.transferred_bytes));
+        let guest_ram_bytes = ext
+            .header
+            .as_ref()
+            .map(|h| h.hardware.mem_bytes)
+            .filter(|&b| b > 0)
+            .or(last_src.map(|s| s.ram.total_bytes).filter(|&b| b > 0));
+        QemuFigures {
+            total_time_ms: result
+                .and_then(|r| r.total_time_ms)
+                .or(final_src.map(|s| s.duration)),
+            downtime_ms: result.and_then(|r| r.downtime_ms).or(final_src
+                .filter(|s| s.status == "completed")
+                .map(|s| s.downtime)),
+            setup_time_ms: result
+                .and_then(|r| r.setup_time_ms)
+                .or(last_src.map(|s| s.setup_time).filter(|&t| t > 0)),
+            transferred_bytes,
+            iterations: result
+                .and_then(|r| r.iterations)
+                .or(last_src.map(|s| s.ram.iterations)),
+            guest_ram_bytes,
+            transferred_bytes_per_guest_gb: match (transferred_bytes, guest_ram_bytes) {
+                (Some(t), Some(r)) => Some(t as f64 / (r as f64 / GIB)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A note when the destination guest died after a migration QEMU called completed (a kernel
+/// panic on corrupted memory: seen with QEMU 7.2, multifd and zlib).
+fn destination_died(ext: &Extended, migration_end_s: Option<f64>) -> Option<String> {
+    let e = ext.vm_exits.iter().find(|e| {
+        e.role == Role::Dst
+            && e.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("guest reset") || r.contains("panic"))
+    })?;
+    let after = migration_end_s
+        .map(|end| {
+            format!(
+                " {:.0} ms after the migration ended",
+                (e.time_s - end) * 1e3
+            )
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "the destination guest did not survive the migration: its VM exited{after} ({}); see \
+         guestperf_rs.console",
+        e.reason.as_deref().unwrap_or_default()
+    ))
 }
 
 /// The first source `MIGRATION` event whose status is one of `statuses`.
@@ -463,6 +505,47 @@ use gp_records::stats::median;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_destination_that_died_after_completing_is_a_note_with_when() {
+        let exit = |role, reason: &str| gp_records::VmExit {
+            time_s: 10.25,
+            role,
+            pid: 7,
+            status: 0,
+            signal: None,
+            reason: Some(reason.into()),
+        };
+        let mut ext = Extended {
+            vm_exits: vec![
+                exit(Role::Src, "guest reset"),
+                exit(Role::Dst, "guest poweroff"),
+            ],
+            ..Extended::default()
+        };
+        assert_eq!(destination_died(&ext, Some(10.0)), None, "a clean end");
+        ext.vm_exits
+            .push(exit(Role::Dst, "guest reset (kernel panic)"));
+        assert_eq!(
+            destination_died(&ext, Some(10.0)).unwrap(),
+            "the destination guest did not survive the migration: its VM exited 250 ms after \
+             the migration ended (guest reset (kernel panic)); see guestperf_rs.console"
+        );
+    }
+
+    #[test]
+    fn a_stream_without_start_result_or_readable_lines_says_so() {
+        let mut ext = Extended {
+            result_in_stream: true,
+            ..Extended::default()
+        };
+        assert!(stream_notes(&ext, Some(1.0)).is_empty());
+        ext.result_in_stream = false;
+        let notes = stream_notes(&ext, None);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("no migration start in the stream"));
+        assert!(notes[1].starts_with("no result record"));
+    }
 
     fn w(time_s: f64, role: Role) -> Work {
         Work {
