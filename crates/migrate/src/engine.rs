@@ -3,11 +3,10 @@
 //! One thread reads the input and passes it on (`gp_stage::passthrough`): the workload's records
 //! it passes on and notes for the main thread, which reads the notes whenever it waits; the
 //! `launch`, `vm` and `vm_exit` lines it hands to the main thread; an unreadable line it replaces
-//! with a `stage_error` record and reports. One
-//! thread forwards SIGINT/SIGTERM/SIGHUP. The main thread writes gp-migrate's own records and
-//! owns both QMP connections ([`Monitors`]), and every wait is bounded. The decisions are
-//! elsewhere and pure: [`plan`] (what to configure), [`Watch`] and [`decide`] (what each
-//! snapshot calls for); here is the I/O around them.
+//! with a `stage_error` record and reports. One thread forwards SIGINT/SIGTERM/SIGHUP. The main
+//! thread writes gp-migrate's own records and owns both QMP connections ([`Monitors`]), and every
+//! wait is bounded. The decisions are elsewhere and pure: [`plan`] (what to configure), [`Watch`]
+//! and [`decide`] (what each snapshot calls for); here is the I/O around them.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -32,7 +31,8 @@ use crate::settle::{self, Rule, Tracker};
 use crate::watch::{self, End, Verdict, Watch};
 use crate::ExitStatus;
 
-const STAGE: &str = "gp-migrate";
+/// Stage name in messages and `stage_error` records.
+pub const STAGE: &str = "gp-migrate";
 /// Longest wait for QMP sockets to accept us.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `quit` may take to answer at the end. A QEMU answers before it exits; one that does

@@ -32,6 +32,7 @@ use std::io::BufRead;
 use std::io::Write;
 
 pub use cli::Args;
+pub use engine::STAGE;
 
 /// How gp-migrate exits. See `docs/gp-migrate.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,9 +9,10 @@
 //! gone; the stage ends when its input ends.
 //!
 //! Threads: one reads the input and passes on the lines gp-sample only forwards (most of them:
-//! see `gp_stage::passthrough`), one samples, one forwards signals; the main thread handles the
-//! `vm`, `vm_exit` and `clock_offset` lines and malformed ones, writes the samples, and selects
-//! over the three channels.
+//! see `gp_stage::passthrough`, which also writes a `stage_error` in place of a malformed one),
+//! one samples, one forwards signals; the main thread handles the `vm`, `vm_exit` and
+//! `clock_offset` lines, counts malformed ones, writes the samples, and selects over the three
+//! channels.
 
 // `say!`: a line for people on stderr; a closed stderr is ignored rather than a panic.
 #[macro_use]

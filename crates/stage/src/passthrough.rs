@@ -246,20 +246,21 @@ mod tests {
         }
     }
 
+    /// The input thread of a stage `gp-test`, routing by [`route`].
+    fn start<R, W>(input: R, out: Output<W>) -> Inputs
+    where
+        R: BufRead + Send + 'static,
+        W: Write + Send + 'static,
+    {
+        spawn("test-input", "gp-test", input, out, route).unwrap()
+    }
+
     #[test]
     fn lines_the_main_thread_writes_keep_their_place() {
         let input = format!("{OTHER}\n{VM}\nnot json\n{OTHER}\n");
         let buf = SharedBuf::default();
         let out = Output::new(buf.clone());
-        let rx = spawn(
-            "test-input",
-            "gp-test",
-            std::io::Cursor::new(input),
-            out.clone(),
-            route,
-        )
-        .unwrap()
-        .handed;
+        let rx = start(std::io::Cursor::new(input), out.clone()).handed;
         let mut handed = Vec::new();
         for msg in rx.iter() {
             match msg {
@@ -300,14 +301,7 @@ mod tests {
             "{\"type\":\"console\",\"time_s\":3,\"role\":\"src\",\"line\":\"noted\"}";
         let input = format!("{NOTED}\n{OTHER}\n{NOTED}\n");
         let buf = SharedBuf::default();
-        let inputs = spawn(
-            "test-input",
-            "gp-test",
-            std::io::Cursor::new(input),
-            Output::new(buf.clone()),
-            route,
-        )
-        .unwrap();
+        let inputs = start(std::io::Cursor::new(input), Output::new(buf.clone()));
         // Nobody reads the notes until the input has ended.
         assert!(inputs.handed.recv().is_err());
         assert_eq!(buf.text(), format!("{NOTED}\n{OTHER}\n{NOTED}\n"));
@@ -320,15 +314,7 @@ mod tests {
         let (reader, mut writer) = std::os::unix::net::UnixStream::pair().unwrap();
         let buf = SharedBuf::default();
         let out = Output::new(buf.clone());
-        let rx = spawn(
-            "test-input",
-            "gp-test",
-            std::io::BufReader::new(reader),
-            out.clone(),
-            route,
-        )
-        .unwrap()
-        .handed;
+        let rx = start(std::io::BufReader::new(reader), out.clone()).handed;
         writeln!(writer, "{VM}").unwrap();
         let Ok(Input::Line(h)) = rx.recv() else {
             panic!("no hand-off")
@@ -351,15 +337,7 @@ mod tests {
             }
         }
         let buf = SharedBuf::default();
-        let rx = spawn(
-            "test-input",
-            "gp-test",
-            std::io::BufReader::new(Broken),
-            Output::new(buf.clone()),
-            route,
-        )
-        .unwrap()
-        .handed;
+        let rx = start(std::io::BufReader::new(Broken), Output::new(buf.clone())).handed;
         assert!(matches!(
             rx.recv(),
             Ok(Input::Unreadable(ReadError::Io { .. }))
@@ -386,15 +364,7 @@ mod tests {
             }
         }
         let input = format!("{OTHER}\n{OTHER}\n");
-        let rx = spawn(
-            "test-input",
-            "gp-test",
-            std::io::Cursor::new(input),
-            Output::new(Closed),
-            route,
-        )
-        .unwrap()
-        .handed;
+        let rx = start(std::io::Cursor::new(input), Output::new(Closed)).handed;
         assert!(matches!(
             rx.recv(),
             Ok(Input::WriteFailed(WriteError::Closed))
