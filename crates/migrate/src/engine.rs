@@ -735,14 +735,8 @@ impl<W: Write> Run<W> {
             if done(self) {
                 return Ok(Ok(true));
             }
-            if let Some(e) = self.lost_vm() {
-                return Ok(Err(self.error(&format!("while settling {when}: {e}"))));
-            }
-            if self.input_ended {
-                return Ok(Err(self.error(&format!(
-                    "the input ended while settling {when}: an upstream stage stopped (gp-launch, \
-                     or a filter before gp-migrate), so the VMs' records no longer arrive"
-                ))));
+            if let Some(ending) = self.lost_while_settling(when) {
+                return Ok(Err(ending));
             }
             if Instant::now() >= until {
                 return Ok(Ok(false));
@@ -861,17 +855,24 @@ impl<W: Write> Run<W> {
         let until = Instant::now() + Duration::from_secs_f64(self.args.sleep);
         while Instant::now() < until {
             self.pump((Instant::now() + Duration::from_millis(200)).min(until))?;
-            if let Some(e) = self.lost_vm() {
-                return Ok(Some(self.error(&format!("while settling {when}: {e}"))));
-            }
-            if self.input_ended {
-                return Ok(Some(self.error(&format!(
-                    "the input ended while settling {when}: an upstream stage stopped (gp-launch, \
-                     or a filter before gp-migrate), so the VMs' records no longer arrive"
-                ))));
+            if let Some(ending) = self.lost_while_settling(when) {
+                return Ok(Some(ending));
             }
         }
         Ok(None)
+    }
+
+    /// The run's end when a VM exited or the input ended during the wait before migrating.
+    fn lost_while_settling(&self, when: &str) -> Option<Ending> {
+        if let Some(e) = self.lost_vm() {
+            return Some(self.error(&format!("while settling {when}: {e}")));
+        }
+        self.input_ended.then(|| {
+            self.error(&format!(
+                "the input ended while settling {when}: an upstream stage stopped (gp-launch, \
+                 or a filter before gp-migrate), so the VMs' records no longer arrive"
+            ))
+        })
     }
 
     fn alive(&self, role: Role) -> bool {

@@ -170,12 +170,15 @@ pub fn rank_sum_test(strata: &[Stratum], cache: &mut Cache) -> RankTest {
     let far = |s: usize| ((2 * s) as i128 - mean2 as i128).unsigned_abs();
     let obs = deviation2.unsigned_abs();
     // Sums are integers, twice-deviations exact: no tolerance needed.
-    let p: f64 = total
-        .iter()
-        .enumerate()
-        .filter(|(s, _)| far(*s) >= obs)
-        .map(|(_, p)| p)
-        .sum();
+    // The probability of a rank sum at least `threshold` (doubled) away from the mean.
+    let tail = |threshold: u128| -> f64 {
+        total
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| far(*s) >= threshold)
+            .map(|(_, p)| p)
+            .sum()
+    };
     let extreme = total
         .iter()
         .enumerate()
@@ -183,12 +186,7 @@ pub fn rank_sum_test(strata: &[Stratum], cache: &mut Cache) -> RankTest {
         .map(|(s, _)| far(s))
         .max()
         .unwrap_or(0);
-    let p_min: f64 = total
-        .iter()
-        .enumerate()
-        .filter(|(s, _)| far(*s) >= extreme)
-        .map(|(_, p)| p)
-        .sum();
+    let (p, p_min) = (tail(obs), tail(extreme));
     RankTest {
         p: p.min(1.0),
         p_min: p_min.min(1.0),
