@@ -356,14 +356,20 @@ pub const MIN_MEM_BYTES: u64 = 128 << 20;
 /// the workload.
 pub fn parse_guest_mem(s: &str) -> Result<u64, String> {
     let bytes = parse_mem(s)?;
+    check_guest_mem(bytes, &format!("{s:?}"))?;
+    Ok(bytes)
+}
+
+/// Refuses a guest smaller than [`MIN_MEM_BYTES`]; `as_given` is how the message names the size.
+pub fn check_guest_mem(bytes: u64, as_given: &str) -> Result<(), String> {
     if bytes < MIN_MEM_BYTES {
         return Err(format!(
-            "{s:?} is too small: the guest kernel needs room besides the workload; use at least \
-             {}",
+            "{as_given} is too small: the guest kernel needs room besides the workload; use at \
+             least {}",
             format_size(MIN_MEM_BYTES)
         ));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 /// Parses `--dirty-ring-size`: 0 (the dirty bitmap), or a power of two from 1024 to 65536.

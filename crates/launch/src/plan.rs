@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use gp_qemu::binary::QemuBinary;
 use gp_qemu::bind::{Binding, Method, Topology};
 
-use crate::cli::{AccelArg, BindMethodArg, Cli, Transport, MIN_MEM_BYTES};
+use crate::cli::{check_guest_mem, format_size, AccelArg, BindMethodArg, Cli, Transport};
 use crate::host;
 use crate::qemu_args::{default_stress_ram, Cmdline, Memory};
 use crate::Error;
@@ -143,16 +143,8 @@ pub fn build(cli: &Cli) -> Result<Plan, Error> {
 /// The RAM the workload writes: `--stress-ram`, leaving the guest kernel its headroom of
 /// `--mem`, else the default share of `--mem`.
 fn stress_ram(cli: &Cli) -> Result<u64, Error> {
-    if cli.mem < MIN_MEM_BYTES {
-        return Err(Error::usage(
-            "--mem",
-            format!(
-                "{} MiB is too small: the guest kernel needs room besides the workload; use at \
-                 least 128M",
-                cli.mem >> 20
-            ),
-        ));
-    }
+    // clap's parser refuses these already; this guards a `Cli` built by other means.
+    check_guest_mem(cli.mem, &format_size(cli.mem)).map_err(|m| Error::usage("--mem", m))?;
     match cli.stress_ram {
         Some(r) if r + MIN_HEADROOM_BYTES > cli.mem => Err(Error::usage(
             "--stress-ram",
@@ -446,6 +438,14 @@ mod tests {
             e,
             "--stress-ram: 200 MiB leaves the guest kernel less than 96 MiB of the 256 MiB of \
              --mem: lower --stress-ram or raise --mem"
+        );
+        // A `Cli` not from clap: the parser's own message, naming the size given.
+        let mut small = cli(&["--mem", "1G"]);
+        small.mem = 64 << 20;
+        assert_eq!(
+            stress_ram(&small).unwrap_err().to_string(),
+            "--mem: 64M is too small: the guest kernel needs room besides the workload; use at \
+             least 128M"
         );
     }
 
