@@ -346,12 +346,70 @@ fn supervise(
         on_exit,
     } = hooks;
     let Io { stdin, stdout } = io;
-    let mut cmd = Command::new(&spec.program);
     let (stdout, hand_back) = match stdout {
         StdoutTo::Lines => (Stdio::piped(), false),
         StdoutTo::Pipe => (Stdio::piped(), true),
         StdoutTo::Stdio(s) => (s, false),
     };
+    let mut cmd = command(&spec, stdin, stdout);
+    let spawned = cmd.spawn();
+    // The command holds the descriptors given for the child's stdin and stdout: ours must close
+    // now, or a process writing into a pipe the child reads would not see it close when the
+    // child exits.
+    drop(cmd);
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = pid_tx.send(Err(e));
+            return;
+        }
+    };
+    let pid = child.id();
+    let stdin = child.stdin.take();
+    let mut stdout = child.stdout.take();
+    let handed_back = if hand_back { stdout.take() } else { None };
+    let stderr = child.stderr.take();
+
+    let (out_done_tx, out_done_rx) = bounded::<()>(1);
+    let batch = spec.line_batch;
+    let out_thread = stdout.and_then(|out| {
+        let name = format!("{}-out", spec.name);
+        spawn_reader(name, out, batch, on_stdout_line, out_done_tx)
+    });
+    let err_shared = Arc::clone(&shared);
+    let tail_skip = spec.stderr_tail_skip;
+    let (err_done_tx, err_done_rx) = bounded::<()>(1);
+    let err_thread = stderr.and_then(|err| {
+        let name = format!("{}-err", spec.name);
+        let on_line = stderr_line_keeper(on_stderr_line, tail_skip, err_shared);
+        spawn_reader(name, err, None, on_line, err_done_tx)
+    });
+    let _ = pid_tx.send(Ok((pid, stdin, handed_back)));
+
+    wait_exited_unreaped(pid);
+    {
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.exited = true;
+    }
+    let exit = reap(&mut child);
+    // Deliver every line before the exit. The readers end at EOF, which comes with the exit
+    // unless a grandchild holds the pipes open; that must not stall us, hence the bound.
+    join_readers([(out_done_rx, out_thread), (err_done_rx, err_thread)]);
+    {
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.exit = Some(exit);
+        shared.cond.notify_all();
+    }
+    if let Some(cb) = on_exit {
+        cb(exit);
+    }
+}
+
+/// The command for `spec`: stdin and stdout as given (stdin a pipe or `/dev/null` when not
+/// given), stderr a pipe, its own process group, and the death signal and CPU/NUMA binding
+/// applied between fork and exec.
+fn command(spec: &Spec, stdin: Option<Stdio>, stdout: Stdio) -> Command {
+    let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .stdin(match stdin {
             Some(s) => s,
@@ -383,71 +441,57 @@ fn supervise(
             Ok(())
         });
     }
-    let spawned = cmd.spawn();
-    // The command holds the descriptors given for the child's stdin and stdout: ours must close
-    // now, or a process writing into a pipe the child reads would not see it close when the
-    // child exits.
-    drop(cmd);
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = pid_tx.send(Err(e));
+    cmd
+}
+
+/// Reads `stream` line by line into `on_line` on a new thread called `name`, and drops `done`
+/// when the stream has ended. `None` if the thread could not be started.
+fn spawn_reader(
+    name: String,
+    stream: impl Read + Send + 'static,
+    batch: Option<Duration>,
+    on_line: Box<dyn FnMut(OutputLine) + Send>,
+    done: crossbeam_channel::Sender<()>,
+) -> Option<thread::JoinHandle<()>> {
+    thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            read_lines(stream, batch, on_line);
+            drop(done);
+        })
+        .ok()
+}
+
+/// The stderr line handler: hands each line to `on_line`, then keeps it in the shared tail
+/// unless `tail_skip` says to leave it out.
+fn stderr_line_keeper(
+    mut on_line: Option<StderrHook>,
+    tail_skip: Option<fn(&str) -> bool>,
+    shared: Arc<Shared>,
+) -> Box<dyn FnMut(OutputLine) + Send> {
+    Box::new(move |line: OutputLine| {
+        if let Some(cb) = on_line.as_mut() {
+            cb(&line.text);
+        }
+        if tail_skip.is_some_and(|skip| skip(&line.text)) {
             return;
         }
-    };
-    let pid = child.id();
-    let stdin = child.stdin.take();
-    let mut stdout = child.stdout.take();
-    let handed_back = if hand_back { stdout.take() } else { None };
-    let stderr = child.stderr.take();
+        let mut tail = shared.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        push_tail(&mut tail, line.text);
+    })
+}
 
-    let (out_done_tx, out_done_rx) = bounded::<()>(1);
-    let batch = spec.line_batch;
-    let tail_skip = spec.stderr_tail_skip;
-    let out_thread = stdout.and_then(|out| {
-        thread::Builder::new()
-            .name(format!("{}-out", spec.name))
-            .spawn(move || {
-                read_lines(out, batch, on_stdout_line);
-                drop(out_done_tx);
-            })
-            .ok()
-    });
-    let err_shared = Arc::clone(&shared);
-    let (err_done_tx, err_done_rx) = bounded::<()>(1);
-    let err_thread = stderr.and_then(|err| {
-        thread::Builder::new()
-            .name(format!("{}-err", spec.name))
-            .spawn(move || {
-                let mut on_line = on_stderr_line;
-                read_lines(
-                    err,
-                    None,
-                    Box::new(move |line: OutputLine| {
-                        if let Some(cb) = on_line.as_mut() {
-                            cb(&line.text);
-                        }
-                        if tail_skip.is_some_and(|skip| skip(&line.text)) {
-                            return;
-                        }
-                        let mut tail = err_shared.stderr.lock().unwrap_or_else(|e| e.into_inner());
-                        if tail.len() == STDERR_TAIL_LINES {
-                            tail.pop_front();
-                        }
-                        tail.push_back(line.text);
-                    }),
-                );
-                drop(err_done_tx);
-            })
-            .ok()
-    });
-    let _ = pid_tx.send(Ok((pid, stdin, handed_back)));
-
-    wait_exited_unreaped(pid);
-    {
-        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.exited = true;
+/// Appends `line` to a stderr tail, dropping the oldest line once it holds
+/// [`STDERR_TAIL_LINES`].
+fn push_tail(tail: &mut VecDeque<String>, line: String) {
+    if tail.len() == STDERR_TAIL_LINES {
+        tail.pop_front();
     }
+    tail.push_back(line);
+}
+
+/// Reaps the exited child and says how it ended; status -1 when `wait` itself fails.
+fn reap(child: &mut std::process::Child) -> Exit {
     let status = loop {
         match child.wait() {
             Ok(s) => break Some(s),
@@ -455,28 +499,28 @@ fn supervise(
             Err(_) => break None,
         }
     };
-    let exit = status.map(Exit::from_status).unwrap_or(Exit {
+    status.map(Exit::from_status).unwrap_or(Exit {
         status: -1,
         signal: None,
         time_s: gp_records::now_s(),
-    });
-    // Deliver every line before the exit. The readers end at EOF, which comes with the exit
-    // unless a grandchild holds the pipes open; that must not stall us, hence the bound.
+    })
+}
+
+/// Waits a bounded time for each reader thread to reach the end of its stream, in order, and
+/// joins the ones that have finished.
+fn join_readers(
+    readers: [(
+        crossbeam_channel::Receiver<()>,
+        Option<thread::JoinHandle<()>>,
+    ); 2],
+) {
     let grace = Duration::from_secs(2);
-    for (done, reader) in [(out_done_rx, out_thread), (err_done_rx, err_thread)] {
+    for (done, reader) in readers {
         // The reader drops its sender when done: Disconnected at once, or Timeout after grace.
         let _ = done.recv_timeout(grace);
         if let Some(t) = reader.filter(|t| t.is_finished()) {
             let _ = t.join();
         }
-    }
-    {
-        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.exit = Some(exit);
-        shared.cond.notify_all();
-    }
-    if let Some(cb) = on_exit {
-        cb(exit);
     }
 }
 
@@ -974,6 +1018,40 @@ mod tests {
             .wait_until(deadline)
             .expect("the writer saw the pipe close");
         assert_eq!(exit.signal, Some(libc::SIGPIPE), "{exit}");
+    }
+
+    #[test]
+    fn the_tail_keeps_only_the_last_lines() {
+        let mut tail = VecDeque::new();
+        for i in 0..STDERR_TAIL_LINES + 2 {
+            push_tail(&mut tail, i.to_string());
+        }
+        assert_eq!(tail.len(), STDERR_TAIL_LINES);
+        assert_eq!(tail.front().map(String::as_str), Some("2"));
+        assert_eq!(
+            tail.back().cloned(),
+            Some((STDERR_TAIL_LINES + 1).to_string())
+        );
+    }
+
+    #[test]
+    fn the_stderr_keeper_hands_on_every_line_and_keeps_the_unskipped() {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            cond: Condvar::new(),
+            stderr: Mutex::new(VecDeque::new()),
+        });
+        let (tx, rx) = unbounded();
+        let hook: StderrHook = Box::new(move |l: &str| tx.send(l.to_string()).unwrap());
+        let mut keep = stderr_line_keeper(Some(hook), Some(|l| l.starts_with('#')), shared.clone());
+        for text in ["# trace", "error"] {
+            keep(OutputLine {
+                text: text.into(),
+                time_s: 0.0,
+            });
+        }
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["# trace", "error"]);
+        assert_eq!(*shared.stderr.lock().unwrap(), ["error"]);
     }
 
     #[test]
