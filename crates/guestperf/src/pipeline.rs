@@ -24,7 +24,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{after, never, select, unbounded};
+use crossbeam_channel::{after, never, select, unbounded, Receiver, Sender};
 use gp_qemu::process::{self, Child, Exit, Hooks, Io, SpawnError, StdoutTo};
 
 /// One stage of a pipeline: a name for messages and the command to run.
@@ -324,112 +324,15 @@ pub fn run(
 ) -> Result<PipelineExit, PipelineError> {
     assert!(!stages.is_empty(), "a pipeline needs at least one stage");
     let start = Instant::now();
-    let (exit_tx, exit_rx) = unbounded::<(usize, Exit, Instant)>();
-    let mut children: Vec<Child> = Vec::with_capacity(stages.len());
-    let mut output = Some(output);
-    let mut upstream: Option<std::process::ChildStdout> = None;
-    for (index, stage) in stages.iter().enumerate() {
-        let mut spec = process::Spec::new(stage.name.clone(), stage.program.as_os_str());
-        spec.args(&stage.args);
-        // A stage cleans up on SIGTERM (gp-launch stops its QEMUs, gp-collect writes the report).
-        spec.death_signal = libc::SIGTERM;
-        let stdout = if index + 1 == stages.len() {
-            match output.take() {
-                Some(Output::File(f)) => StdoutTo::Stdio(Stdio::from(f)),
-                _ => StdoutTo::Stdio(Stdio::inherit()),
-            }
-        } else {
-            StdoutTo::Pipe
-        };
-        let io = Io {
-            stdin: Some(upstream.take().map_or_else(Stdio::null, Stdio::from)),
-            stdout,
-        };
-        let name = stage.name.clone();
-        let sink = Arc::clone(&sink);
-        let exit_tx = exit_tx.clone();
-        let hooks = Hooks {
-            on_stdout_line: Box::new(|_| {}),
-            on_stderr_line: Some(Box::new(move |line: &str| {
-                sink.line(&name, format!("{line}\n").as_bytes())
-            })),
-            on_exit: Some(Box::new(move |exit| {
-                let _ = exit_tx.send((index, exit, Instant::now()));
-            })),
-        };
-        match process::spawn_io(&spec, io, hooks) {
-            Ok(child) => {
-                upstream = child.take_stdout();
-                children.push(child);
-            }
-            Err(e) => {
-                abandon(&children);
-                let source = match e {
-                    SpawnError::NotFound { source, .. } | SpawnError::Io { source, .. } => source,
-                };
-                return Err(PipelineError::Spawn {
-                    stage: stage.name.clone(),
-                    program: stage.program.display().to_string(),
-                    source,
-                });
-            }
-        }
-    }
+    let (exit_tx, exit_rx) = unbounded::<StageExitReport>();
+    let children = spawn_stages(stages, output, &sink, &exit_tx)?;
     drop(exit_tx);
 
-    let mut exits: Vec<Option<(Exit, Instant)>> = vec![None; stages.len()];
-    let mut exit_order = Vec::with_capacity(stages.len());
-    let mut interrupted: Option<i32> = None;
-    // Escalation: when set, the deadline at which the next step (SIGTERM, then SIGKILL) happens.
-    let mut escalation: Option<(Instant, i32)> = None;
-    // Child::signal skips a child that has exited: no signal reaches a reaped pid.
-    let signal_all = |sig: i32| {
-        for child in &children {
-            child.signal(sig);
-        }
-    };
-    while exit_order.len() < stages.len() {
-        let timeout = match escalation {
-            Some((deadline, _)) => after(deadline.saturating_duration_since(Instant::now())),
-            None => never(),
-        };
-        select! {
-            recv(exit_rx) -> msg => {
-                let Ok((index, exit, at)) = msg else { break };
-                exits[index] = Some((exit, at));
-                exit_order.push(index);
-                if !exit.success() && escalation.is_none() {
-                    escalation = Some((Instant::now() + grace.terminate_after, libc::SIGTERM));
-                }
-            }
-            recv(signals.receiver()) -> sig => {
-                let Ok(sig) = sig else { continue };
-                interrupted.get_or_insert(sig);
-                signal_all(sig);
-                // The stages clean up on the signal; if they do not, escalate.
-                if escalation.map_or(true, |(_, s)| s == libc::SIGTERM) {
-                    escalation = Some((Instant::now() + grace.kill_after, libc::SIGKILL));
-                }
-            }
-            recv(timeout) -> _ => {
-                match escalation {
-                    Some((_, libc::SIGKILL)) => {
-                        for child in &children {
-                            if !child.has_exited() {
-                                child.kill_and_reap();
-                            }
-                        }
-                        escalation = None;
-                    }
-                    Some((_, sig)) => {
-                        signal_all(sig);
-                        escalation = Some((Instant::now() + grace.kill_after, libc::SIGKILL));
-                    }
-                    None => {}
-                }
-            }
-        }
-    }
+    let Waited {
+        exits,
+        exit_order,
+        interrupted,
+    } = wait_for_stages(&children, &exit_rx, signals, grace);
 
     let stage_exits = stages
         .iter()
@@ -457,6 +360,166 @@ pub fn run(
         interrupted,
         elapsed: start.elapsed(),
     })
+}
+
+/// What a stage's supervision thread reports when the stage has exited: its index, its exit and
+/// when it was seen.
+type StageExitReport = (usize, Exit, Instant);
+
+/// Spawns every stage, each reading the previous one's stdout and the last writing to `output`.
+/// When a spawn fails, the stages already started are ended and reaped before the error returns.
+fn spawn_stages(
+    stages: &[StageCommand],
+    output: Output,
+    sink: &Arc<dyn StderrSink>,
+    exit_tx: &Sender<StageExitReport>,
+) -> Result<Vec<Child>, PipelineError> {
+    let mut children: Vec<Child> = Vec::with_capacity(stages.len());
+    let mut output = Some(output);
+    let mut upstream: Option<std::process::ChildStdout> = None;
+    for (index, stage) in stages.iter().enumerate() {
+        let spec = stage_spec(stage);
+        let stdout = if index + 1 == stages.len() {
+            match output.take() {
+                Some(Output::File(f)) => StdoutTo::Stdio(Stdio::from(f)),
+                _ => StdoutTo::Stdio(Stdio::inherit()),
+            }
+        } else {
+            StdoutTo::Pipe
+        };
+        let io = Io {
+            stdin: Some(upstream.take().map_or_else(Stdio::null, Stdio::from)),
+            stdout,
+        };
+        let hooks = stage_hooks(index, &stage.name, sink, exit_tx);
+        match process::spawn_io(&spec, io, hooks) {
+            Ok(child) => {
+                upstream = child.take_stdout();
+                children.push(child);
+            }
+            Err(e) => {
+                abandon(&children);
+                let source = match e {
+                    SpawnError::NotFound { source, .. } | SpawnError::Io { source, .. } => source,
+                };
+                return Err(PipelineError::Spawn {
+                    stage: stage.name.clone(),
+                    program: stage.program.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(children)
+}
+
+/// The process spec of one stage: its command, and SIGTERM when we die.
+fn stage_spec(stage: &StageCommand) -> process::Spec {
+    let mut spec = process::Spec::new(stage.name.clone(), stage.program.as_os_str());
+    spec.args(&stage.args);
+    // A stage cleans up on SIGTERM (gp-launch stops its QEMUs, gp-collect writes the report).
+    spec.death_signal = libc::SIGTERM;
+    spec
+}
+
+/// The hooks of stage `index`: its stderr lines go to `sink` under `name`, its exit to
+/// `exit_tx`; its stdout is not read here.
+fn stage_hooks(
+    index: usize,
+    name: &str,
+    sink: &Arc<dyn StderrSink>,
+    exit_tx: &Sender<StageExitReport>,
+) -> Hooks {
+    let name = name.to_string();
+    let sink = Arc::clone(sink);
+    let exit_tx = exit_tx.clone();
+    Hooks {
+        on_stdout_line: Box::new(|_| {}),
+        on_stderr_line: Some(Box::new(move |line: &str| {
+            sink.line(&name, format!("{line}\n").as_bytes())
+        })),
+        on_exit: Some(Box::new(move |exit| {
+            let _ = exit_tx.send((index, exit, Instant::now()));
+        })),
+    }
+}
+
+/// What [`wait_for_stages`] saw.
+struct Waited {
+    /// Each stage's exit and when it was seen, by position (`None` if never reported).
+    exits: Vec<Option<(Exit, Instant)>>,
+    /// Indices of the stages in the order they exited.
+    exit_order: Vec<usize>,
+    /// The first signal forwarded to the stages, if any.
+    interrupted: Option<i32>,
+}
+
+/// Waits until every stage has exited, forwarding our signals to them and, after a failure or
+/// a signal, escalating to SIGTERM and then SIGKILL for the ones still running.
+fn wait_for_stages(
+    children: &[Child],
+    exit_rx: &Receiver<StageExitReport>,
+    signals: &SignalWatch,
+    grace: Grace,
+) -> Waited {
+    let mut exits: Vec<Option<(Exit, Instant)>> = vec![None; children.len()];
+    let mut exit_order = Vec::with_capacity(children.len());
+    let mut interrupted: Option<i32> = None;
+    // Escalation: when set, the deadline at which the next step (SIGTERM, then SIGKILL) happens.
+    let mut escalation: Option<(Instant, i32)> = None;
+    // Child::signal skips a child that has exited: no signal reaches a reaped pid.
+    let signal_all = |sig: i32| {
+        for child in children {
+            child.signal(sig);
+        }
+    };
+    while exit_order.len() < children.len() {
+        let timeout = match escalation {
+            Some((deadline, _)) => after(deadline.saturating_duration_since(Instant::now())),
+            None => never(),
+        };
+        select! {
+            recv(exit_rx) -> msg => {
+                let Ok((index, exit, at)) = msg else { break };
+                exits[index] = Some((exit, at));
+                exit_order.push(index);
+                if !exit.success() && escalation.is_none() {
+                    escalation = Some((Instant::now() + grace.terminate_after, libc::SIGTERM));
+                }
+            }
+            recv(signals.receiver()) -> sig => {
+                let Ok(sig) = sig else { continue };
+                interrupted.get_or_insert(sig);
+                signal_all(sig);
+                // The stages clean up on the signal; if they do not, escalate.
+                if escalation.map_or(true, |(_, s)| s == libc::SIGTERM) {
+                    escalation = Some((Instant::now() + grace.kill_after, libc::SIGKILL));
+                }
+            }
+            recv(timeout) -> _ => {
+                match escalation {
+                    Some((_, libc::SIGKILL)) => {
+                        for child in children {
+                            if !child.has_exited() {
+                                child.kill_and_reap();
+                            }
+                        }
+                        escalation = None;
+                    }
+                    Some((_, sig)) => {
+                        signal_all(sig);
+                        escalation = Some((Instant::now() + grace.kill_after, libc::SIGKILL));
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    Waited {
+        exits,
+        exit_order,
+        interrupted,
+    }
 }
 
 /// Ends and reaps the stages spawned before a later spawn failed: SIGTERM, 10 s, SIGKILL.
@@ -738,6 +801,35 @@ mod tests {
             "cannot start gp-missing (/nonexistent/gp-missing)"
         );
         assert_eq!(err.exit_code(), 127);
+    }
+
+    #[test]
+    fn a_stage_runs_its_command_and_gets_sigterm_when_we_die() {
+        let spec = stage_spec(&StageCommand::new("gp-collect", "/x/gp-collect").arg("--grace"));
+        assert_eq!(spec.name, "gp-collect");
+        assert_eq!(spec.argv(), ["/x/gp-collect", "--grace"]);
+        assert_eq!(spec.death_signal, libc::SIGTERM);
+    }
+
+    #[test]
+    fn stage_hooks_name_the_stage_end_each_line_and_report_the_index() {
+        let capture = Arc::new(Capture::default());
+        let sink: Arc<dyn StderrSink> = capture.clone();
+        let (tx, rx) = unbounded();
+        let hooks = stage_hooks(2, "gp-migrate", &sink, &tx);
+        (hooks.on_stderr_line.unwrap())("gp-migrate: no QMP");
+        let exit = Exit {
+            status: 3,
+            signal: None,
+            time_s: 0.0,
+        };
+        (hooks.on_exit.unwrap())(exit);
+        assert_eq!(
+            *capture.0.lock().unwrap(),
+            [("gp-migrate".to_string(), "gp-migrate: no QMP\n".to_string())]
+        );
+        let (index, got, _) = rx.try_recv().unwrap();
+        assert_eq!((index, got), (2, exit));
     }
 
     #[test]
