@@ -30,6 +30,7 @@ pub mod shard;
 pub mod store;
 pub mod summary;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -711,7 +712,6 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
 /// `--merge`: gathers the directories into `output`, checks and summarises them (see
 /// [`merge`]).
 fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
-    use std::collections::BTreeMap;
     for dir in &cli.merge {
         if !dir.is_dir() {
             return Err(Error::MergeInput(format!(
@@ -733,19 +733,7 @@ fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
     // Where each kind of hardware goes.
     let mut strata: BTreeMap<String, PathBuf> = BTreeMap::new();
     if cli.by_hardware {
-        for kind in kinds.values() {
-            if strata.contains_key(kind) {
-                continue;
-            }
-            let base = merge::slug(kind);
-            let mut name = base.clone();
-            let mut n = 2;
-            while strata.values().any(|p| p.ends_with(&name)) {
-                name = format!("{base}-{n}");
-                n += 1;
-            }
-            strata.insert(kind.clone(), output.join(name));
-        }
+        strata = hardware_dirs(&kinds, output);
         findings.strata = strata
             .iter()
             .map(|(k, p)| (k.clone(), p.display().to_string()))
@@ -756,43 +744,8 @@ fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
     } else {
         strata.values().cloned().collect()
     };
-    let root_of = |key: &merge::Key| -> PathBuf {
-        kinds
-            .get(key)
-            .and_then(|k| strata.get(k))
-            .cloned()
-            .unwrap_or_else(|| output.to_path_buf())
-    };
-    // What goes where: reports to their hardware's directory, skips and failures to each.
-    let mut copies: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let dest = |root: &Path, src: &Path| -> PathBuf {
-        let comparison = src.parent().and_then(Path::file_name).unwrap_or_default();
-        root.join(comparison)
-            .join(src.file_name().unwrap_or_default())
-    };
-    for (key, files) in &gathered.results {
-        copies.push((files[0].clone(), dest(&root_of(key), &files[0])));
-    }
-    for (key, files) in gathered.errors.iter().chain(&gathered.skipped) {
-        if gathered.results.contains_key(key) {
-            continue;
-        }
-        for root in &roots {
-            copies.push((files[0].clone(), dest(root, &files[0])));
-        }
-    }
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| Error::Io {
-            what: format!("cannot read {}", p.display()),
-            source,
-        })
-    };
-    let mut conflicts = Vec::new();
-    for (src, dst) in &copies {
-        if dst.exists() && read(src)? != read(dst)? {
-            conflicts.push(format!("{} differs from {}", dst.display(), src.display()));
-        }
-    }
+    let copies = merge_copies(&gathered, &kinds, &strata, &roots, output);
+    let conflicts = merge_conflicts(&copies)?;
     if !conflicts.is_empty() {
         return Err(Error::Merge(format!(
             "nothing merged: --output already holds other files of the same runs: {}",
@@ -810,7 +763,7 @@ fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
             continue;
         }
         store
-            .write_atomic(dst, &read(src)?)
+            .write_atomic(dst, &read_merged(src)?)
             .map_err(|source| Error::Io {
                 what: format!("cannot write {}", dst.display()),
                 source,
@@ -824,6 +777,100 @@ fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
             what: format!("cannot write {}", json_path.display()),
             source,
         })?;
+    summarise_merged(cli, output, &findings, &stores)?;
+    match findings.incomplete() {
+        Some(what) => Err(Error::Merge(format!(
+            "incomplete: {what} (see {})",
+            json_path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `--by-hardware`: a directory under `output` for each kind of hardware, named after its slug
+/// (with `-2`, `-3`... when two kinds share a slug), in the order the runs name them.
+fn hardware_dirs(kinds: &BTreeMap<merge::Key, String>, output: &Path) -> BTreeMap<String, PathBuf> {
+    let mut strata = BTreeMap::new();
+    for kind in kinds.values() {
+        if strata.contains_key(kind) {
+            continue;
+        }
+        let base = merge::slug(kind);
+        let mut name = base.clone();
+        let mut n = 2;
+        while strata.values().any(|p: &PathBuf| p.ends_with(&name)) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        strata.insert(kind.clone(), output.join(name));
+    }
+    strata
+}
+
+/// What goes where, as (source, destination) pairs: reports to their hardware's directory
+/// (`strata`, else `output`), skips and failures without a report to each of `roots`.
+fn merge_copies(
+    gathered: &merge::Gathered,
+    kinds: &BTreeMap<merge::Key, String>,
+    strata: &BTreeMap<String, PathBuf>,
+    roots: &[PathBuf],
+    output: &Path,
+) -> Vec<(PathBuf, PathBuf)> {
+    let root_of = |key: &merge::Key| -> PathBuf {
+        kinds
+            .get(key)
+            .and_then(|k| strata.get(k))
+            .cloned()
+            .unwrap_or_else(|| output.to_path_buf())
+    };
+    let mut copies: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let dest = |root: &Path, src: &Path| -> PathBuf {
+        let comparison = src.parent().and_then(Path::file_name).unwrap_or_default();
+        root.join(comparison)
+            .join(src.file_name().unwrap_or_default())
+    };
+    for (key, files) in &gathered.results {
+        copies.push((files[0].clone(), dest(&root_of(key), &files[0])));
+    }
+    for (key, files) in gathered.errors.iter().chain(&gathered.skipped) {
+        if gathered.results.contains_key(key) {
+            continue;
+        }
+        for root in roots {
+            copies.push((files[0].clone(), dest(root, &files[0])));
+        }
+    }
+    copies
+}
+
+/// The destinations of `copies` that already exist with other contents than their source, each
+/// as a sentence.
+fn merge_conflicts(copies: &[(PathBuf, PathBuf)]) -> Result<Vec<String>, Error> {
+    let mut conflicts = Vec::new();
+    for (src, dst) in copies {
+        if dst.exists() && read_merged(src)? != read_merged(dst)? {
+            conflicts.push(format!("{} differs from {}", dst.display(), src.display()));
+        }
+    }
+    Ok(conflicts)
+}
+
+/// Reads a file the merge copies or compares.
+fn read_merged(p: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(p).map_err(|source| Error::Io {
+        what: format!("cannot read {}", p.display()),
+        source,
+    })
+}
+
+/// Tells what the merge did on stderr, and writes the summary (and charts) of each merged
+/// directory in `stores`.
+fn summarise_merged(
+    cli: &Cli,
+    output: &Path,
+    findings: &merge::Findings,
+    stores: &[Store],
+) -> Result<(), Error> {
     let binaries = Binaries::locate()?;
     let signals = SignalWatch::start().map_err(Error::Signals)?;
     let progress = Progress::stderr(0);
@@ -841,7 +888,7 @@ fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
     for outside in &findings.outside_selection {
         progress.note(&format!("outside the selection, merged too: {outside}"));
     }
-    for s in &stores {
+    for s in stores {
         let qemu = merged_qemu(s);
         write_summary_in(cli, &binaries, s, &signals, &progress, true, qemu)?;
         progress.note(&format!(
@@ -849,13 +896,7 @@ fn merge_into(cli: &Cli, output: &Path) -> Result<(), Error> {
             s.root().join("summary.md").display()
         ));
     }
-    match findings.incomplete() {
-        Some(what) => Err(Error::Merge(format!(
-            "incomplete: {what} (see {})",
-            json_path.display()
-        ))),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// The QEMU version and accelerator of a merged directory's reports, when they all agree.
@@ -1627,5 +1668,84 @@ mod tests {
         assert_eq!(said, "interrupted by SIGINT");
         let e = tally.result(summary).unwrap_err();
         assert_eq!(e.exit_code(), 130);
+    }
+
+    fn key(comparison: &str, scenario: &str, run: u32) -> merge::Key {
+        (comparison.into(), scenario.into(), run)
+    }
+
+    #[test]
+    fn hardware_kinds_sharing_a_slug_get_numbered_directories() {
+        let kinds = [
+            (key("c", "a", 1), "Xeon (kvm)".to_string()),
+            (key("c", "a", 2), "xeon-kvm".to_string()),
+            (key("c", "b", 1), "Xeon (kvm)".to_string()),
+            (key("c", "b", 2), "EPYC".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let dirs = hardware_dirs(&kinds, Path::new("/out"));
+        let got: Vec<(&str, &Path)> = dirs
+            .iter()
+            .map(|(k, p)| (k.as_str(), p.as_path()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("EPYC", Path::new("/out/epyc")),
+                ("Xeon (kvm)", Path::new("/out/xeon-kvm")),
+                ("xeon-kvm", Path::new("/out/xeon-kvm-2")),
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_go_to_their_hardware_and_failures_without_a_report_to_every_root() {
+        let file = |p: &str| vec![PathBuf::from(p)];
+        let gathered = merge::Gathered {
+            results: [
+                (key("cmp", "a", 1), file("/in1/cmp/a.json")),
+                (key("cmp", "b", 1), file("/in1/cmp/b.json")),
+            ]
+            .into_iter()
+            .collect(),
+            errors: [
+                (key("cmp", "a", 1), file("/in2/cmp/a.error.json")),
+                (key("cmp", "a", 2), file("/in2/cmp/a.r2.error.json")),
+            ]
+            .into_iter()
+            .collect(),
+            skipped: [(key("cmp", "c", 0), file("/in2/cmp/c.skipped.json"))]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let kinds = [(key("cmp", "a", 1), "hw1".to_string())]
+            .into_iter()
+            .collect();
+        let strata = [
+            ("hw1".to_string(), PathBuf::from("/out/hw1")),
+            ("hw2".to_string(), PathBuf::from("/out/hw2")),
+        ]
+        .into_iter()
+        .collect::<BTreeMap<_, _>>();
+        let roots: Vec<PathBuf> = strata.values().cloned().collect();
+        let copies = merge_copies(&gathered, &kinds, &strata, &roots, Path::new("/out"));
+        let got: Vec<(&str, &str)> = copies
+            .iter()
+            .map(|(s, d)| (s.to_str().unwrap(), d.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/in1/cmp/a.json", "/out/hw1/cmp/a.json"),
+                // No hardware known for it: the output directory itself.
+                ("/in1/cmp/b.json", "/out/cmp/b.json"),
+                ("/in2/cmp/a.r2.error.json", "/out/hw1/cmp/a.r2.error.json"),
+                ("/in2/cmp/a.r2.error.json", "/out/hw2/cmp/a.r2.error.json"),
+                ("/in2/cmp/c.skipped.json", "/out/hw1/cmp/c.skipped.json"),
+                ("/in2/cmp/c.skipped.json", "/out/hw2/cmp/c.skipped.json"),
+            ]
+        );
     }
 }
