@@ -29,10 +29,11 @@ pub mod session;
 pub mod trace;
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gp_qemu::runtime::RuntimeDir;
-use gp_records::launch::Hardware;
+use gp_records::launch::{Hardware, HostInfo};
 use gp_records::ndjson::{WriteError, Writer};
 use gp_records::{Launch, Record, Role, StageError};
 use gp_stage::signals::Forwarder;
@@ -168,72 +169,165 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
     let kernel = utf8_path(&plan.kernel, &dir, "kernel")?;
     // The uncompressed kernel through its PVH entry, where it can be had (not for a remote
     // destination, whose host has the bzImage only).
-    let boot_kernel = if cli.no_pvh || remote.is_some() {
-        kernel.clone()
-    } else {
-        let cache = gp_qemu::paths::kernel_cache_dir().join("pvh");
-        match gp_qemu::pvh::extract(&kernel, &cache) {
-            Ok(vmlinux) if vmlinux.to_str().is_some() => vmlinux,
-            Ok(_) => kernel.clone(),
-            Err(e) => {
-                if plan.verbose {
-                    say!("{STAGE}: booting the bzImage as given: {}", error_chain(&e));
-                }
-                kernel.clone()
-            }
-        }
-    };
+    let boot_kernel = boot_kernel(&kernel, !cli.no_pvh && remote.is_none(), plan.verbose);
     let initrd = utf8_path(&plan.initrd, &dir, "initrd")?;
     let (accel, accel_note) = match choose_accel(&plan, &kernel, &dir, &signals)? {
         Ok(chosen) => chosen,
         Err(sig) => return Ok(interrupted_early(out, sig, "probing KVM")),
     };
     let (accel, accel_note) = remote::reconcile_accel(remote.as_deref(), &plan, accel, accel_note)?;
-    if plan.dirty_ring_size != 0 && accel != Accel::Kvm {
-        return Err(Error::usage(
-            "--dirty-ring-size",
-            format!(
-                "needs KVM, but this run would use TCG ({}); drop --dirty-ring-size",
-                accel_note.as_deref().unwrap_or("TCG was asked for")
-            ),
-        ));
-    }
+    check_dirty_ring_accel(plan.dirty_ring_size, accel, accel_note.as_deref())?;
 
     let migrate_uri = match &remote {
         Some(r) => r.migrate_uri(plan.transport),
         None => migrate_uri(&plan, &dir)?,
     };
-    let cmdline = plan.cmdline.render();
-    let machine = Machine {
+    // qboot where this QEMU ships it; not for a remote destination, whose host may not.
+    let firmware = if cli.no_qboot || remote.is_some() {
+        None
+    } else {
+        qemu_args::qboot_for(&plan.binary.path)
+    };
+    let machine = machine(&plan, accel, boot_kernel, initrd, firmware);
+    let header = launch_header(
+        &plan,
+        cli,
+        &machine,
+        argv,
+        accel_note,
+        gp_records::now_s(),
+        host::host_info(),
+    );
+
+    let boot_timeout = Duration::from_secs_f64(plan.boot_timeout_s);
+    let mut session = Session::new(out, dir, &signals, plan.debug, plan.verbose, boot_timeout);
+    // The binary's writer is stdout: notice the next stage going away even while nothing is
+    // written.
+    session.watch_output(libc::STDOUT_FILENO);
+    // A KVM internal error pauses the VM instead of ending QEMU: poll often under KVM. Under TCG
+    // the poll only keeps the private monitor's event queue short.
+    session.set_status_poll(if accel == Accel::Kvm {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    });
+    if !write_opening(&mut session, header, remote.as_deref())? {
+        // Nobody is listening: starting VMs would be pointless.
+        return Ok(0);
+    }
+    let start = Start {
+        binary: &plan.binary.path,
+        machine: &machine,
+        src_extra: &plan.src_extra,
+        dst_extra: &plan.dst_extra,
+        src_bind: &plan.src_bind,
+        dst_bind: &plan.dst_bind,
+        bind_method: &plan.bind_method,
+        migrate_uri,
+        remote: remote.as_deref(),
+    };
+    let end = session.run(&start);
+    clean_up(session, remote);
+    match end? {
+        End::Exited | End::OutputClosed => Ok(0),
+        End::Signal(sig) => Ok(gp_stage::signal_exit_code(sig)),
+    }
+}
+
+/// The kernel QEMU boots: the uncompressed kernel through its PVH entry when `pvh` and it can
+/// be had, else `kernel` as given.
+fn boot_kernel(kernel: &Path, pvh: bool, verbose: bool) -> PathBuf {
+    if !pvh {
+        return kernel.to_path_buf();
+    }
+    let cache = gp_qemu::paths::kernel_cache_dir().join("pvh");
+    pvh_or_as_given(kernel, gp_qemu::pvh::extract(kernel, &cache), verbose)
+}
+
+/// The extracted PVH kernel when there is one whose path QEMU can take as text, else `kernel`
+/// (with `verbose`, saying why the extraction failed).
+fn pvh_or_as_given(
+    kernel: &Path,
+    extracted: Result<PathBuf, gp_qemu::pvh::PvhError>,
+    verbose: bool,
+) -> PathBuf {
+    match extracted {
+        Ok(vmlinux) if vmlinux.to_str().is_some() => vmlinux,
+        Ok(_) => kernel.to_path_buf(),
+        Err(e) => {
+            if verbose {
+                say!("{STAGE}: booting the bzImage as given: {}", error_chain(&e));
+            }
+            kernel.to_path_buf()
+        }
+    }
+}
+
+/// Refuses `--dirty-ring-size` when the run ended up under TCG; `accel_note` says why it did.
+fn check_dirty_ring_accel(
+    dirty_ring_size: u32,
+    accel: Accel,
+    accel_note: Option<&str>,
+) -> Result<(), Error> {
+    if dirty_ring_size != 0 && accel != Accel::Kvm {
+        return Err(Error::usage(
+            "--dirty-ring-size",
+            format!(
+                "needs KVM, but this run would use TCG ({}); drop --dirty-ring-size",
+                accel_note.unwrap_or("TCG was asked for")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What both VMs share, from the plan and what was chosen for this run: the accelerator, the
+/// kernel and initrd paths QEMU is given, and the firmware.
+fn machine(
+    plan: &Plan,
+    accel: Accel,
+    kernel: PathBuf,
+    initrd: PathBuf,
+    firmware: Option<PathBuf>,
+) -> Machine {
+    Machine {
         accel,
         cpus: plan.cpus,
         mem_bytes: plan.mem_bytes,
         memory: plan.memory.clone(),
         locked_pages: plan.locked_pages,
         dirty_ring_size: plan.dirty_ring_size,
-        kernel: boot_kernel,
+        kernel,
         initrd,
-        cmdline: cmdline.clone(),
+        cmdline: plan.cmdline.render(),
         trace_events: plan.trace.events.clone(),
-        // qboot where this QEMU ships it; not for a remote destination, whose host may not.
-        firmware: if cli.no_qboot || remote.is_some() {
-            None
-        } else {
-            qemu_args::qboot_for(&plan.binary.path)
-        },
-    };
-    let header = Launch {
-        time_s: gp_records::now_s(),
+        firmware,
+    }
+}
+
+/// The `launch` header record: what runs (`machine`), as the user asked for it (`cli`, `argv`)
+/// and as the plan resolved it. Its kernel and initrd are the paths as given.
+fn launch_header(
+    plan: &Plan,
+    cli: &Cli,
+    machine: &Machine,
+    argv: Vec<String>,
+    accel_note: Option<String>,
+    time_s: f64,
+    host: HostInfo,
+) -> Launch {
+    Launch {
+        time_s,
         tool: STAGE.to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         argv,
         qemu_binary: plan.binary.path.to_string_lossy().into_owned(),
         qemu_version: plan.binary.version.number(),
-        accel: accel.as_str().to_string(),
+        accel: machine.accel.as_str().to_string(),
         accel_note,
         kernel: plan.kernel.to_string_lossy().into_owned(),
         initrd: plan.initrd.to_string_lossy().into_owned(),
-        kernel_cmdline: cmdline,
+        kernel_cmdline: machine.cmdline.clone(),
         transport: plan.transport.as_str().to_string(),
         dst_host: plan.dst_host.clone(),
         hardware: Hardware {
@@ -249,49 +343,34 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
             dirty_ring_size: plan.dirty_ring_size,
             workload: plan.cmdline.request(),
         },
-        host: host::host_info(),
+        host,
         trace_events: plan.trace.events.clone(),
         trace_note: plan.trace.note.clone(),
         bind_note: plan.bind_note.clone(),
-    };
+    }
+}
 
-    let boot_timeout = Duration::from_secs_f64(plan.boot_timeout_s);
-    let mut session = Session::new(out, dir, &signals, plan.debug, plan.verbose, boot_timeout);
-    // The binary's writer is stdout: notice the next stage going away even while nothing is
-    // written.
-    session.watch_output(libc::STDOUT_FILENO);
-    // A KVM internal error pauses the VM instead of ending QEMU: poll often under KVM. Under TCG
-    // the poll only keeps the private monitor's event queue short.
-    session.set_status_poll(if accel == Accel::Kvm {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_secs(5)
+/// Writes the `launch` header and, for a remote destination, the clock offset to its host.
+/// `Ok(false)` when the next stage has gone.
+fn write_opening<W: Write>(
+    session: &mut Session<'_, W>,
+    header: Launch,
+    remote: Option<&remote::Remote>,
+) -> Result<bool, Error> {
+    let written = session.write_header(header).and_then(|()| match remote {
+        Some(r) => session.write_record(&Record::ClockOffset(r.clock_offset())),
+        None => Ok(()),
     });
-    match session.write_header(header) {
-        Ok(()) => {}
-        // Nobody is listening: starting VMs would be pointless.
-        Err(Error::OutputClosed) => return Ok(0),
-        Err(e) => return Err(e),
+    match written {
+        Ok(()) => Ok(true),
+        Err(Error::OutputClosed) => Ok(false),
+        Err(e) => Err(e),
     }
-    if let Some(r) = &remote {
-        match session.write_record(&Record::ClockOffset(r.clock_offset())) {
-            Ok(()) => {}
-            Err(Error::OutputClosed) => return Ok(0),
-            Err(e) => return Err(e),
-        }
-    }
-    let start = Start {
-        binary: &plan.binary.path,
-        machine: &machine,
-        src_extra: &plan.src_extra,
-        dst_extra: &plan.dst_extra,
-        src_bind: &plan.src_bind,
-        dst_bind: &plan.dst_bind,
-        bind_method: &plan.bind_method,
-        migrate_uri,
-        remote: remote.as_deref(),
-    };
-    let end = session.run(&start);
+}
+
+/// After the session: ends the connection to a remote destination, then removes the private
+/// directory (failing to is only a warning).
+fn clean_up<W: Write>(session: Session<'_, W>, remote: Option<Box<remote::Remote>>) {
     if let Some(r) = remote {
         // Every VM is gone: end the connection before its sockets' directory goes.
         r.close();
@@ -302,10 +381,6 @@ pub fn run<W: Write>(cli: &Cli, argv: Vec<String>, out: &mut Writer<W>) -> Resul
             "{STAGE}: warning: could not remove {}: {e}",
             dir_path.display()
         );
-    }
-    match end? {
-        End::Exited | End::OutputClosed => Ok(0),
-        End::Signal(sig) => Ok(gp_stage::signal_exit_code(sig)),
     }
 }
 
@@ -480,4 +555,160 @@ fn migrate_uri(plan: &Plan, dir: &RuntimeDir) -> Result<String, Error> {
             format!("rdma:{addr}:{port}")
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use gp_qemu::binary::{QemuBinary, QemuVersion};
+    use gp_qemu::bind::{Binding, Method};
+    use gp_qemu::pvh::PvhError;
+    use qemu_args::{Cmdline, Memory};
+
+    fn plan() -> Plan {
+        Plan {
+            binary: QemuBinary {
+                path: "/opt/qemu/bin/qemu-system-x86_64".into(),
+                version: QemuVersion {
+                    major: 10,
+                    minor: 0,
+                    micro: 2,
+                    package: String::new(),
+                },
+                accels: vec!["kvm".into(), "tcg".into()],
+            },
+            kernel: "/boot/vmlinuz-6.1".into(),
+            initrd: "/tmp/gp-initrd.img".into(),
+            cpus: 2,
+            mem_bytes: 1 << 30,
+            memory: Memory::Prealloc,
+            locked_pages: true,
+            dirty_ring_size: 4096,
+            src_bind: Binding {
+                cpus: vec![0, 1],
+                nodes: vec![0],
+            },
+            dst_bind: Binding {
+                cpus: vec![2, 3],
+                nodes: vec![1],
+            },
+            bind_method: Method::Native,
+            transport: Transport::Tcp,
+            rdma_addr: None,
+            accel: AccelArg::Auto,
+            cmdline: Cmdline {
+                stress_ram_bytes: 512 << 20,
+                stress_threads: 2,
+                ..Cmdline::default()
+            },
+            src_extra: Vec::new(),
+            dst_extra: Vec::new(),
+            boot_timeout_s: 120.0,
+            debug: false,
+            verbose: false,
+            reprobe_kvm: false,
+            bind_note: Some("pinned by gp-launch".into()),
+            trace: trace::Choice {
+                events: vec!["vmstate_downtime_save".into()],
+                note: Some("partial".into()),
+            },
+            dst_host: Some("bench2".into()),
+            ssh: Default::default(),
+            binary_arg: "qemu-system-x86_64".into(),
+        }
+    }
+
+    #[test]
+    fn the_pvh_kernel_is_booted_only_when_qemu_can_name_it() {
+        use std::os::unix::ffi::OsStrExt;
+        let given = Path::new("/boot/vmlinuz");
+        let extracted = PathBuf::from("/cache/pvh-vmlinuz");
+        assert_eq!(
+            pvh_or_as_given(given, Ok(extracted.clone()), false),
+            extracted
+        );
+        let not_utf8 = PathBuf::from(std::ffi::OsStr::from_bytes(b"/cache/pvh-\xff"));
+        assert_eq!(pvh_or_as_given(given, Ok(not_utf8), false), given);
+        let failed = Err(PvhError::NotBzImage(given.to_path_buf()));
+        assert_eq!(pvh_or_as_given(given, failed, false), given);
+        assert_eq!(boot_kernel(given, false, false), given, "--no-pvh");
+    }
+
+    #[test]
+    fn a_dirty_ring_under_tcg_is_refused_with_the_reason_for_tcg() {
+        assert!(check_dirty_ring_accel(4096, Accel::Kvm, None).is_ok());
+        assert!(check_dirty_ring_accel(0, Accel::Tcg, None).is_ok());
+        let e = check_dirty_ring_accel(4096, Accel::Tcg, Some("KVM unusable: x; using TCG"))
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.to_string(),
+            "--dirty-ring-size: needs KVM, but this run would use TCG (KVM unusable: x; using \
+             TCG); drop --dirty-ring-size"
+        );
+        let e = check_dirty_ring_accel(1024, Accel::Tcg, None).unwrap_err();
+        assert!(e.to_string().contains("(TCG was asked for)"), "{e}");
+    }
+
+    #[test]
+    fn the_machine_boots_the_kernel_chosen_for_it() {
+        let p = plan();
+        let m = machine(
+            &p,
+            Accel::Kvm,
+            "/cache/pvh-vmlinuz".into(),
+            "/run/initrd".into(),
+            Some("/opt/qemu/share/qemu/qboot.rom".into()),
+        );
+        assert_eq!(m.kernel, Path::new("/cache/pvh-vmlinuz"));
+        assert_eq!(m.initrd, Path::new("/run/initrd"));
+        assert_eq!(m.cmdline, p.cmdline.render());
+        assert!(m.cmdline.contains("ramsize="), "{}", m.cmdline);
+        assert_eq!(m.trace_events, ["vmstate_downtime_save"]);
+        assert_eq!((m.cpus, m.mem_bytes, m.dirty_ring_size), (2, 1 << 30, 4096));
+        assert_eq!(m.memory, Memory::Prealloc);
+        assert!(m.locked_pages && m.firmware.is_some());
+    }
+
+    #[test]
+    fn the_header_names_what_was_asked_for_and_what_runs() {
+        let p = plan();
+        let cli = Cli::try_parse_from(["gp-launch", "--prealloc-pages"]).unwrap();
+        let m = machine(&p, Accel::Tcg, "/cache/pvh".into(), "/run/i".into(), None);
+        let host = HostInfo {
+            hostname: "bench1".into(),
+            cpus: 8,
+            ..HostInfo::default()
+        };
+        let argv = vec!["gp-launch".to_string(), "--prealloc-pages".to_string()];
+        let h = launch_header(&p, &cli, &m, argv.clone(), Some("why".into()), 12.5, host);
+        assert_eq!((h.tool.as_str(), h.time_s), (STAGE, 12.5));
+        assert_eq!(h.argv, argv);
+        assert_eq!(h.qemu_binary, "/opt/qemu/bin/qemu-system-x86_64");
+        assert_eq!(h.qemu_version, "10.0.2");
+        assert_eq!(
+            (h.accel.as_str(), h.accel_note.as_deref()),
+            ("tcg", Some("why"))
+        );
+        // The paths as given, not the PVH kernel or a symlink QEMU is given.
+        assert_eq!(h.kernel, "/boot/vmlinuz-6.1");
+        assert_eq!(h.initrd, "/tmp/gp-initrd.img");
+        assert_eq!(h.kernel_cmdline, m.cmdline);
+        assert_eq!(h.transport, "tcp");
+        assert_eq!(h.dst_host.as_deref(), Some("bench2"));
+        assert_eq!(h.host.hostname, "bench1");
+        let hw = &h.hardware;
+        assert_eq!(
+            (hw.src_cpu_bind.as_slice(), hw.dst_mem_bind.as_slice()),
+            (&[0, 1][..], &[1][..])
+        );
+        // The memory options as given on the command line.
+        assert!(hw.prealloc_pages && !hw.huge_pages && !hw.locked_pages);
+        assert_eq!(hw.dirty_ring_size, 4096);
+        assert_eq!(hw.workload, p.cmdline.request());
+        assert_eq!(h.trace_events, ["vmstate_downtime_save"]);
+        assert_eq!(h.trace_note.as_deref(), Some("partial"));
+        assert_eq!(h.bind_note.as_deref(), Some("pinned by gp-launch"));
+    }
 }
