@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use gp_qemu::bind::{Binding, Method, Topology};
 use gp_qemu::process::{self, Exit, Hooks, Spec};
 use gp_qemu::runtime::RuntimeDir;
@@ -266,6 +266,19 @@ enum Ev {
     Signal(i32),
 }
 
+/// How watching QEMU ended: its own exit, or why the helper ends it.
+#[derive(Debug, PartialEq)]
+enum Watched {
+    /// QEMU exited by itself.
+    Exited(Exit),
+    /// The helper ends QEMU for this reason (said on stderr).
+    Stop(String),
+    /// A write failed or no event can come any more: the helper ends QEMU without a word.
+    Gone,
+}
+
+/// The `qemu` mode (see the module docs): runs QEMU for as long as the input stays open.
+/// Returns QEMU's exit status, or why QEMU could not be run or was not up.
 fn run_qemu(
     binding: &Binding,
     wait_sockets: &[String],
@@ -274,7 +287,63 @@ fn run_qemu(
     let signals = Forwarder::start().map_err(|e| format!("signal handlers: {e}"))?;
     let dir = RuntimeDir::new("gp-launch-remote")
         .map_err(|e| format!("cannot create a runtime directory: {e}"))?;
-    let dir_text = dir.path().to_string_lossy().into_owned();
+    let spec = qemu_spec(binding, command, dir.path())?;
+    let argv = spec.argv();
+
+    let (tx, rx) = unbounded::<Ev>();
+    let spawned_s = remote_now_s();
+    let child = process::spawn(&spec, event_hooks(&tx)).map_err(|e| gp_stage::error_chain(&e))?;
+    forward_input_and_signals(tx, &signals)?;
+
+    let mut out = std::io::stdout().lock();
+    let up = wait_for_sockets(dir.path(), wait_sockets, &rx);
+    let ready = up.is_ok();
+    let watched = match up {
+        Ok(pending) => {
+            let report = ReadyReport {
+                pid: child.pid(),
+                dir: dir.path().to_path_buf(),
+                spawned_s,
+                argv,
+            };
+            if write_ready(&mut out, &report, &pending) {
+                relay_console(&mut out, &rx)
+            } else {
+                Watched::Gone
+            }
+        }
+        Err(ended) => ended,
+    };
+    let stopped = matches!(watched, Watched::Stop(_));
+    let exit = match watched {
+        Watched::Exited(e) => e,
+        ended => {
+            if let Watched::Stop(why) = &ended {
+                say!("gp-launch (remote helper): {why}: ending QEMU");
+            }
+            child
+                .stop(
+                    || {
+                        child.signal(libc::SIGTERM);
+                    },
+                    TERM_GRACE,
+                )
+                .0
+        }
+    };
+    write_exit(&mut out, &rx, &exit);
+    drop(child);
+    let _ = dir.remove();
+    if !ready && exit.signal.is_none() && !stopped {
+        return Err(format!("QEMU {exit} before it was up"));
+    }
+    Ok(exit.status.clamp(0, 255) as u8)
+}
+
+/// The destination QEMU to run: `command` with [`DIR_TOKEN`] replaced by `dir`, bound to
+/// `binding` once it is checked against this host's CPUs and nodes.
+fn qemu_spec(binding: &Binding, command: Vec<OsString>, dir: &Path) -> Result<Spec, String> {
+    let dir_text = dir.to_string_lossy().into_owned();
     let mut words = command.into_iter().map(|w| match w.to_str() {
         Some(s) if s.contains(DIR_TOKEN) => OsString::from(s.replace(DIR_TOKEN, &dir_text)),
         _ => w,
@@ -290,12 +359,14 @@ fn run_qemu(
             .map_err(|e| e.to_string())?;
         Method::auto().apply(binding, &mut spec);
     }
-    let argv = spec.argv();
+    Ok(spec)
+}
 
-    let (tx, rx) = unbounded::<Ev>();
+/// QEMU's console lines and its exit as events on `tx`; its stderr lines go to ours.
+fn event_hooks(tx: &Sender<Ev>) -> Hooks {
     let tx_line = tx.clone();
     let tx_exit = tx.clone();
-    let hooks = Hooks {
+    Hooks {
         on_stdout_line: Box::new(move |l| {
             let _ = tx_line.send(Ev::Line(l.text));
         }),
@@ -303,9 +374,12 @@ fn run_qemu(
         on_exit: Some(Box::new(move |e| {
             let _ = tx_exit.send(Ev::Exited(e));
         })),
-    };
-    let spawned_s = remote_now_s();
-    let child = process::spawn(&spec, hooks).map_err(|e| gp_stage::error_chain(&e))?;
+    }
+}
+
+/// Starts the threads that send the end of the helper's input and each signal it gets as
+/// events on `tx`.
+fn forward_input_and_signals(tx: Sender<Ev>, signals: &Forwarder) -> Result<(), String> {
     let tx_in = tx.clone();
     std::thread::Builder::new()
         .name("stdin".into())
@@ -324,78 +398,71 @@ fn run_qemu(
             }
         })
         .map_err(|e| format!("signal thread: {e}"))?;
+    Ok(())
+}
 
-    let mut out = std::io::stdout().lock();
+/// Waits until every socket of `wait_sockets` exists in `dir`, keeping the console lines that
+/// come meanwhile: `Ok(lines)` when QEMU is up, else how the wait ended.
+fn wait_for_sockets(
+    dir: &Path,
+    wait_sockets: &[String],
+    rx: &Receiver<Ev>,
+) -> Result<Vec<String>, Watched> {
     let mut pending: Vec<String> = Vec::new();
     // Up once every socket exists: QEMU then answers QMP (the forwards connect to them).
     let deadline = Instant::now() + SOCKET_DEADLINE;
-    let mut ready = false;
-    let mut exit: Option<Exit> = None;
-    let mut stop: Option<String> = None;
-    while !ready && exit.is_none() && stop.is_none() {
-        if wait_sockets.iter().all(|s| dir.path().join(s).exists()) {
-            ready = true;
-            break;
+    loop {
+        if wait_sockets.iter().all(|s| dir.join(s).exists()) {
+            return Ok(pending);
         }
         if Instant::now() >= deadline {
-            stop = Some(format!(
+            return Err(Watched::Stop(format!(
                 "QEMU did not create its QMP sockets within {} s",
                 SOCKET_DEADLINE.as_secs()
-            ));
-            break;
+            )));
         }
         // No event for "socket created": poll, briefly.
         if let Ok(ev) = rx.recv_timeout(Duration::from_millis(10)) {
             match ev {
                 Ev::Line(l) => pending.push(l),
-                Ev::Exited(e) => exit = Some(e),
-                Ev::InputClosed => stop = Some("input closed".into()),
-                Ev::Signal(s) => stop = Some(process::signal_name(s)),
+                Ev::Exited(e) => return Err(Watched::Exited(e)),
+                Ev::InputClosed => return Err(Watched::Stop("input closed".into())),
+                Ev::Signal(s) => return Err(Watched::Stop(process::signal_name(s))),
             }
         }
     }
-    let mut write_ok = true;
-    if ready {
-        let report = ReadyReport {
-            pid: child.pid(),
-            dir: dir.path().to_path_buf(),
-            spawned_s,
-            argv,
-        };
-        let line = serde_json::to_string(&report).unwrap_or_default();
-        write_ok = writeln!(out, "{REPORT}{line}").is_ok();
-        for l in pending.drain(..) {
-            write_ok = write_ok && writeln!(out, "{l}").is_ok();
-        }
-        write_ok = write_ok && out.flush().is_ok();
-    }
-    while exit.is_none() && stop.is_none() && write_ok {
+}
+
+/// Writes the `@gp-remote` ready report, then the console lines that came before it, and
+/// flushes. False when a write failed.
+fn write_ready(out: &mut impl Write, report: &ReadyReport, pending: &[String]) -> bool {
+    let line = serde_json::to_string(report).unwrap_or_default();
+    writeln!(out, "{REPORT}{line}").is_ok()
+        && pending.iter().all(|l| writeln!(out, "{l}").is_ok())
+        && out.flush().is_ok()
+}
+
+/// Copies QEMU's console lines to `out`, each flushed, until QEMU exits, the ssh connection
+/// closes, a signal comes or a write fails.
+fn relay_console(out: &mut impl Write, rx: &Receiver<Ev>) -> Watched {
+    loop {
         match rx.recv() {
             Ok(Ev::Line(l)) => {
-                write_ok = writeln!(out, "{l}").and_then(|()| out.flush()).is_ok();
+                if writeln!(out, "{l}").and_then(|()| out.flush()).is_err() {
+                    return Watched::Gone;
+                }
             }
-            Ok(Ev::Exited(e)) => exit = Some(e),
-            Ok(Ev::InputClosed) => stop = Some("the ssh connection closed".into()),
-            Ok(Ev::Signal(s)) => stop = Some(process::signal_name(s)),
-            Err(_) => break,
+            Ok(Ev::Exited(e)) => return Watched::Exited(e),
+            Ok(Ev::InputClosed) => return Watched::Stop("the ssh connection closed".into()),
+            Ok(Ev::Signal(s)) => return Watched::Stop(process::signal_name(s)),
+            Err(_) => return Watched::Gone,
         }
     }
-    let exit = match exit {
-        Some(e) => e,
-        None => {
-            if let Some(why) = &stop {
-                say!("gp-launch (remote helper): {why}: ending QEMU");
-            }
-            child
-                .stop(
-                    || {
-                        child.signal(libc::SIGTERM);
-                    },
-                    TERM_GRACE,
-                )
-                .0
-        }
-    };
+}
+
+/// Writes the console lines still queued, then the `@gp-remote-exit` report of `exit`, and
+/// flushes; write errors are ignored (nobody may be reading any more).
+fn write_exit(out: &mut impl Write, rx: &Receiver<Ev>, exit: &Exit) {
     // Every console line comes before the exit event.
     for ev in rx.try_iter() {
         if let Ev::Line(l) = ev {
@@ -413,12 +480,6 @@ fn run_qemu(
         serde_json::to_string(&report).unwrap_or_default()
     );
     let _ = out.flush();
-    drop(child);
-    let _ = dir.remove();
-    if !ready && exit.signal.is_none() && stop.is_none() {
-        return Err(format!("QEMU {exit} before it was up"));
-    }
-    Ok(exit.status.clamp(0, 255) as u8)
 }
 
 #[cfg(test)]
@@ -466,5 +527,152 @@ mod tests {
             "{all}"
         );
         assert!(all.contains("/nonexistent/initrd"), "{all}");
+    }
+
+    fn exit(status: i32) -> Exit {
+        Exit {
+            status,
+            signal: None,
+            time_s: 100.0,
+        }
+    }
+
+    fn lines(out: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn qemu_gets_the_runtime_directory_in_place_of_its_token() {
+        use std::os::unix::ffi::OsStrExt;
+        let not_utf8 = OsString::from(std::ffi::OsStr::from_bytes(b"@GP_REMOTE_DIR@\xff"));
+        let command = vec![
+            OsString::from("qemu-system-x86_64"),
+            OsString::from("-qmp"),
+            OsString::from("unix:@GP_REMOTE_DIR@/dst-qmp.sock,server=on,wait=off"),
+            not_utf8.clone(),
+        ];
+        let spec = qemu_spec(&Binding::default(), command, Path::new("/run/gp-x")).unwrap();
+        assert_eq!(spec.program, "qemu-system-x86_64");
+        assert_eq!(
+            spec.args[1],
+            "unix:/run/gp-x/dst-qmp.sock,server=on,wait=off"
+        );
+        assert_eq!(
+            spec.args[2], not_utf8,
+            "a word that is not UTF-8 is left alone"
+        );
+        let e = qemu_spec(&Binding::default(), Vec::new(), Path::new("/run/gp-x")).unwrap_err();
+        assert_eq!(e, "no QEMU command given");
+    }
+
+    #[test]
+    fn the_wait_for_sockets_keeps_early_lines_and_ends_on_an_event() {
+        let dir = RuntimeDir::new("gp-helper-test").unwrap();
+        let sockets = ["dst-qmp.sock".to_string()];
+        let (tx, rx) = unbounded();
+        tx.send(Ev::Line("early".into())).unwrap();
+        let path = dir.path().join("dst-qmp.sock");
+        // The socket appears once the wait has taken the early line.
+        let maker = std::thread::spawn(move || {
+            while !tx.is_empty() {
+                std::thread::yield_now();
+            }
+            std::fs::write(path, b"").unwrap();
+        });
+        assert_eq!(
+            wait_for_sockets(dir.path(), &sockets, &rx),
+            Ok(vec!["early".into()])
+        );
+        maker.join().unwrap();
+
+        let (tx, rx) = unbounded();
+        tx.send(Ev::Line("lost".into())).unwrap();
+        tx.send(Ev::Exited(exit(1))).unwrap();
+        let missing = ["other.sock".to_string()];
+        assert_eq!(
+            wait_for_sockets(dir.path(), &missing, &rx),
+            Err(Watched::Exited(exit(1)))
+        );
+        tx.send(Ev::InputClosed).unwrap();
+        assert_eq!(
+            wait_for_sockets(dir.path(), &missing, &rx),
+            Err(Watched::Stop("input closed".into()))
+        );
+    }
+
+    #[test]
+    fn the_ready_report_comes_before_the_early_lines() {
+        let report = ReadyReport {
+            pid: 42,
+            dir: "/run/gp-x".into(),
+            spawned_s: 1.5,
+            argv: vec!["qemu-system-x86_64".into()],
+        };
+        let mut out = Vec::new();
+        assert!(write_ready(&mut out, &report, &["a".into(), "b".into()]));
+        let written = lines(&out);
+        assert_eq!(written.len(), 3, "{written:?}");
+        let json = written[0].strip_prefix(REPORT).unwrap();
+        assert_eq!(serde_json::from_str::<ReadyReport>(json).unwrap(), report);
+        assert_eq!(written[1..], ["a", "b"]);
+        let mut full = [0u8; 8];
+        assert!(
+            !write_ready(&mut &mut full[..], &report, &[]),
+            "a failed write"
+        );
+    }
+
+    #[test]
+    fn the_console_is_relayed_until_the_connection_closes_or_qemu_exits() {
+        let (tx, rx) = unbounded();
+        tx.send(Ev::Line("one".into())).unwrap();
+        tx.send(Ev::Line("two".into())).unwrap();
+        tx.send(Ev::InputClosed).unwrap();
+        tx.send(Ev::Line("after".into())).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            relay_console(&mut out, &rx),
+            Watched::Stop("the ssh connection closed".into())
+        );
+        assert_eq!(lines(&out), ["one", "two"]);
+        tx.send(Ev::Signal(libc::SIGHUP)).unwrap();
+        assert_eq!(
+            relay_console(&mut out, &rx),
+            Watched::Stop("SIGHUP".into()),
+            "the line after the close was relayed first"
+        );
+        assert_eq!(lines(&out), ["one", "two", "after"]);
+        tx.send(Ev::Exited(exit(3))).unwrap();
+        assert_eq!(relay_console(&mut out, &rx), Watched::Exited(exit(3)));
+        drop(tx);
+        assert_eq!(relay_console(&mut out, &rx), Watched::Gone);
+        let (tx, rx) = unbounded();
+        tx.send(Ev::Line("does not fit".into())).unwrap();
+        let mut full = [0u8; 4];
+        assert_eq!(relay_console(&mut &mut full[..], &rx), Watched::Gone);
+    }
+
+    #[test]
+    fn the_exit_report_comes_after_the_last_console_lines() {
+        let (tx, rx) = unbounded();
+        tx.send(Ev::Line("Kernel panic".into())).unwrap();
+        tx.send(Ev::InputClosed).unwrap();
+        tx.send(Ev::Line("last".into())).unwrap();
+        let mut out = Vec::new();
+        let e = Exit {
+            status: 128 + libc::SIGTERM,
+            signal: Some(libc::SIGTERM),
+            time_s: 100.0,
+        };
+        write_exit(&mut out, &rx, &e);
+        let written = lines(&out);
+        assert_eq!(written[..2], ["Kernel panic", "last"]);
+        let report: ExitReport =
+            serde_json::from_str(written[2].strip_prefix(EXIT).unwrap()).unwrap();
+        assert_eq!((report.status, report.signal), (143, Some(libc::SIGTERM)));
+        assert_eq!(report.time_s, gp_qemu::ssh::reported_time_s(100.0));
     }
 }
