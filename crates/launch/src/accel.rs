@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, unbounded, Receiver};
-use gp_qemu::process::{self, Hooks, Spec};
+use gp_qemu::process::{self, Child, Exit, Hooks, Spec};
 use gp_qemu::qmp::Qmp;
 
 use crate::qemu_args::{Accel, MACHINE};
@@ -205,6 +205,48 @@ pub fn probe_kvm(
 ) -> Result<Duration, Result<KvmUnusable, i32>> {
     let start = Instant::now();
     let qmp_path = sock_dir.join("kvm-probe-qmp.sock");
+    let spec = probe_spec(binary, kernel, cpus, &qmp_path);
+    if verbose {
+        say!("gp-launch: probing KVM: {}", spec.argv().join(" "));
+    }
+
+    let (line_tx, line_rx) = unbounded::<String>();
+    let (exit_tx, exit_rx) = unbounded();
+    let hooks = Hooks {
+        on_stdout_line: Box::new(move |l| {
+            let _ = line_tx.send(l.text);
+        }),
+        on_stderr_line: None,
+        on_exit: Some(Box::new(move |e| {
+            let _ = exit_tx.send(e);
+        })),
+    };
+    let child = process::spawn(&spec, hooks).map_err(|e| {
+        Ok(KvmUnusable(format!(
+            "the KVM probe could not start QEMU: {}",
+            gp_stage::error_chain(&e)
+        )))
+    })?;
+    let probe = Probe {
+        child: &child,
+        qmp_path: &qmp_path,
+        lines: &line_rx,
+        exits: &exit_rx,
+    };
+    let end = probe.watch(signals, start + probe_deadline, probe_deadline);
+    // The probe's job is done either way: end it now.
+    child.kill_and_reap();
+    let _ = std::fs::remove_file(&qmp_path);
+    match end {
+        ProbeEnd::Works => Ok(start.elapsed()),
+        ProbeEnd::Fails(why) => Err(Ok(KvmUnusable(with_qemu_words(why, &child.stderr_tail())))),
+        ProbeEnd::Interrupted(sig) => Err(Err(sig)),
+    }
+}
+
+/// The probe's QEMU: `kernel` booted under KVM with the real CPU model, `cpus` vCPUs, no
+/// initrd and no root, its console on stdout and its QMP monitor at `qmp_path`.
+fn probe_spec(binary: &Path, kernel: &Path, cpus: u32, qmp_path: &Path) -> Spec {
     let mut spec = Spec::new("qemu-kvm-probe", binary.as_os_str());
     spec.args([
         "-nodefaults",
@@ -238,36 +280,76 @@ pub fn probe_kvm(
         "-qmp".to_string(),
         format!("unix:{},server=on,wait=off", qmp_path.display()),
     ]);
-    if verbose {
-        say!("gp-launch: probing KVM: {}", spec.argv().join(" "));
+    spec
+}
+
+/// A running probe: its QEMU, QMP socket, console lines and exit.
+struct Probe<'a> {
+    child: &'a Child,
+    qmp_path: &'a Path,
+    lines: &'a Receiver<String>,
+    exits: &'a Receiver<Exit>,
+}
+
+impl Probe<'_> {
+    /// Watches the probe until the kernel finishes initialising, KVM fails (QEMU exits, the
+    /// guest stops in `internal-error`, or `deadline` passes) or a signal comes.
+    fn watch(
+        &self,
+        signals: &Receiver<i32>,
+        deadline: Instant,
+        probe_deadline: Duration,
+    ) -> ProbeEnd {
+        let mut qmp: Option<Qmp> = None;
+        let mut last_line = String::new();
+        loop {
+            if self.stopped_in_internal_error(&mut qmp) {
+                return ProbeEnd::Fails(
+                    "KVM internal error: the probe guest stopped in state internal-error".into(),
+                );
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return ProbeEnd::Fails(format!(
+                    "a probe guest made no progress under KVM within {:.0} s (last console line: {:?})",
+                    probe_deadline.as_secs_f64(),
+                    last_line
+                ));
+            }
+            let tick = (deadline - now).min(Duration::from_millis(100));
+            select! {
+                recv(self.lines) -> line => if let Ok(line) = line {
+                    if kernel_initialised(&line) {
+                        return ProbeEnd::Works;
+                    }
+                    if !line.trim().is_empty() {
+                        last_line = line;
+                    }
+                },
+                recv(self.exits) -> exit => if let Ok(exit) = exit {
+                    // The lines came before the exit: a panic line means it worked.
+                    if self.lines.try_iter().any(|l| kernel_initialised(&l)) {
+                        return ProbeEnd::Works;
+                    }
+                    let why = exit_reason(&self.child.stderr_tail());
+                    return ProbeEnd::Fails(format!("QEMU under KVM exited ({exit}) during a probe boot: {why}"));
+                },
+                recv(signals) -> sig => if let Ok(sig) = sig {
+                    return ProbeEnd::Interrupted(sig);
+                },
+                default(tick) => {},
+            }
+        }
     }
 
-    let (line_tx, line_rx) = unbounded::<String>();
-    let (exit_tx, exit_rx) = unbounded();
-    let hooks = Hooks {
-        on_stdout_line: Box::new(move |l| {
-            let _ = line_tx.send(l.text);
-        }),
-        on_stderr_line: None,
-        on_exit: Some(Box::new(move |e| {
-            let _ = exit_tx.send(e);
-        })),
-    };
-    let child = process::spawn(&spec, hooks).map_err(|e| {
-        Ok(KvmUnusable(format!(
-            "the KVM probe could not start QEMU: {}",
-            gp_stage::error_chain(&e)
-        )))
-    })?;
-    let deadline = start + probe_deadline;
-    let mut qmp: Option<Qmp> = None;
-    let mut last_line = String::new();
-    let end = loop {
+    /// Whether the probe guest is paused in `internal-error`, asked over QMP (connected once
+    /// QEMU listens, dropped when a query fails, to connect again).
+    fn stopped_in_internal_error(&self, qmp: &mut Option<Qmp>) -> bool {
         // Poll the run state: an emulation failure pauses the VM in `internal-error` without
         // any console output or exit.
-        if qmp.is_none() && !child.has_exited() {
-            qmp = Qmp::connect(
-                &qmp_path,
+        if qmp.is_none() && !self.child.has_exited() {
+            *qmp = Qmp::connect(
+                self.qmp_path,
                 Instant::now() + Duration::from_millis(200),
                 Duration::from_secs(5),
             )
@@ -275,73 +357,42 @@ pub fn probe_kvm(
         }
         if let Some(q) = qmp.as_mut() {
             match q.query_status() {
-                Ok(s) if s.status == qapi::qmp::RunState::internal_error => {
-                    break ProbeEnd::Fails(
-                        "KVM internal error: the probe guest stopped in state internal-error"
-                            .into(),
-                    )
-                }
+                Ok(s) if s.status == qapi::qmp::RunState::internal_error => return true,
                 Ok(_) => {}
-                Err(_) => qmp = None,
+                Err(_) => *qmp = None,
             }
         }
-        let now = Instant::now();
-        if now >= deadline {
-            break ProbeEnd::Fails(format!(
-                "a probe guest made no progress under KVM within {:.0} s (last console line: {:?})",
-                probe_deadline.as_secs_f64(),
-                last_line
-            ));
-        }
-        let tick = (deadline - now).min(Duration::from_millis(100));
-        select! {
-            recv(line_rx) -> line => if let Ok(line) = line {
-                if PROBE_DONE.iter().any(|m| line.contains(m)) {
-                    break ProbeEnd::Works;
-                }
-                if !line.trim().is_empty() {
-                    last_line = line;
-                }
-            },
-            recv(exit_rx) -> exit => if let Ok(exit) = exit {
-                // The lines came before the exit: a panic line means it worked.
-                if line_rx.try_iter().any(|l| PROBE_DONE.iter().any(|m| l.contains(m))) {
-                    break ProbeEnd::Works;
-                }
-                let tail = child.stderr_tail();
-                let why = tail
-                    .iter()
-                    .rev()
-                    .find(|l| l.contains("KVM internal error") || l.contains("error") || l.contains("Assertion"))
-                    .or(tail.last())
-                    .cloned()
-                    .unwrap_or_default();
-                break ProbeEnd::Fails(format!("QEMU under KVM exited ({exit}) during a probe boot: {why}"));
-            },
-            recv(signals) -> sig => if let Ok(sig) = sig {
-                break ProbeEnd::Interrupted(sig);
-            },
-            default(tick) => {},
-        }
-    };
-    // The probe's job is done either way: end it now.
-    child.kill_and_reap();
-    let _ = std::fs::remove_file(&qmp_path);
-    match end {
-        ProbeEnd::Works => Ok(start.elapsed()),
-        ProbeEnd::Fails(why) => {
-            let stderr: Vec<String> = child
-                .stderr_tail()
-                .into_iter()
-                .filter(|l| l.contains("KVM internal error") || l.contains("emulation failure"))
-                .collect();
-            let why = match stderr.first() {
-                Some(l) if !why.contains(l.as_str()) => format!("{why}; QEMU said: {l}"),
-                _ => why,
-            };
-            Err(Ok(KvmUnusable(why)))
-        }
-        ProbeEnd::Interrupted(sig) => Err(Err(sig)),
+        false
+    }
+}
+
+/// Whether a console line shows the kernel finished initialising (see [`PROBE_DONE`]).
+fn kernel_initialised(line: &str) -> bool {
+    PROBE_DONE.iter().any(|m| line.contains(m))
+}
+
+/// What QEMU said when it exited during the probe: the last line of its stderr `tail` that
+/// names an error, else its last line.
+fn exit_reason(tail: &[String]) -> String {
+    tail.iter()
+        .rev()
+        .find(|l| {
+            l.contains("KVM internal error") || l.contains("error") || l.contains("Assertion")
+        })
+        .or(tail.last())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `why` the probe failed, with QEMU's first KVM internal error or emulation failure line
+/// from its stderr `tail` when `why` does not already say it.
+fn with_qemu_words(why: String, tail: &[String]) -> String {
+    let said = tail
+        .iter()
+        .find(|l| l.contains("KVM internal error") || l.contains("emulation failure"));
+    match said {
+        Some(l) if !why.contains(l.as_str()) => format!("{why}; QEMU said: {l}"),
+        _ => why,
     }
 }
 
@@ -398,6 +449,77 @@ mod tests {
             "{why}"
         );
         assert!(start.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn the_probe_boots_the_kernel_under_kvm_with_its_qmp_socket() {
+        let spec = probe_spec(
+            Path::new("/usr/bin/qemu-system-x86_64"),
+            Path::new("/boot/vmlinuz"),
+            3,
+            Path::new("/run/gp/kvm-probe-qmp.sock"),
+        );
+        let argv = spec.argv();
+        assert_eq!(argv[0], "/usr/bin/qemu-system-x86_64");
+        let after = |flag: &str| {
+            let i = argv.iter().position(|a| a == flag).unwrap();
+            argv[i + 1].as_str()
+        };
+        assert_eq!(after("-accel"), "kvm");
+        assert_eq!(after("-cpu"), Accel::Kvm.cpu_model());
+        assert_eq!(after("-smp"), "3");
+        assert_eq!(after("-kernel"), "/boot/vmlinuz");
+        assert_eq!(
+            after("-qmp"),
+            "unix:/run/gp/kvm-probe-qmp.sock,server=on,wait=off"
+        );
+        assert!(after("-append").contains("panic=-1"));
+        assert!(argv.iter().any(|a| a == "-no-reboot"), "{argv:?}");
+        assert!(!argv.iter().any(|a| a == "-initrd"), "{argv:?}");
+    }
+
+    #[test]
+    fn the_end_of_kernel_initialisation_is_seen_on_the_console() {
+        assert!(kernel_initialised(
+            "[    0.9] Kernel panic - not syncing: VFS: Unable to mount root fs"
+        ));
+        assert!(kernel_initialised("[    0.8] Run /init as init process"));
+        assert!(!kernel_initialised("[    0.1] Linux version 6.1"));
+        assert!(!kernel_initialised(""));
+    }
+
+    #[test]
+    fn an_exit_is_explained_by_qemus_last_error_line() {
+        let tail = |lines: &[&str]| lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            exit_reason(&tail(&["qemu: error: first", "qemu: error: second", "bye"])),
+            "qemu: error: second"
+        );
+        assert_eq!(
+            exit_reason(&tail(&["Assertion `x' failed.", "Aborted"])),
+            "Assertion `x' failed."
+        );
+        assert_eq!(exit_reason(&tail(&["just this"])), "just this");
+        assert_eq!(exit_reason(&[]), "");
+    }
+
+    #[test]
+    fn a_failure_gets_qemus_kvm_words_once() {
+        let tail = vec![
+            "something else".to_string(),
+            "KVM internal error. Suberror: 1".to_string(),
+            "emulation failure".to_string(),
+        ];
+        assert_eq!(
+            with_qemu_words("no progress".into(), &tail),
+            "no progress; QEMU said: KVM internal error. Suberror: 1"
+        );
+        let said = "QEMU exited: KVM internal error. Suberror: 1".to_string();
+        assert_eq!(with_qemu_words(said.clone(), &tail), said);
+        assert_eq!(
+            with_qemu_words("no progress".into(), &tail[..1]),
+            "no progress"
+        );
     }
 
     fn key(dir: &Path, boot: &str) -> VerdictKey {
