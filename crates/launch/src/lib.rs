@@ -448,47 +448,10 @@ fn choose_accel(
             .and_then(|k| cache.load(k));
         match &cached {
             Some(v) => v.unusable.clone().map(accel::KvmUnusable),
-            None => {
-                let probed_s = gp_records::now_s();
-                let outcome = accel::probe_kvm(
-                    &plan.binary.path,
-                    kernel,
-                    plan.cpus,
-                    dir.path(),
-                    signals.receiver(),
-                    accel::PROBE_DEADLINE,
-                    plan.verbose,
-                );
-                let unusable = match outcome {
-                    Ok(took) => {
-                        if plan.verbose {
-                            say!(
-                                "{STAGE}: KVM works (probe boot took {:.2} s)",
-                                took.as_secs_f64()
-                            );
-                        }
-                        None
-                    }
-                    Err(Ok(why)) => Some(why),
-                    Err(Err(sig)) => return Ok(Err(sig)),
-                };
-                if let Some(key) = key {
-                    let verdict = accel::Verdict {
-                        key,
-                        unusable: unusable.as_ref().map(|u| u.0.clone()),
-                        probed_s,
-                        probe_took_s: gp_records::now_s() - probed_s,
-                    };
-                    if let Err(e) = cache.store(&verdict) {
-                        say!(
-                            "{STAGE}: warning: cannot keep the KVM verdict in {}: {e}; the next \
-                             run probes again",
-                            cache.dir().display()
-                        );
-                    }
-                }
-                unusable
-            }
+            None => match probe_and_keep(plan, kernel, dir, signals, &cache, key) {
+                Ok(unusable) => unusable,
+                Err(sig) => return Ok(Err(sig)),
+            },
         }
     };
     let from_cache = cached.as_ref().map(|v| {
@@ -499,17 +462,78 @@ fn choose_accel(
             accel::REPROBE_ENV
         )
     });
-    match (unusable, plan.accel) {
+    decide_accel(unusable, from_cache, plan.accel, plan.verbose).map(Ok)
+}
+
+/// Probes KVM with a boot of `kernel` and keeps the verdict in `cache` under `key` (a failure
+/// to keep it is a warning). Why KVM is unusable, `None` when it works, or the signal that
+/// interrupted the probe.
+fn probe_and_keep(
+    plan: &Plan,
+    kernel: &std::path::Path,
+    dir: &RuntimeDir,
+    signals: &Forwarder,
+    cache: &accel::VerdictCache,
+    key: Option<accel::VerdictKey>,
+) -> Result<Option<accel::KvmUnusable>, i32> {
+    let probed_s = gp_records::now_s();
+    let outcome = accel::probe_kvm(
+        &plan.binary.path,
+        kernel,
+        plan.cpus,
+        dir.path(),
+        signals.receiver(),
+        accel::PROBE_DEADLINE,
+        plan.verbose,
+    );
+    let unusable = match outcome {
+        Ok(took) => {
+            if plan.verbose {
+                say!(
+                    "{STAGE}: KVM works (probe boot took {:.2} s)",
+                    took.as_secs_f64()
+                );
+            }
+            None
+        }
+        Err(Ok(why)) => Some(why),
+        Err(Err(sig)) => return Err(sig),
+    };
+    if let Some(key) = key {
+        let verdict = accel::Verdict {
+            key,
+            unusable: unusable.as_ref().map(|u| u.0.clone()),
+            probed_s,
+            probe_took_s: gp_records::now_s() - probed_s,
+        };
+        if let Err(e) = cache.store(&verdict) {
+            say!(
+                "{STAGE}: warning: cannot keep the KVM verdict in {}: {e}; the next run probes \
+                 again",
+                cache.dir().display()
+            );
+        }
+    }
+    Ok(unusable)
+}
+
+/// The accelerator and its note, from why KVM is unusable (`None`: it works) and, for a cached
+/// verdict, where it came from: KVM; an error when `--accel kvm` was asked for; else TCG with
+/// a warning.
+fn decide_accel(
+    unusable: Option<accel::KvmUnusable>,
+    from_cache: Option<String>,
+    asked: AccelArg,
+    verbose: bool,
+) -> Result<(Accel, Option<String>), Error> {
+    match (unusable, asked) {
         (None, _) => {
             if let Some(c) = &from_cache {
-                if plan.verbose {
+                if verbose {
                     say!("{STAGE}: KVM works ({c})");
                 }
             }
-            Ok(Ok((
-                Accel::Kvm,
-                from_cache.map(|c| format!("KVM works ({c})")),
-            )))
+            Ok((Accel::Kvm, from_cache.map(|c| format!("KVM works ({c})"))))
         }
         (Some(why), AccelArg::Kvm) => Err(Error::KvmBroken(match &from_cache {
             Some(c) => accel::KvmUnusable(format!("{why} ({c})")),
@@ -521,10 +545,7 @@ fn choose_accel(
                 None => why.to_string(),
             };
             say!("{STAGE}: warning: KVM does not work here ({why}); using TCG (pass --accel tcg to skip the check)");
-            Ok(Ok((
-                Accel::Tcg,
-                Some(format!("KVM unusable: {why}; using TCG")),
-            )))
+            Ok((Accel::Tcg, Some(format!("KVM unusable: {why}; using TCG"))))
         }
     }
 }
@@ -649,6 +670,46 @@ mod tests {
         );
         let e = check_dirty_ring_accel(1024, Accel::Tcg, None).unwrap_err();
         assert!(e.to_string().contains("(TCG was asked for)"), "{e}");
+    }
+
+    #[test]
+    fn kvm_is_used_refused_or_replaced_by_tcg_as_asked() {
+        let why = || Some(accel::KvmUnusable("emulation failure".into()));
+        let cached = || Some("verdict of this boot's probe at 10:00".to_string());
+        assert_eq!(
+            decide_accel(None, None, AccelArg::Auto, false).unwrap(),
+            (Accel::Kvm, None)
+        );
+        assert_eq!(
+            decide_accel(None, cached(), AccelArg::Kvm, false).unwrap(),
+            (
+                Accel::Kvm,
+                Some("KVM works (verdict of this boot's probe at 10:00)".into())
+            )
+        );
+        let e = decide_accel(why(), cached(), AccelArg::Kvm, false).unwrap_err();
+        assert_eq!(
+            error_chain(&e),
+            "KVM does not work on this host (run with --accel tcg): emulation failure (verdict \
+             of this boot's probe at 10:00)"
+        );
+        assert_eq!(
+            decide_accel(why(), None, AccelArg::Auto, false).unwrap(),
+            (
+                Accel::Tcg,
+                Some("KVM unusable: emulation failure; using TCG".into())
+            )
+        );
+        assert_eq!(
+            decide_accel(why(), cached(), AccelArg::Auto, false)
+                .unwrap()
+                .1,
+            Some(
+                "KVM unusable: emulation failure; verdict of this boot's probe at 10:00; using \
+                 TCG"
+                .into()
+            )
+        );
     }
 
     #[test]
