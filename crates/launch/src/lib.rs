@@ -582,23 +582,13 @@ fn migrate_uri(plan: &Plan, dir: &RuntimeDir) -> Result<String, Error> {
 mod tests {
     use super::*;
     use clap::Parser;
-    use gp_qemu::binary::{QemuBinary, QemuVersion};
     use gp_qemu::bind::{Binding, Method};
     use gp_qemu::pvh::PvhError;
     use qemu_args::{Cmdline, Memory};
 
     fn plan() -> Plan {
         Plan {
-            binary: QemuBinary {
-                path: "/opt/qemu/bin/qemu-system-x86_64".into(),
-                version: QemuVersion {
-                    major: 10,
-                    minor: 0,
-                    micro: 2,
-                    package: String::new(),
-                },
-                accels: vec!["kvm".into(), "tcg".into()],
-            },
+            binary: plan::tests::binary(&["kvm", "tcg"]),
             kernel: "/boot/vmlinuz-6.1".into(),
             initrd: "/tmp/gp-initrd.img".into(),
             cpus: 2,
@@ -746,7 +736,7 @@ mod tests {
         let h = launch_header(&p, &cli, &m, argv.clone(), Some("why".into()), 12.5, host);
         assert_eq!((h.tool.as_str(), h.time_s), (STAGE, 12.5));
         assert_eq!(h.argv, argv);
-        assert_eq!(h.qemu_binary, "/opt/qemu/bin/qemu-system-x86_64");
+        assert_eq!(h.qemu_binary, "/usr/bin/qemu-system-x86_64");
         assert_eq!(h.qemu_version, "10.0.2");
         assert_eq!(
             (h.accel.as_str(), h.accel_note.as_deref()),

@@ -410,7 +410,7 @@ fn absolute_paths(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use clap::Parser;
 
@@ -461,7 +461,8 @@ mod tests {
         assert!(e.contains("needs KVM, but --accel tcg was given"), "{e}");
     }
 
-    fn binary(accels: &[&str]) -> QemuBinary {
+    /// A QEMU 10.0.2 at /usr/bin with these accelerators (shared by the crate's unit tests).
+    pub(crate) fn binary(accels: &[&str]) -> QemuBinary {
         QemuBinary {
             path: "/usr/bin/qemu-system-x86_64".into(),
             version: gp_qemu::binary::QemuVersion {
